@@ -1,0 +1,27 @@
+/**
+ * Deterministic S3 keys in the work bucket. A retried stage writes the same keys, so a
+ * redelivery overwrites instead of duplicating.
+ */
+export interface DocumentRef {
+  readonly batchId: string;
+  readonly documentId: string;
+}
+
+const documentPrefix = (d: DocumentRef): string => `batches/${d.batchId}/documents/${d.documentId}`;
+
+export const chunkKey = (d: DocumentRef, first: number, last: number): string =>
+  `${documentPrefix(d)}/chunks/${first}-${last}.pdf`;
+
+export const pageKey = (d: DocumentRef, page: number): string => `${documentPrefix(d)}/pages/${page}.pdf`;
+
+export const imageKey = (d: DocumentRef, page: number): string => `${documentPrefix(d)}/images/${page}.png`;
+
+/** The prefix under which PNGs land; S3 notifications on it feed the converted-image queue. */
+export const IMAGES_KEY_PATTERN = /^batches\/([0-9a-f-]{36})\/documents\/([0-9a-f-]{36})\/images\/(\d+)\.png$/;
+
+/** Reads the ids back out of an image key, or returns undefined for any other key. */
+export function parseImageKey(key: string): (DocumentRef & { pageNumber: number }) | undefined {
+  const m = IMAGES_KEY_PATTERN.exec(key);
+  if (!m) return undefined;
+  return { batchId: m[1]!, documentId: m[2]!, pageNumber: Number(m[3]) };
+}
