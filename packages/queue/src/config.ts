@@ -1,0 +1,53 @@
+import { S3Client } from "@aws-sdk/client-s3";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { z } from "zod";
+
+/**
+ * The environment every service shares: how to reach the database, S3 and SQS. On AWS the
+ * endpoints are unset and the SDK's defaults apply; locally they point at the stand-ins.
+ * Each service extends this schema with its own variables.
+ */
+export const commonEnv = z.object({
+  DATABASE_URL: z
+    .string({ error: "DATABASE_URL is required: a postgres:// URL of the docpipe database" })
+    .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must start with postgres:// or postgresql://"),
+  AWS_REGION: z.string().default("us-east-1"),
+  AWS_ENDPOINT_URL_S3: z.url({ error: "AWS_ENDPOINT_URL_S3 must be a URL such as http://127.0.0.1:4569" }).optional(),
+  AWS_ENDPOINT_URL_SQS: z.url({ error: "AWS_ENDPOINT_URL_SQS must be a URL such as http://127.0.0.1:9324" }).optional(),
+  S3_FORCE_PATH_STYLE: z
+    .enum(["true", "false"], { error: "S3_FORCE_PATH_STYLE must be true or false" })
+    .default("false")
+    .transform((v) => v === "true"),
+  QUEUE_PREFIX: z.string().default(""),
+  WORK_BUCKET: z.string({ error: "WORK_BUCKET is required: the bucket for chunks, pages and PNGs" }).min(3),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+export type CommonEnv = z.infer<typeof commonEnv>;
+
+/** Thrown by loadEnv with one line per bad variable, naming it and how to fix it. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Parses `env` against a service's schema; never reads process.env itself. */
+export function loadEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => `  ${i.path.join(".") || "(env)"}: ${i.message}`);
+  throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+}
+
+/** AWS SDK clients for the configured endpoints (local stand-ins or AWS). */
+export function createAwsClients(env: CommonEnv): { s3: S3Client; sqs: SQSClient } {
+  return {
+    s3: new S3Client({
+      region: env.AWS_REGION,
+      forcePathStyle: env.S3_FORCE_PATH_STYLE,
+      ...(env.AWS_ENDPOINT_URL_S3 ? { endpoint: env.AWS_ENDPOINT_URL_S3 } : {}),
+    }),
+    sqs: new SQSClient({
+      region: env.AWS_REGION,
+      ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
+    }),
+  };
+}
