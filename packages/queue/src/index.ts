@@ -1,1 +1,40 @@
-export {};
+export * from "./contracts.js";
+export * from "./keys.js";
+export { createLogger, childLogger, type Logger, type LogIds, type CreateLoggerOptions } from "./logger.js";
+export {
+  PermanentError,
+  TransientError,
+  PoisonMessageError,
+  MessageRejectedError,
+  QueueSendError,
+  QueueNotFoundError,
+  S3ObjectNotFoundError,
+  S3Error,
+  coerceError,
+  errorCode,
+  type ErrorIds,
+  type DocpipeErrorOptions,
+} from "./errors.js";
+export { fullJitterBackoff, sleep, type BackoffOptions } from "./backoff.js";
+export { resolveQueueUrls, queueName, deadLetterQueueName, type QueueUrls } from "./queue-urls.js";
+export {
+  QueueProducer,
+  planBatches,
+  MAX_BATCH_BYTES,
+  MAX_BATCH_ENTRIES,
+  type QueueProducerOptions,
+  type MessageQueueKey,
+  type BatchLimits,
+} from "./producer.js";
+export { createWorker, type Worker, type WorkerOptions, type HandlerContext, type PoisonInfo } from "./worker.js";
+export {
+  deadLetterAttributes,
+  readDeadLetterInfo,
+  sendToDeadLetterQueue,
+  type DeadLetterInfo,
+  type DeadLetterReason,
+} from "./dead-letter.js";
+export { downloadToFile, uploadFile, toS3Error } from "./s3.js";
+export { parseS3Event, decodeS3Key, type S3Event, type S3EventRecord } from "./s3-events.js";
+export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptions } from "./audit.js";
+export { commonEnv, loadEnv, ConfigError, createAwsClients, type CommonEnv } from "./config.js";

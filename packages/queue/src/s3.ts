@@ -1,0 +1,73 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { coerceError, S3Error, S3ObjectNotFoundError } from "./errors.js";
+
+/** Parts of a multipart upload; S3 needs at least 5 MiB per part but the last. */
+const PART_SIZE = 8 * 1024 * 1024;
+/** Parts uploaded at once per file: bounds memory to about PART_SIZE × this. */
+const PART_QUEUE = 4;
+
+function isNotFound(e: unknown): boolean {
+  const err = e as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
+  return err?.name === "NoSuchKey" || err?.name === "NotFound" || err?.Code === "NoSuchKey" || err?.$metadata?.httpStatusCode === 404;
+}
+
+/** Wraps an S3 SDK error into {@link S3ObjectNotFoundError} (permanent) or {@link S3Error} (transient), with bucket and key. */
+export function toS3Error(e: unknown, op: string, bucket: string, key: string): S3Error | S3ObjectNotFoundError {
+  if (e instanceof S3Error || e instanceof S3ObjectNotFoundError) return e;
+  if (isNotFound(e)) return new S3ObjectNotFoundError("s3_not_found", `s3://${bucket}/${key} does not exist`, { cause: e, bucket, key });
+  const err = coerceError(e);
+  return new S3Error("s3_unavailable", `S3 ${op} of s3://${bucket}/${key} failed: ${err.message}`, { cause: e, bucket, key });
+}
+
+/**
+ * Streams an object to `path` and returns its size in bytes. The body is never held in memory,
+ * so a multi-gigabyte PDF costs a file, not a heap. The file is written beside `path` and renamed
+ * into place, so a crash never leaves a truncated file under the final name.
+ */
+export async function downloadToFile(s3: S3Client, bucket: string, key: string, path: string): Promise<number> {
+  const partial = `${path}.${process.pid}.${Date.now()}.part`;
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    if (!out.Body) throw new Error("GetObject returned no body");
+    await pipeline(out.Body as Readable, createWriteStream(partial));
+    await rename(partial, path);
+    return (await stat(path)).size;
+  } catch (e) {
+    await rm(partial, { force: true });
+    throw toS3Error(e, "download", bucket, key);
+  }
+}
+
+/**
+ * Uploads a file (streamed from disk) or bytes. Uses lib-storage's `Upload`, which sends one
+ * PutObject for bodies under 8 MiB and a multipart upload, 4 parts at a time, above that.
+ */
+export async function uploadFile(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  pathOrBody: string | Uint8Array,
+  contentType?: string,
+): Promise<void> {
+  try {
+    const body = typeof pathOrBody === "string" ? createReadStream(pathOrBody) : pathOrBody;
+    const upload = new Upload({
+      client: s3,
+      params: { Bucket: bucket, Key: key, Body: body, ...(contentType && { ContentType: contentType }) },
+      partSize: PART_SIZE,
+      queueSize: PART_QUEUE,
+      // A failed multipart upload is aborted rather than left to accrue storage.
+      leavePartsOnError: false,
+    });
+    await upload.done();
+  } catch (e) {
+    throw toS3Error(e, "upload", bucket, key);
+  }
+}
