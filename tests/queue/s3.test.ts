@@ -1,0 +1,99 @@
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateBucketCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { S3ObjectNotFoundError, downloadToFile, uploadFile } from "@docpipe/queue";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+interface S3rverInstance {
+  run(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+
+let dir: string;
+let server: S3rverInstance;
+let s3: S3Client;
+const bucket = "queue-s3-test";
+/** Names of the S3 commands sent, to tell a multipart upload from a single PUT. */
+const commands: string[] = [];
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "queue-s3-"));
+  // s3rver is a dependency of @docpipe/local-stack; these tests need only S3, so start it alone.
+  const require = createRequire(new URL("../../packages/local-stack/package.json", import.meta.url));
+  const S3rver = require("s3rver") as new (opts: object) => S3rverInstance;
+  server = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory: join(dir, "s3") });
+  const { port } = await server.run();
+  s3 = new S3Client({
+    region: "us-east-1",
+    endpoint: `http://127.0.0.1:${port}`,
+    forcePathStyle: true,
+    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+  });
+  s3.middlewareStack.add(
+    (next, context) => (args) => {
+      commands.push(context.commandName ?? "?");
+      return next(args);
+    },
+    { step: "initialize", name: "recordCommands" },
+  );
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+});
+
+afterAll(async () => {
+  s3?.destroy();
+  await server?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("S3 helpers", () => {
+  it("uploads a big file in parts and streams it back byte for byte", async () => {
+    commands.length = 0;
+    const src = join(dir, "big.bin");
+    // 20 MiB: three 8 MiB parts, the last one short.
+    await writeFile(src, randomBytes(20 * 1024 * 1024));
+    await uploadFile(s3, bucket, "docs/big file.pdf", src, "application/pdf");
+
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: "docs/big file.pdf" }));
+    expect(head.ContentLength).toBe(20 * 1024 * 1024);
+    expect(head.ContentType).toBe("application/pdf");
+    expect(commands.filter((c) => c === "UploadPartCommand")).toHaveLength(3);
+    expect(commands).toContain("CompleteMultipartUploadCommand");
+
+    const out = join(dir, "down", "big.bin");
+    const bytes = await downloadToFile(s3, bucket, "docs/big file.pdf", out);
+    expect(bytes).toBe(20 * 1024 * 1024);
+    expect(await sha256(out)).toBe(await sha256(src));
+    // No partial file is left beside the result.
+    expect(await readdir(join(dir, "down"))).toEqual(["big.bin"]);
+  });
+
+  it("uploads bytes in one request", async () => {
+    commands.length = 0;
+    const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
+    await uploadFile(s3, bucket, "images/1.png", png, "image/png");
+    const out = join(dir, "1.png");
+    expect(await downloadToFile(s3, bucket, "images/1.png", out)).toBe(7);
+    expect(new Uint8Array(await readFile(out))).toEqual(png);
+    expect(commands).toContain("PutObjectCommand");
+    expect(commands).not.toContain("UploadPartCommand");
+  });
+
+  it("reports a missing object as a permanent S3ObjectNotFoundError and leaves no file", async () => {
+    const out = join(dir, "missing", "x.pdf");
+    const err = await downloadToFile(s3, bucket, "no/such/key.pdf", out).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(S3ObjectNotFoundError);
+    expect(err).toMatchObject({ code: "s3_not_found", ids: { bucket, key: "no/such/key.pdf" } });
+    expect(await readdir(join(dir, "missing"))).toEqual([]);
+  });
+});
