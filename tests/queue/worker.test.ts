@@ -85,6 +85,7 @@ describe("worker", () => {
     await worker.stop();
 
     expect(handled).toBe(0);
+    expect(worker.stats).toMatchObject({ received: 2, poison: 2, deadLettered: 2, succeeded: 0 });
     expect(poisoned.map((p) => p.error.name)).toEqual(["PoisonMessageError", "PoisonMessageError"]);
     expect(poisoned.map((p) => p.attempt)).toEqual([1, 1]);
     expect(dead.map((m) => m.Body).sort()).toEqual(["{not json", wrongSchema].sort());
@@ -160,6 +161,7 @@ describe("worker", () => {
     await worker.stop();
 
     expect(attempts[0]).toBe(1);
+    expect(worker.stats).toMatchObject({ received: 2, retried: 1, succeeded: 1, deadLettered: 0 });
     // A redelivery, told apart by its receive count (local-aws-sqs also counts visibility changes).
     expect(attempts[1]).toBeGreaterThan(1);
     expect(await countMessages(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });

@@ -26,7 +26,7 @@ export {
   type MessageQueueKey,
   type BatchLimits,
 } from "./producer.js";
-export { createWorker, type Worker, type WorkerOptions, type HandlerContext, type PoisonInfo } from "./worker.js";
+export { createWorker, type Worker, type WorkerOptions, type WorkerStats, type HandlerContext, type PoisonInfo } from "./worker.js";
 export {
   deadLetterAttributes,
   readDeadLetterInfo,

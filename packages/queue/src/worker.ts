@@ -80,13 +80,26 @@ export interface Worker {
   readonly running: boolean;
   /** Messages being handled right now. */
   readonly inFlight: number;
+  readonly stats: Readonly<WorkerStats>;
 }
 
 interface Job {
   message: Message;
   controller: AbortController;
   heartbeat?: NodeJS.Timeout;
+  /** The heartbeat request in flight, awaited before the message's fate is sent so it cannot overwrite it. */
+  beat?: Promise<void>;
   released: boolean;
+  done: boolean;
+}
+
+/** Counters since start, for health checks and tests. */
+export interface WorkerStats {
+  received: number;
+  succeeded: number;
+  retried: number;
+  deadLettered: number;
+  poison: number;
 }
 
 /** Codes SQS answers when a receipt handle is no longer ours (the message was redelivered or deleted). */
@@ -130,6 +143,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
   const { sqs, queueUrl } = opts;
 
   const jobs = new Set<Job>();
+  const stats: WorkerStats = { received: 0, succeeded: 0, retried: 0, deadLettered: 0, poison: 0 };
   let started = false;
   let stopping = false;
   let stopPromise: Promise<void> | undefined;
@@ -207,7 +221,8 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
 
   function startHeartbeat(job: Job, log: Logger): void {
     job.heartbeat = setInterval(() => {
-      sqs
+      if (job.beat) return; // the previous extension is still on its way
+      job.beat = sqs
         .send(
           new ChangeMessageVisibilityCommand({
             QueueUrl: queueUrl,
@@ -217,6 +232,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
         )
         .then(() => log.debug({ visibilitySeconds: visibility }, "visibility extended"))
         .catch((e: unknown) => {
+          if (job.done) return;
           const err = coerceError(e);
           if (LOST_RECEIPT.has(err.name)) {
             // Someone else may now hold this message; the handler should stop wasting work.
@@ -226,17 +242,29 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
           } else {
             log.warn({ err }, "visibility heartbeat failed; will try again");
           }
+        })
+        .finally(() => {
+          job.beat = undefined;
         });
     }, heartbeatSeconds * 1000);
     job.heartbeat.unref();
   }
 
+  /** Ends the heartbeat before the message is acknowledged, retried or moved, so no late extension undoes that. */
+  async function stopHeartbeat(job: Job): Promise<void> {
+    job.done = true;
+    clearInterval(job.heartbeat);
+    await job.beat;
+  }
+
   function dispatch(message: Message): void {
-    const job: Job = { message, controller: new AbortController(), released: false };
+    const job: Job = { message, controller: new AbortController(), released: false, done: false };
     jobs.add(job);
+    stats.received++;
     void handleJob(job)
       .catch((e: unknown) => logger.error({ err: coerceError(e), messageId: message.MessageId }, "message processing crashed"))
       .finally(() => {
+        job.done = true;
         clearInterval(job.heartbeat);
         jobs.delete(job);
         wake();
@@ -318,8 +346,10 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
       return;
     }
 
+    await stopHeartbeat(job);
     try {
       await deleteMessage(m);
+      stats.succeeded++;
       log.debug({ durationMs: Math.round(performance.now() - startedAt) }, "message handled");
     } catch (e) {
       // The work is done and idempotent; a redelivery repeats it harmlessly.
@@ -328,15 +358,16 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
   }
 
   async function retryLater(job: Job, attempt: number, err: Error, log: Logger, msg: string, durationMs?: number): Promise<void> {
-    clearInterval(job.heartbeat);
+    await stopHeartbeat(job);
     if (job.released) return;
+    stats.retried++;
     const delay = Math.round(fullJitterBackoff(attempt, { base: retryBase, cap: retryMax }));
     log.warn({ err, errorCode: errorCode(err), retryInSeconds: delay, durationMs }, msg);
     await changeVisibility(job.message, clamp(delay, 0, MAX_VISIBILITY_SECONDS), log);
   }
 
   async function deadLetter(job: Job, reason: DeadLetterReason, err: Error, attempt: number, log: Logger): Promise<void> {
-    clearInterval(job.heartbeat);
+    await stopHeartbeat(job);
     try {
       const dlqMessageId = await sendToDeadLetterQueue(sqs, opts.dlqUrl, job.message, {
         reason,
@@ -348,6 +379,8 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
         workerId: opts.name,
       });
       await deleteMessage(job.message);
+      stats.deadLettered++;
+      if (reason === "poison") stats.poison++;
       log.info({ reason, errorCode: errorCode(err), dlqMessageId }, "message dead-lettered");
     } catch (e) {
       // Not moved (or moved but not deleted): leave it for a retry, which moves it again. A
@@ -372,7 +405,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     await Promise.all(
       unfinished.map(async (job) => {
         job.released = true;
-        clearInterval(job.heartbeat);
+        await stopHeartbeat(job);
         job.controller.abort(new Error("worker stopped; message released to the queue"));
         await changeVisibility(job.message, 0, logger.child({ messageId: job.message.MessageId }));
       }),
@@ -406,6 +439,9 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     },
     get inFlight(): number {
       return jobs.size;
+    },
+    get stats(): Readonly<WorkerStats> {
+      return { ...stats };
     },
   };
 }
