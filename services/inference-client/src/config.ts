@@ -1,0 +1,59 @@
+import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
+import { commonEnv, loadEnv } from "@docpipe/queue";
+import { z } from "zod";
+import { HttpModelInvoker, SageMakerModelInvoker, type ModelInvoker } from "./model/invoker.js";
+
+const int = (name: string, def: number, min = 0) =>
+  z.coerce
+    .number({ error: `${name} must be a number` })
+    .int(`${name} must be a whole number`)
+    .min(min, `${name} must be at least ${min}`)
+    .default(def);
+
+const configSchema = commonEnv
+  .extend({
+    MODEL_URL: z.url({ error: "MODEL_URL must be the model's invocation URL, e.g. http://127.0.0.1:8080/invocations" }).optional(),
+    MODEL_AUTH_HEADER_NAME: z.string().min(1).default("x-api-key"),
+    MODEL_AUTH_HEADER_VALUE: z.string().min(1).optional(),
+    SAGEMAKER_ENDPOINT_NAME: z.string().min(1).optional(),
+    MODEL_TIMEOUT_MS: int("MODEL_TIMEOUT_MS", 30_000, 1),
+    MODEL_MAX_CONCURRENCY: int("MODEL_MAX_CONCURRENCY", 4, 1),
+    MODEL_RATE_PER_SECOND: z.coerce.number({ error: "MODEL_RATE_PER_SECOND must be a number (0 = no limit)" }).min(0).default(20),
+    MODEL_BURST: int("MODEL_BURST", 10, 1),
+    MODEL_MAX_ATTEMPTS: int("MODEL_MAX_ATTEMPTS", 5, 1),
+    MODEL_RETRY_BASE_MS: int("MODEL_RETRY_BASE_MS", 200, 1),
+    MODEL_RETRY_CAP_MS: int("MODEL_RETRY_CAP_MS", 10_000, 1),
+    BREAKER_FAILURE_THRESHOLD: int("BREAKER_FAILURE_THRESHOLD", 5, 1),
+    BREAKER_COOLDOWN_MS: int("BREAKER_COOLDOWN_MS", 30_000, 0),
+    WORKER_CONCURRENCY: int("WORKER_CONCURRENCY", 0, 0),
+  })
+  .refine((c) => c.MODEL_URL !== undefined || c.SAGEMAKER_ENDPOINT_NAME !== undefined, {
+    message: "set MODEL_URL (HTTP endpoint) or SAGEMAKER_ENDPOINT_NAME (InvokeEndpoint)",
+    path: ["MODEL_URL"],
+  });
+
+export type InferenceClientConfig = z.infer<typeof configSchema>;
+
+/** Reads the inference client's configuration; throws ConfigError naming each bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): InferenceClientConfig {
+  return loadEnv(configSchema, env);
+}
+
+/** The invoker the configuration asks for: SageMaker InvokeEndpoint when an endpoint name is set, HTTP otherwise. */
+export function buildModelInvoker(config: InferenceClientConfig): ModelInvoker {
+  if (config.SAGEMAKER_ENDPOINT_NAME) {
+    return new SageMakerModelInvoker({
+      // One attempt per send: our own retry loop (with breaker and rate limit) does the retrying.
+      client: new SageMakerRuntimeClient({ region: config.AWS_REGION, maxAttempts: 1 }),
+      endpointName: config.SAGEMAKER_ENDPOINT_NAME,
+      timeoutMs: config.MODEL_TIMEOUT_MS,
+    });
+  }
+  return new HttpModelInvoker({
+    url: config.MODEL_URL!,
+    timeoutMs: config.MODEL_TIMEOUT_MS,
+    ...(config.MODEL_AUTH_HEADER_VALUE && {
+      authHeader: { name: config.MODEL_AUTH_HEADER_NAME, value: config.MODEL_AUTH_HEADER_VALUE },
+    }),
+  });
+}

@@ -1,0 +1,40 @@
+import { PermanentError, TransientError, type DocpipeErrorOptions } from "@docpipe/queue";
+
+/**
+ * The endpoint failed in a way a later call may not: throttling (429), 5xx, a timeout, a
+ * refused connection, a malformed answer. Counts against the circuit breaker and is retried.
+ */
+export class ModelUnavailableError extends TransientError {
+  /** Milliseconds the endpoint asked us to wait (Retry-After), when it said. */
+  readonly retryAfterMs: number | undefined;
+  /** HTTP status, when there was a response. */
+  readonly status: number | undefined;
+  constructor(code: string, message: string, opts?: DocpipeErrorOptions & { retryAfterMs?: number; status?: number }) {
+    const { retryAfterMs, status, ...rest } = opts ?? {};
+    super(code, message, rest);
+    this.retryAfterMs = retryAfterMs;
+    this.status = status;
+  }
+}
+
+/**
+ * The endpoint answered and refused this request (a 4xx other than 401/403/408/429): the page
+ * itself is the problem, so no retry helps and the message is dead-lettered.
+ */
+export class ModelRejectedError extends PermanentError {
+  readonly status: number | undefined;
+  constructor(code: string, message: string, opts?: DocpipeErrorOptions & { status?: number }) {
+    const { status, ...rest } = opts ?? {};
+    super(code, message, rest);
+    this.status = status;
+  }
+}
+
+/**
+ * Sorts an HTTP status into retryable or not. 401/403 are retryable on purpose: they mean our
+ * credentials or the gateway are misconfigured, which an operator fixes; dead-lettering every
+ * page of a batch for it would be worse. They still count against the breaker.
+ */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status === 401 || status === 403 || status >= 500;
+}

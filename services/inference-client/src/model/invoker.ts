@@ -1,0 +1,169 @@
+import { InvokeEndpointCommand, type SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
+import { coerceError } from "@docpipe/queue";
+import { z } from "zod";
+import { parseRetryAfterMs } from "../limits/backoff.js";
+import { isRetryableStatus, ModelRejectedError, ModelUnavailableError } from "./errors.js";
+
+/** What the model is asked: score the PNG at this S3 location. */
+export interface ModelRequest {
+  bucket: string;
+  key: string;
+}
+
+/** The contract every model endpoint answers with. */
+export const ModelResponse = z.object({
+  model: z.object({ name: z.string().min(1), version: z.string().min(1) }),
+  output: z.record(z.string(), z.unknown()),
+  features: z.array(z.string()),
+});
+export type ModelResponse = z.infer<typeof ModelResponse>;
+
+/** One call to the endpoint, no retries: {@link ModelUnavailableError} (retry) or {@link ModelRejectedError} (don't). */
+export interface ModelInvoker {
+  readonly description: string;
+  invoke(request: ModelRequest, signal: AbortSignal): Promise<ModelResponse>;
+}
+
+function parseResponse(text: string, where: string): ModelResponse {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new ModelUnavailableError("model_bad_response", `${where} answered with something that is not JSON`, { cause });
+  }
+  const parsed = ModelResponse.safeParse(json);
+  if (!parsed.success) {
+    // A broken model deployment, not a bad page: retry (and let the breaker stop the flood).
+    throw new ModelUnavailableError("model_bad_response", `${where} answered outside the contract: ${parsed.error.message}`);
+  }
+  return parsed.data;
+}
+
+export interface HttpInvokerOptions {
+  /** The invocation URL (API Gateway in front of SageMaker, or the reference model's `/invocations`). */
+  url: string;
+  /** Optional header sent with every call, e.g. `{ name: "x-api-key", value: "..." }`. */
+  authHeader?: { name: string; value: string };
+  /** Per-call timeout. @defaultValue 30000 */
+  timeoutMs?: number;
+}
+
+/** Calls the endpoint over HTTP with fetch (keep-alive connections from Node's global agent). */
+export class HttpModelInvoker implements ModelInvoker {
+  readonly description: string;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: HttpInvokerOptions) {
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.description = `POST ${new URL(opts.url).origin}${new URL(opts.url).pathname}`;
+  }
+
+  async invoke(request: ModelRequest, signal: AbortSignal): Promise<ModelResponse> {
+    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+    if (this.opts.authHeader) headers[this.opts.authHeader.name] = this.opts.authHeader.value;
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(this.opts.url, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ bucket: request.bucket, key: request.key }),
+        signal: AbortSignal.any([signal, timeout]),
+      });
+      text = await res.text();
+    } catch (e) {
+      if (signal.aborted) throw e;
+      const err = coerceError(e);
+      const timedOut = timeout.aborted;
+      throw new ModelUnavailableError(
+        timedOut ? "model_timeout" : "model_unreachable",
+        timedOut ? `model endpoint did not answer within ${this.timeoutMs} ms` : `model endpoint unreachable: ${err.message}`,
+        { cause: err, key: request.key },
+      );
+    }
+    if (res.ok) return parseResponse(text, "model endpoint");
+    const detail = text.slice(0, 200);
+    if (isRetryableStatus(res.status)) {
+      const retryAfterMs = parseRetryAfterMs(res.headers.get("retry-after"));
+      throw new ModelUnavailableError(
+        res.status === 429 ? "model_throttled" : `model_http_${res.status}`,
+        `model endpoint answered ${res.status}: ${detail}`,
+        { status: res.status, key: request.key, ...(retryAfterMs !== undefined && { retryAfterMs }) },
+      );
+    }
+    throw new ModelRejectedError(`model_http_${res.status}`, `model endpoint refused the page with ${res.status}: ${detail}`, {
+      status: res.status,
+      key: request.key,
+    });
+  }
+}
+
+export interface SageMakerInvokerOptions {
+  client: SageMakerRuntimeClient;
+  endpointName: string;
+  /** Per-call timeout. @defaultValue 30000 */
+  timeoutMs?: number;
+}
+
+/** Errors SageMaker Runtime names when the endpoint is busy or broken rather than the request wrong. */
+const SAGEMAKER_RETRYABLE = new Set([
+  "ThrottlingException",
+  "ServiceUnavailable",
+  "InternalFailure",
+  "InternalDependencyException",
+  "ModelNotReadyException",
+]);
+
+/**
+ * Calls SageMaker InvokeEndpoint directly. Give it a client built with `maxAttempts: 1`: the
+ * protected client does the retrying, with the breaker and rate limit in the loop.
+ */
+export class SageMakerModelInvoker implements ModelInvoker {
+  readonly description: string;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: SageMakerInvokerOptions) {
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.description = `SageMaker endpoint ${opts.endpointName}`;
+  }
+
+  async invoke(request: ModelRequest, signal: AbortSignal): Promise<ModelResponse> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    try {
+      const out = await this.opts.client.send(
+        new InvokeEndpointCommand({
+          EndpointName: this.opts.endpointName,
+          ContentType: "application/json",
+          Accept: "application/json",
+          Body: new TextEncoder().encode(JSON.stringify({ bucket: request.bucket, key: request.key })),
+        }),
+        { abortSignal: AbortSignal.any([signal, timeout]) },
+      );
+      return parseResponse(new TextDecoder().decode(out.Body ?? new Uint8Array()), this.description);
+    } catch (e) {
+      if (signal.aborted) throw e;
+      if (e instanceof ModelUnavailableError) throw e;
+      const err = coerceError(e);
+      const meta = (e as { $metadata?: { httpStatusCode?: number } }).$metadata;
+      // ModelError carries the container's own status; judge by it when present.
+      const original = (e as { OriginalStatusCode?: number }).OriginalStatusCode;
+      const status = original ?? meta?.httpStatusCode;
+      if (timeout.aborted) {
+        throw new ModelUnavailableError("model_timeout", `${this.description} did not answer within ${this.timeoutMs} ms`, { cause: err });
+      }
+      if (SAGEMAKER_RETRYABLE.has(err.name) || status === undefined || isRetryableStatus(status)) {
+        throw new ModelUnavailableError(
+          err.name === "ThrottlingException" ? "model_throttled" : `sagemaker_${err.name}`,
+          `${this.description} failed: ${err.message}`,
+          { cause: err, key: request.key, ...(status !== undefined && { status }) },
+        );
+      }
+      throw new ModelRejectedError(`sagemaker_${err.name}`, `${this.description} refused the page: ${err.message}`, {
+        cause: err,
+        key: request.key,
+        status,
+      });
+    }
+  }
+}

@@ -1,0 +1,224 @@
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { PrismaClient } from "@docpipe/db";
+import {
+  AuditWriter,
+  childLogger,
+  coerceError,
+  createWorker,
+  errorCode,
+  parseImageKey,
+  parseS3Event,
+  PermanentError,
+  queues,
+  TransientError,
+  type HandlerContext,
+  type Logger,
+  type QueueKey,
+  type QueueUrls,
+  type S3Event,
+  type S3EventRecord,
+} from "@docpipe/queue";
+import { pino } from "pino";
+import { ProtectedModelClient, type ProtectionOptions } from "./protected-client.js";
+import type { BreakerState } from "./limits/circuit-breaker.js";
+import { HttpModelInvoker, type HttpInvokerOptions, type ModelInvoker } from "./model/invoker.js";
+import { completeDocument, storeResult } from "./results.js";
+
+export interface InferenceClientOptions extends ProtectionOptions {
+  sqs: SQSClient;
+  prisma: PrismaClient;
+  /** Only `convertedImage` is used. */
+  queueUrls: Pick<Record<QueueKey, QueueUrls>, "convertedImage">;
+  /** The endpoint: an invoker (e.g. {@link SageMakerModelInvoker}), or the HTTP settings for one. */
+  model: ModelInvoker | HttpInvokerOptions;
+  /**
+   * Messages handled at once. Above `maxConcurrency` so that pages waiting for the database or
+   * for a token do not leave the endpoint idle. @defaultValue 2 × maxConcurrency
+   */
+  workerConcurrency?: number;
+  /** Seconds to wait for in-flight pages on stop before releasing them to the queue. @defaultValue 25 */
+  stopTimeoutSeconds?: number;
+  /** Long-poll wait of the worker. @defaultValue 20 */
+  waitTimeSeconds?: number;
+  /** Worker id in audit records. @defaultValue `inference-client/<pid>` */
+  workerId?: string;
+  logger?: Logger;
+}
+
+export interface InferenceClientStatus {
+  breaker: BreakerState;
+  /** Times the breaker has opened since start. */
+  breakerOpens: number;
+  /** Model calls in flight now. */
+  callsInFlight: number;
+  /** Messages being handled now. */
+  messagesInFlight: number;
+}
+
+export interface InferenceClient {
+  start(): void;
+  stop(): Promise<void>;
+  status(): InferenceClientStatus;
+}
+
+const STAGE = "inference";
+
+/** Builds the inference client: converted-image queue → model endpoint → one InferenceResult per page. */
+export function createInferenceClient(opts: InferenceClientOptions): InferenceClient {
+  const logger = (opts.logger ?? pino({ level: "silent" })).child({ component: "inference-client" });
+  const workerId = opts.workerId ?? `inference-client/${process.pid}`;
+  const invoker = "invoke" in opts.model ? opts.model : new HttpModelInvoker(opts.model);
+  const client = new ProtectedModelClient(invoker, { ...opts, logger });
+  const audit = new AuditWriter({ prisma: opts.prisma, workerId, logger });
+  const { prisma } = opts;
+  // Ends waits (breaker, backoff, tokens) at once on stop, so held pages go back to the queue promptly.
+  const stopping = new AbortController();
+  const spec = queues.convertedImage;
+
+  async function handleRecord(record: S3EventRecord, ctx: HandlerContext, signal: AbortSignal): Promise<void> {
+    if (!record.eventName.startsWith("ObjectCreated:")) {
+      ctx.logger.info({ eventName: record.eventName, key: record.key }, "not an object-created event; ignoring");
+      return;
+    }
+    const ref = parseImageKey(record.key);
+    if (!ref) {
+      ctx.logger.info({ bucket: record.bucket, key: record.key }, "key is not a page image; ignoring");
+      return;
+    }
+    const log = childLogger(ctx.logger, { batchId: ref.batchId, documentId: ref.documentId, pageNumber: ref.pageNumber });
+    const ids = { batchId: ref.batchId, documentId: ref.documentId, pageNumber: ref.pageNumber, attempt: ctx.attempt, messageId: ctx.messageId };
+    const started = performance.now();
+
+    const page = await prisma.page.findUnique({
+      where: { documentId_pageNumber: { documentId: ref.documentId, pageNumber: ref.pageNumber } },
+      select: { id: true, documentId: true, pageNumber: true, result: { select: { id: true } } },
+    });
+    if (!page) {
+      const doc = await prisma.document.findUnique({ where: { id: ref.documentId }, select: { id: true } });
+      const errIds = { documentId: ref.documentId, pageNumber: ref.pageNumber, key: record.key };
+      // No document: a stray object no retry will explain. A document without this page row
+      // is a producer that has not written it yet: retry.
+      if (!doc) throw new PermanentError("unknown_document", `no document ${ref.documentId} for ${record.key}`, errIds);
+      throw new TransientError("unknown_page", `document has no page ${ref.pageNumber} yet`, errIds);
+    }
+
+    if (page.result) {
+      // Duplicate delivery: the result exists; only make sure page and document caught up.
+      await prisma.page.updateMany({ where: { id: page.id, state: { not: "done" } }, data: { state: "done" } });
+      const doc = await completeDocument(prisma, page.documentId);
+      await audit.record({ stage: STAGE, outcome: "skipped", ...ids, details: { reason: "result_exists", documentDone: doc.documentDone } });
+      log.info("page already has a result; duplicate delivery skipped");
+      return;
+    }
+
+    await audit.record({ stage: STAGE, outcome: "started", ...ids });
+    try {
+      const outcome = await client.invoke({ bucket: record.bucket, key: record.key }, signal, ctx.signal);
+      const stored = await storeResult(prisma, page, outcome.response, outcome.latencyMs);
+      const durationMs = Math.round(performance.now() - started);
+      await audit.record({
+        stage: STAGE,
+        outcome: stored.created ? "succeeded" : "skipped",
+        ...ids,
+        durationMs,
+        details: {
+          model: outcome.response.model,
+          features: outcome.response.features,
+          latencyMs: outcome.latencyMs,
+          calls: outcome.calls,
+          documentDone: stored.documentDone,
+          ...(!stored.created && { reason: "result_exists" }),
+        },
+      });
+      log.info({ durationMs, latencyMs: outcome.latencyMs, calls: outcome.calls, features: outcome.response.features }, "page scored");
+      if (stored.documentDone) log.info({ pageCount: stored.pageCount }, "document done");
+    } catch (e) {
+      const err = coerceError(e);
+      // Stopping is not a failure of the page; the worker releases the message.
+      if (!signal.aborted && !(err instanceof PermanentError)) {
+        await audit
+          .record({ stage: STAGE, outcome: "failed", ...ids, durationMs: Math.round(performance.now() - started), errorCode: errorCode(err), errorMessage: err.message })
+          .catch(() => undefined);
+      }
+      throw err;
+    }
+  }
+
+  async function recordDeadLetter(event: S3Event, error: PermanentError, ctx: HandlerContext): Promise<void> {
+    const key = error.ids.key;
+    const record = event.kind === "records" ? (event.records.find((r) => r.key === key) ?? event.records[0]) : undefined;
+    const ref = record ? parseImageKey(record.key) : undefined;
+    await audit.record({
+      stage: STAGE,
+      outcome: "dead_lettered",
+      ...(ref && { batchId: ref.batchId, documentId: ref.documentId, pageNumber: ref.pageNumber }),
+      attempt: ctx.attempt,
+      messageId: ctx.messageId,
+      errorCode: error.code,
+      errorMessage: error.message,
+    });
+    if (!ref || error.code === "unknown_document") return;
+    const reason = `page ${ref.pageNumber}: ${error.message}`;
+    await prisma.page.updateMany({
+      where: { documentId: ref.documentId, pageNumber: ref.pageNumber, state: { not: "done" } },
+      data: { state: "failed", failureCode: error.code, failureReason: error.message },
+    });
+    // A page that will never get a result keeps its document from done: fail it, with the reason.
+    await prisma.document.updateMany({
+      where: { id: ref.documentId, state: { notIn: ["done", "failed"] } },
+      data: { state: "failed", failureCode: `inference_${error.code}`, failureReason: reason, completedAt: new Date() },
+    });
+  }
+
+  const worker = createWorker<S3Event>({
+    name: workerId,
+    queueUrl: opts.queueUrls.convertedImage.url,
+    dlqUrl: opts.queueUrls.convertedImage.dlqUrl,
+    sqs: opts.sqs,
+    parse: parseS3Event,
+    concurrency: opts.workerConcurrency ?? 2 * client.semaphore.limit,
+    visibilityTimeoutSeconds: spec.visibilityTimeoutSeconds,
+    maxReceiveCount: spec.maxReceiveCount,
+    ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
+    logger,
+    handle: async (event, ctx) => {
+      if (event.kind === "test") {
+        ctx.logger.info("S3 test event; ignoring");
+        return;
+      }
+      const signal = AbortSignal.any([ctx.signal, stopping.signal]);
+      // S3 sends one record per event; several are handled in turn.
+      for (const record of event.records) await handleRecord(record, ctx, signal);
+    },
+    onPoison: async (info) => {
+      await audit.record({
+        stage: STAGE,
+        outcome: "dead_lettered",
+        attempt: info.attempt,
+        messageId: info.messageId,
+        errorCode: errorCode(info.error),
+        errorMessage: info.error.message,
+        details: { bytes: Buffer.byteLength(info.body) },
+      });
+    },
+    onDeadLetter: recordDeadLetter,
+  });
+
+  return {
+    start() {
+      worker.start();
+      logger.info({ endpoint: invoker.description, maxConcurrency: client.semaphore.limit }, "inference client started");
+    },
+    async stop() {
+      stopping.abort(new Error("inference client stopping"));
+      await worker.stop({ timeoutMs: (opts.stopTimeoutSeconds ?? 25) * 1000 });
+      await audit.flush();
+    },
+    status: () => ({
+      breaker: client.breaker.state,
+      breakerOpens: client.breaker.openCount,
+      callsInFlight: client.semaphore.inUse,
+      messagesInFlight: worker.inFlight,
+    }),
+  };
+}

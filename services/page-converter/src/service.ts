@@ -1,0 +1,252 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { PrismaClient } from "@docpipe/db";
+import { DEFAULT_DPI, DEFAULT_MAX_PIXELS, PdfError, RenderPool, type RenderResult } from "@docpipe/pdf";
+import {
+  AuditWriter,
+  coerceError,
+  createWorker,
+  downloadToFile,
+  errorCode,
+  imageKey,
+  PermanentError,
+  queues,
+  SinglePageMessage,
+  TransientError,
+  uploadFile,
+  type HandlerContext,
+  type Logger,
+  type QueueKey,
+  type QueueUrls,
+} from "@docpipe/queue";
+import { pino } from "pino";
+
+export interface PageConverterOptions {
+  sqs: SQSClient;
+  s3: S3Client;
+  prisma: PrismaClient;
+  /** Only `singlePage` is used. */
+  queueUrls: Pick<Record<QueueKey, QueueUrls>, "singlePage">;
+  /** Where the PNGs go, under `batches/{batchId}/documents/{documentId}/images/{n}.png`. */
+  workBucket: string;
+  /** @defaultValue 150 */
+  dpi?: number;
+  /**
+   * Most pixels (width × height) of one PNG. A page that would be larger at `dpi` is rendered
+   * at the highest lower DPI that fits, and that DPI is recorded on the page: every page still
+   * gets an image, and an absurd page box (say 200 × 200 inches) cannot exhaust memory.
+   * @defaultValue 50_000_000
+   */
+  maxPixels?: number;
+  /** Time allowed to render one page; the render thread is replaced when it overruns. @defaultValue 60000 */
+  renderTimeoutMs?: number;
+  /** Deliveries of a page that time out before it is failed for good (the machine may just have been busy). @defaultValue 2 */
+  renderTimeoutAttempts?: number;
+  /** Render threads when the service builds its own pool. @defaultValue os.availableParallelism() */
+  renderThreads?: number;
+  /** A pool to share (the caller closes it); otherwise the service builds one and closes it on stop. */
+  pool?: RenderPool;
+  /** Single-page PDFs are downloaded here, one temporary directory per message. @defaultValue os.tmpdir() */
+  tmpDir?: string;
+  /** Messages handled at once. @defaultValue the pool size, so every render thread has a page */
+  concurrency?: number;
+  /** Seconds to wait for in-flight pages on stop before releasing them to the queue. @defaultValue 25 */
+  stopTimeoutSeconds?: number;
+  /** Long-poll wait of the worker. @defaultValue 20 */
+  waitTimeSeconds?: number;
+  /** Worker id in audit records. @defaultValue `page-converter/<pid>` */
+  workerId?: string;
+  logger?: Logger;
+}
+
+export interface PageConverter {
+  start(): void;
+  stop(): Promise<void>;
+}
+
+const STAGE = "convert";
+
+/** Builds the page converter: single-page queue → mupdf render on a thread pool → PNG in S3 → Page row. */
+export function createPageConverter(opts: PageConverterOptions): PageConverter {
+  const logger = (opts.logger ?? pino({ level: "silent" })).child({ component: "page-converter" });
+  const workerId = opts.workerId ?? `page-converter/${process.pid}`;
+  const dpi = opts.dpi ?? DEFAULT_DPI;
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const renderTimeoutMs = opts.renderTimeoutMs ?? 60_000;
+  const timeoutAttempts = Math.max(1, opts.renderTimeoutAttempts ?? 2);
+  const ownPool = opts.pool === undefined;
+  const pool = opts.pool ?? new RenderPool({ timeoutMs: renderTimeoutMs, ...(opts.renderThreads && { size: opts.renderThreads }) });
+  const audit = new AuditWriter({ prisma: opts.prisma, workerId, logger });
+  const { prisma, s3 } = opts;
+  const spec = queues.singlePage;
+
+  async function render(path: string, msg: SinglePageMessage, attempt: number): Promise<RenderResult> {
+    try {
+      return await pool.render(path, 0, { dpi, maxPixels, timeoutMs: renderTimeoutMs });
+    } catch (e) {
+      const ids = { documentId: msg.documentId, pageNumber: msg.pageNumber, key: msg.key, cause: e };
+      if (e instanceof PdfError) {
+        if (e.permanent) throw new PermanentError(e.code, `page ${msg.pageNumber} cannot be rendered: ${e.message}`, ids);
+        if (e.code === "timeout" && attempt >= timeoutAttempts) {
+          throw new PermanentError("render_timeout", `page ${msg.pageNumber} timed out on ${attempt} attempts: ${e.message}`, ids);
+        }
+        throw new TransientError(`render_${e.code}`, `page ${msg.pageNumber}: ${e.message}`, ids);
+      }
+      // A RangeError: the file has no page to render, so it is not the one-page PDF it should be.
+      if (e instanceof RangeError) throw new PermanentError("corrupt", `page ${msg.pageNumber}: ${e.message}`, ids);
+      throw new TransientError("render_failed", `page ${msg.pageNumber}: ${coerceError(e).message}`, ids);
+    }
+  }
+
+  async function handle(msg: SinglePageMessage, ctx: HandlerContext): Promise<void> {
+    const ids = {
+      batchId: msg.batchId,
+      documentId: msg.documentId,
+      pageNumber: msg.pageNumber,
+      attempt: ctx.attempt,
+      messageId: ctx.messageId,
+    };
+    const where = { documentId_pageNumber: { documentId: msg.documentId, pageNumber: msg.pageNumber } };
+    const existing = await prisma.page.findUnique({ where, select: { state: true, imageKey: true } });
+    // The PNG is uploaded before the row says rendered, so a rendered row means the PNG is there.
+    if (existing && (existing.state === "done" || (existing.state === "rendered" && existing.imageKey))) {
+      await audit.record({ stage: STAGE, outcome: "skipped", ...ids, details: { reason: `page already ${existing.state}` } });
+      ctx.logger.info({ state: existing.state }, "page already rendered; duplicate delivery skipped");
+      return;
+    }
+
+    await audit.record({ stage: STAGE, outcome: "started", ...ids });
+    const started = performance.now();
+    const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), "docpipe-page-"));
+    try {
+      const path = join(dir, "page.pdf");
+      const bytes = await downloadToFile(s3, msg.bucket, msg.key, path);
+      const renderStarted = performance.now();
+      const png = await render(path, msg, ctx.attempt);
+      const renderMs = Math.round(performance.now() - renderStarted);
+      const key = imageKey(msg, msg.pageNumber);
+      // This upload is what triggers inference (S3 notification), so it comes after a good render only.
+      await uploadFile(s3, opts.workBucket, key, png.png, "image/png");
+      const facts = { imageKey: key, width: png.width, height: png.height, dpi: png.dpi, renderMs };
+      await prisma.page.upsert({
+        where,
+        create: { documentId: msg.documentId, pageNumber: msg.pageNumber, pdfKey: msg.key, state: "rendered", ...facts },
+        update: { ...facts, failureCode: null, failureReason: null },
+      });
+      // Forward only: inference may already have marked the page done (it reacts to the upload).
+      await prisma.page.updateMany({
+        where: { documentId: msg.documentId, pageNumber: msg.pageNumber, state: { in: ["pending", "failed"] } },
+        data: { state: "rendered" },
+      });
+      await prisma.document.updateMany({
+        where: { id: msg.documentId, state: { in: ["queued", "classified", "splitting"] } },
+        data: { state: "converting" },
+      });
+      const durationMs = Math.round(performance.now() - started);
+      await audit.record({
+        stage: STAGE,
+        outcome: "succeeded",
+        ...ids,
+        durationMs,
+        details: { ...facts, pdfBytes: bytes, pngBytes: png.png.byteLength, scaledDown: png.dpi < dpi },
+      });
+      ctx.logger.info({ ...facts, durationMs, scaledDown: png.dpi < dpi }, "page rendered");
+    } catch (e) {
+      const err = coerceError(e);
+      if (!(err instanceof PermanentError)) {
+        await audit
+          .record({
+            stage: STAGE,
+            outcome: "failed",
+            ...ids,
+            durationMs: Math.round(performance.now() - started),
+            errorCode: errorCode(err),
+            errorMessage: err.message,
+          })
+          .catch(() => undefined);
+      }
+      throw isForeignKeyViolation(e)
+        ? new PermanentError("unknown_document", `no document ${msg.documentId} for page ${msg.pageNumber}`, { cause: e, documentId: msg.documentId })
+        : err;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async function onDeadLetter(msg: SinglePageMessage, error: PermanentError, ctx: HandlerContext): Promise<void> {
+    await audit.record({
+      stage: STAGE,
+      outcome: "dead_lettered",
+      batchId: msg.batchId,
+      documentId: msg.documentId,
+      pageNumber: msg.pageNumber,
+      attempt: ctx.attempt,
+      messageId: ctx.messageId,
+      errorCode: error.code,
+      errorMessage: error.message,
+    });
+    if (error.code === "unknown_document") return;
+    await prisma.page.updateMany({
+      where: { documentId: msg.documentId, pageNumber: msg.pageNumber, state: { in: ["pending", "failed"] } },
+      data: { state: "failed", failureCode: error.code, failureReason: error.message },
+    });
+    // The page will never have an image, so its document can never be done: fail it with the reason.
+    await prisma.document.updateMany({
+      where: { id: msg.documentId, state: { notIn: ["done", "failed"] } },
+      data: {
+        state: "failed",
+        failureCode: `convert_${error.code}`,
+        failureReason: `page ${msg.pageNumber}: ${error.message}`,
+        completedAt: new Date(),
+      },
+    });
+  }
+
+  const worker = createWorker<SinglePageMessage>({
+    name: workerId,
+    queueUrl: opts.queueUrls.singlePage.url,
+    dlqUrl: opts.queueUrls.singlePage.dlqUrl,
+    sqs: opts.sqs,
+    parse: (body) => SinglePageMessage.parse(body),
+    handle,
+    onDeadLetter,
+    onPoison: async (info) => {
+      await audit.record({
+        stage: STAGE,
+        outcome: "dead_lettered",
+        attempt: info.attempt,
+        messageId: info.messageId,
+        errorCode: errorCode(info.error),
+        errorMessage: info.error.message,
+        details: { bytes: Buffer.byteLength(info.body) },
+      });
+    },
+    concurrency: opts.concurrency ?? pool.size,
+    visibilityTimeoutSeconds: spec.visibilityTimeoutSeconds,
+    maxReceiveCount: spec.maxReceiveCount,
+    ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
+    logger,
+  });
+
+  return {
+    start() {
+      worker.start();
+      logger.info({ dpi, maxPixels, renderThreads: pool.size, renderTimeoutMs }, "page converter started");
+    },
+    async stop() {
+      try {
+        await worker.stop({ timeoutMs: (opts.stopTimeoutSeconds ?? 25) * 1000 });
+      } finally {
+        if (ownPool) await pool.close();
+        await audit.flush();
+      }
+    },
+  };
+}
+
+function isForeignKeyViolation(e: unknown): boolean {
+  return typeof e === "object" && e !== null && (e as { code?: unknown }).code === "P2003";
+}
