@@ -1,1 +1,27 @@
-export {};
+export { PdfError, type PdfErrorCode } from "./errors.js";
+export { inspectPdf, openPdf, MAX_MUPDF_FILE_BYTES, type InspectOptions, type PdfInfo } from "./open.js";
+export { splitRange, splitChunks, splitIntoChunks, splitPages, type SplitChunk, type SplitOptions } from "./split.js";
+export {
+  renderPage,
+  fitPixels,
+  DEFAULT_DPI,
+  DEFAULT_MAX_PIXELS,
+  type RenderOptions,
+  type RenderResult,
+} from "./render.js";
+export { RenderPool, type RenderPoolOptions, type PoolRenderOptions } from "./pool.js";
+export {
+  generateCorpus,
+  generatePdf,
+  generateLargePdf,
+  DEFAULT_CORPUS,
+  PAGE_SIZES,
+  type Corpus,
+  type CorpusFile,
+  type CorpusFileSpec,
+  type CorpusPage,
+  type CorpusPageSpec,
+  type CorpusSpec,
+  type LargePdfOptions,
+  type Rotation,
+} from "./corpus.js";

@@ -1,0 +1,60 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateCorpus, generatePdf, type Corpus } from "./corpus.js";
+import { PdfError } from "./errors.js";
+import { RenderPool } from "./pool.js";
+import { renderPage } from "./render.js";
+import { expectedPixels } from "./test-helpers.js";
+
+let dir: string;
+let corpus: Corpus;
+let pool: RenderPool;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "docpipe-pdf-pool-"));
+  corpus = await generateCorpus(dir);
+  pool = new RenderPool({ size: 2, timeoutMs: 20_000 });
+});
+afterAll(async () => {
+  await pool.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("RenderPool", () => {
+  it("renders pages in workers with the same result as renderPage", async () => {
+    const mixed = corpus.files.find((f) => f.pageCount === 24)!;
+    const results = await Promise.all(mixed.pages.map((_, i) => pool.render(mixed.path, i, { dpi: 60 })));
+    for (const [i, r] of results.entries()) {
+      expect({ width: r.width, height: r.height }).toEqual(expectedPixels(mixed.pages[i]!, 60));
+    }
+    const direct = await renderPage(mixed.path, 3, { dpi: 60 });
+    expect(Buffer.from(results[3]!.png).equals(Buffer.from(direct.png))).toBe(true);
+  });
+
+  it("passes PdfErrors back from the worker", async () => {
+    const e = await pool.render(corpus.invalid!.encrypted, 0).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(PdfError);
+    expect(e).toMatchObject({ code: "encrypted", permanent: true });
+    await expect(pool.render(corpus.files[0]!.path, 5)).rejects.toThrow(RangeError);
+  });
+
+  it("times out a slow page, replaces its worker and keeps rendering", async () => {
+    // Thousands of tiny vector paths at 300 dpi take far longer than 1 ms.
+    const slow = join(dir, "slow.pdf");
+    await generatePdf(slow, [{ widthPt: 612, heightPt: 792, content: "mixed", imagePixels: 1500 }]);
+    const e = await pool.render(slow, 0, { dpi: 300, timeoutMs: 1 }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(PdfError);
+    expect(e).toMatchObject({ code: "timeout", permanent: false });
+    const after = await Promise.all([0, 0, 0].map(() => pool.render(corpus.files[0]!.path, 0, { dpi: 30 })));
+    expect(after.map((r) => r.width)).toEqual([255, 255, 255]);
+    expect(pool.size).toBe(2);
+  });
+
+  it("refuses work once closed", async () => {
+    const p = new RenderPool({ size: 1 });
+    await p.close();
+    await expect(p.render(corpus.files[0]!.path, 0)).rejects.toThrow(/closed/);
+  });
+});

@@ -1,0 +1,125 @@
+import * as mupdf from "mupdf";
+import { PdfError } from "./errors.js";
+import { errorText, openPdf } from "./open.js";
+
+export interface RenderOptions {
+  /** Resolution in dots per inch. @defaultValue 150 */
+  dpi?: number;
+  /**
+   * Upper bound on width × height. A page that would exceed it at `dpi` is rendered at the
+   * highest lower resolution that fits (reported as `dpi` in the result) rather than refused:
+   * the pipeline still gets an image of every page, and one hostile page size cannot exhaust
+   * the worker. @defaultValue 50_000_000
+   */
+  maxPixels?: number;
+}
+
+export interface RenderResult {
+  png: Uint8Array;
+  width: number;
+  height: number;
+  /** The resolution actually used: lower than requested when maxPixels forced a scale-down. */
+  dpi: number;
+}
+
+export const DEFAULT_DPI = 150;
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+
+/**
+ * Pixel size of a page box of widthPt × heightPt points (already rotated) at dpi, scaled down
+ * to fit maxPixels. Width is round(widthPt / 72 × dpi), likewise height.
+ */
+export function fitPixels(
+  widthPt: number,
+  heightPt: number,
+  dpi: number,
+  maxPixels: number,
+): { width: number; height: number; dpi: number } {
+  const at = (d: number) => ({
+    width: Math.round((widthPt * d) / 72),
+    height: Math.round((heightPt * d) / 72),
+    dpi: d,
+  });
+  let size = at(dpi);
+  if (size.width * size.height > maxPixels) {
+    let d = dpi * Math.sqrt(maxPixels / ((widthPt * dpi) / 72) / ((heightPt * dpi) / 72));
+    size = at(d);
+    // Rounding up either side may still overshoot by a row or column.
+    while (size.width * size.height > maxPixels && d > 0) {
+      d *= 0.999;
+      size = at(d);
+    }
+  }
+  return size;
+}
+
+/** Renders page pageIndex (0-based) of an open document. Synchronous: runs mupdf on this thread. */
+export function renderDocPage(doc: mupdf.PDFDocument, pageIndex: number, opts: RenderOptions = {}): RenderResult {
+  const dpi = opts.dpi ?? DEFAULT_DPI;
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (!(dpi > 0) || !(maxPixels > 0)) throw new RangeError(`dpi and maxPixels must be positive (${dpi}, ${maxPixels})`);
+  if (doc.needsPassword()) throw new PdfError("encrypted", "the PDF needs a password");
+  let count: number;
+  try {
+    count = doc.countPages();
+  } catch (e) {
+    throw new PdfError("corrupt", `cannot count pages: ${errorText(e)}`, { cause: e });
+  }
+  if (!Number.isInteger(pageIndex) || pageIndex < 0 || pageIndex >= count) {
+    throw new RangeError(`page index ${pageIndex} is outside 0-${count - 1}`);
+  }
+
+  let page: mupdf.PDFPage | undefined;
+  let pixmap: mupdf.Pixmap | undefined;
+  let device: mupdf.DrawDevice | undefined;
+  try {
+    page = doc.loadPage(pageIndex);
+    // The CropBox (falling back to the MediaBox) after /Rotate, in points: mupdf's page space.
+    const [x0, y0, x1, y1] = page.getBounds();
+    const w = x1 - x0;
+    const h = y1 - y0;
+    if (!(w > 0) || !(h > 0)) throw new PdfError("corrupt", `page ${pageIndex + 1} has an empty page box`);
+    const size = fitPixels(w, h, dpi, maxPixels);
+    if (size.width < 1 || size.height < 1) {
+      throw new PdfError("page_too_large", `page ${pageIndex + 1} (${w}×${h} pt) cannot fit ${maxPixels} pixels`);
+    }
+    // Scale each axis to the exact integer size, so width = round(w × dpi / 72) and mupdf's own
+    // bbox rounding (which rounds outwards) cannot add a column.
+    const ctm = mupdf.Matrix.concat(
+      mupdf.Matrix.translate(-x0, -y0),
+      mupdf.Matrix.scale(size.width / w, size.height / h),
+    );
+    pixmap = new mupdf.Pixmap(mupdf.ColorSpace.DeviceRGB, [0, 0, size.width, size.height], false);
+    pixmap.clear(255);
+    device = new mupdf.DrawDevice(mupdf.Matrix.identity, pixmap);
+    page.run(device, ctm);
+    device.close();
+    return { png: pixmap.asPNG(), width: size.width, height: size.height, dpi: size.dpi };
+  } catch (e) {
+    if (e instanceof PdfError || e instanceof RangeError) throw e;
+    throw new PdfError("corrupt", `cannot render page ${pageIndex + 1}: ${errorText(e)}`, { cause: e });
+  } finally {
+    device?.destroy();
+    pixmap?.destroy();
+    page?.destroy();
+  }
+}
+
+/**
+ * Renders page pageIndex (0-based) of the PDF at pdfPath to PNG, honouring /Rotate and the
+ * CropBox as mupdf does. Runs on the calling thread; use RenderPool to render in parallel with
+ * a time limit.
+ */
+export async function renderPage(pdfPath: string, pageIndex: number, opts: RenderOptions = {}): Promise<RenderResult> {
+  const doc = openPdf(pdfPath);
+  try {
+    return renderDocPage(doc, pageIndex, opts);
+  } catch (e) {
+    if (e instanceof PdfError && e.path === undefined) {
+      throw new PdfError(e.code, e.message, { cause: e.cause, path: pdfPath });
+    }
+    throw e;
+  } finally {
+    doc.destroy();
+  }
+}

@@ -1,0 +1,143 @@
+import { writeFileSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import * as mupdf from "mupdf";
+import { PdfError } from "./errors.js";
+import { errorText, openPdf } from "./open.js";
+
+/** One chunk written by splitChunks: pages first..last (1-based, inclusive) of the source. */
+export interface SplitChunk {
+  first: number;
+  last: number;
+  path: string;
+  /** Pages in the source document. */
+  totalPages: number;
+}
+
+export interface SplitOptions {
+  /** Directory for chunk files; created if missing. */
+  dir: string;
+  /** Pages per chunk. @defaultValue 10 */
+  pagesPerChunk?: number;
+  /** Leave chunk files on disk instead of deleting each once the consumer moves on. @defaultValue false */
+  keepFiles?: boolean;
+  /** Start at this 1-based page (to resume a partly split document). @defaultValue 1 */
+  fromPage?: number;
+}
+
+/**
+ * Copies pages first..last (1-based, inclusive) of `doc` into a new PDF at outPath. Only the
+ * objects those pages reach are copied (fonts, images, inherited resources), one chunk in
+ * memory at a time.
+ */
+function writeRange(doc: mupdf.PDFDocument, first: number, last: number, outPath: string): void {
+  const out = new mupdf.PDFDocument();
+  const map = out.newGraftMap();
+  let bytes: mupdf.Buffer | undefined;
+  try {
+    try {
+      for (let p = first; p <= last; p++) map.graftPage(-1, doc, p - 1);
+      bytes = out.saveToBuffer("");
+    } catch (e) {
+      throw new PdfError("corrupt", `cannot copy pages ${first}-${last}: ${errorText(e)}`, { cause: e });
+    }
+    // asUint8Array() is a view into the WASM heap, which any later mupdf call may grow (and so
+    // detach); write it before yielding to the event loop rather than copying the chunk.
+    writeFileSync(outPath, bytes.asUint8Array());
+  } finally {
+    bytes?.destroy();
+    map.destroy();
+    out.destroy();
+  }
+}
+
+function checkRange(first: number, last: number, pageCount: number): void {
+  if (!Number.isInteger(first) || !Number.isInteger(last) || first < 1 || last < first || last > pageCount) {
+    throw new RangeError(`page range ${first}-${last} is outside 1-${pageCount}`);
+  }
+}
+
+function openReadable(src: string): mupdf.PDFDocument {
+  const doc = openPdf(src);
+  if (doc.needsPassword()) {
+    doc.destroy();
+    throw new PdfError("encrypted", "the PDF needs a password", { path: src });
+  }
+  return doc;
+}
+
+function countPages(doc: mupdf.PDFDocument, src: string): number {
+  try {
+    return doc.countPages();
+  } catch (e) {
+    throw new PdfError("corrupt", `cannot count pages: ${errorText(e)}`, { path: src, cause: e });
+  }
+}
+
+/** Writes pages first..last (1-based, inclusive) of src into a new PDF at outPath. */
+export async function splitRange(src: string, first: number, last: number, outPath: string): Promise<void> {
+  const doc = openReadable(src);
+  try {
+    checkRange(first, last, countPages(doc, src));
+    writeRange(doc, first, last, outPath);
+  } finally {
+    doc.destroy();
+  }
+}
+
+/**
+ * Splits src into files of at most `pagesPerChunk` pages, yielding one at a time. Unless
+ * `keepFiles` is set, each chunk file is deleted when the consumer asks for the next one (or
+ * stops iterating), so disk use stays at one chunk; the source is read through a file
+ * descriptor and each chunk's objects are freed before the next, so memory stays flat however
+ * large the source is.
+ */
+export async function* splitChunks(src: string, opts: SplitOptions): AsyncGenerator<SplitChunk, void, undefined> {
+  const per = opts.pagesPerChunk ?? 10;
+  if (!Number.isInteger(per) || per < 1) throw new RangeError(`pagesPerChunk must be a positive integer, got ${per}`);
+  await mkdir(opts.dir, { recursive: true });
+  const doc = openReadable(src);
+  try {
+    const total = countPages(doc, src);
+    const start = opts.fromPage ?? 1;
+    if (start > total) return;
+    checkRange(start, start, total);
+    for (let first = start; first <= total; first += per) {
+      const last = Math.min(total, first + per - 1);
+      const path = join(opts.dir, `${first}-${last}.pdf`);
+      writeRange(doc, first, last, path);
+      // Decoded fonts and images cached while copying are of no use to the next chunk.
+      mupdf.emptyStore();
+      try {
+        yield { first, last, path, totalPages: total };
+      } finally {
+        if (!opts.keepFiles) await rm(path, { force: true });
+      }
+    }
+  } finally {
+    doc.destroy();
+  }
+}
+
+/** Callback form of splitChunks: `onChunk` runs (and may upload the file) before the next chunk is written. */
+export async function splitIntoChunks(
+  src: string,
+  onChunk: (chunk: SplitChunk) => Promise<void>,
+  opts: SplitOptions,
+): Promise<number> {
+  let chunks = 0;
+  for await (const chunk of splitChunks(src, opts)) {
+    await onChunk(chunk);
+    chunks++;
+  }
+  return chunks;
+}
+
+/** Splits src into single-page PDFs; `onPage` gets the 1-based page number and the file's path. */
+export async function splitPages(
+  src: string,
+  onPage: (pageNumber: number, path: string) => Promise<void>,
+  opts: Omit<SplitOptions, "pagesPerChunk">,
+): Promise<number> {
+  return splitIntoChunks(src, (chunk) => onPage(chunk.first, chunk.path), { ...opts, pagesPerChunk: 1 });
+}
