@@ -1,0 +1,203 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { DocumentClass, PrismaClient } from "@docpipe/db";
+import { inspectPdf } from "@docpipe/pdf";
+import {
+  AuditWriter,
+  IngestMessage,
+  PermanentError,
+  QueueProducer,
+  TransientError,
+  coerceError,
+  createLogger,
+  createWorker,
+  downloadToFile,
+  queues,
+  type HandlerContext,
+  type Logger,
+  type QueueKey,
+  type QueueUrls,
+} from "@docpipe/queue";
+import { classByPageCount, defaultThresholds, isLargeBySize } from "./classify.js";
+import { failureReason, toStageError } from "./errors.js";
+import { recordDeadLetter, recordPoison } from "./failure.js";
+
+export interface OrchestratorOptions {
+  sqs: SQSClient;
+  s3: S3Client;
+  prisma: PrismaClient;
+  queueUrls: Record<QueueKey, QueueUrls>;
+  logger?: Logger;
+  /** Worker id in audit records and logs. @defaultValue "chunking-orchestrator" */
+  name?: string;
+  /** @defaultValue 10 MiB */
+  largeSizeBytes?: number;
+  /** @defaultValue 10 */
+  largePageCount?: number;
+  /** Guard against absurd page counts in files under the size limit. @defaultValue 100000 */
+  maxPages?: number;
+  /** Messages handled at once. @defaultValue 4 */
+  concurrency?: number;
+  /** Parent directory of the per-message temp directories. @defaultValue os.tmpdir() */
+  tmpDir?: string;
+  /** Passed to the worker; tests shorten it. */
+  waitTimeSeconds?: number;
+}
+
+export interface Orchestrator {
+  start(): void;
+  stop(opts?: { timeoutMs?: number }): Promise<void>;
+}
+
+interface Route {
+  cls: DocumentClass;
+  size: number;
+  pageCount?: number;
+}
+
+const STAGE = "classify" as const;
+
+/**
+ * Consumes the ingest queue and routes each document to the large, small or single-page
+ * queue. Files over the size limit are never downloaded; the rest are downloaded to a temp
+ * file and opened to count their pages. What cannot be a usable PDF fails the document and
+ * dead-letters the message at once.
+ */
+export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
+  const name = opts.name ?? "chunking-orchestrator";
+  const logger = opts.logger ?? createLogger({ service: name });
+  const { prisma, s3, sqs, queueUrls } = opts;
+  const thresholds = {
+    largeSizeBytes: opts.largeSizeBytes ?? defaultThresholds.largeSizeBytes,
+    largePageCount: opts.largePageCount ?? defaultThresholds.largePageCount,
+  };
+  const maxPages = opts.maxPages ?? 100_000;
+  const tmpRoot = opts.tmpDir ?? tmpdir();
+  const audit = new AuditWriter({ prisma, workerId: name, logger });
+  const producers = {
+    large: new QueueProducer({ sqs, queueUrl: queueUrls.large.url, queue: "large", logger }),
+    small: new QueueProducer({ sqs, queueUrl: queueUrls.small.url, queue: "small", logger }),
+    singlePage: new QueueProducer({ sqs, queueUrl: queueUrls.singlePage.url, queue: "singlePage", logger }),
+  };
+
+  async function headSize(bucket: string, key: string): Promise<number> {
+    try {
+      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return head.ContentLength ?? 0;
+    } catch (e) {
+      const err = coerceError(e) as Error & { $metadata?: { httpStatusCode?: number } };
+      if (err.name === "NotFound" || err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) {
+        throw new PermanentError("source_missing", `s3://${bucket}/${key} not found`, { cause: err });
+      }
+      throw new TransientError("s3_head_failed", `HeadObject s3://${bucket}/${key} failed: ${err.message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async function countPages(bucket: string, key: string, log: Logger): Promise<number> {
+    const dir = await mkdtemp(join(tmpRoot, "docpipe-classify-"));
+    try {
+      const path = join(dir, "source.pdf");
+      await downloadToFile(s3, bucket, key, path);
+      const { pageCount, repaired } = await inspectPdf(path, { maxPages });
+      if (repaired) log.warn({ pageCount }, "source pdf was repaired on open");
+      return pageCount;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async function route(msg: IngestMessage, log: Logger): Promise<Route> {
+    const size = await headSize(msg.bucket, msg.key);
+    if (isLargeBySize(size, thresholds)) return { cls: "large", size };
+    const pageCount = await countPages(msg.bucket, msg.key, log);
+    return { cls: classByPageCount(pageCount, thresholds), size, pageCount };
+  }
+
+  async function dispatch(msg: IngestMessage, r: Route): Promise<void> {
+    const base = { version: 1 as const, batchId: msg.batchId, documentId: msg.documentId, bucket: msg.bucket, key: msg.key };
+    switch (r.cls) {
+      case "large":
+        await producers.large.send([{ ...base, size: r.size, ...(r.pageCount ? { pageCount: r.pageCount } : {}) }]);
+        return;
+      case "small":
+        await producers.small.send([{ ...base, firstPage: 1, lastPage: r.pageCount ?? 1 }]);
+        return;
+      case "single":
+        // The page row exists before its message does, so the converter always finds it.
+        await prisma.page.upsert({
+          where: { documentId_pageNumber: { documentId: msg.documentId, pageNumber: 1 } },
+          create: { documentId: msg.documentId, pageNumber: 1, pdfKey: msg.key },
+          update: { pdfKey: msg.key },
+        });
+        await producers.singlePage.send([{ ...base, pageNumber: 1 }]);
+        return;
+    }
+  }
+
+  async function handle(msg: IngestMessage, ctx: HandlerContext): Promise<void> {
+    const started = Date.now();
+    const log = ctx.logger;
+    const ids = { batchId: msg.batchId, documentId: msg.documentId, attempt: ctx.attempt, messageId: ctx.messageId };
+    try {
+      const doc = await prisma.document.findUnique({ where: { id: msg.documentId }, select: { state: true } });
+      if (!doc) throw new PermanentError("document_missing", `document ${msg.documentId} not found`);
+      // The state moves past `queued` only after the routed message was sent, so a document
+      // that has moved on was routed already: a redelivery has nothing left to do.
+      if (doc.state !== "queued") {
+        log.info({ state: doc.state }, "document already classified; skipping redelivery");
+        await audit.record({ stage: STAGE, outcome: "skipped", ...ids, details: { state: doc.state } });
+        return;
+      }
+      await audit.record({ stage: STAGE, outcome: "started", ...ids });
+      const r = await route(msg, log);
+      // Facts first (they never regress anything), then the message, then the state.
+      await prisma.document.update({
+        where: { id: msg.documentId },
+        data: { class: r.cls, size: BigInt(r.size), ...(r.pageCount ? { pageCount: r.pageCount } : {}) },
+      });
+      await dispatch(msg, r);
+      await prisma.document.updateMany({
+        where: { id: msg.documentId, state: { in: r.cls === "single" ? ["queued", "classified"] : ["queued"] } },
+        data: { state: r.cls === "single" ? "converting" : "classified" },
+      });
+      log.info({ class: r.cls, size: r.size, pageCount: r.pageCount }, "document classified");
+      await audit.record({ stage: STAGE, outcome: "succeeded", ...ids, durationMs: Date.now() - started,
+        details: { class: r.cls, size: r.size, pageCount: r.pageCount ?? null } });
+    } catch (e) {
+      const err = toStageError(e);
+      log.warn({ errorCode: err.code, permanent: err instanceof PermanentError }, "classification failed");
+      await audit.record({ stage: STAGE, outcome: "failed", ...ids, durationMs: Date.now() - started,
+        errorCode: err.code, errorMessage: err instanceof PermanentError ? failureReason(err) : err.message });
+      throw err;
+    }
+  }
+
+  const worker = createWorker<IngestMessage>({
+    name,
+    queueUrl: queueUrls.ingest.url,
+    dlqUrl: queueUrls.ingest.dlqUrl,
+    sqs,
+    parse: (body) => IngestMessage.parse(body),
+    handle,
+    onPoison: (info) => recordPoison(audit, STAGE, info),
+    onDeadLetter: (msg, error, ctx) => recordDeadLetter({ prisma, audit }, STAGE, msg, error, ctx),
+    maxReceiveCount: queues.ingest.maxReceiveCount,
+    concurrency: opts.concurrency ?? 4,
+    visibilityTimeoutSeconds: queues.ingest.visibilityTimeoutSeconds,
+    logger,
+    ...(opts.waitTimeSeconds !== undefined ? { waitTimeSeconds: opts.waitTimeSeconds } : {}),
+  });
+
+  return {
+    start: () => worker.start(),
+    stop: async (o) => {
+      await worker.stop(o);
+      await audit.flush();
+    },
+  };
+}

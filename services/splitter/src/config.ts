@@ -1,0 +1,30 @@
+import { commonEnv, loadEnv } from "@docpipe/queue";
+import { z } from "zod";
+
+const positiveInt = (name: string) =>
+  z.coerce
+    .number({ error: `${name} must be a positive integer` })
+    .int(`${name} must be a positive integer`)
+    .positive(`${name} must be a positive integer`);
+
+/** The splitter's environment: one image, two deployments told apart by ROLE. */
+export const configSchema = commonEnv.extend({
+  ROLE: z.enum(["large", "small"], {
+    error: "ROLE is required: large (large queue → ≤CHUNK_PAGES chunks) or small (small queue → single pages)",
+  }),
+  /** Pages per chunk written by the large role. */
+  CHUNK_PAGES: positiveInt("CHUNK_PAGES").default(10),
+  /** A document with more pages than this fails as too_many_pages. */
+  MAX_PAGES: positiveInt("MAX_PAGES").default(100_000),
+  /** Messages handled at once; defaults to 1 for the large role (disk and memory) and 2 for the small one. */
+  CONCURRENCY: positiveInt("CONCURRENCY").optional(),
+  /** How often the worker extends a message's visibility while a split runs; defaults to the worker's. */
+  HEARTBEAT_SECONDS: positiveInt("HEARTBEAT_SECONDS").optional(),
+  /** Where sources and pieces are written while a message is worked on; defaults to the OS temp dir. */
+  TMP_DIR: z.string().min(1).optional(),
+});
+export type SplitterConfig = z.infer<typeof configSchema>;
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): SplitterConfig {
+  return loadEnv(configSchema, env);
+}

@@ -1,0 +1,272 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { PrismaClient } from "@docpipe/db";
+import { inspectPdf, splitChunks } from "@docpipe/pdf";
+import {
+  AuditWriter,
+  LargeDocMessage,
+  PermanentError,
+  QueueProducer,
+  SmallDocMessage,
+  TransientError,
+  chunkKey,
+  createLogger,
+  createWorker,
+  downloadToFile,
+  pageKey,
+  queues,
+  uploadFile,
+  type HandlerContext,
+  type Logger,
+  type QueueKey,
+  type QueueUrls,
+  type Stage,
+} from "@docpipe/queue";
+import { failureReason, toStageError } from "./errors.js";
+import { recordDeadLetter, recordPoison } from "./failure.js";
+
+export type SplitterRole = "large" | "small";
+
+export interface SplitterOptions {
+  /** `large`: large queue → ≤chunkPages chunks on the small queue; `small`: small queue → single pages. */
+  role: SplitterRole;
+  sqs: SQSClient;
+  s3: S3Client;
+  prisma: PrismaClient;
+  queueUrls: Record<QueueKey, QueueUrls>;
+  /** Bucket that receives chunks and pages. */
+  workBucket: string;
+  logger?: Logger;
+  /** Worker id in audit records and logs. @defaultValue `splitter-${role}` */
+  name?: string;
+  /** Pages per chunk (large role). @defaultValue 10 */
+  chunkPages?: number;
+  /** Documents with more pages fail as `too_many_pages`. @defaultValue 100000 */
+  maxPages?: number;
+  /** Messages handled at once. @defaultValue 1 for large, 2 for small */
+  concurrency?: number;
+  /** Visibility heartbeat period; long splits keep their message while they run. @defaultValue the worker's */
+  heartbeatSeconds?: number;
+  /** Parent directory of the per-message temp directories. @defaultValue os.tmpdir() */
+  tmpDir?: string;
+  /** Passed to the worker; tests shorten it. */
+  waitTimeSeconds?: number;
+}
+
+export interface Splitter {
+  start(): void;
+  stop(opts?: { timeoutMs?: number }): Promise<void>;
+}
+
+/** Messages are sent in groups this large: one SendMessageBatch each. */
+const SEND_GROUP = 10;
+
+/** Collects messages and sends them SEND_GROUP at a time, so a split makes one SQS call per ten pieces. */
+function batcher<K extends "small" | "singlePage">(producer: QueueProducer<K>) {
+  type Input = Parameters<QueueProducer<K>["send"]>[0][number];
+  let pending: Input[] = [];
+  const flush = async (): Promise<void> => {
+    if (pending.length === 0) return;
+    const group = pending;
+    pending = [];
+    await producer.send(group);
+  };
+  return {
+    add: async (m: Input): Promise<void> => {
+      pending.push(m);
+      if (pending.length >= SEND_GROUP) await flush();
+    },
+    flush,
+  };
+}
+
+interface MessageIds {
+  batchId: string;
+  documentId: string;
+}
+
+/**
+ * The splitter service. Both roles stream their input from S3 to a local file and open it with
+ * random-access reads, so memory does not grow with the file; pieces are written one at a
+ * time and removed once uploaded. Keys, rows and messages are deterministic per page range,
+ * so a redelivered message rewrites the same objects and upserts the same rows.
+ */
+export function createSplitter(opts: SplitterOptions): Splitter {
+  const { role, prisma, s3, sqs, queueUrls, workBucket } = opts;
+  const name = opts.name ?? `splitter-${role}`;
+  const logger = opts.logger ?? createLogger({ service: name });
+  const chunkPages = opts.chunkPages ?? 10;
+  const maxPages = opts.maxPages ?? 100_000;
+  const tmpRoot = opts.tmpDir ?? tmpdir();
+  const audit = new AuditWriter({ prisma, workerId: name, logger });
+  const smallProducer = new QueueProducer({ sqs, queueUrl: queueUrls.small.url, queue: "small", logger });
+  const singlePageProducer = new QueueProducer({ sqs, queueUrl: queueUrls.singlePage.url, queue: "singlePage", logger });
+
+  /**
+   * Runs one stage attempt with its audit trail (skipped for documents already finished,
+   * started, then succeeded or failed) in a temp directory that is always removed. Errors are
+   * normalised to permanent or transient; the worker's `onDeadLetter` fails the document.
+   */
+  async function runStage(
+    stage: Stage,
+    msg: MessageIds,
+    ctx: HandlerContext,
+    details: object,
+    work: (dir: string, log: Logger) => Promise<object>,
+  ): Promise<void> {
+    const startedAt = Date.now();
+    const log = Object.keys(details).length > 0 ? ctx.logger.child(details) : ctx.logger;
+    const ids = { batchId: msg.batchId, documentId: msg.documentId, attempt: ctx.attempt, messageId: ctx.messageId };
+    let dir: string | undefined;
+    try {
+      const doc = await prisma.document.findUnique({ where: { id: msg.documentId }, select: { state: true } });
+      if (!doc) throw new PermanentError("document_missing", `document ${msg.documentId} not found`);
+      if (doc.state === "failed" || doc.state === "done") {
+        log.info({ state: doc.state }, "document already finished; skipping");
+        await audit.record({ stage, outcome: "skipped", ...ids, details: { ...details, state: doc.state } });
+        return;
+      }
+      await audit.record({ stage, outcome: "started", ...ids, details });
+      dir = await mkdtemp(join(tmpRoot, `docpipe-${stage}-`));
+      const result = await work(dir, log);
+      await audit.record({ stage, outcome: "succeeded", ...ids, durationMs: Date.now() - startedAt, details: { ...details, ...result } });
+    } catch (e) {
+      const err = toStageError(e);
+      log.warn({ errorCode: err.code, permanent: err instanceof PermanentError }, "split failed");
+      await audit.record({ stage, outcome: "failed", ...ids, durationMs: Date.now() - startedAt, errorCode: err.code,
+        errorMessage: err instanceof PermanentError ? failureReason(err) : err.message, details });
+      throw err;
+    } finally {
+      if (dir) await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Moves the document forward to `state` from any of `from`; never backwards. */
+  async function advance(documentId: string, from: ("queued" | "classified" | "splitting")[], state: "splitting" | "converting") {
+    await prisma.document.updateMany({ where: { id: documentId, state: { in: from } }, data: { state } });
+  }
+
+  /** A stop (SIGTERM) releases a long split between pieces instead of holding the task past its grace period. */
+  function checkAborted(ctx: HandlerContext): void {
+    if (ctx.signal.aborted) throw new TransientError("interrupted", "worker is stopping; message released for another worker");
+  }
+
+  async function splitLarge(msg: LargeDocMessage, ctx: HandlerContext): Promise<void> {
+    await runStage("split-large", msg, ctx, {}, async (dir, log) => {
+      await advance(msg.documentId, ["queued", "classified"], "splitting");
+      const src = join(dir, "source.pdf");
+      const bytes = await downloadToFile(s3, msg.bucket, msg.key, src);
+      // Not a PDF, encrypted, corrupt or over MAX_PAGES: a permanent PdfError.
+      const { pageCount } = await inspectPdf(src, { maxPages });
+      if (msg.pageCount !== undefined && msg.pageCount !== pageCount) {
+        log.warn({ expected: msg.pageCount, pageCount }, "page count differs from the orchestrator's");
+      }
+      // Over the size limit the orchestrator never opened the file: this is the first count.
+      await prisma.document.updateMany({ where: { id: msg.documentId, pageCount: null }, data: { pageCount } });
+      const send = batcher(smallProducer);
+      let chunks = 0;
+      // One chunk file exists at a time; splitChunks deletes it when the loop moves on.
+      for await (const chunk of splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages })) {
+        checkAborted(ctx);
+        const key = chunkKey(msg, chunk.first, chunk.last);
+        await uploadFile(s3, workBucket, key, chunk.path, "application/pdf");
+        await prisma.chunk.upsert({
+          where: { documentId_firstPage: { documentId: msg.documentId, firstPage: chunk.first } },
+          create: { documentId: msg.documentId, firstPage: chunk.first, lastPage: chunk.last, key },
+          update: { lastPage: chunk.last, key },
+        });
+        await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key,
+          firstPage: chunk.first, lastPage: chunk.last });
+        chunks++;
+      }
+      await send.flush();
+      log.info({ pageCount, chunks, bytes }, "document split into chunks");
+      return { pageCount, chunks, bytes };
+    });
+  }
+
+  async function splitSmall(msg: SmallDocMessage, ctx: HandlerContext): Promise<void> {
+    const range = { firstPage: msg.firstPage, lastPage: msg.lastPage };
+    await runStage("split-small", msg, ctx, range, async (dir, log) => {
+      if (msg.lastPage > maxPages) {
+        throw new PermanentError("too_many_pages", `page ${msg.lastPage} is past MAX_PAGES ${maxPages}`);
+      }
+      await advance(msg.documentId, ["queued", "classified"], "splitting");
+      const src = join(dir, "source.pdf");
+      await downloadToFile(s3, msg.bucket, msg.key, src);
+      const expected = msg.lastPage - msg.firstPage + 1;
+      const { pageCount } = await inspectPdf(src, { maxPages });
+      if (pageCount !== expected) {
+        throw new PermanentError("page_count_mismatch",
+          `s3://${msg.bucket}/${msg.key} has ${pageCount} pages, the message names pages ${msg.firstPage}-${msg.lastPage}`);
+      }
+      const send = batcher(singlePageProducer);
+      for await (const piece of splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1 })) {
+        checkAborted(ctx);
+        // Page numbers are the original document's: a chunk of pages 731-740 yields pages 731..740.
+        const pageNumber = msg.firstPage + piece.first - 1;
+        const key = pageKey(msg, pageNumber);
+        await uploadFile(s3, workBucket, key, piece.path, "application/pdf");
+        // The row exists before its message does, so the converter always finds it.
+        await prisma.page.upsert({
+          where: { documentId_pageNumber: { documentId: msg.documentId, pageNumber } },
+          create: { documentId: msg.documentId, pageNumber, pdfKey: key },
+          update: { pdfKey: key },
+        });
+        await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key, pageNumber });
+      }
+      await send.flush();
+      await advance(msg.documentId, ["queued", "classified", "splitting"], "converting");
+      log.info({ pages: expected }, "split into pages");
+      return { pages: expected };
+    });
+  }
+
+  const worker =
+    role === "large"
+      ? createWorker<LargeDocMessage>({
+          name,
+          queueUrl: queueUrls.large.url,
+          dlqUrl: queueUrls.large.dlqUrl,
+          sqs,
+          parse: (body) => LargeDocMessage.parse(body),
+          handle: splitLarge,
+          onPoison: (info) => recordPoison(audit, "split-large", info),
+          onDeadLetter: (msg, error, ctx) => recordDeadLetter({ prisma, audit }, "split-large", msg, error, ctx),
+          maxReceiveCount: queues.large.maxReceiveCount,
+          concurrency: opts.concurrency ?? 1,
+          batchSize: 1,
+          visibilityTimeoutSeconds: queues.large.visibilityTimeoutSeconds,
+          logger,
+          ...(opts.heartbeatSeconds !== undefined ? { heartbeatSeconds: opts.heartbeatSeconds } : {}),
+          ...(opts.waitTimeSeconds !== undefined ? { waitTimeSeconds: opts.waitTimeSeconds } : {}),
+        })
+      : createWorker<SmallDocMessage>({
+          name,
+          queueUrl: queueUrls.small.url,
+          dlqUrl: queueUrls.small.dlqUrl,
+          sqs,
+          parse: (body) => SmallDocMessage.parse(body),
+          handle: splitSmall,
+          onPoison: (info) => recordPoison(audit, "split-small", info),
+          onDeadLetter: (msg, error, ctx) =>
+            recordDeadLetter({ prisma, audit }, "split-small", msg, error, ctx, { firstPage: msg.firstPage, lastPage: msg.lastPage }),
+          maxReceiveCount: queues.small.maxReceiveCount,
+          concurrency: opts.concurrency ?? 2,
+          visibilityTimeoutSeconds: queues.small.visibilityTimeoutSeconds,
+          logger,
+          ...(opts.heartbeatSeconds !== undefined ? { heartbeatSeconds: opts.heartbeatSeconds } : {}),
+          ...(opts.waitTimeSeconds !== undefined ? { waitTimeSeconds: opts.waitTimeSeconds } : {}),
+        });
+
+  return {
+    start: () => worker.start(),
+    stop: async (o) => {
+      await worker.stop(o);
+      await audit.flush();
+    },
+  };
+}
