@@ -1,0 +1,52 @@
+import { randomUUID } from "node:crypto";
+import { PrismaPg } from "@prisma/adapter-pg";
+import type { PoolConfig } from "pg";
+import { poolConfigFromUrl } from "./connection.js";
+import { CatalogAsTextClient } from "./pg-catalog-client.js";
+
+type Adapter = Awaited<ReturnType<PrismaPg["connect"]>>;
+
+/**
+ * The driver adapter the Prisma CLI uses for `migrate dev|deploy|status` and Studio
+ * (prisma.config.ts). It fixes three problems of @prisma/adapter-pg 6.19 with the JavaScript
+ * schema engine:
+ * - catalog columns of type `name`/`"char"` fail to deserialize (prisma/orm#27403):
+ *   {@link CatalogAsTextClient} reports them as text;
+ * - the shadow database config is `{ ...config, database }`, which a `connectionString`
+ *   silently overrides (migrate dev then replays migrations on the real database):
+ *   discrete fields from {@link poolConfigFromUrl};
+ * - the shadow database is dropped while its own pool still holds a connection ("is being
+ *   accessed by other users"), and the pool used to create it is never closed: the shadow
+ *   pool is closed first, then the database is dropped through a pool that is closed too.
+ */
+export class MigrationAdapterFactory extends PrismaPg {
+  readonly #config: PoolConfig;
+
+  constructor(databaseUrl: string) {
+    const config: PoolConfig = { ...poolConfigFromUrl(databaseUrl), Client: CatalogAsTextClient, max: 2, allowExitOnIdle: true };
+    super(config);
+    this.#config = config;
+  }
+
+  override async connectToShadowDb(): Promise<Adapter> {
+    const admin = await this.connect();
+    const database = `prisma_migrate_shadow_db_${randomUUID()}`;
+    try {
+      await admin.executeScript(`CREATE DATABASE "${database}"`);
+      const shadow = await new PrismaPg({ ...this.#config, database }).connect();
+      const disposeShadow = shadow.dispose.bind(shadow);
+      shadow.dispose = async () => {
+        try {
+          await disposeShadow();
+          await admin.executeScript(`DROP DATABASE IF EXISTS "${database}"`);
+        } finally {
+          await admin.dispose();
+        }
+      };
+      return shadow;
+    } catch (e) {
+      await admin.dispose();
+      throw e;
+    }
+  }
+}
