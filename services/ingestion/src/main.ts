@@ -1,1 +1,43 @@
-export {};
+import { createPrisma } from "@docpipe/db";
+import { createAwsClients, createLogger, resolveQueueUrls } from "@docpipe/queue";
+import { once } from "node:events";
+import { buildApp } from "./app.js";
+import { loadConfig } from "./config.js";
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger({ service: "ingestion", level: config.LOG_LEVEL });
+  const { s3, sqs } = createAwsClients(config);
+  const prisma = createPrisma({ databaseUrl: config.DATABASE_URL, poolMax: config.DATABASE_POOL_MAX });
+  try {
+    const queueUrls = await resolveQueueUrls(sqs, config.QUEUE_PREFIX);
+    const app = buildApp({
+      prisma,
+      s3,
+      sqs,
+      queueUrls,
+      logger,
+      bodyLimit: config.BODY_LIMIT_BYTES,
+      listPageSize: config.LIST_PAGE_SIZE,
+      maxConcurrentListings: config.MAX_CONCURRENT_LISTINGS,
+      sendParallelism: config.SEND_PARALLELISM,
+      s3CheckTimeoutMs: config.S3_CHECK_TIMEOUT_MS,
+      readyTimeoutMs: config.READY_TIMEOUT_MS,
+    });
+    await app.listen({ port: config.PORT, host: config.HOST });
+    const [signal] = (await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")])) as [string];
+    logger.info({ signal }, "stopping: finishing in-flight listing pages");
+    // Stops accepting requests, then the lister finishes its pages; batches resume on the next start.
+    await app.close();
+    logger.info("stopped");
+  } catch (e) {
+    logger.fatal({ err: e }, "ingestion failed");
+    throw e;
+  } finally {
+    await prisma.$disconnect();
+    s3.destroy();
+    sqs.destroy();
+  }
+}
+
+main().catch(() => process.exit(1));

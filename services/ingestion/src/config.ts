@@ -1,0 +1,28 @@
+import { commonEnv, loadEnv } from "@docpipe/queue";
+import { z } from "zod";
+
+const int = (name: string, min: number, max: number, dflt: number) =>
+  z.coerce
+    .number({ error: `${name} must be a whole number` })
+    .int(`${name} must be a whole number`)
+    .min(min, `${name} must be at least ${min}`)
+    .max(max, `${name} must be at most ${max}`)
+    .default(dflt);
+
+/** The ingestion service's environment: the shared variables plus its own. */
+export const configSchema = commonEnv.extend({
+  PORT: int("PORT", 0, 65_535, 8080),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  DATABASE_POOL_MAX: int("DATABASE_POOL_MAX", 1, 100, 10),
+  BODY_LIMIT_BYTES: int("BODY_LIMIT_BYTES", 1024, 10_485_760, 65_536),
+  LIST_PAGE_SIZE: int("LIST_PAGE_SIZE", 1, 1000, 1000),
+  MAX_CONCURRENT_LISTINGS: int("MAX_CONCURRENT_LISTINGS", 1, 64, 2),
+  SEND_PARALLELISM: int("SEND_PARALLELISM", 1, 64, 8),
+  S3_CHECK_TIMEOUT_MS: int("S3_CHECK_TIMEOUT_MS", 100, 60_000, 5_000),
+  READY_TIMEOUT_MS: int("READY_TIMEOUT_MS", 100, 60_000, 2_000),
+});
+export type IngestionConfig = z.infer<typeof configSchema>;
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): IngestionConfig {
+  return loadEnv(configSchema, env);
+}

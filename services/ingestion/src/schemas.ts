@@ -1,0 +1,95 @@
+import { z } from "zod";
+
+/**
+ * Request schemas. Unknown fields are rejected (strict objects), so a typo in an option is
+ * an error the caller sees instead of a setting that silently does nothing.
+ */
+
+/** Why `name` is not a valid S3 bucket name (general purpose buckets), or undefined when it is. */
+export function bucketNameProblem(name: string): string | undefined {
+  if (name.length < 3 || name.length > 63) return "must be 3 to 63 characters long";
+  if (!/^[a-z0-9.-]+$/.test(name)) return "may contain only lowercase letters, digits, dots and hyphens";
+  if (!/^[a-z0-9]/.test(name) || !/[a-z0-9]$/.test(name)) return "must begin and end with a letter or digit";
+  if (name.includes("..")) return "must not contain two adjacent dots";
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(name)) return "must not be formatted as an IP address";
+  for (const p of ["xn--", "sthree-", "amzn-s3-demo-"]) if (name.startsWith(p)) return `must not start with ${p}`;
+  for (const s of ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"])
+    if (name.endsWith(s)) return `must not end with ${s}`;
+  return undefined;
+}
+
+/** Pairs of prefixes where one contains the other: their keys would be listed twice. */
+export function overlappingPrefixes(prefixes: readonly string[]): [string, string][] {
+  const sorted = [...prefixes].sort();
+  const overlaps: [string, string][] = [];
+  // After sorting, a prefix that contains others is directly followed by the first of them.
+  for (let i = 1; i < sorted.length; i++) {
+    const a = sorted[i - 1]!;
+    const b = sorted[i]!;
+    if (b.startsWith(a)) overlaps.push([a, b]);
+  }
+  return overlaps;
+}
+
+/** S3 keys are at most 1024 bytes of UTF-8. */
+const MAX_KEY_BYTES = 1024;
+
+export const CreateBatchBody = z
+  .strictObject({
+    bucket: z.string().superRefine((name, ctx) => {
+      const problem = bucketNameProblem(name);
+      if (problem) ctx.addIssue({ code: "custom", message: `invalid S3 bucket name: ${problem}` });
+    }),
+    prefixes: z
+      .array(
+        z
+          .string()
+          .refine((p) => Buffer.byteLength(p, "utf8") <= MAX_KEY_BYTES, "a prefix is at most 1024 bytes")
+          .refine((p) => !p.startsWith("/"), "a prefix must not start with / (S3 keys do not)"),
+      )
+      .min(1, "at least one prefix is required (use \"\" for the whole bucket)")
+      .max(100, "at most 100 prefixes per batch"),
+    /** A person's name for the batch, shown in reports. */
+    label: z.string().trim().min(1).max(200).optional(),
+  })
+  .superRefine((body, ctx) => {
+    for (const [a, b] of overlappingPrefixes(body.prefixes)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["prefixes"],
+        message: a === b ? `prefix "${a}" is listed twice` : `prefix "${a}" already contains prefix "${b}"`,
+      });
+    }
+  });
+export type CreateBatchBody = z.infer<typeof CreateBatchBody>;
+
+export const IdParams = z.strictObject({ id: z.uuid({ error: "must be a UUID" }) });
+
+export const documentStates = ["queued", "classified", "splitting", "converting", "inferring", "done", "failed"] as const;
+
+export const ListDocumentsQuery = z.strictObject({
+  state: z.enum(documentStates).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  /** Opaque: the `nextCursor` of the previous page. */
+  cursor: z.string().min(1).max(2000).optional(),
+});
+
+/** Keyset cursor: the last key of the previous page (documents are ordered by key). */
+export function encodeCursor(lastKey: string): string {
+  return Buffer.from(JSON.stringify({ k: lastKey }), "utf8").toString("base64url");
+}
+
+export function decodeCursor(cursor: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    const r = z.object({ k: z.string() }).safeParse(parsed);
+    return r.success ? r.data.k : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Zod issues as `details`: where (a dotted path) and what. */
+export function issuesToDetails(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+}
