@@ -2,6 +2,7 @@ import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { open as openAsync } from "node:fs/promises";
 import * as mupdf from "mupdf";
 import { PdfError } from "./errors.js";
+import { nativeInspect, type NativeOptions } from "./native.js";
 
 /**
  * mupdf's WASM build passes stream positions to JavaScript as signed 32-bit integers, so any
@@ -86,7 +87,7 @@ export function openPdf(path: string): mupdf.PDFDocument {
   }
 }
 
-export interface InspectOptions {
+export interface InspectOptions extends NativeOptions {
   /** Documents with more pages than this fail with PdfError("too_many_pages"). @defaultValue no limit */
   maxPages?: number;
 }
@@ -100,10 +101,16 @@ export interface PdfInfo {
 
 /**
  * Tells whether a file is a PDF this pipeline can process, without loading it into memory.
- * Every failure is a permanent PdfError: not_pdf, encrypted, corrupt, too_many_pages, file_too_large.
+ * Every failure is a permanent PdfError: not_pdf, encrypted, corrupt, too_many_pages, and
+ * file_too_large for a file of 2 GiB or more when native mutool is unavailable or disabled.
  */
 export async function inspectPdf(path: string, opts: InspectOptions = {}): Promise<PdfInfo> {
   const sizeBytes = await checkPdfMagic(path);
+  if (sizeBytes > MAX_MUPDF_FILE_BYTES) {
+    const { pageCount, repaired } = await nativeInspect(path, sizeBytes, opts);
+    checkPageLimit(pageCount, opts, path);
+    return { pageCount, repaired, sizeBytes };
+  }
   const doc = openPdf(path);
   try {
     if (doc.needsPassword()) throw new PdfError("encrypted", "the PDF needs a password", { path });
@@ -114,12 +121,16 @@ export async function inspectPdf(path: string, opts: InspectOptions = {}): Promi
       throw new PdfError("corrupt", `cannot count pages: ${errorText(e)}`, { path, cause: e });
     }
     if (pageCount < 1) throw new PdfError("corrupt", "the PDF has no pages", { path });
-    if (opts.maxPages !== undefined && pageCount > opts.maxPages) {
-      throw new PdfError("too_many_pages", `${pageCount} pages is over the limit of ${opts.maxPages}`, { path });
-    }
+    checkPageLimit(pageCount, opts, path);
     return { pageCount, repaired: doc.wasRepaired(), sizeBytes };
   } finally {
     doc.destroy();
+  }
+}
+
+function checkPageLimit(pageCount: number, opts: InspectOptions, path: string): void {
+  if (opts.maxPages !== undefined && pageCount > opts.maxPages) {
+    throw new PdfError("too_many_pages", `${pageCount} pages is over the limit of ${opts.maxPages}`, { path });
   }
 }
 

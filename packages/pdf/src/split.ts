@@ -1,9 +1,10 @@
 import { writeFileSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import * as mupdf from "mupdf";
 import { PdfError } from "./errors.js";
-import { errorText, openPdf } from "./open.js";
+import { nativeInspect, nativeSplitRange, type NativeOptions } from "./native.js";
+import { errorText, MAX_MUPDF_FILE_BYTES, openPdf } from "./open.js";
 
 /** One chunk written by splitChunks: pages first..last (1-based, inclusive) of the source. */
 export interface SplitChunk {
@@ -14,7 +15,7 @@ export interface SplitChunk {
   totalPages: number;
 }
 
-export interface SplitOptions {
+export interface SplitOptions extends NativeOptions {
   /** Directory for chunk files; created if missing. */
   dir: string;
   /** Pages per chunk. @defaultValue 10 */
@@ -74,8 +75,23 @@ function countPages(doc: mupdf.PDFDocument, src: string): number {
   }
 }
 
-/** Writes pages first..last (1-based, inclusive) of src into a new PDF at outPath. */
-export async function splitRange(src: string, first: number, last: number, outPath: string): Promise<void> {
+/**
+ * Writes pages first..last (1-based, inclusive) of src into a new PDF at outPath. Files of
+ * 2 GiB or more go through native mutool (see NativeOptions).
+ */
+export async function splitRange(
+  src: string,
+  first: number,
+  last: number,
+  outPath: string,
+  opts: NativeOptions = {},
+): Promise<void> {
+  const { size } = await stat(src);
+  if (size > MAX_MUPDF_FILE_BYTES) {
+    checkRange(first, last, (await nativeInspect(src, size, opts)).pageCount);
+    await nativeSplitRange(src, size, first, last, outPath, opts);
+    return;
+  }
   const doc = openReadable(src);
   try {
     checkRange(first, last, countPages(doc, src));
@@ -96,18 +112,24 @@ export async function* splitChunks(src: string, opts: SplitOptions): AsyncGenera
   const per = opts.pagesPerChunk ?? 10;
   if (!Number.isInteger(per) || per < 1) throw new RangeError(`pagesPerChunk must be a positive integer, got ${per}`);
   await mkdir(opts.dir, { recursive: true });
-  const doc = openReadable(src);
+  const { size } = await stat(src);
+  const native = size > MAX_MUPDF_FILE_BYTES;
+  const doc = native ? undefined : openReadable(src);
   try {
-    const total = countPages(doc, src);
+    const total = doc ? countPages(doc, src) : (await nativeInspect(src, size, opts)).pageCount;
     const start = opts.fromPage ?? 1;
     if (start > total) return;
     checkRange(start, start, total);
     for (let first = start; first <= total; first += per) {
       const last = Math.min(total, first + per - 1);
       const path = join(opts.dir, `${first}-${last}.pdf`);
-      writeRange(doc, first, last, path);
-      // Decoded fonts and images cached while copying are of no use to the next chunk.
-      mupdf.emptyStore();
+      if (doc) {
+        writeRange(doc, first, last, path);
+        // Decoded fonts and images cached while copying are of no use to the next chunk.
+        mupdf.emptyStore();
+      } else {
+        await nativeSplitRange(src, size, first, last, path, opts);
+      }
       try {
         yield { first, last, path, totalPages: total };
       } finally {
@@ -115,7 +137,7 @@ export async function* splitChunks(src: string, opts: SplitOptions): AsyncGenera
       }
     }
   } finally {
-    doc.destroy();
+    doc?.destroy();
   }
 }
 
