@@ -1,0 +1,71 @@
+import { randomUUID } from "node:crypto";
+import { createPrisma, type PrismaClient } from "@docpipe/db";
+import { start, type LocalStack } from "@docpipe/local-stack";
+import { AuditWriter, TransientError } from "@docpipe/queue";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+let stack: LocalStack;
+let prisma: PrismaClient;
+
+beforeAll(async () => {
+  stack = await start({ name: "queue-audit" });
+  prisma = createPrisma({ databaseUrl: await stack.createDatabase() });
+});
+
+afterAll(async () => {
+  await prisma?.$disconnect();
+  await stack?.stop();
+});
+
+describe("AuditWriter", () => {
+  it("stores one row per record with every field, and flush waits for unawaited ones", async () => {
+    const batch = await prisma.batch.create({ data: { bucket: "staging", prefixes: ["in/"] } });
+    const doc = await prisma.document.create({ data: { batchId: batch.id, bucket: "staging", key: "in/a.pdf" } });
+    const audit = new AuditWriter({ prisma, workerId: "splitter/test" });
+
+    await audit.record({ stage: "split-small", outcome: "started", batchId: batch.id, documentId: doc.id, attempt: 2, messageId: "m-1" });
+    void audit.record({
+      stage: "split-small",
+      outcome: "failed",
+      batchId: batch.id,
+      documentId: doc.id,
+      pageNumber: 4,
+      attempt: 2,
+      durationMs: 12.6,
+      errorCode: "corrupt",
+      errorMessage: "x".repeat(5_000),
+      messageId: "m-1",
+      details: { chunk: "1-10" },
+    });
+    await audit.flush();
+
+    const rows = await prisma.auditEvent.findMany({ where: { documentId: doc.id }, orderBy: { id: "asc" } });
+    expect(rows.map((r) => r.outcome)).toEqual(["started", "failed"]);
+    expect(rows[0]).toMatchObject({ stage: "split-small", workerId: "splitter/test", attempt: 2, batchId: batch.id, messageId: "m-1" });
+    expect(rows[1]).toMatchObject({ pageNumber: 4, durationMs: 13, errorCode: "corrupt", details: { chunk: "1-10" } });
+    expect(rows[1]!.errorMessage).toHaveLength(2_000);
+  });
+
+  it("keeps a record whose document does not exist, moving the ids into details", async () => {
+    const audit = new AuditWriter({ prisma, workerId: "orchestrator/test" });
+    const documentId = randomUUID();
+    const batchId = randomUUID();
+    await audit.record({ stage: "classify", outcome: "dead_lettered", batchId, documentId, errorCode: "invalid_message", messageId: "m-2" });
+
+    const row = await prisma.auditEvent.findFirstOrThrow({ where: { messageId: "m-2" } });
+    expect(row).toMatchObject({ documentId: null, batchId: null, outcome: "dead_lettered", attempt: 1 });
+    expect(row.details).toEqual({ unknownBatchId: batchId, unknownDocumentId: documentId });
+  });
+
+  it("fails with a transient error when the database is unreachable", async () => {
+    const down = createPrisma({ databaseUrl: "postgres://docpipe@127.0.0.1:1/none" });
+    try {
+      const audit = new AuditWriter({ prisma: down, workerId: "w" });
+      const err = await audit.record({ stage: "convert", outcome: "started" }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TransientError);
+      expect(err).toMatchObject({ code: "audit_write_failed" });
+    } finally {
+      await down.$disconnect();
+    }
+  });
+});
