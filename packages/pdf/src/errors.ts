@@ -44,3 +44,11 @@ export function isPdfErrorCode(value: unknown): value is PdfErrorCode {
     (PERMANENT.has(value as PdfErrorCode) || value === "timeout" || value === "worker_crashed")
   );
 }
+
+/**
+ * A WebAssembly.RuntimeError: mupdf aborted (or trapped) and its instance cannot be used again.
+ * Checked by name because the TypeScript libs this repo uses do not declare WebAssembly.
+ */
+export function isWasmAbort(e: unknown): boolean {
+  return e instanceof Error && e.constructor.name === "RuntimeError";
+}

@@ -1,5 +1,14 @@
 export { PdfError, type PdfErrorCode } from "./errors.js";
-export { inspectPdf, openPdf, MAX_MUPDF_FILE_BYTES, type InspectOptions, type PdfInfo } from "./open.js";
+export {
+  inspectPdf,
+  openPdf,
+  setMupdfLog,
+  MAX_MUPDF_FILE_BYTES,
+  type InspectOptions,
+  type MupdfLog,
+  type PdfInfo,
+} from "./open.js";
+export type { NativeOptions } from "./native.js";
 export { splitRange, splitChunks, splitIntoChunks, splitPages, type SplitChunk, type SplitOptions } from "./split.js";
 export {
   renderPage,

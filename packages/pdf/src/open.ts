@@ -137,3 +137,17 @@ function checkPageLimit(pageCount: number, opts: InspectOptions, path: string): 
 export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** Receives mupdf's warnings and errors (e.g. "repairing PDF document"). */
+export type MupdfLog = (level: "warning" | "error", message: string) => void;
+
+/**
+ * Routes this thread's mupdf messages to `log` (e.g. a pino child logger), drops them
+ * ("silent"), or restores mupdf's default of printing them to stderr ("stderr"). Each worker
+ * thread has its own mupdf; RenderPool takes `onMupdfLog` for its workers.
+ */
+export function setMupdfLog(log: MupdfLog | "silent" | "stderr"): void {
+  if (log === "stderr") mupdf.setLog(null);
+  else if (log === "silent") mupdf.setLog({});
+  else mupdf.setLog({ warning: (m) => log("warning", m), error: (m) => log("error", m) });
+}

@@ -58,3 +58,16 @@ describe("RenderPool", () => {
     await expect(p.render(corpus.files[0]!.path, 0)).rejects.toThrow(/closed/);
   });
 });
+
+describe("RenderPool mupdf log", () => {
+  it("forwards the workers' mupdf warnings to onMupdfLog", async () => {
+    const messages: string[] = [];
+    const p = new RenderPool({ size: 1, onMupdfLog: (level, m) => messages.push(`${level}: ${m}`) });
+    try {
+      await p.render(corpus.invalid!.repairable, 0, { dpi: 10 });
+    } finally {
+      await p.close();
+    }
+    expect(messages.join("\n")).toMatch(/repair/);
+  });
+});

@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { PdfError, isPdfErrorCode } from "./errors.js";
+import type { MupdfLog } from "./open.js";
 import { DEFAULT_DPI, type RenderOptions, type RenderResult } from "./render.js";
 import type { RenderReply, RenderRequest } from "./render-worker.js";
 
@@ -14,6 +15,8 @@ export interface RenderPoolOptions {
   timeoutMs?: number;
   /** Pages waiting for a worker beyond this are refused at once. @defaultValue Infinity */
   maxQueue?: number;
+  /** Receives the workers' mupdf warnings and errors instead of stderr. @defaultValue mupdf prints to stderr */
+  onMupdfLog?: MupdfLog;
 }
 
 export interface PoolRenderOptions extends RenderOptions {
@@ -57,6 +60,7 @@ export class RenderPool {
   readonly size: number;
   private readonly timeoutMs: number;
   private readonly maxQueue: number;
+  private readonly onMupdfLog: MupdfLog | undefined;
   private readonly slots = new Set<Slot>();
   private readonly idle: Slot[] = [];
   private readonly queue: Task[] = [];
@@ -67,6 +71,7 @@ export class RenderPool {
     this.size = Math.max(1, opts.size ?? availableParallelism());
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.maxQueue = opts.maxQueue ?? Infinity;
+    this.onMupdfLog = opts.onMupdfLog;
     for (let i = 0; i < this.size; i++) this.spawn();
   }
 
@@ -114,7 +119,11 @@ export class RenderPool {
     const slot: Slot = { worker };
     // An idle worker must not keep the process alive on its own.
     worker.unref();
-    worker.on("message", (reply: RenderReply) => this.onReply(slot, reply));
+    worker.on("message", (msg: RenderReply | { log: { level: "warning" | "error"; message: string } }) => {
+      if ("log" in msg) this.onMupdfLog?.(msg.log.level, msg.log.message);
+      else this.onReply(slot, msg);
+    });
+    if (this.onMupdfLog) worker.postMessage({ forwardLog: true });
     worker.on("error", (err) => this.onExit(slot, err));
     worker.on("exit", (code) => this.onExit(slot, new Error(`render worker exited with code ${code}`)));
     this.slots.add(slot);

@@ -2,8 +2,8 @@
 import { statSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 import type * as mupdf from "mupdf";
-import { PdfError } from "./errors.js";
-import { errorText, openPdf } from "./open.js";
+import { isWasmAbort, PdfError } from "./errors.js";
+import { errorText, openPdf, setMupdfLog } from "./open.js";
 import { renderDocPage, type RenderOptions } from "./render.js";
 
 export interface RenderRequest {
@@ -41,6 +41,12 @@ function handle(req: RenderRequest): RenderReply {
     cached?.doc.destroy();
     cached = undefined;
     const err = e instanceof Error ? e : new Error(errorText(e));
+    if (isWasmAbort(e)) {
+      // mupdf aborted (e.g. out of WASM memory) and cannot be used again: report, then exit so
+      // the pool starts a fresh worker.
+      setImmediate(() => process.exit(1));
+      return { id: req.id, ok: false, error: { name: "PdfError", message: `mupdf aborted: ${err.message}`, code: "worker_crashed" } };
+    }
     return {
       id: req.id,
       ok: false,
@@ -51,7 +57,11 @@ function handle(req: RenderRequest): RenderReply {
 
 const port = parentPort;
 if (!port) throw new Error("render-worker must run in a worker thread");
-port.on("message", (msg: RenderRequest | { close: true }) => {
+port.on("message", (msg: RenderRequest | { close: true } | { forwardLog: boolean }) => {
+  if ("forwardLog" in msg) {
+    setMupdfLog(msg.forwardLog ? (level, message) => port.postMessage({ log: { level, message } }) : "stderr");
+    return;
+  }
   if ("close" in msg) {
     cached?.doc.destroy();
     cached = undefined;

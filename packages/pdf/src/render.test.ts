@@ -97,3 +97,11 @@ describe("fitPixels", () => {
     }
   });
 });
+
+describe("renderPage memory", () => {
+  it("reports a page whose pixmap cannot be allocated as page_too_large, and mupdf keeps working", async () => {
+    const path = corpus.files[0]!.path;
+    await expect(renderPage(path, 0, { dpi: 3000, maxPixels: 1e10 })).rejects.toMatchObject({ code: "page_too_large" });
+    await expect(renderPage(path, 0, { dpi: 20 })).resolves.toMatchObject({ width: 170 });
+  });
+});

@@ -1,5 +1,5 @@
 import * as mupdf from "mupdf";
-import { PdfError } from "./errors.js";
+import { isWasmAbort, PdfError } from "./errors.js";
 import { errorText, openPdf } from "./open.js";
 
 export interface RenderOptions {
@@ -96,7 +96,12 @@ export function renderDocPage(doc: mupdf.PDFDocument, pageIndex: number, opts: R
     device.close();
     return { png: pixmap.asPNG(), width: size.width, height: size.height, dpi: size.dpi };
   } catch (e) {
-    if (e instanceof PdfError || e instanceof RangeError) throw e;
+    // An abort (WebAssembly.RuntimeError) leaves this mupdf instance unusable: not the page's fault
+    // alone, so it is not labelled corrupt. RenderPool replaces a worker that hits one.
+    if (e instanceof PdfError || e instanceof RangeError || isWasmAbort(e)) throw e;
+    if (/malloc|out of memory/i.test(errorText(e))) {
+      throw new PdfError("page_too_large", `page ${pageIndex + 1} does not fit in memory: ${errorText(e)}`, { cause: e });
+    }
     throw new PdfError("corrupt", `cannot render page ${pageIndex + 1}: ${errorText(e)}`, { cause: e });
   } finally {
     device?.destroy();
