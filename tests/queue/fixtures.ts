@@ -28,7 +28,12 @@ async function startSqs(): Promise<{ endpoint: string; close: () => Promise<void
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // A long poll still open would hold close() for its full wait.
+      server.closeAllConnections();
+      await closed;
+    },
   };
 }
 
