@@ -1,0 +1,87 @@
+import { aws_s3 as s3, aws_s3_notifications as s3n, CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
+import type { Construct } from "constructs";
+import type { DocpipeConfig } from "./config.js";
+import { Database } from "./database.js";
+import { Monitoring } from "./monitoring.js";
+import { Network } from "./network.js";
+import { acknowledge } from "./nag.js";
+import { Queues } from "./queues.js";
+import { Services } from "./services.js";
+import { Storage } from "./storage.js";
+
+export interface DocpipeStackProps extends StackProps {
+  readonly config: DocpipeConfig;
+}
+
+/** The whole pipeline in one stack: each concern is a construct under lib/. */
+export class DocpipeStack extends Stack {
+  public readonly network: Network;
+  public readonly storage: Storage;
+  public readonly queues: Queues;
+  public readonly database: Database;
+  public readonly services: Services;
+  public readonly monitoring: Monitoring;
+
+  constructor(scope: Construct, id: string, props: DocpipeStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    this.network = new Network(this, "Network", {
+      natGateways: config.natGateways,
+      logRetentionDays: config.logRetentionDays,
+    });
+    this.storage = new Storage(this, "Storage", {
+      stagingBucketName: config.stagingBucketName,
+      intermediateRetentionDays: config.intermediateRetentionDays,
+    });
+    this.queues = new Queues(this, "Queues", { prefix: config.queuePrefix });
+    // Every PNG the page converter writes becomes a message for the inference client.
+    this.storage.workBucket.addEventNotification(
+      s3.EventType.OBJECT_CREATED,
+      new s3n.SqsDestination(this.queues.byKey.convertedImage.queue),
+      { prefix: "batches/", suffix: ".png" },
+    );
+    this.database = new Database(this, "Database", {
+      vpc: this.network.vpc,
+      clientSecurityGroup: this.network.servicesSecurityGroup,
+      minCapacity: config.databaseMinCapacity,
+      maxCapacity: config.databaseMaxCapacity,
+      deletionProtection: config.deletionProtection,
+    });
+    this.services = new Services(this, "Services", {
+      config,
+      vpc: this.network.vpc,
+      securityGroup: this.network.servicesSecurityGroup,
+      queues: this.queues,
+      stagingBucket: this.storage.stagingBucket,
+      workBucket: this.storage.workBucket,
+      logsBucket: this.storage.logsBucket,
+      database: this.database,
+    });
+    this.monitoring = new Monitoring(this, "Monitoring", {
+      queues: this.queues,
+      cluster: this.services.cluster,
+      services: this.services.byId,
+      loadBalancer: this.services.loadBalancer,
+      alarmEmail: config.alarmEmail,
+      maxMessageAgeSeconds: config.maxMessageAgeSeconds,
+    });
+
+    new CfnOutput(this, "IngestionUrl", {
+      description: "POST /batches here (internal load balancer)",
+      value: `${config.certificateArn ? "https" : "http"}://${this.services.loadBalancer.loadBalancerDnsName}`,
+    });
+    new CfnOutput(this, "StagingBucket", { value: this.storage.stagingBucket.bucketName });
+    new CfnOutput(this, "WorkBucket", { value: this.storage.workBucket.bucketName });
+    new CfnOutput(this, "AlarmTopic", { value: this.monitoring.topic.topicArn });
+    new CfnOutput(this, "DatabaseSecret", { value: this.database.secret.secretArn });
+
+    const notificationsHandler = this.node.children.find((c) => c.node.id.startsWith("BucketNotificationsHandler"));
+    if (notificationsHandler) {
+      acknowledge(
+        notificationsHandler,
+        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        "CDK's bucket-notifications custom resource uses the AWS managed basic execution role (CloudWatch Logs only); it is not configurable.",
+      );
+    }
+  }
+}

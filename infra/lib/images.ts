@@ -1,0 +1,44 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { aws_ecs as ecs, IgnoreMode } from "aws-cdk-lib";
+
+/** The monorepo root: the Docker build context of every image. */
+export const repoRoot = path.resolve(import.meta.dirname, "../..");
+
+const dockerfile = "docker/Dockerfile";
+
+/**
+ * The same ignore list Docker uses (docker/Dockerfile.dockerignore), so the asset hash CDK
+ * computes at synth changes exactly when the build context does, and synth never walks
+ * node_modules or its own cdk.out.
+ */
+const exclude = readFileSync(path.join(repoRoot, "docker/Dockerfile.dockerignore"), "utf8")
+  .split("\n")
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith("#"));
+
+/**
+ * The image of one workspace service, built by `cdk deploy` from docker/Dockerfile with
+ * `SERVICE=<name>`. Synth only hashes the build context; it needs no Docker engine.
+ */
+export function serviceImage(service: string): ecs.ContainerImage {
+  return ecs.ContainerImage.fromAsset(repoRoot, {
+    file: dockerfile,
+    buildArgs: { SERVICE: service },
+    target: "service",
+    exclude,
+    ignoreMode: IgnoreMode.DOCKER,
+    displayName: `docpipe-${service}`,
+  });
+}
+
+/** The image whose only job is `prisma migrate deploy` against the database. */
+export function migrateImage(): ecs.ContainerImage {
+  return ecs.ContainerImage.fromAsset(repoRoot, {
+    file: dockerfile,
+    target: "migrate",
+    exclude,
+    ignoreMode: IgnoreMode.DOCKER,
+    displayName: "docpipe-migrate",
+  });
+}

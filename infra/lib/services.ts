@@ -1,0 +1,405 @@
+import {
+  aws_certificatemanager as acm,
+  aws_ec2 as ec2,
+  aws_ecs as ecs,
+  aws_elasticloadbalancingv2 as elbv2,
+  aws_iam as iam,
+  aws_secretsmanager as secretsmanager,
+  Duration,
+  Stack,
+} from "aws-cdk-lib";
+import type { aws_s3 as s3 } from "aws-cdk-lib";
+import { Construct } from "constructs";
+import type { QueueKey } from "@docpipe/queue";
+import type { DocpipeConfig, ServiceId } from "./config.js";
+import type { Database } from "./database.js";
+import { migrateImage, serviceImage } from "./images.js";
+import { Migration } from "./migration.js";
+import { acknowledge, acknowledgeWildcardResource } from "./nag.js";
+import { PipelineService } from "./pipeline-service.js";
+import { QueueScaling, targetBacklogPerTask } from "./queue-scaling.js";
+import type { Queues } from "./queues.js";
+import { workKeys } from "./storage.js";
+
+/** Port the ingestion service listens on inside its container. */
+export const INGESTION_PORT = 8080;
+
+type WorkPrefix = keyof typeof workKeys;
+
+/** What one deployable may touch; its task role gets exactly this and nothing else. */
+export interface Deployable {
+  readonly id: ServiceId;
+  /** The workspace package the image is built from (`docker build --build-arg SERVICE=`). */
+  readonly package: string;
+  /** Queues it consumes; `"dead-letter"` is every DLQ (the failsafe). */
+  readonly consumes: readonly QueueKey[] | "dead-letter";
+  readonly produces: readonly QueueKey[];
+  readonly readsStaging: boolean;
+  readonly readsWork: readonly WorkPrefix[];
+  readonly writesWork: readonly WorkPrefix[];
+  /** The variable the service reads its worker concurrency from (see its src/config.ts). */
+  readonly concurrencyEnv?: string;
+  readonly environment?: Record<string, string>;
+}
+
+/** The pipeline of DESIGN.md: who consumes and produces what, and which keys each stage reads and writes. */
+export const deployables: readonly Deployable[] = [
+  {
+    id: "ingestion",
+    package: "ingestion",
+    consumes: [],
+    produces: ["ingest"],
+    readsStaging: true,
+    readsWork: [],
+    writesWork: [],
+    environment: { PORT: String(INGESTION_PORT), HOST: "0.0.0.0" },
+  },
+  {
+    id: "chunking-orchestrator",
+    package: "chunking-orchestrator",
+    consumes: ["ingest"],
+    produces: ["large", "small", "singlePage"],
+    readsStaging: true,
+    readsWork: [],
+    writesWork: [],
+    concurrencyEnv: "CONCURRENCY",
+  },
+  {
+    id: "splitter-large",
+    package: "splitter",
+    consumes: ["large"],
+    produces: ["small"],
+    readsStaging: true,
+    readsWork: [],
+    writesWork: ["chunks"],
+    concurrencyEnv: "CONCURRENCY",
+    environment: { ROLE: "large" },
+  },
+  {
+    id: "splitter-small",
+    package: "splitter",
+    consumes: ["small"],
+    produces: ["singlePage"],
+    readsStaging: true,
+    readsWork: ["chunks"],
+    writesWork: ["pages"],
+    concurrencyEnv: "CONCURRENCY",
+    environment: { ROLE: "small" },
+  },
+  {
+    id: "page-converter",
+    package: "page-converter",
+    consumes: ["singlePage"],
+    produces: [],
+    readsStaging: true,
+    readsWork: ["pages"],
+    writesWork: ["images"],
+    concurrencyEnv: "CONCURRENCY",
+  },
+  {
+    id: "inference-client",
+    package: "inference-client",
+    consumes: ["convertedImage"],
+    produces: [],
+    readsStaging: false,
+    readsWork: ["images"],
+    writesWork: [],
+    concurrencyEnv: "WORKER_CONCURRENCY",
+  },
+  {
+    id: "failsafe",
+    package: "failsafe",
+    consumes: "dead-letter",
+    // Replays go back to the queue they came from; a full break-down re-enters as pages.
+    produces: ["ingest", "large", "small", "singlePage", "convertedImage"],
+    readsStaging: true,
+    readsWork: ["chunks", "pages", "images"],
+    writesWork: ["chunks", "pages", "images"],
+    concurrencyEnv: "CONCURRENCY",
+  },
+];
+
+export interface ServicesProps {
+  readonly config: DocpipeConfig;
+  readonly vpc: ec2.IVpc;
+  readonly securityGroup: ec2.ISecurityGroup;
+  readonly queues: Queues;
+  readonly stagingBucket: s3.IBucket;
+  readonly workBucket: s3.IBucket;
+  readonly logsBucket: s3.IBucket;
+  readonly database: Database;
+}
+
+/**
+ * The ECS cluster, one Fargate service per deployable, the ingestion load balancer, queue
+ * autoscaling and the migration task that runs before any of them starts.
+ */
+export class Services extends Construct {
+  public readonly cluster: ecs.Cluster;
+  public readonly byId: Readonly<Record<ServiceId, PipelineService>>;
+  public readonly scaling: Readonly<Partial<Record<ServiceId, QueueScaling>>>;
+  public readonly loadBalancer: elbv2.ApplicationLoadBalancer;
+  public readonly targetGroup: elbv2.ApplicationTargetGroup;
+  public readonly migration: Migration;
+
+  constructor(scope: Construct, id: string, props: ServicesProps) {
+    super(scope, id);
+    const { config, queues, database } = props;
+    const stack = Stack.of(this);
+    this.cluster = new ecs.Cluster(this, "Cluster", {
+      vpc: props.vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+      enableFargateCapacityProviders: true,
+    });
+
+    // The entrypoint (docker/entrypoint.sh) builds DATABASE_URL from these, so the password
+    // reaches the task from Secrets Manager and never appears in the task definition.
+    const dbEnv = {
+      DB_HOST: database.cluster.clusterEndpoint.hostname,
+      DB_PORT: String(database.cluster.clusterEndpoint.port),
+      DB_NAME: database.databaseName,
+    };
+    const dbSecrets = {
+      DB_USERNAME: ecs.Secret.fromSecretsManager(database.secret, "username"),
+      DB_PASSWORD: ecs.Secret.fromSecretsManager(database.secret, "password"),
+    };
+    const commonEnv = {
+      ...dbEnv,
+      AWS_REGION: stack.region,
+      QUEUE_PREFIX: config.queuePrefix,
+      WORK_BUCKET: props.workBucket.bucketName,
+      STAGING_BUCKET: props.stagingBucket.bucketName,
+      LOG_LEVEL: "info",
+      NODE_ENV: "production",
+    };
+    const modelEnv: Record<string, string> = config.modelEndpointUrl
+      ? { MODEL_URL: config.modelEndpointUrl }
+      : { SAGEMAKER_ENDPOINT_NAME: config.sagemakerEndpointName ?? "" };
+
+    const modelSecrets: Record<string, ecs.Secret> = config.modelApiKeySecretName
+      ? {
+          MODEL_AUTH_HEADER_VALUE: ecs.Secret.fromSecretsManager(
+            secretsmanager.Secret.fromSecretNameV2(this, "ModelApiKey", config.modelApiKeySecretName),
+          ),
+        }
+      : {};
+
+    this.migration = new Migration(this, "Migration", {
+      cluster: this.cluster,
+      securityGroup: props.securityGroup,
+      image: migrateImage(),
+      environment: commonEnv,
+      secrets: dbSecrets,
+      logRetentionDays: config.logRetentionDays,
+    });
+
+    const byId: Partial<Record<ServiceId, PipelineService>> = {};
+    const scaling: Partial<Record<ServiceId, QueueScaling>> = {};
+    for (const d of deployables) {
+      const size = config.sizes[d.id];
+      const isWorker = d.consumes === "dead-letter" || d.consumes.length > 0;
+      const svc = new PipelineService(this, d.id, {
+        cluster: this.cluster,
+        securityGroup: props.securityGroup,
+        image: serviceImage(d.package),
+        size,
+        environment: {
+          ...commonEnv,
+          SERVICE_NAME: d.id,
+          ...(d.concurrencyEnv && { [d.concurrencyEnv]: String(size.concurrency) }),
+          ...(d.id === "inference-client" ? modelEnv : {}),
+          ...d.environment,
+        },
+        secrets: { ...dbSecrets, ...(d.id === "inference-client" ? modelSecrets : {}) },
+        logRetentionDays: config.logRetentionDays,
+        // The failsafe is the last line of defence and the ingestion API must answer: on demand.
+        spot: config.useSpot && isWorker && d.id !== "failsafe",
+        ...(d.id === "ingestion" && { port: INGESTION_PORT }),
+      });
+      svc.service.node.addDependency(this.migration.resource);
+      this.grant(d, svc.taskRole, props);
+      byId[d.id] = svc;
+
+      if (isWorker) {
+        const consumed =
+          d.consumes === "dead-letter" ? queues.all.map((q) => q.dlq) : d.consumes.map((k) => queues.byKey[k].queue);
+        scaling[d.id] = new QueueScaling(this, `${d.id}-scaling`, {
+          cluster: this.cluster,
+          service: svc.service,
+          queues: consumed,
+          minTasks: size.minTasks,
+          maxTasks: size.maxTasks,
+          targetBacklogPerTask: targetBacklogPerTask({
+            concurrency: size.concurrency,
+            secondsPerMessage: size.secondsPerMessage,
+            acceptableLatencySeconds: config.acceptableLatencySeconds,
+          }),
+        });
+      }
+    }
+    this.byId = byId as Record<ServiceId, PipelineService>;
+    this.scaling = scaling;
+
+    const ingestion = this.byId.ingestion;
+    const albSecurityGroup = new ec2.SecurityGroup(this, "IngestionLbSecurityGroup", {
+      vpc: props.vpc,
+      description: "docpipe ingestion load balancer",
+      allowAllOutbound: false,
+    });
+    const listenPort = config.certificateArn ? 443 : 80;
+    albSecurityGroup.addIngressRule(
+      ec2.Peer.ipv4(config.ingestionAllowedCidr ?? props.vpc.vpcCidrBlock),
+      ec2.Port.tcp(listenPort),
+      "Operators calling POST /batches",
+    );
+    // cdk-nag cannot evaluate the VPC CIDR (a CloudFormation reference). A CIDR given in
+    // context is a literal and is checked as usual, so 0.0.0.0/0 would still be reported.
+    if (!config.ingestionAllowedCidr) {
+      acknowledge(
+        albSecurityGroup,
+        "EC23",
+        "Ingress is limited to the VPC's own CIDR block (an intrinsic reference cdk-nag cannot evaluate); the load balancer is internal.",
+      );
+    }
+    // Internal: starting batches is an operator action from inside the network (VPN, bastion
+    // or peered VPC), not a public API.
+    this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, "IngestionLb", {
+      vpc: props.vpc,
+      internetFacing: false,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroup: albSecurityGroup,
+      dropInvalidHeaderFields: true,
+    });
+    this.loadBalancer.logAccessLogs(props.logsBucket, "alb/ingestion");
+    const listener = this.loadBalancer.addListener("Listener", {
+      port: listenPort,
+      open: false,
+      ...(config.certificateArn
+        ? {
+            protocol: elbv2.ApplicationProtocol.HTTPS,
+            certificates: [acm.Certificate.fromCertificateArn(this, "Certificate", config.certificateArn)],
+            sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
+          }
+        : { protocol: elbv2.ApplicationProtocol.HTTP }),
+    });
+    this.targetGroup = listener.addTargets("Ingestion", {
+      port: INGESTION_PORT,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      targets: [ingestion.service],
+      healthCheck: {
+        path: "/healthz",
+        healthyHttpCodes: "200",
+        interval: Duration.seconds(15),
+        healthyThresholdCount: 2,
+        unhealthyThresholdCount: 3,
+      },
+      deregistrationDelay: Duration.seconds(30),
+    });
+    const ingestionScaling = ingestion.service.autoScaleTaskCount({
+      minCapacity: config.sizes.ingestion.minTasks,
+      maxCapacity: config.sizes.ingestion.maxTasks,
+    });
+    ingestionScaling.scaleOnCpuUtilization("Cpu", { targetUtilizationPercent: 60 });
+  }
+
+  /** Least privilege: the queues a deployable consumes and produces, and its own key prefixes. */
+  private grant(d: Deployable, role: iam.IRole, props: ServicesProps): void {
+    const { queues } = props;
+    const consumed = d.consumes === "dead-letter" ? [] : d.consumes;
+    for (const key of consumed) {
+      queues.byKey[key].queue.grantConsumeMessages(role);
+      // Poison and permanently failing messages are moved to the DLQ at once by the worker.
+      queues.byKey[key].dlq.grantSendMessages(role);
+    }
+    if (d.consumes === "dead-letter") for (const q of queues.all) q.dlq.grantConsumeMessages(role);
+    for (const key of d.produces) queues.byKey[key].queue.grantSendMessages(role);
+    // resolveQueueUrls looks up every catalog queue by name at start; a URL is not access.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["sqs:GetQueueUrl"],
+        resources: queues.all.flatMap((q) => [q.queue.queueArn, q.dlq.queueArn]),
+      }),
+    );
+    // Explicit S3 actions rather than grantRead/grantPut, whose `s3:GetObject*`, `s3:List*`
+    // and `s3:Abort*` wildcards reach further than a stage needs.
+    const { stagingBucket, workBucket } = props;
+    if (d.readsStaging) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [stagingBucket.bucketArn] }),
+      );
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ["s3:GetObject"], resources: [stagingBucket.arnForObjects("*")] }),
+      );
+      acknowledgeWildcardResource(
+        role,
+        stagingBucket.arnForObjects("*"),
+        "Source PDFs can sit under any key of the staging bucket; a batch names its prefixes at run time. Read only.",
+      );
+    }
+    if (d.readsWork.length > 0 || d.writesWork.length > 0) {
+      // Without ListBucket a missing key answers 403 instead of 404, and a retry could not
+      // tell "not written yet" from "forbidden".
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [workBucket.bucketArn] }));
+    }
+    if (d.readsWork.length > 0) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:GetObject"],
+          resources: d.readsWork.map((p) => workBucket.arnForObjects(workKeys[p])),
+        }),
+      );
+    }
+    for (const p of new Set([...d.readsWork, ...d.writesWork])) {
+      acknowledgeWildcardResource(
+        role,
+        workBucket.arnForObjects(workKeys[p]),
+        `Work keys embed batch and document ids generated at run time; batches/*/documents/*/${p}/* is the narrowest pattern for this stage's ${p}.`,
+      );
+    }
+    if (d.writesWork.length > 0) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          // PutObjectTagging: intermediates are tagged for the lifecycle rules (lib/storage.ts);
+          // AbortMultipartUpload: a failed multipart upload of a big chunk is cleaned up.
+          actions: ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
+          resources: d.writesWork.map((p) => workBucket.arnForObjects(workKeys[p])),
+        }),
+      );
+    }
+    if (d.consumes === "dead-letter" || d.consumes.length > 0) {
+      // Long jobs mark their task protected while a message is in flight, through the ECS
+      // agent endpoint; only tasks of this cluster.
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
+          resources: [
+            Stack.of(this).formatArn({
+              service: "ecs",
+              resource: "task",
+              resourceName: `${this.cluster.clusterName}/*`,
+            }),
+          ],
+        }),
+      );
+      acknowledgeWildcardResource(
+        role,
+        Stack.of(this).formatArn({ service: "ecs", resource: "task", resourceName: `${this.cluster.clusterName}/*` }),
+        "Task ids exist only at run time; the scope is this cluster's tasks, and a task can only protect itself through the agent endpoint.",
+      );
+    }
+    if (d.id === "inference-client" && props.config.sagemakerEndpointName) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ["sagemaker:InvokeEndpoint"],
+          resources: [
+            Stack.of(this).formatArn({
+              service: "sagemaker",
+              resource: "endpoint",
+              resourceName: props.config.sagemakerEndpointName.toLowerCase(),
+            }),
+          ],
+        }),
+      );
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import { aws_s3 as s3, cx_api as cxapi, Duration, RemovalPolicy } from "aws-cdk-lib";
+import { Construct } from "constructs";
+
+/**
+ * Object tag the splitters set on intermediate PDFs. S3 lifecycle filters match a key prefix
+ * or tags, never a path segment in the middle of a key, and our keys put `chunks/` and
+ * `pages/` under `batches/{batchId}/documents/{documentId}/`; so intermediates are tagged
+ * at upload (`Tagging: docpipe-intermediate=chunk|page`) and expire by tag.
+ */
+export const INTERMEDIATE_TAG = "docpipe-intermediate";
+
+/** Key patterns in the work bucket, as IAM resource patterns (see packages/queue/src/keys.ts). */
+export const workKeys = {
+  chunks: "batches/*/documents/*/chunks/*",
+  pages: "batches/*/documents/*/pages/*",
+  images: "batches/*/documents/*/images/*",
+} as const;
+
+export interface StorageProps {
+  /** An existing bucket of source PDFs; unset creates one. */
+  readonly stagingBucketName?: string;
+  /** Days before tagged intermediates (chunks and single-page PDFs) are deleted. */
+  readonly intermediateRetentionDays: number;
+}
+
+const secure = {
+  encryption: s3.BucketEncryption.S3_MANAGED,
+  blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+  enforceSSL: true,
+  objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+} as const;
+
+/**
+ * The staging bucket (source PDFs, possibly an existing bucket) and the work bucket (chunks,
+ * single-page PDFs and PNGs). SSE-S3 rather than KMS: tens of millions of pages would pay a
+ * KMS request for every GET and PUT.
+ */
+export class Storage extends Construct {
+  public readonly stagingBucket: s3.IBucket;
+  public readonly workBucket: s3.Bucket;
+  /** Server access logs of both buckets and the load balancer's access logs. */
+  public readonly logsBucket: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: StorageProps) {
+    super(scope, id);
+    // Grant log delivery through the bucket policy, not an ACL, so every bucket can keep
+    // ACLs disabled (BucketOwnerEnforced).
+    this.node.setContext(cxapi.S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY, true);
+    this.logsBucket = new s3.Bucket(this, "Logs", {
+      ...secure,
+      // Log delivery (S3 server access logs, ALB access logs) requires SSE-S3, set above.
+      lifecycleRules: [{ expiration: Duration.days(90), abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.stagingBucket = props.stagingBucketName
+      ? s3.Bucket.fromBucketName(this, "Staging", props.stagingBucketName)
+      : new s3.Bucket(this, "Staging", {
+          ...secure,
+          versioned: true,
+          serverAccessLogsBucket: this.logsBucket,
+          serverAccessLogsPrefix: "s3/staging/",
+          lifecycleRules: [
+            { abortIncompleteMultipartUploadAfter: Duration.days(1) },
+            { noncurrentVersionExpiration: Duration.days(30) },
+          ],
+          removalPolicy: RemovalPolicy.RETAIN,
+        });
+
+    const days = Duration.days(props.intermediateRetentionDays);
+    this.workBucket = new s3.Bucket(this, "Work", {
+      ...secure,
+      serverAccessLogsBucket: this.logsBucket,
+      serverAccessLogsPrefix: "s3/work/",
+      lifecycleRules: [
+        { id: "abort-incomplete-uploads", abortIncompleteMultipartUploadAfter: Duration.days(1) },
+        { id: "expire-chunks", tagFilters: { [INTERMEDIATE_TAG]: "chunk" }, expiration: days },
+        { id: "expire-pages", tagFilters: { [INTERMEDIATE_TAG]: "page" }, expiration: days },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+}

@@ -1,0 +1,487 @@
+import type { CfnElement } from "aws-cdk-lib";
+import { Match, type Template } from "aws-cdk-lib/assertions";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dlqName, queues } from "@docpipe/queue";
+import { serviceIds, type ServiceId } from "../lib/config.js";
+import { targetBacklogPerTask } from "../lib/queue-scaling.js";
+import { resources, synth, type Synthesized } from "./synth.js";
+
+const prefix = "docpipe-";
+const mainNames = Object.values(queues).map((q) => `${prefix}${q.name}`);
+const dlqNames = Object.values(queues).map((q) => `${prefix}${dlqName(q)}`);
+const workers = serviceIds.filter((s) => s !== "ingestion");
+
+let s: Synthesized;
+let t: Template;
+
+beforeAll(() => {
+  s = synth({ modelEndpointUrl: "https://model.example.com/invocations", alarmEmail: "ops@example.com" });
+  if (!s.template) throw new Error(`synthesis failed: ${String(s.error)}`);
+  t = s.template;
+});
+afterAll(() => s?.cleanup());
+
+const logicalId = (c: { node: { defaultChild?: unknown } }): string =>
+  s.stack.getLogicalId(c.node.defaultChild as CfnElement);
+
+/** QueueName by logical id, from the template. */
+const queueNameById = (): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(resources(t, "AWS::SQS::Queue")).map(([id, r]) => [id, r.Properties.QueueName as string]),
+  );
+
+const getAtt = (v: unknown): string | undefined =>
+  (v as { "Fn::GetAtt"?: [string, string] })?.["Fn::GetAtt"]?.[0];
+
+describe("cdk-nag", () => {
+  it("finds nothing unacknowledged in the AwsSolutions pack, and CloudFormation validation finds nothing", () => {
+    expect(s.error).toBeUndefined();
+    const violations = s.report.pluginReports.flatMap((r) => r.violations.map((v) => `${r.pluginName}: ${v.ruleName}`));
+    expect(violations).toEqual([]);
+  });
+
+  it("has a reason on every acknowledgment", () => {
+    const acks = s.app.node
+      .findAll()
+      .flatMap((c) => c.node.metadata.filter((m) => m.type === "aws:cdk:acknowledged-rules"))
+      .flatMap((m) => Object.entries(m.data as Record<string, string>));
+    const ours = acks.filter(([id]) => id.includes("AwsSolutions"));
+    expect(ours.length).toBeGreaterThan(10);
+    for (const [id, reason] of acks) {
+      expect(typeof reason, id).toBe("string");
+      expect(reason.trim().length, `acknowledgment ${id} needs a reason`).toBeGreaterThanOrEqual(20);
+    }
+  });
+});
+
+describe("queues", () => {
+  it("creates every catalog queue with its DLQ, redrive count and visibility timeout from the catalog", () => {
+    const names = queueNameById();
+    const byName = Object.fromEntries(Object.entries(names).map(([id, n]) => [n, id]));
+    expect(Object.values(names).sort()).toEqual([...mainNames, ...dlqNames].sort());
+    const all = resources(t, "AWS::SQS::Queue");
+    for (const spec of Object.values(queues)) {
+      const q = all[byName[`${prefix}${spec.name}`]!]!.Properties;
+      expect(q.VisibilityTimeout).toBe(spec.visibilityTimeoutSeconds);
+      const redrive = q.RedrivePolicy as { deadLetterTargetArn: unknown; maxReceiveCount: number };
+      expect(redrive.maxReceiveCount).toBe(spec.maxReceiveCount);
+      expect(names[getAtt(redrive.deadLetterTargetArn)!]).toBe(`${prefix}${dlqName(spec)}`);
+    }
+  });
+
+  it("encrypts every queue and denies requests without TLS", () => {
+    for (const [id, q] of Object.entries(resources(t, "AWS::SQS::Queue"))) {
+      expect(q.Properties.SqsManagedSseEnabled, id).toBe(true);
+    }
+    const policies = Object.values(resources(t, "AWS::SQS::QueuePolicy"));
+    const tlsOnly = new Set(
+      policies
+        .filter((p) =>
+          (p.Properties.PolicyDocument as { Statement: { Effect: string; Condition?: unknown }[] }).Statement.some(
+            (st) =>
+              st.Effect === "Deny" &&
+              JSON.stringify(st.Condition) === JSON.stringify({ Bool: { "aws:SecureTransport": "false" } }),
+          ),
+        )
+        .flatMap((p) => (p.Properties.Queues as { Ref: string }[]).map((r) => r.Ref)),
+    );
+    expect([...tlsOnly].sort()).toEqual(Object.keys(resources(t, "AWS::SQS::Queue")).sort());
+  });
+
+  it("sends object-created events for PNGs under batches/ to the converted-image queue, which admits only the work bucket", () => {
+    const names = queueNameById();
+    const notif = Object.values(resources(t, "Custom::S3BucketNotifications"));
+    expect(notif).toHaveLength(1);
+    const props = notif[0]!.Properties as {
+      BucketName: { Ref: string };
+      NotificationConfiguration: { QueueConfigurations: { Events: string[]; Filter: unknown; QueueArn: unknown }[] };
+    };
+    expect(props.BucketName.Ref).toBe(logicalId(s.stack.storage.workBucket));
+    const [cfg, ...rest] = props.NotificationConfiguration.QueueConfigurations;
+    expect(rest).toHaveLength(0);
+    expect(cfg!.Events).toEqual(["s3:ObjectCreated:*"]);
+    expect(names[getAtt(cfg!.QueueArn)!]).toBe(`${prefix}converted-image`);
+    const rules = (cfg!.Filter as { Key: { FilterRules: { Name: string; Value: string }[] } }).Key.FilterRules;
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        { Name: "prefix", Value: "batches/" },
+        { Name: "suffix", Value: ".png" },
+      ]),
+    );
+    t.hasResourceProperties("AWS::SQS::QueuePolicy", {
+      Queues: [{ Ref: logicalId(s.stack.queues.byKey.convertedImage.queue) }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: "Allow",
+            Principal: { Service: "s3.amazonaws.com" },
+            Action: Match.arrayWith(["sqs:SendMessage"]),
+            Condition: { ArnLike: { "aws:SourceArn": { "Fn::GetAtt": [logicalId(s.stack.storage.workBucket), "Arn"] } } },
+          }),
+        ]),
+      },
+    });
+  });
+});
+
+describe("alarms", () => {
+  const alarmsOn = (metricName: string, queueId: string) =>
+    Object.values(resources(t, "AWS::CloudWatch::Alarm")).filter(
+      (a) =>
+        a.Properties.MetricName === metricName &&
+        getAtt((a.Properties.Dimensions as { Value: unknown }[] | undefined)?.[0]?.Value) === queueId,
+    );
+  const topic = () => ({ Ref: logicalId(s.stack.monitoring.topic) });
+
+  it("raises an alarm to the SNS topic as soon as any DLQ holds a message", () => {
+    for (const q of s.stack.queues.all) {
+      const alarms = alarmsOn("ApproximateNumberOfMessagesVisible", logicalId(q.dlq));
+      expect(alarms, q.key).toHaveLength(1);
+      expect(alarms[0]!.Properties).toMatchObject({
+        Threshold: 0,
+        ComparisonOperator: "GreaterThanThreshold",
+        EvaluationPeriods: 1,
+        AlarmActions: [topic()],
+      });
+    }
+  });
+
+  it("raises an alarm per queue when its oldest message is older than the limit", () => {
+    for (const q of s.stack.queues.all) {
+      const alarms = alarmsOn("ApproximateAgeOfOldestMessage", logicalId(q.queue));
+      expect(alarms, q.key).toHaveLength(1);
+      expect(alarms[0]!.Properties).toMatchObject({
+        Threshold: s.config.maxMessageAgeSeconds,
+        ComparisonOperator: "GreaterThanThreshold",
+        AlarmActions: [topic()],
+      });
+    }
+  });
+
+  it("counts error log lines per service and alarms on them; mails the topic's subscriber", () => {
+    for (const id of serviceIds) {
+      t.hasResourceProperties("AWS::Logs::MetricFilter", {
+        LogGroupName: { Ref: logicalId(s.stack.services.byId[id].logGroup) },
+        FilterPattern: "{ $.level >= 50 }",
+        MetricTransformations: [Match.objectLike({ MetricNamespace: "Docpipe/Errors", MetricName: id })],
+      });
+      t.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        Namespace: "Docpipe/Errors",
+        MetricName: id,
+        AlarmActions: [topic()],
+      });
+    }
+    t.hasResourceProperties("AWS::SNS::Subscription", { Protocol: "email", Endpoint: "ops@example.com" });
+    t.hasResourceProperties("AWS::SNS::Topic", { KmsMasterKeyId: Match.anyValue() });
+  });
+
+  it("has a dashboard with queue depth and age, running tasks, pages per minute and errors per stage", () => {
+    const dashboards = Object.values(resources(t, "AWS::CloudWatch::Dashboard"));
+    expect(dashboards).toHaveLength(1);
+    const body = JSON.stringify(dashboards[0]!.Properties.DashboardBody);
+    for (const title of [
+      "Queue depth (visible)",
+      "Age of oldest message (s)",
+      "Running tasks",
+      "Pages per minute",
+      "Errors per stage",
+    ]) {
+      expect(body).toContain(title);
+    }
+    expect(body).toContain("RunningTaskCount");
+    expect(body).toContain("NumberOfMessagesDeleted");
+  });
+});
+
+describe("autoscaling", () => {
+  const targetOf = (id: ServiceId) => {
+    const svcId = logicalId(s.stack.services.byId[id].service);
+    const found = Object.entries(resources(t, "AWS::ApplicationAutoScaling::ScalableTarget")).filter(([, r]) =>
+      JSON.stringify(r.Properties.ResourceId).includes(`"${svcId}"`),
+    );
+    expect(found, id).toHaveLength(1);
+    return found[0]!;
+  };
+  const policiesOf = (targetId: string) =>
+    Object.values(resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy")).filter(
+      (p) => (p.Properties.ScalingTargetId as { Ref?: string }).Ref === targetId,
+    );
+  const alarmFor = (policy: { Properties: Record<string, unknown> }) => {
+    const policyId = Object.entries(resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy")).find(
+      ([, p]) => p === policy,
+    )![0];
+    const alarms = Object.values(resources(t, "AWS::CloudWatch::Alarm")).filter((a) =>
+      JSON.stringify(a.Properties.AlarmActions).includes(`"${policyId}"`),
+    );
+    expect(alarms).toHaveLength(1);
+    return alarms[0]!.Properties as { Metrics: { Id: string; Expression?: string; MetricStat?: unknown }[] } & Record<string, unknown>;
+  };
+  const consumedQueueIds = (id: ServiceId): string[] =>
+    id === "failsafe"
+      ? s.stack.queues.all.map((q) => logicalId(q.dlq))
+      : s.stack.queues.all
+          .filter((q) =>
+            ({
+              "chunking-orchestrator": ["ingest"],
+              "splitter-large": ["large"],
+              "splitter-small": ["small"],
+              "page-converter": ["singlePage"],
+              "inference-client": ["convertedImage"],
+            })[id as string]!.includes(q.key),
+          )
+          .map((q) => logicalId(q.queue));
+
+  it.each(workers)("%s tracks visible messages per running task with metric math", (id) => {
+    const [targetId] = targetOf(id);
+    const tracking = policiesOf(targetId).filter((p) => p.Properties.PolicyType === "TargetTrackingScaling");
+    expect(tracking).toHaveLength(1);
+    const cfg = tracking[0]!.Properties.TargetTrackingScalingPolicyConfiguration as {
+      TargetValue: number;
+      CustomizedMetricSpecification: {
+        Metrics: { Id: string; Expression?: string; ReturnData: boolean; MetricStat?: { Metric: { MetricName: string; Namespace: string; Dimensions: { Value: unknown }[] } } }[];
+      };
+    };
+    const size = s.config.sizes[id];
+    expect(cfg.TargetValue).toBe(
+      targetBacklogPerTask({
+        concurrency: size.concurrency,
+        secondsPerMessage: size.secondsPerMessage,
+        acceptableLatencySeconds: s.config.acceptableLatencySeconds,
+      }),
+    );
+    const metrics = cfg.CustomizedMetricSpecification.Metrics;
+    const returned = metrics.filter((m) => m.ReturnData);
+    expect(returned).toHaveLength(1);
+    const visible = metrics.filter((m) => m.MetricStat?.Metric.MetricName === "ApproximateNumberOfMessagesVisible");
+    expect(visible.map((m) => getAtt(m.MetricStat!.Metric.Dimensions[0]!.Value)).sort()).toEqual(consumedQueueIds(id).sort());
+    const running = metrics.find((m) => m.MetricStat?.Metric.MetricName === "RunningTaskCount");
+    expect(running?.MetricStat?.Metric.Namespace).toBe("ECS/ContainerInsights");
+    // visible (summed over the consumed queues) divided by running tasks, never by zero
+    const expr = returned[0]!.Expression!;
+    for (const v of visible) expect(expr).toContain(v.Id);
+    expect(expr).toMatch(new RegExp(`\\) / IF\\(FILL\\(${running!.Id}, 0\\) >= 1, FILL\\(${running!.Id}, 0\\), 1\\)$`));
+  });
+
+  it.each(workers)("%s scales to zero when idle and wakes on the first message", (id) => {
+    const [targetId, target] = targetOf(id);
+    expect(target.Properties.MinCapacity).toBe(0);
+    expect(target.Properties.MaxCapacity).toBe(s.config.sizes[id].maxTasks);
+    const steps = policiesOf(targetId).filter((p) => p.Properties.PolicyType === "StepScaling");
+    const cfgOf = (p: (typeof steps)[number]) =>
+      p.Properties.StepScalingPolicyConfiguration as { AdjustmentType: string; StepAdjustments: Record<string, number>[] };
+
+    const toZero = steps.find((p) => cfgOf(p).AdjustmentType === "ExactCapacity")!;
+    expect(cfgOf(toZero).StepAdjustments).toEqual([{ MetricIntervalUpperBound: 0, ScalingAdjustment: 0 }]);
+    const idle = alarmFor(toZero);
+    expect(idle).toMatchObject({ Threshold: 0, ComparisonOperator: "LessThanOrEqualToThreshold", TreatMissingData: "breaching" });
+    const idleNames = idle.Metrics.filter((m) => m.MetricStat).map(
+      (m) => (m.MetricStat as { Metric: { MetricName: string } }).Metric.MetricName,
+    );
+    // Nothing visible and nothing in flight: never scale to zero under a running job.
+    expect(new Set(idleNames)).toEqual(new Set(["ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible"]));
+
+    const wake = steps.find((p) => cfgOf(p).AdjustmentType === "ChangeInCapacity")!;
+    expect(cfgOf(wake).StepAdjustments).toEqual([{ MetricIntervalLowerBound: 0, ScalingAdjustment: 1 }]);
+    const wakeAlarm = alarmFor(wake);
+    expect(wakeAlarm).toMatchObject({ Threshold: 1, ComparisonOperator: "GreaterThanOrEqualToThreshold" });
+    const expr = wakeAlarm.Metrics.find((m) => m.Expression)!.Expression!;
+    expect(expr).toMatch(/> 0 AND FILL\(running, 0\) < 1/);
+  });
+
+  it("keeps the ingestion API at one task or more, scaling on CPU", () => {
+    const [targetId, target] = targetOf("ingestion");
+    expect(target.Properties.MinCapacity).toBe(1);
+    const policies = policiesOf(targetId);
+    expect(policies).toHaveLength(1);
+    expect(policies[0]!.Properties.TargetTrackingScalingPolicyConfiguration).toMatchObject({
+      PredefinedMetricSpecification: { PredefinedMetricType: "ECSServiceAverageCPUUtilization" },
+    });
+  });
+});
+
+describe("storage", () => {
+  it("encrypts every bucket, blocks public access, denies plain HTTP", () => {
+    const buckets = resources(t, "AWS::S3::Bucket");
+    expect(Object.keys(buckets)).toHaveLength(3); // logs, staging, work
+    for (const [id, b] of Object.entries(buckets)) {
+      expect(b.Properties.BucketEncryption, id).toEqual({
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }],
+      });
+      expect(b.Properties.PublicAccessBlockConfiguration, id).toEqual({
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      });
+      t.hasResourceProperties("AWS::S3::BucketPolicy", {
+        Bucket: { Ref: id },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+          ]),
+        },
+      });
+    }
+  });
+
+  it("expires tagged chunks and single-page PDFs from the work bucket, never the PNGs", () => {
+    const work = resources(t, "AWS::S3::Bucket")[logicalId(s.stack.storage.workBucket)]!;
+    const rules = (work.Properties.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
+    const days = s.config.intermediateRetentionDays;
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ ExpirationInDays: days, TagFilters: [{ Key: "docpipe-intermediate", Value: "chunk" }] }),
+        expect.objectContaining({ ExpirationInDays: days, TagFilters: [{ Key: "docpipe-intermediate", Value: "page" }] }),
+      ]),
+    );
+    // No rule without a tag filter expires objects: the images are the pipeline's output.
+    expect(rules.filter((r) => r.ExpirationInDays !== undefined && r.TagFilters === undefined)).toEqual([]);
+  });
+});
+
+describe("least privilege", () => {
+  const pages = (p: string) => `work/batches/*/documents/*/${p}/*`;
+  const all = (suffix: string) => Object.values(queues).map((q) => `${prefix}${q.name}${suffix}`);
+  /** Written from DESIGN.md's table, independent of the deployables list in lib/services.ts. */
+  const expected: Record<ServiceId, { receive: string[]; send: string[]; get: string[]; put: string[] }> = {
+    ingestion: { receive: [], send: ["docpipe-ingest"], get: ["staging/*"], put: [] },
+    "chunking-orchestrator": {
+      receive: ["docpipe-ingest"],
+      send: ["docpipe-ingest-dlq", "docpipe-large", "docpipe-small", "docpipe-single-page"],
+      get: ["staging/*"],
+      put: [],
+    },
+    "splitter-large": {
+      receive: ["docpipe-large"],
+      send: ["docpipe-large-dlq", "docpipe-small"],
+      get: ["staging/*"],
+      put: [pages("chunks")],
+    },
+    "splitter-small": {
+      receive: ["docpipe-small"],
+      send: ["docpipe-single-page", "docpipe-small-dlq"],
+      get: ["staging/*", pages("chunks")],
+      put: [pages("pages")],
+    },
+    "page-converter": {
+      receive: ["docpipe-single-page"],
+      send: ["docpipe-single-page-dlq"],
+      get: ["staging/*", pages("pages")],
+      put: [pages("images")],
+    },
+    "inference-client": {
+      receive: ["docpipe-converted-image"],
+      send: ["docpipe-converted-image-dlq"],
+      get: [pages("images")],
+      put: [],
+    },
+    failsafe: {
+      receive: all("-dlq"),
+      send: all(""),
+      get: ["staging/*", pages("chunks"), pages("images"), pages("pages")],
+      put: [pages("chunks"), pages("images"), pages("pages")],
+    },
+  };
+
+  const statementsOf = (id: ServiceId) => {
+    const roleId = logicalId(s.stack.services.byId[id].taskRole);
+    return Object.values(resources(t, "AWS::IAM::Policy"))
+      .filter((p) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === roleId))
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown; Effect: string }[] }).Statement);
+  };
+  const names = () => queueNameById();
+  const buckets = () => ({
+    [logicalId(s.stack.storage.workBucket)]: "work",
+    [logicalId(s.stack.storage.stagingBucket as never)]: "staging",
+  });
+  const render = (r: unknown): string => {
+    const att = getAtt(r);
+    if (att) return names()[att] ?? buckets()[att] ?? att;
+    const join = (r as { "Fn::Join"?: [string, unknown[]] })["Fn::Join"];
+    if (join) return join[1].map(render).join(join[0]);
+    return typeof r === "string" ? r : JSON.stringify(r);
+  };
+  const resourcesFor = (id: ServiceId, action: string): string[] =>
+    statementsOf(id)
+      .filter((st) => st.Effect === "Allow" && [st.Action].flat().includes(action))
+      .flatMap((st) => [st.Resource].flat().map(render))
+      .sort();
+
+  it.each(serviceIds)("%s reaches only its own queues and key prefixes", (id) => {
+    const e = expected[id];
+    expect(resourcesFor(id, "sqs:ReceiveMessage")).toEqual([...e.receive].sort());
+    expect(resourcesFor(id, "sqs:DeleteMessage")).toEqual([...e.receive].sort());
+    expect(resourcesFor(id, "sqs:SendMessage")).toEqual([...e.send].sort());
+    expect(resourcesFor(id, "s3:GetObject")).toEqual([...e.get].sort());
+    expect(resourcesFor(id, "s3:PutObject")).toEqual([...e.put].sort());
+    const actions = statementsOf(id).flatMap((st) => [st.Action].flat());
+    expect(actions.filter((a) => a.includes("*") || a.startsWith("s3:Delete") || a === "sqs:PurgeQueue")).toEqual([]);
+    for (const st of statementsOf(id)) expect(st.Resource, JSON.stringify(st.Action)).not.toBe("*");
+  });
+
+  it("keeps the database reachable only from the services' security group, with credentials from Secrets Manager", () => {
+    t.hasResourceProperties("AWS::RDS::DBCluster", {
+      Engine: "aurora-postgresql",
+      StorageEncrypted: true,
+      ServerlessV2ScalingConfiguration: { MinCapacity: 0, MaxCapacity: s.config.databaseMaxCapacity },
+    });
+    const dbSg = Object.entries(resources(t, "AWS::EC2::SecurityGroupIngress")).filter(([, r]) => r.Properties.FromPort === 5432);
+    expect(dbSg).toHaveLength(1);
+    expect(getAtt(dbSg[0]![1].Properties.SourceSecurityGroupId)).toBe(logicalId(s.stack.network.servicesSecurityGroup));
+    t.hasResourceProperties("AWS::RDS::DBInstance", { PubliclyAccessible: false });
+    for (const [id, td] of Object.entries(resources(t, "AWS::ECS::TaskDefinition"))) {
+      const [c] = td.Properties.ContainerDefinitions as { Environment?: { Name: string }[]; Secrets?: { Name: string }[] }[];
+      expect((c!.Environment ?? []).map((e) => e.Name), id).not.toContain("DB_PASSWORD");
+      expect((c!.Secrets ?? []).map((e) => e.Name), id).toEqual(expect.arrayContaining(["DB_USERNAME", "DB_PASSWORD"]));
+    }
+  });
+});
+
+describe("services", () => {
+  it("runs the migration task before any service starts", () => {
+    const migration = Object.keys(resources(t, "Custom::DocpipeMigration"));
+    expect(migration).toHaveLength(1);
+    t.hasResourceProperties("Custom::DocpipeMigration", {
+      TaskDefinition: { Ref: logicalId(s.stack.services.migration.taskDefinition) },
+    });
+    for (const [id, svc] of Object.entries(resources(t, "AWS::ECS::Service"))) {
+      expect(svc.DependsOn ?? [], id).toContain(migration[0]);
+    }
+  });
+
+  it("sizes tasks per role and gives workers the Fargate maximum stop timeout", () => {
+    for (const id of serviceIds) {
+      const td = resources(t, "AWS::ECS::TaskDefinition")[logicalId(s.stack.services.byId[id].taskDefinition)]!;
+      const size = s.config.sizes[id];
+      expect(td.Properties).toMatchObject({ Cpu: String(size.cpu), Memory: String(size.memoryMiB) });
+      const [c] = td.Properties.ContainerDefinitions as { StopTimeout: number; Environment: { Name: string; Value: unknown }[] }[];
+      expect(c!.StopTimeout).toBe(120);
+    }
+    const large = resources(t, "AWS::ECS::TaskDefinition")[logicalId(s.stack.services.byId["splitter-large"].taskDefinition)]!;
+    expect(large.Properties.EphemeralStorage).toEqual({ SizeInGiB: 100 });
+    const env = (id: ServiceId) =>
+      Object.fromEntries(
+        (
+          (resources(t, "AWS::ECS::TaskDefinition")[logicalId(s.stack.services.byId[id].taskDefinition)]!.Properties
+            .ContainerDefinitions as { Environment: { Name: string; Value: unknown }[] }[])[0]!.Environment
+        ).map((e) => [e.Name, e.Value]),
+      );
+    expect(env("splitter-large").ROLE).toBe("large");
+    expect(env("splitter-small").ROLE).toBe("small");
+    expect(env("inference-client").MODEL_URL).toBe("https://model.example.com/invocations");
+    expect(env("ingestion").QUEUE_PREFIX).toBe(prefix);
+  });
+
+  it("puts the ingestion service behind an internal load balancer that checks /healthz", () => {
+    t.hasResourceProperties("AWS::ElasticLoadBalancingV2::LoadBalancer", { Scheme: "internal" });
+    t.hasResourceProperties("AWS::ElasticLoadBalancingV2::TargetGroup", {
+      HealthCheckPath: "/healthz",
+      Port: 8080,
+      TargetType: "ip",
+    });
+    const ingestion = resources(t, "AWS::ECS::Service")[logicalId(s.stack.services.byId.ingestion.service)]!;
+    expect(ingestion.Properties.LoadBalancers).toEqual([
+      expect.objectContaining({ ContainerName: "app", ContainerPort: 8080 }),
+    ]);
+  });
+});
