@@ -368,6 +368,8 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
 
   async function deadLetter(job: Job, reason: DeadLetterReason, err: Error, attempt: number, log: Logger): Promise<void> {
     await stopHeartbeat(job);
+    // Given back by stop(): another worker may hold it now, and a DLQ copy would duplicate it.
+    if (job.released) return;
     try {
       const dlqMessageId = await sendToDeadLetterQueue(sqs, opts.dlqUrl, job.message, {
         reason,
