@@ -52,7 +52,12 @@ interface Tally {
   wall: number;
   cpu: number;
 }
-const engines = ["mutool draw (1 thread)", "renderPage (1 thread)", `RenderPool (${pool.size} workers)`] as const;
+const engines = [
+  "mutool draw (1 thread)",
+  "renderPage (1 thread)",
+  `RenderPool (${pool.size} workers)`,
+  `mutool draw × ${pool.size} processes`,
+] as const;
 const tallies = new Map<string, Tally>();
 const add = (key: string, pages: number, wall: number, cpu: number) => {
   const t = tallies.get(key) ?? { pages: 0, wall: 0, cpu: 0 };
@@ -94,20 +99,53 @@ for (let r = 0; r < ROUNDS; r++) {
       );
       add(`${w.name}|${engines[2]}`, w.pages, (performance.now() - t) / 1000, cpuNow() - c);
     }
+    if (version) {
+      // As many mutool processes as pool workers, each drawing its share of the pages: the
+      // like-for-like baseline for the pool on a machine whose cores are not otherwise idle.
+      const t = performance.now();
+      const per = Math.ceil(w.pages / pool.size);
+      const outs = await Promise.all(
+        Array.from({ length: pool.size }, (_, k) => {
+          const first = k * per + 1;
+          const last = Math.min(w.pages, first + per - 1);
+          return run("bash", [
+            "-c",
+            `TIMEFORMAT='cpu %U %S'; time mutool draw -q -r ${DPI} -o '${join(pngDir, `mutool${k}-%d.png`)}' '${w.path}' ${first}-${last} 2>/dev/null`,
+          ]);
+        }),
+      );
+      const cpu = outs.reduce((sum, o) => {
+        const m = /cpu ([\d.]+) ([\d.]+)/.exec(o.stderr);
+        return sum + (m ? Number(m[1]) + Number(m[2]) : NaN);
+      }, 0);
+      add(`${w.name}|${engines[3]}`, w.pages, (performance.now() - t) / 1000, cpu);
+    }
   }
 }
 
 const rows: (string | number)[][] = [
-  ["workload", "engine", "pages", "wall s", "pages/s", "pages/s per core", "vs mutool per core", "pages/CPU-s", "vs mutool per CPU-s"],
+  [
+    "workload",
+    "engine",
+    "pages",
+    "wall s",
+    "pages/s",
+    "pages/s per core",
+    "vs mutool per core",
+    "pages/CPU-s",
+    "vs mutool per CPU-s",
+    `vs mutool ×${pool.size}`,
+  ],
 ];
 for (const w of workloads) {
   const base = tallies.get(`${w.name}|${engines[0]}`);
   const basePps = base ? base.pages / base.wall : undefined;
   const baseCpu = base ? base.pages / base.cpu : undefined;
+  const par = tallies.get(`${w.name}|${engines[3]}`);
   for (const [i, e] of engines.entries()) {
     const t = tallies.get(`${w.name}|${e}`);
     if (!t) continue;
-    const threads = i === 2 ? pool.size : 1;
+    const threads = i >= 2 ? pool.size : 1;
     const perCore = t.pages / t.wall / threads;
     const perCpu = t.pages / t.cpu;
     rows.push([
@@ -120,6 +158,7 @@ for (const w of workloads) {
       basePps ? (perCore / basePps).toFixed(2) : "",
       perCpu.toFixed(2),
       baseCpu ? (perCpu / baseCpu).toFixed(2) : "",
+      i === 2 && par ? (par.wall / t.wall).toFixed(2) : "",
     ]);
   }
 }
