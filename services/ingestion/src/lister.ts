@@ -1,9 +1,9 @@
 import { ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client, type _Object } from "@aws-sdk/client-s3";
 import type { PrismaClient } from "@docpipe/db";
 import { coerceError, TransientError, type IngestMessage, type Logger, type QueueProducer } from "@docpipe/queue";
-import { randomUUID } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { ListingError } from "./errors.js";
+import { insertPage } from "./insert-page.js";
 
 /** Where a batch's listing stands: the prefix being listed and the continuation token of the next page to list. */
 export interface ListingPosition {
@@ -304,6 +304,7 @@ export class BatchLister {
     page: number,
     log: Logger,
   ): Promise<boolean> {
+    const t0 = performance.now();
     const sizes = new Map<string, number | undefined>();
     let skipped = 0;
     for (const o of objects) {
@@ -313,36 +314,13 @@ export class BatchLister {
     }
     const keys = [...sizes.keys()];
 
-    const inserted =
-      keys.length === 0
-        ? []
-        : await this.prisma.$transaction(
-            async (tx) => {
-              const rows = await tx.document.createManyAndReturn({
-                data: keys.map((key) => {
-                  const size = sizes.get(key);
-                  return { id: randomUUID(), batchId, bucket, key, ...(size !== undefined ? { size: BigInt(size) } : {}) };
-                }),
-                skipDuplicates: true,
-                select: { id: true, key: true },
-              });
-              if (rows.length > 0) {
-                await tx.auditEvent.createMany({
-                  data: rows.map((r) => ({
-                    batchId,
-                    documentId: r.id,
-                    stage: "ingestion",
-                    outcome: "succeeded" as const,
-                    workerId: this.workerId,
-                    details: { event: "listed", bucket, key: r.key, size: sizes.get(r.key) ?? null },
-                  })),
-                });
-                await tx.batch.update({ where: { id: batchId }, data: { documentCount: { increment: rows.length } } });
-              }
-              return rows;
-            },
-            { timeout: 60_000, maxWait: 10_000 },
-          );
+    const inserted = await insertPage(this.prisma, {
+      batchId,
+      bucket,
+      workerId: this.workerId,
+      objects: keys.map((key) => ({ key, size: sizes.get(key) })),
+    });
+    const insertMs = performance.now() - t0;
     const event: PageEvent = { batchId, page, position: pos, pdfs: keys.length, inserted: inserted.length, skipped };
     await this.hooks.afterInsert?.(event);
 
@@ -361,14 +339,28 @@ export class BatchLister {
       const size = sizes.get(d.key);
       return { version: 1, batchId, documentId: d.id, bucket, key: d.key, ...(size !== undefined ? { size } : {}) };
     });
+    const t1 = performance.now();
     await this.producer.send(messages);
+    const sendMs = performance.now() - t1;
     await this.hooks.afterSend?.(event);
 
     const moved = await this.prisma.batch.updateMany({
       where: { id: batchId, state: "listing", listingPrefix: pos.prefixIndex, listingToken: pos.token },
       data: { listingPrefix: next.prefixIndex, listingToken: next.token, skippedCount: { increment: skipped } },
     });
-    log.debug({ page, pdfs: keys.length, inserted: inserted.length, sent: messages.length, skipped }, "page listed");
+    log.debug(
+      {
+        page,
+        pdfs: keys.length,
+        inserted: inserted.length,
+        sent: messages.length,
+        skipped,
+        insertMs: Math.round(insertMs),
+        sendMs: Math.round(sendMs),
+        totalMs: Math.round(performance.now() - t0),
+      },
+      "page listed",
+    );
     if (moved.count === 0) return false;
     await this.hooks.afterPage?.(event);
     return true;

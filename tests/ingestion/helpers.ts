@@ -1,0 +1,58 @@
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { IngestMessage } from "@docpipe/queue";
+
+/** Creates a bucket and fills it with tiny objects (the ingestion service never reads their bodies). */
+export async function putObjects(s3: S3Client, bucket: string, keys: readonly string[], concurrency = 16): Promise<void> {
+  await s3.send(new CreateBucketCommand({ Bucket: bucket })).catch((e: Error) => {
+    if (e.name !== "BucketAlreadyOwnedByYou" && e.name !== "BucketAlreadyExists") throw e;
+  });
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < keys.length) {
+      const key = keys[next++]!;
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Buffer.from(key.endsWith("/") ? "" : `%PDF-1.4 ${key}`) }));
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+}
+
+/**
+ * Receives and deletes every message on the queue until it stays empty, returning the ingest
+ * messages (all of them; callers filter by batch id).
+ */
+export async function drainIngestQueue(sqs: SQSClient, queueUrl: string): Promise<IngestMessage[]> {
+  const out: IngestMessage[] = [];
+  for (let empty = 0; empty < 2; ) {
+    const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+    const messages = r.Messages ?? [];
+    if (messages.length === 0) {
+      empty++;
+      continue;
+    }
+    empty = 0;
+    for (const m of messages) out.push(IngestMessage.parse(JSON.parse(m.Body!)));
+    await sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+      }),
+    );
+  }
+  return out;
+}
+
+/** Polls `check` until it returns a value that is not undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs = 60_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Keys `${prefix}${i}.pdf` for i in [0, n), zero-padded so listing order is numeric order. */
+export const pdfKeys = (prefix: string, n: number): string[] =>
+  Array.from({ length: n }, (_, i) => `${prefix}doc-${String(i).padStart(6, "0")}.pdf`);

@@ -1,0 +1,210 @@
+import { createPrisma, type PrismaClient } from "@docpipe/db";
+import { createLogger, type IngestMessage } from "@docpipe/queue";
+import request from "supertest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { buildApp, type AppOptions, type IngestionApp } from "../../services/ingestion/src/index.js";
+import { start, type LocalStack } from "@docpipe/local-stack";
+import { installS3rverDesShim } from "./s3rver-des-shim.js";
+import { drainIngestQueue, pdfKeys, putObjects } from "./helpers.js";
+
+let stack: LocalStack;
+const logger = createLogger({ service: "ingestion-test", level: "warn" });
+const bucket = "ingest-many";
+const prefixes = ["p0/", "p1/", "p2/", "p3/"];
+const perPrefix = 2_500;
+const total = prefixes.length * perPrefix;
+const nonPdfPerPrefix = 25;
+const apps: IngestionApp[] = [];
+
+/** Every key under a prefix, in S3's listing order (UTF-8 binary order). */
+const keysUnder = (p: string): string[] =>
+  [...pdfKeys(p, perPrefix), ...Array.from({ length: nonPdfPerPrefix }, (_, i) => `${p}notes-${i}.txt`), p].sort();
+
+/** PDFs on the first `pages` pages of listing `ps` with `pageSize` keys per page (pages never span prefixes). */
+function pdfsOnFirstPages(ps: string[], pageSize: number, pages: number): number {
+  let count = 0;
+  for (const p of ps) {
+    const keys = keysUnder(p);
+    for (let i = 0; i < keys.length && pages > 0; i += pageSize, pages--) {
+      count += keys.slice(i, i + pageSize).filter((k) => k.endsWith(".pdf")).length;
+    }
+  }
+  return count;
+}
+
+beforeAll(async () => {
+  installS3rverDesShim();
+  stack = await start();
+  // Each prefix also holds a few non-PDFs and a "folder" marker (its own key, ending in /).
+  const keys = prefixes.flatMap(keysUnder);
+  const t0 = Date.now();
+  await putObjects(stack.s3, bucket, keys, 32);
+  logger.warn({ objects: keys.length, ms: Date.now() - t0 }, "uploaded test objects");
+});
+
+afterAll(async () => {
+  for (const a of apps) await a.close();
+  await stack?.stop();
+});
+
+async function newApp(opts: Partial<AppOptions> = {}): Promise<IngestionApp> {
+  const app = buildApp({
+    prisma: stack.prisma,
+    s3: stack.s3,
+    sqs: stack.sqs,
+    queueUrls: stack.queueUrls,
+    logger,
+    ...opts,
+  });
+  apps.push(app);
+  await app.ready();
+  return app;
+}
+
+async function closeApp(app: IngestionApp): Promise<void> {
+  await app.close();
+  apps.splice(apps.indexOf(app), 1);
+}
+
+/** Messages of one batch, drained from the ingest queue. */
+async function messagesOf(batchId: string): Promise<IngestMessage[]> {
+  return (await drainIngestQueue(stack.sqs, stack.queueUrls.ingest.url)).filter((m) => m.batchId === batchId);
+}
+
+/** Every document of the batch exists once, has exactly one ingestion audit record and at least one message. */
+async function expectComplete(prisma: PrismaClient, batchId: string, messages: IngestMessage[], expectedKeys: number): Promise<void> {
+  const docs = await prisma.document.findMany({ where: { batchId }, select: { id: true, key: true } });
+  expect(docs).toHaveLength(expectedKeys);
+  expect(new Set(docs.map((d) => d.key)).size).toBe(expectedKeys);
+
+  const sent = new Map<string, number>();
+  for (const m of messages) sent.set(m.documentId, (sent.get(m.documentId) ?? 0) + 1);
+  const unsent = docs.filter((d) => !sent.has(d.id));
+  expect(unsent).toEqual([]);
+  const docIds = new Set(docs.map((d) => d.id));
+  expect(messages.filter((m) => !docIds.has(m.documentId))).toEqual([]);
+
+  const audits = await prisma.auditEvent.groupBy({
+    by: ["documentId"],
+    where: { batchId, stage: "ingestion", documentId: { not: null } },
+    _count: { _all: true },
+  });
+  expect(audits).toHaveLength(expectedKeys);
+  expect(audits.every((a) => a._count._all === 1)).toBe(true);
+
+  const batch = await prisma.batch.findUniqueOrThrow({ where: { id: batchId } });
+  expect(batch).toMatchObject({ state: "processing", documentCount: expectedKeys });
+}
+
+describe("listing many objects", () => {
+  it(`lists ${total} PDFs across ${prefixes.length} prefixes page by page into exactly ${total} documents and messages`, async () => {
+    let pages = 0;
+    const app = await newApp({ listPageSize: 250, listerHooks: { afterPage: () => void pages++ } });
+    const t0 = Date.now();
+    const res = await request(app.server).post("/batches").send({ bucket, prefixes }).expect(202);
+    const acceptedMs = Date.now() - t0;
+    await app.lister.idle();
+    const listedMs = Date.now() - t0;
+    const batchId: string = res.body.batchId;
+
+    const messages = await messagesOf(batchId);
+    logger.warn({ objects: total, acceptedMs, listedMs, pages }, "listed, inserted and queued");
+    expect(messages).toHaveLength(total);
+    await expectComplete(stack.prisma, batchId, messages, total);
+    // 2,526 keys per prefix (the folder marker included) at 250 per page: 11 pages each.
+    expect(pages).toBe(prefixes.length * Math.ceil((perPrefix + nonPdfPerPrefix + 1) / 250));
+
+    const batch = (await request(app.server).get(`/batches/${batchId}`).expect(200)).body;
+    expect(batch).toMatchObject({
+      state: "processing",
+      documentCount: total,
+      skippedCount: prefixes.length * nonPdfPerPrefix,
+      documents: { queued: total },
+      listing: { finished: true, prefixIndex: prefixes.length },
+    });
+    await closeApp(app);
+  });
+});
+
+describe("restarts", () => {
+  const crashPrefixes = ["p1/", "p2/"];
+  const crashTotal = crashPrefixes.length * perPrefix;
+  const pageSize = 200;
+  // Each test gets its own database: a restarted app resumes every batch left in `listing`.
+  let prisma: PrismaClient;
+  beforeEach(async () => {
+    prisma = createPrisma({ databaseUrl: await stack.createDatabase(), poolMax: 5 });
+  });
+  afterEach(async () => {
+    await prisma.$disconnect();
+  });
+
+  it.each([
+    ["after inserting a page, before sending its messages", "afterInsert" as const, 0],
+    ["after sending a page's messages, before saving the position", "afterSend" as const, pageSize],
+  ])("a crash %s neither loses nor duplicates documents", async (_, phase, expectedDuplicates) => {
+    const crashPage = 17; // in the second prefix
+    const crashed = await newApp({
+      prisma,
+      listPageSize: pageSize,
+      listerHooks: {
+        [phase]: (e: { page: number }) => {
+          if (e.page === crashPage) throw new Error("simulated crash");
+        },
+      },
+    });
+    const res = await request(crashed.server).post("/batches").send({ bucket, prefixes: crashPrefixes }).expect(202);
+    const batchId: string = res.body.batchId;
+    await crashed.lister.idle();
+    await closeApp(crashed);
+
+    const before = await prisma.batch.findUniqueOrThrow({ where: { id: batchId } });
+    expect(before.state).toBe("listing");
+    // Every page up to the crash is in the database, the crashed one included.
+    expect(before.documentCount).toBe(pdfsOnFirstPages(crashPrefixes, pageSize, crashPage));
+    expect(await prisma.document.count({ where: { batchId } })).toBe(before.documentCount);
+
+    // A new process resumes every batch left in `listing`.
+    const resumed = await newApp({ prisma, listPageSize: pageSize });
+    await resumed.lister.idle();
+    const messages = await messagesOf(batchId);
+    await expectComplete(prisma, batchId, messages, crashTotal);
+    expect(messages.length - crashTotal).toBe(expectedDuplicates);
+    const after = await prisma.batch.findUniqueOrThrow({ where: { id: batchId } });
+    expect(after.skippedCount).toBe(crashPrefixes.length * nonPdfPerPrefix);
+    await closeApp(resumed);
+  });
+
+  it("a graceful stop finishes the page in hand, and the next start completes the listing without duplicates", async () => {
+    let closing: Promise<void> | undefined;
+    const app = await newApp({
+      prisma,
+      listPageSize: pageSize,
+      listerHooks: {
+        afterInsert: (e) => {
+          // SIGTERM arrives while a page is half done.
+          if (e.page === 4) closing = app.close();
+        },
+      },
+    });
+    const res = await request(app.server).post("/batches").send({ bucket, prefixes: crashPrefixes }).expect(202);
+    const batchId: string = res.body.batchId;
+    await app.lister.idle();
+    await closing;
+    apps.splice(apps.indexOf(app), 1);
+
+    const stopped = await prisma.batch.findUniqueOrThrow({ where: { id: batchId } });
+    // The page in hand was finished: rows, messages and position.
+    const done = pdfsOnFirstPages(crashPrefixes, pageSize, 4);
+    expect(stopped).toMatchObject({ state: "listing", listingPrefix: 0, documentCount: done });
+    const first = await messagesOf(batchId);
+    expect(first.length).toBe(done);
+
+    const resumed = await newApp({ prisma, listPageSize: pageSize });
+    await resumed.lister.idle();
+    const rest = await messagesOf(batchId);
+    expect(rest.length).toBe(crashTotal - done);
+    await expectComplete(prisma, batchId, [...first, ...rest], crashTotal);
+    await closeApp(resumed);
+  });
+});
