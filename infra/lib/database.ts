@@ -21,7 +21,7 @@ export const DATABASE_PORT = 5432;
  * from the secret (docker/entrypoint.sh); the generated password is alphanumeric plus `-_.~`,
  * which a URL carries as is. 30 such characters are still ~178 bits.
  */
-const URL_UNSAFE = " !\"#$%&'()*+,/:;<=>?@[\\]^`{|}";
+export const URL_UNSAFE = " !\"#$%&'()*+,/:;<=>?@[\\]^`{|}";
 
 /**
  * Aurora PostgreSQL Serverless v2 in the isolated subnets, its credentials generated into
@@ -69,6 +69,13 @@ export class Database extends Construct {
       "RDS6",
       "The services authenticate with the Secrets Manager password; IAM tokens expire every 15 minutes and Prisma's pg pool cannot refresh them. Network access is limited to the services' security group.",
     );
+    if (!props.deletionProtection) {
+      acknowledge(
+        this.cluster,
+        "RDS10",
+        "Deletion protection is on by default; this deployment turned it off explicitly (-c deletionProtection=false) to be disposable.",
+      );
+    }
     acknowledge(
       this.secret,
       "SMG4",

@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, configFromContext, defaultSizes } from "../lib/config.js";
+import { targetBacklogPerTask } from "../lib/queue-scaling.js";
+
+const from = (ctx: Record<string, unknown>) => configFromContext((k) => ctx[k]);
+const model = { modelEndpointUrl: "https://model.example.com/invocations" };
+
+describe("configFromContext", () => {
+  it("needs exactly one model endpoint, and says how to set it", () => {
+    expect(() => from({})).toThrow(/modelEndpointUrl.*sagemakerEndpointName/);
+    expect(() => from({ ...model, sagemakerEndpointName: "scorer" })).toThrow(ConfigError);
+    expect(from({ sagemakerEndpointName: "scorer" }).sagemakerEndpointName).toBe("scorer");
+    expect(() => from({ modelEndpointUrl: "model.example.com" })).toThrow(/http\(s\) URL/);
+  });
+
+  it("fills defaults: a new staging bucket, a database that pauses, workers on Spot", () => {
+    const c = from(model);
+    expect(c.stagingBucketName).toBeUndefined();
+    expect(c.databaseMinCapacity).toBe(0);
+    expect(c.useSpot).toBe(true);
+    expect(c.queuePrefix).toBe("docpipe-");
+    expect(c.sizes).toEqual(defaultSizes);
+  });
+
+  it("reads CLI strings as numbers and booleans and rejects nonsense, naming the key", () => {
+    const c = from({ ...model, natGateways: "2", useSpot: "false", deletionProtection: "false" });
+    expect(c).toMatchObject({ natGateways: 2, useSpot: false, deletionProtection: false });
+    expect(() => from({ ...model, natGateways: "many" })).toThrow(/"natGateways" must be a number from 1 to 3/);
+    expect(() => from({ ...model, useSpot: "yes" })).toThrow(/"useSpot" must be true or false/);
+    expect(() => from({ ...model, logRetentionDays: "10" })).toThrow(/"logRetentionDays" must be one of/);
+    expect(() => from({ ...model, databaseMinCapacity: "8", databaseMaxCapacity: "4" })).toThrow(/databaseMaxCapacity/);
+    expect(() => from({ ...model, alarmEmail: "ops" })).toThrow(/"alarmEmail"/);
+  });
+
+  it("merges per-service size overrides over the defaults and checks the bounds", () => {
+    const c = from({ ...model, serviceSizes: '{"page-converter":{"maxTasks":400,"cpu":4096,"memoryMiB":8192}}' });
+    expect(c.sizes["page-converter"]).toEqual({ ...defaultSizes["page-converter"], maxTasks: 400, cpu: 4096, memoryMiB: 8192 });
+    expect(c.sizes["splitter-large"]).toEqual(defaultSizes["splitter-large"]);
+    expect(() => from({ ...model, serviceSizes: '{"renderer":{}}' })).toThrow(/unknown service "renderer"/);
+    expect(() => from({ ...model, serviceSizes: "{maxTasks:1}" })).toThrow(/must be JSON/);
+    expect(() => from({ ...model, serviceSizes: '{"failsafe":{"minTasks":3,"maxTasks":2}}' })).toThrow(/minTasks <= maxTasks/);
+  });
+});
+
+describe("targetBacklogPerTask", () => {
+  it("is the backlog one task clears within the acceptable latency", () => {
+    // 2 pages at a time, 2 s a page: 1 page/s, so 300 waiting pages clear in 300 s.
+    expect(targetBacklogPerTask({ concurrency: 2, secondsPerMessage: 2, acceptableLatencySeconds: 300 })).toBe(300);
+    // A 2-minute large split, one at a time: at most 3 may wait per task for a 5-minute goal.
+    expect(targetBacklogPerTask({ concurrency: 1, secondsPerMessage: 120, acceptableLatencySeconds: 300 })).toBe(3);
+    // Never below one message per task, or target tracking would never scale in.
+    expect(targetBacklogPerTask({ concurrency: 1, secondsPerMessage: 3600, acceptableLatencySeconds: 60 })).toBe(1);
+  });
+});

@@ -1,0 +1,62 @@
+import { App, aws_ec2 as ec2, Stack, Validations } from "aws-cdk-lib";
+import type { Template } from "aws-cdk-lib/assertions";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resources, synth, type Synthesized } from "./synth.js";
+
+describe("an existing staging bucket and a SageMaker endpoint", () => {
+  let s: Synthesized;
+  let t: Template;
+  beforeAll(() => {
+    s = synth({ stagingBucketName: "acme-scans", sagemakerEndpointName: "Page-Scorer", deletionProtection: "false" });
+    if (!s.template) throw new Error(`synthesis failed: ${String(s.error)}`);
+    t = s.template;
+  });
+  afterAll(() => s?.cleanup());
+
+  it("passes cdk-nag too", () => {
+    expect(s.error).toBeUndefined();
+    expect(s.report.pluginReports.flatMap((r) => r.violations)).toEqual([]);
+  });
+
+  it("creates no staging bucket and reads the named one", () => {
+    expect(Object.keys(resources(t, "AWS::S3::Bucket"))).toHaveLength(2); // logs and work only
+    const policies = JSON.stringify(resources(t, "AWS::IAM::Policy"));
+    expect(policies).toContain(":s3:::acme-scans/*");
+    const env = JSON.stringify(resources(t, "AWS::ECS::TaskDefinition"));
+    expect(env).toContain('{"Name":"STAGING_BUCKET","Value":"acme-scans"}');
+  });
+
+  it("lets only the inference client invoke that endpoint, and tells it the name", () => {
+    const invokers = Object.values(resources(t, "AWS::IAM::Policy")).filter((p) =>
+      JSON.stringify(p.Properties.PolicyDocument).includes("sagemaker:InvokeEndpoint"),
+    );
+    expect(invokers).toHaveLength(1);
+    const roleId = s.stack.getLogicalId(s.stack.services.byId["inference-client"].taskRole.node.defaultChild as never);
+    expect(invokers[0]!.Properties.Roles).toEqual([{ Ref: roleId }]);
+    expect(JSON.stringify(invokers[0]!.Properties.PolicyDocument)).toContain(":endpoint/page-scorer");
+    expect(JSON.stringify(resources(t, "AWS::ECS::TaskDefinition"))).toContain(
+      '{"Name":"SAGEMAKER_ENDPOINT_NAME","Value":"Page-Scorer"}',
+    );
+  });
+
+  it("lets the database go with the stack when deletion protection is off, and has no e-mail subscriber", () => {
+    const [cluster] = Object.values(resources(t, "AWS::RDS::DBCluster")) as unknown as { DeletionPolicy: string; Properties: { DeletionProtection: boolean } }[];
+    expect(cluster!.Properties.DeletionProtection).toBe(false);
+    expect(cluster!.DeletionPolicy).toBe("Delete");
+    expect(resources(t, "AWS::SNS::Subscription")).toEqual({});
+  });
+});
+
+describe("cdk-nag as wired here", () => {
+  it("fails synthesis on an unacknowledged finding", () => {
+    // The control for the suite's "no finding" assertions: the same plugin, one open port.
+    const app = new App();
+    const stack = new Stack(app, "Open", { env: { account: "123456789012", region: "eu-west-1" } });
+    const vpc = new ec2.Vpc(stack, "Vpc", { natGateways: 0, maxAzs: 1, restrictDefaultSecurityGroup: false });
+    const sg = new ec2.SecurityGroup(stack, "Open", { vpc });
+    sg.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(5432));
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    expect(() => app.synth()).toThrow(/AwsSolutions-EC23/);
+  });
+});
