@@ -38,3 +38,4 @@ export { downloadToFile, uploadFile, toS3Error } from "./s3.js";
 export { parseS3Event, decodeS3Key, type S3Event, type S3EventRecord } from "./s3-events.js";
 export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptions } from "./audit.js";
 export { commonEnv, loadEnv, ConfigError, createAwsClients, type CommonEnv } from "./config.js";
+export { failDocument, completeDocumentIfFinished, settleBatch } from "./documents.js";
