@@ -1,1 +1,11 @@
-export {};
+export {
+  start,
+  stackEnv,
+  findRunningStack,
+  REPO_ROOT,
+  LOCAL_DIR,
+  type LocalStack,
+  type LocalStackOptions,
+  type StackState,
+} from "./stack.js";
+export { LocalStackError } from "./errors.js";

@@ -1,0 +1,174 @@
+import { randomBytes } from "node:crypto";
+import type { EventEmitter } from "node:events";
+import fs from "node:fs/promises";
+import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
+import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { Logger } from "@docpipe/queue";
+import { LocalStackError } from "./errors.js";
+
+/** The part of s3rver (which ships no types) that the stack uses. */
+interface S3rver extends EventEmitter {
+  run(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+type S3rverConstructor = new (options: {
+  address: string;
+  port: number;
+  silent: boolean;
+  directory: string;
+  vhostBuckets: boolean;
+  configureBuckets: { name: string }[];
+}) => S3rver;
+const S3rver = createRequire(import.meta.url)("s3rver") as S3rverConstructor;
+
+/** s3rver's built-in account; it checks request signatures against it. */
+export const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const;
+
+/** The part of s3rver's event we read (its records follow the S3 notification layout, version 2.0). */
+interface S3rverEvent {
+  Records: {
+    eventName: string;
+    eventTime: string;
+    requestParameters?: { sourceIPAddress?: string };
+    s3: { bucket: { name: string }; object: { key: string; size?: number; eTag?: string } };
+  }[];
+}
+
+export interface NotificationTarget {
+  sqs: SQSClient;
+  queueUrl: string;
+  /** Only object-created events in this bucket whose key matches are forwarded. */
+  bucket: string;
+  keyPattern: RegExp;
+  region: string;
+}
+
+/**
+ * Encodes a key the way S3 does in event notifications: form encoding (space as `+`),
+ * with `/` left as is.
+ */
+export function encodeEventKey(key: string): string {
+  return encodeURIComponent(key)
+    .replace(/%20/g, "+")
+    .replace(/%2F/gi, "/")
+    .replace(/[!'()]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+let sequence = 0n;
+
+/**
+ * The S3 event notification S3 sends to SQS for one created object (event structure 2.1:
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html).
+ */
+export function s3NotificationBody(
+  record: S3rverEvent["Records"][number],
+  region: string,
+  configurationId = "converted-images",
+): string {
+  const { bucket, object } = record.s3;
+  const hex = (n: number) => randomBytes(n).toString("hex").toUpperCase();
+  sequence += 1n;
+  return JSON.stringify({
+    Records: [
+      {
+        eventVersion: "2.1",
+        eventSource: "aws:s3",
+        awsRegion: region,
+        eventTime: record.eventTime,
+        eventName: record.eventName,
+        userIdentity: { principalId: `AWS:${hex(10)}` },
+        requestParameters: { sourceIPAddress: record.requestParameters?.sourceIPAddress ?? "127.0.0.1" },
+        responseElements: { "x-amz-request-id": hex(8), "x-amz-id-2": randomBytes(48).toString("base64") },
+        s3: {
+          s3SchemaVersion: "1.0",
+          configurationId,
+          bucket: { name: bucket.name, ownerIdentity: { principalId: hex(7) }, arn: `arn:aws:s3:::${bucket.name}` },
+          object: {
+            key: encodeEventKey(object.key),
+            ...(object.size !== undefined && { size: object.size }),
+            ...(object.eTag !== undefined && { eTag: object.eTag }),
+            sequencer: (BigInt(Date.now()) * 1_000_000n + (sequence % 1_000_000n)).toString(16).toUpperCase().padStart(18, "0"),
+          },
+        },
+      },
+    ],
+  });
+}
+
+export interface S3ServerOptions {
+  directory: string;
+  port: number;
+  buckets: string[];
+  logger: Logger;
+}
+
+/** s3rver on 127.0.0.1 (path-style requests) with an S3-notification bridge to SQS. */
+export class S3Server {
+  readonly #server: S3rver;
+  readonly #opts: S3ServerOptions;
+  readonly #pending = new Set<Promise<void>>();
+  #target: NotificationTarget | undefined;
+  #port = 0;
+
+  constructor(opts: S3ServerOptions) {
+    this.#opts = opts;
+    this.#server = new S3rver({
+      address: "127.0.0.1",
+      port: opts.port,
+      silent: true,
+      directory: opts.directory,
+      vhostBuckets: false,
+      configureBuckets: opts.buckets.map((name) => ({ name })),
+    });
+    this.#server.on("event", (event: S3rverEvent) => this.#onEvent(event));
+    // Koa reports every failed request here, NoSuchKey included; those are answers, not faults.
+    this.#server.on("error", (err: Error & { code?: string }) => opts.logger.debug({ err }, "s3rver request failed"));
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  async start(): Promise<void> {
+    await fs.mkdir(this.#opts.directory, { recursive: true });
+    try {
+      const address = await this.#server.run();
+      this.#port = address.port;
+    } catch (e) {
+      throw new LocalStackError(`cannot start s3rver on port ${this.#opts.port}`, { cause: e });
+    }
+  }
+
+  /** From now on, matching object-created events are sent to `target.queueUrl`. */
+  notify(target: NotificationTarget): void {
+    this.#target = target;
+  }
+
+  #onEvent(event: S3rverEvent): void {
+    const target = this.#target;
+    if (!target) return;
+    for (const record of event.Records) {
+      const { bucket, object } = record.s3;
+      if (!record.eventName.startsWith("ObjectCreated:")) continue;
+      if (bucket.name !== target.bucket || !target.keyPattern.test(object.key)) continue;
+      const sent = target.sqs
+        .send(new SendMessageCommand({ QueueUrl: target.queueUrl, MessageBody: s3NotificationBody(record, target.region) }))
+        .then(
+          () => this.#opts.logger.debug({ bucket: bucket.name, key: object.key }, "s3 notification sent"),
+          (err: unknown) => this.#opts.logger.error({ err, bucket: bucket.name, key: object.key }, "s3 notification not sent"),
+        )
+        .finally(() => this.#pending.delete(sent));
+      this.#pending.add(sent);
+    }
+  }
+
+  /** Waits for notifications in flight, then closes the server. */
+  async stop(): Promise<void> {
+    this.#target = undefined;
+    await Promise.all(this.#pending);
+    if (this.#port) await this.#server.close().catch(() => undefined);
+    this.#port = 0;
+  }
+}
+
