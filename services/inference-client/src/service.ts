@@ -62,6 +62,8 @@ export interface InferenceClient {
 }
 
 const STAGE = "inference";
+/** Grace period on stop while the breaker holds pages: enough for a probe in progress to land. */
+const HELD_RELEASE_MS = 1_000;
 
 /** Builds the inference client: converted-image queue → model endpoint → one InferenceResult per page. */
 export function createInferenceClient(opts: InferenceClientOptions): InferenceClient {
@@ -71,7 +73,8 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
   const client = new ProtectedModelClient(invoker, { ...opts, logger });
   const audit = new AuditWriter({ prisma: opts.prisma, workerId, logger });
   const { prisma } = opts;
-  // Ends waits (breaker, backoff, tokens) at once on stop, so held pages go back to the queue promptly.
+  // Ends any wait still running after the worker has stopped (belt and braces: the worker
+  // aborts each message's own signal when it releases it).
   const stopping = new AbortController();
   const spec = queues.convertedImage;
 
@@ -210,9 +213,16 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
       logger.info({ endpoint: invoker.description, maxConcurrency: client.semaphore.limit }, "inference client started");
     },
     async stop() {
-      stopping.abort(new Error("inference client stopping"));
-      await worker.stop({ timeoutMs: (opts.stopTimeoutSeconds ?? 25) * 1000 });
-      await audit.flush();
+      // Pages held for an open breaker cannot finish: let the worker give them back at once
+      // (visibility 0, not counted as a failure) instead of after the full grace period.
+      const holding = client.breaker.state !== "closed";
+      const timeoutMs = holding ? HELD_RELEASE_MS : (opts.stopTimeoutSeconds ?? 25) * 1000;
+      try {
+        await worker.stop({ timeoutMs });
+      } finally {
+        stopping.abort(new Error("inference client stopped"));
+        await audit.flush();
+      }
     },
     status: () => ({
       breaker: client.breaker.state,

@@ -130,7 +130,8 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
       const key = imageKey(msg, msg.pageNumber);
       // This upload is what triggers inference (S3 notification), so it comes after a good render only.
       await uploadFile(s3, opts.workBucket, key, png.png, "image/png");
-      const facts = { imageKey: key, width: png.width, height: png.height, dpi: png.dpi, renderMs };
+      // A page over the pixel cap renders at a fractional DPI; the column holds it rounded.
+      const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
       await prisma.page.upsert({
         where,
         create: { documentId: msg.documentId, pageNumber: msg.pageNumber, pdfKey: msg.key, state: "rendered", ...facts },

@@ -1,0 +1,206 @@
+import { createInferenceClient, type InferenceClient, type InferenceClientOptions } from "@docpipe/inference-client";
+import { start, type LocalStack } from "@docpipe/local-stack";
+import { defaultFaults, startReferenceModel, type ReferenceModel } from "@docpipe/reference-model";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { pagePngs, queueDepth, s3Event, seedDocument, seededRandom, sendRaw, sleep, uploadPageImage, waitFor } from "./helpers.js";
+
+let stack: LocalStack;
+let model: ReferenceModel;
+
+beforeAll(async () => {
+  stack = await start({ name: "inference-client-test" });
+  model = await startReferenceModel({ s3: stack.s3, random: seededRandom(7) });
+});
+afterAll(async () => {
+  await model?.stop();
+  await stack?.stop();
+});
+beforeEach(() => {
+  model.setFaults(defaultFaults);
+  model.resetStats();
+});
+
+function inferenceClient(overrides: Partial<InferenceClientOptions> = {}): InferenceClient {
+  return createInferenceClient({
+    sqs: stack.sqs,
+    prisma: stack.prisma,
+    queueUrls: stack.queueUrls,
+    model: { url: `${model.url}/invocations` },
+    ratePerSecond: 0,
+    backoff: { baseMs: 20, capMs: 200 },
+    breakerCooldownMs: 500,
+    waitTimeSeconds: 1,
+    stopTimeoutSeconds: 5,
+    random: seededRandom(11),
+    ...overrides,
+  });
+}
+
+/** Runs the client for the duration of `fn`, and always stops it: no test leaves a worker running. */
+async function running<T>(client: InferenceClient, fn: () => Promise<T>): Promise<T> {
+  client.start();
+  try {
+    return await fn();
+  } finally {
+    await client.stop();
+    // A stopped worker aborts its long poll, but the SQS stand-in keeps serving it: it would
+    // hand the next test's message to a closed connection, where it waits out its visibility
+    // timeout. The poll ends after waitTimeSeconds (1 s); let it.
+    await sleep(1_200);
+  }
+}
+
+const documentState = async (id: string) => (await stack.prisma.document.findUniqueOrThrow({ where: { id } })).state;
+const resultsOf = (documentId: string) =>
+  stack.prisma.inferenceResult.findMany({ where: { documentId }, orderBy: { pageNumber: "asc" } });
+const auditsOf = (documentId: string) =>
+  stack.prisma.auditEvent.findMany({ where: { documentId, stage: "inference" }, orderBy: { id: "asc" } });
+const dlqDepth = () => queueDepth(stack.sqs, stack.queueUrls.convertedImage.dlqUrl);
+
+async function uploadAll(doc: { batchId: string; documentId: string; pageCount: number }, blankPages: number[] = []): Promise<void> {
+  const { blank, ink } = await pagePngs();
+  await Promise.all(
+    Array.from({ length: doc.pageCount }, (_, i) =>
+      uploadPageImage(stack.s3, stack.workBucket, doc, i + 1, blankPages.includes(i + 1) ? blank : ink),
+    ),
+  );
+}
+
+describe("inference client against the reference model", () => {
+  it("scores every page, flags blank pages, marks the document done, and never exceeds its concurrency cap", async () => {
+    model.setFaults({ delayMs: 150 });
+    const doc = await seedDocument(stack.prisma, stack.workBucket, 10);
+    await running(inferenceClient({ maxConcurrency: 3, workerConcurrency: 8 }), async () => {
+      await uploadAll(doc, [3, 7]);
+      await waitFor("document done", async () => (await documentState(doc.documentId)) === "done");
+    });
+
+    const results = await resultsOf(doc.documentId);
+    expect(results.map((r) => r.pageNumber)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(results.filter((r) => r.features.includes("blank")).map((r) => r.pageNumber)).toEqual([3, 7]);
+    expect(results.filter((r) => r.features.includes("ink"))).toHaveLength(8);
+    for (const r of results) {
+      expect(r).toMatchObject({ modelName: "docpipe-ink", modelVersion: "1.0.0" });
+      expect((r.output as { inkCoverage: number }).inkCoverage).toBeGreaterThanOrEqual(0);
+      expect(r.latencyMs).toBeGreaterThanOrEqual(150);
+    }
+    const pages = await stack.prisma.page.findMany({ where: { documentId: doc.documentId } });
+    expect(pages.every((p) => p.state === "done")).toBe(true);
+
+    const stats = model.stats();
+    expect(stats.maxInFlight).toBeLessThanOrEqual(3);
+    // The cap was under pressure (10 pages, 8 messages at once), so the bound above means something.
+    expect(stats.maxInFlight).toBeGreaterThanOrEqual(2);
+    const audits = await auditsOf(doc.documentId);
+    expect(audits.filter((a) => a.outcome === "succeeded")).toHaveLength(10);
+    expect(await dlqDepth()).toBe(0);
+  });
+
+  it("retries throttling (429) and server errors (5xx) until every page succeeds", async () => {
+    model.setFaults({ throttleRate: 0.3, errorRate: 0.25, retryAfterSeconds: 0 });
+    const doc = await seedDocument(stack.prisma, stack.workBucket, 8);
+    await running(inferenceClient({ maxConcurrency: 2, maxAttempts: 12, breakerFailureThreshold: 20 }), async () => {
+      await uploadAll(doc);
+      await waitFor("document done", async () => (await documentState(doc.documentId)) === "done");
+    });
+
+    const stats = model.stats();
+    expect(stats.byStatus["429"]).toBeGreaterThan(0);
+    expect(stats.byStatus["500"]).toBeGreaterThan(0);
+    expect(stats.byStatus["200"]).toBe(8);
+    expect(await resultsOf(doc.documentId)).toHaveLength(8);
+    // Retried inside the delivery: no message had to come back from the queue.
+    const succeeded = (await auditsOf(doc.documentId)).filter((a) => a.outcome === "succeeded");
+    expect(succeeded).toHaveLength(8);
+    expect(succeeded.every((a) => a.attempt === 1)).toBe(true);
+    expect(await dlqDepth()).toBe(0);
+  });
+
+  it("trips the breaker while the endpoint is down, dead-letters nothing, and completes once it is back", async () => {
+    model.setFaults({ down: true });
+    const doc = await seedDocument(stack.prisma, stack.workBucket, 6);
+    const client = inferenceClient({
+      maxConcurrency: 2,
+      workerConcurrency: 4,
+      maxAttempts: 3,
+      breakerFailureThreshold: 3,
+      breakerCooldownMs: 700,
+    });
+    await running(client, async () => {
+      await uploadAll(doc);
+      // Two opens: the threshold tripped it, and the first half-open probe failed.
+      await waitFor("breaker re-opened after a failed probe", () => client.status().breakerOpens >= 2, 20_000);
+      const before = model.stats().requests;
+      await sleep(2_000);
+      // Open for 700 ms at a time: at most one probe per cool-down reaches the endpoint.
+      expect(model.stats().requests - before).toBeLessThanOrEqual(3);
+      expect(client.status().breaker).not.toBe("closed");
+      // Messages are held, not released: no more than the worker's slots are in flight.
+      expect(client.status().messagesInFlight).toBeLessThanOrEqual(4);
+      expect(await dlqDepth()).toBe(0);
+      expect(await documentState(doc.documentId)).not.toBe("failed");
+
+      model.setFaults({ down: false });
+      await waitFor("document done", async () => (await documentState(doc.documentId)) === "done", 20_000);
+      expect(client.status().breaker).toBe("closed");
+    });
+
+    expect(model.stats().byStatus["503"]).toBeGreaterThanOrEqual(3);
+    expect(await resultsOf(doc.documentId)).toHaveLength(6);
+    expect(await dlqDepth()).toBe(0);
+    const audits = await auditsOf(doc.documentId);
+    expect(audits.filter((a) => a.outcome === "dead_lettered")).toEqual([]);
+    // Every page succeeded on its first receive: the outage burned no receive counts.
+    const succeeded = audits.filter((a) => a.outcome === "succeeded");
+    expect(succeeded).toHaveLength(6);
+    expect(succeeded.every((a) => a.attempt === 1)).toBe(true);
+  });
+
+  it("creates no second result for a duplicate delivery, whether it comes late or at the same time", async () => {
+    const doc = await seedDocument(stack.prisma, stack.workBucket, 3);
+    const racing = await seedDocument(stack.prisma, stack.workBucket, 1);
+    const queueUrl = stack.queueUrls.convertedImage.url;
+    await running(inferenceClient({ maxConcurrency: 4 }), async () => {
+      await uploadAll(doc);
+      await waitFor("document done", async () => (await documentState(doc.documentId)) === "done");
+      const { completedAt } = await stack.prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } });
+      const callsBefore = model.stats().requests;
+
+      // Late duplicates: S3 notifies page 1 again (re-upload), and page 2's event arrives twice more.
+      const { ink } = await pagePngs();
+      await uploadPageImage(stack.s3, stack.workBucket, doc, 1, ink);
+      const page2 = s3Event(stack.workBucket, `batches/${doc.batchId}/documents/${doc.documentId}/images/2.png`);
+      await Promise.all([sendRaw(stack.sqs, queueUrl, page2), sendRaw(stack.sqs, queueUrl, page2)]);
+      await waitFor("three duplicates skipped", async () =>
+        (await auditsOf(doc.documentId)).filter((a) => a.outcome === "skipped").length >= 3,
+      );
+      expect(model.stats().requests).toBe(callsBefore);
+      const after = await stack.prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } });
+      expect(after.state).toBe("done");
+      expect(after.completedAt).toEqual(completedAt);
+
+      // Simultaneous duplicates of a page that has no result yet: the upload's own event plus two copies.
+      const key = await uploadPageImage(stack.s3, stack.workBucket, racing, 1, ink);
+      await Promise.all([sendRaw(stack.sqs, queueUrl, s3Event(stack.workBucket, key)), sendRaw(stack.sqs, queueUrl, s3Event(stack.workBucket, key))]);
+      await waitFor("racing document done", async () => (await documentState(racing.documentId)) === "done");
+      await waitFor("converted-image queue drained", async () => (await queueDepth(stack.sqs, queueUrl)) === 0);
+    });
+
+    expect(await resultsOf(doc.documentId)).toHaveLength(3);
+    expect(await resultsOf(racing.documentId)).toHaveLength(1);
+    const racingAudits = await auditsOf(racing.documentId);
+    expect(racingAudits.filter((a) => a.outcome === "succeeded")).toHaveLength(1);
+    expect(racingAudits.filter((a) => a.outcome === "skipped")).toHaveLength(2);
+  });
+
+  it("acknowledges S3 test events and keys outside the images prefix without calling the model", async () => {
+    const queueUrl = stack.queueUrls.convertedImage.url;
+    await running(inferenceClient(), async () => {
+      await sendRaw(stack.sqs, queueUrl, JSON.stringify({ Service: "Amazon S3", Event: "s3:TestEvent", Bucket: stack.workBucket }));
+      await sendRaw(stack.sqs, queueUrl, s3Event(stack.workBucket, "batches/not-a-uuid/readme.txt"));
+      await waitFor("converted-image queue drained", async () => (await queueDepth(stack.sqs, queueUrl)) === 0);
+    });
+    expect(model.stats().requests).toBe(0);
+    expect(await dlqDepth()).toBe(0);
+  });
+});
