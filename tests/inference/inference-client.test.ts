@@ -1,3 +1,4 @@
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { createInferenceClient, type InferenceClient, type InferenceClientOptions } from "@docpipe/inference-client";
 import { start, type LocalStack } from "@docpipe/local-stack";
 import { defaultFaults, startReferenceModel, type ReferenceModel } from "@docpipe/reference-model";
@@ -156,6 +157,37 @@ describe("inference client against the reference model", () => {
     expect(succeeded.every((a) => a.attempt === 1)).toBe(true);
   });
 
+  it("gives pages held by an open breaker back to the queue at once when stopped", async () => {
+    model.setFaults({ down: true });
+    const doc = await seedDocument(stack.prisma, stack.workBucket, 4);
+    const client = inferenceClient({ maxConcurrency: 2, workerConcurrency: 4, breakerFailureThreshold: 2, breakerCooldownMs: 60_000 });
+    client.start();
+    let stopMs: number;
+    try {
+      await uploadAll(doc);
+      await waitFor("breaker open", () => client.status().breaker === "open", 20_000);
+      await waitFor("all pages held", () => client.status().messagesInFlight === 4, 20_000);
+    } finally {
+      const t0 = Date.now();
+      await client.stop();
+      stopMs = Date.now() - t0;
+      await sleep(1_200);
+    }
+    // Not the 25 s grace period, nor the 60 s cool-down: held pages are released, not waited for.
+    expect(stopMs).toBeLessThan(5_000);
+    expect(await queueDepth(stack.sqs, stack.queueUrls.convertedImage.url)).toBe(4);
+    expect(await dlqDepth()).toBe(0);
+    expect(await documentState(doc.documentId)).toBe("converting");
+
+    model.setFaults({ down: false });
+    await running(inferenceClient(), async () => {
+      await waitFor("document done", async () => (await documentState(doc.documentId)) === "done");
+    });
+    expect(await resultsOf(doc.documentId)).toHaveLength(4);
+    const audits = await auditsOf(doc.documentId);
+    expect(audits.filter((a) => a.outcome === "failed" || a.outcome === "dead_lettered")).toEqual([]);
+  });
+
   it("creates no second result for a duplicate delivery, whether it comes late or at the same time", async () => {
     const doc = await seedDocument(stack.prisma, stack.workBucket, 3);
     const racing = await seedDocument(stack.prisma, stack.workBucket, 1);
@@ -202,5 +234,28 @@ describe("inference client against the reference model", () => {
     });
     expect(model.stats().requests).toBe(0);
     expect(await dlqDepth()).toBe(0);
+  });
+});
+
+describe("reference model", () => {
+  it("takes fault settings over HTTP, counts requests by status, and refuses what it cannot score", async () => {
+    const post = (path: string, body: unknown) =>
+      fetch(`${model.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    expect(await (await post("/admin/faults", { throttleRate: 1, retryAfterSeconds: 3 })).json()).toMatchObject({ throttleRate: 1 });
+    const throttled = await post("/invocations", { bucket: stack.workBucket, key: "nothing.png" });
+    expect(throttled.status).toBe(429);
+    expect(throttled.headers.get("retry-after")).toBe("3");
+    expect((await post("/admin/faults", { throttleRate: 2 })).status).toBe(400);
+
+    await post("/admin/faults", { throttleRate: 0 });
+    expect((await post("/invocations", { bucket: stack.workBucket, key: "nothing.png" })).status).toBe(404);
+    expect((await post("/invocations", { key: "x" })).status).toBe(400);
+    await stack.s3.send(new PutObjectCommand({ Bucket: stack.workBucket, Key: "not-an-image.png", Body: "text" }));
+    expect((await post("/invocations", { bucket: stack.workBucket, key: "not-an-image.png" })).status).toBe(422);
+
+    const stats = (await (await fetch(`${model.url}/admin/stats`)).json()) as { requests: number; byStatus: Record<string, number> };
+    expect(stats).toMatchObject({ requests: 4, byStatus: { "429": 1, "404": 1, "400": 1, "422": 1 } });
+    await post("/admin/reset", {});
+    expect(model.stats()).toMatchObject({ requests: 0, inFlight: 0, maxInFlight: 0 });
   });
 });
