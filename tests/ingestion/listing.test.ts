@@ -207,4 +207,30 @@ describe("restarts", () => {
     await expectComplete(prisma, batchId, [...first, ...rest], crashTotal);
     await closeApp(resumed);
   });
+
+  it("two processes resuming the same batch at once still make each document once, with exact counts", async () => {
+    // A batch left in `listing` by a process that died before its first page.
+    const batch = await prisma.batch.create({ data: { bucket, prefixes: ["p3/"] } });
+    const [a, b] = await Promise.all([newApp({ prisma, listPageSize: 500 }), newApp({ prisma, listPageSize: 500 })]);
+    await Promise.all([a.lister.idle(), b.lister.idle()]);
+    const messages = await messagesOf(batch.id);
+    await expectComplete(prisma, batch.id, messages, perPrefix);
+    const after = await prisma.batch.findUniqueOrThrow({ where: { id: batch.id } });
+    expect(after.skippedCount).toBe(nonPdfPerPrefix);
+    await closeApp(a);
+    await closeApp(b);
+  });
+
+  it("a batch whose bucket is gone fails with a reason instead of retrying forever", async () => {
+    const batch = await prisma.batch.create({ data: { bucket: "bucket-deleted-meanwhile", prefixes: ["x/"] } });
+    const app = await newApp({ prisma });
+    await app.lister.idle();
+    const failed = await prisma.batch.findUniqueOrThrow({ where: { id: batch.id } });
+    expect(failed.state).toBe("failed");
+    const audit = await prisma.auditEvent.findMany({ where: { batchId: batch.id, outcome: "failed" } });
+    expect(audit).toEqual([expect.objectContaining({ stage: "ingestion", errorCode: "bucket_not_found" })]);
+    const res = await request(app.server).get(`/batches/${batch.id}`).expect(200);
+    expect(res.body).toMatchObject({ state: "failed", documentCount: 0 });
+    await closeApp(app);
+  });
 });

@@ -204,7 +204,7 @@ export class BatchLister {
       } catch (e) {
         const err = coerceError(e);
         if (this.stopping) {
-          log.info("listing paused by shutdown; resumes on the next start");
+          log.info({ err }, "listing paused by shutdown; resumes on the next start");
           return;
         }
         if (err instanceof ListingError) {
@@ -236,12 +236,17 @@ export class BatchLister {
     const { bucket, prefixes } = batch;
     let pos: ListingPosition = { prefixIndex: batch.listingPrefix, token: batch.listingToken };
     const started = Date.now();
-    if (pos.prefixIndex > 0 || pos.token) log.info({ position: pos }, "resuming listing from saved position");
+    if (pos.prefixIndex > 0 || pos.token) {
+      log.info({ prefixIndex: pos.prefixIndex, midPrefix: pos.token !== null }, "resuming listing from saved position");
+    }
 
     // One page ahead is fetched while the current one is written and sent.
     let prefetched: Promise<ListObjectsV2CommandOutput> | undefined;
     while (pos.prefixIndex < prefixes.length) {
-      if (this.stopping) return;
+      if (this.stopping) {
+        log.info({ prefixIndex: pos.prefixIndex, pages: progress.pages }, "listing paused by shutdown; resumes on the next start");
+        return;
+      }
       const out = await (prefetched ?? this.listPage(batchId, bucket, prefixes[pos.prefixIndex]!, pos.token));
       prefetched = undefined;
       let next: ListingPosition;
