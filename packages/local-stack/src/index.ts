@@ -9,3 +9,4 @@ export {
   type StackState,
 } from "./stack.js";
 export { LocalStackError } from "./errors.js";
+export { openStudio, type StudioOptions } from "./studio.js";
