@@ -87,6 +87,8 @@ describe("inference client against the reference model", () => {
     }
     const pages = await stack.prisma.page.findMany({ where: { documentId: doc.documentId } });
     expect(pages.every((p) => p.state === "done")).toBe(true);
+    // Its only document is done, so the batch is complete.
+    expect(await stack.prisma.batch.findUniqueOrThrow({ where: { id: doc.batchId } })).toMatchObject({ state: "completed" });
 
     const stats = model.stats();
     expect(stats.maxInFlight).toBeLessThanOrEqual(3);

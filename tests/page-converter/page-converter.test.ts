@@ -167,6 +167,7 @@ describe("page converter on the local stack", () => {
     const doc = await stack.prisma.document.findUniqueOrThrow({ where: { id: message!.documentId } });
     expect(doc).toMatchObject({ state: "failed", failureCode: "convert_corrupt" });
     expect(doc.failureReason).toMatch(/^page 1: /);
+    expect(await stack.prisma.batch.findUniqueOrThrow({ where: { id: message!.batchId } })).toMatchObject({ state: "completed" });
     const audits = await auditsOf(message!.documentId);
     expect(audits.map((a) => [a.outcome, a.attempt])).toEqual([
       ["started", 1],

@@ -1,8 +1,10 @@
 import type { Prisma, PrismaClient } from "@docpipe/db";
+import { completeDocumentIfFinished } from "@docpipe/queue";
 import type { ModelResponse } from "./model/invoker.js";
 
 export interface PageRef {
   id: string;
+  batchId: string;
   documentId: string;
   pageNumber: number;
 }
@@ -12,8 +14,6 @@ export interface StoreOutcome {
   created: boolean;
   /** True when this call moved the document to done. */
   documentDone: boolean;
-  resultCount: number;
-  pageCount: number | null;
 }
 
 /** Document states a result may move to `inferring` (never back from done or failed). */
@@ -24,10 +24,8 @@ const BEFORE_INFERRING = ["queued", "classified", "splitting", "converting"] as 
  *
  * - The result is inserted with `skipDuplicates` on the unique `pageId`, so a duplicate
  *   delivery (or two workers racing on one page) adds nothing.
- * - The page goes to `done` unconditionally: a rendered or even failed-then-replayed page that
- *   has a result is done.
- * - The document is done when it has `pageCount` results; the update is conditional on a
- *   non-terminal state, so it happens once however many workers finish the last pages together.
+ * - The page goes to `done`: a page with a result is done, whatever it was before.
+ * - The document is done when all its pages are; see {@link finishPage}.
  */
 export async function storeResult(
   prisma: PrismaClient,
@@ -50,27 +48,22 @@ export async function storeResult(
     ],
     skipDuplicates: true,
   });
-  await prisma.page.updateMany({ where: { id: page.id, state: { not: "done" } }, data: { state: "done" } });
-  return { created: count === 1, ...(await completeDocument(prisma, page.documentId)) };
+  return { created: count === 1, documentDone: await finishPage(prisma, page) };
 }
 
-/** Marks the document done if every page has a result; otherwise moves it to `inferring`. Idempotent. */
-export async function completeDocument(
-  prisma: PrismaClient,
-  documentId: string,
-): Promise<{ documentDone: boolean; resultCount: number; pageCount: number | null }> {
-  const [doc, resultCount] = await Promise.all([
-    prisma.document.findUnique({ where: { id: documentId }, select: { pageCount: true } }),
-    prisma.inferenceResult.count({ where: { documentId } }),
-  ]);
-  const pageCount = doc?.pageCount ?? null;
-  if (pageCount !== null && resultCount >= pageCount) {
-    const { count } = await prisma.document.updateMany({
-      where: { id: documentId, state: { notIn: ["done", "failed"] } },
-      data: { state: "done", completedAt: new Date() },
-    });
-    return { documentDone: count === 1, resultCount, pageCount };
-  }
-  await prisma.document.updateMany({ where: { id: documentId, state: { in: [...BEFORE_INFERRING] } }, data: { state: "inferring" } });
-  return { documentDone: false, resultCount, pageCount };
+/**
+ * Marks a page that has its result done, then the document done if that was its last page
+ * (one conditional UPDATE shared with the other stages, which also settles the batch), or
+ * `inferring` otherwise. Idempotent: a duplicate delivery calls it again harmlessly. Returns
+ * whether this call finished the document.
+ */
+export async function finishPage(prisma: PrismaClient, page: PageRef): Promise<boolean> {
+  await prisma.page.updateMany({ where: { id: page.id, state: { not: "done" } }, data: { state: "done" } });
+  const doc = { batchId: page.batchId, documentId: page.documentId };
+  if (await completeDocumentIfFinished(prisma, doc)) return true;
+  await prisma.document.updateMany({
+    where: { id: page.documentId, state: { in: [...BEFORE_INFERRING] } },
+    data: { state: "inferring" },
+  });
+  return false;
 }

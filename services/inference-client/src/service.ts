@@ -6,6 +6,7 @@ import {
   coerceError,
   createWorker,
   errorCode,
+  failDocument,
   parseImageKey,
   parseS3Event,
   PermanentError,
@@ -22,7 +23,7 @@ import { pino } from "pino";
 import { ProtectedModelClient, type ProtectionOptions } from "./protected-client.js";
 import type { BreakerState } from "./limits/circuit-breaker.js";
 import { HttpModelInvoker, type HttpInvokerOptions, type ModelInvoker } from "./model/invoker.js";
-import { completeDocument, storeResult } from "./results.js";
+import { finishPage, storeResult } from "./results.js";
 
 export interface InferenceClientOptions extends ProtectionOptions {
   sqs: SQSClient;
@@ -92,11 +93,11 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
     const ids = { batchId: ref.batchId, documentId: ref.documentId, pageNumber: ref.pageNumber, attempt: ctx.attempt, messageId: ctx.messageId };
     const started = performance.now();
 
-    const page = await prisma.page.findUnique({
+    const row = await prisma.page.findUnique({
       where: { documentId_pageNumber: { documentId: ref.documentId, pageNumber: ref.pageNumber } },
       select: { id: true, documentId: true, pageNumber: true, result: { select: { id: true } } },
     });
-    if (!page) {
+    if (!row) {
       const doc = await prisma.document.findUnique({ where: { id: ref.documentId }, select: { id: true } });
       const errIds = { documentId: ref.documentId, pageNumber: ref.pageNumber, key: record.key };
       // No document: a stray object no retry will explain. A document without this page row
@@ -105,11 +106,11 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
       throw new TransientError("unknown_page", `document has no page ${ref.pageNumber} yet`, errIds);
     }
 
-    if (page.result) {
+    const page = { id: row.id, batchId: ref.batchId, documentId: row.documentId, pageNumber: row.pageNumber };
+    if (row.result) {
       // Duplicate delivery: the result exists; only make sure page and document caught up.
-      await prisma.page.updateMany({ where: { id: page.id, state: { not: "done" } }, data: { state: "done" } });
-      const doc = await completeDocument(prisma, page.documentId);
-      await audit.record({ stage: STAGE, outcome: "skipped", ...ids, details: { reason: "result_exists", documentDone: doc.documentDone } });
+      const documentDone = await finishPage(prisma, page);
+      await audit.record({ stage: STAGE, outcome: "skipped", ...ids, details: { reason: "result_exists", documentDone } });
       log.info("page already has a result; duplicate delivery skipped");
       return;
     }
@@ -134,7 +135,7 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
         },
       });
       log.info({ durationMs, latencyMs: outcome.latencyMs, calls: outcome.calls, features: outcome.response.features }, "page scored");
-      if (stored.documentDone) log.info({ pageCount: stored.pageCount }, "document done");
+      if (stored.documentDone) log.info("document done");
     } catch (e) {
       const err = coerceError(e);
       // Stopping is not a failure of the page; the worker releases the message.
@@ -161,16 +162,12 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
       errorMessage: error.message,
     });
     if (!ref || error.code === "unknown_document") return;
-    const reason = `page ${ref.pageNumber}: ${error.message}`;
     await prisma.page.updateMany({
       where: { documentId: ref.documentId, pageNumber: ref.pageNumber, state: { not: "done" } },
       data: { state: "failed", failureCode: error.code, failureReason: error.message },
     });
     // A page that will never get a result keeps its document from done: fail it, with the reason.
-    await prisma.document.updateMany({
-      where: { id: ref.documentId, state: { notIn: ["done", "failed"] } },
-      data: { state: "failed", failureCode: `inference_${error.code}`, failureReason: reason, completedAt: new Date() },
-    });
+    await failDocument(prisma, ref, { code: `inference_${error.code}`, reason: `page ${ref.pageNumber}: ${error.message}` });
   }
 
   const worker = createWorker<S3Event>({

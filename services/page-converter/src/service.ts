@@ -11,6 +11,7 @@ import {
   createWorker,
   downloadToFile,
   errorCode,
+  failDocument,
   imageKey,
   PermanentError,
   queues,
@@ -194,16 +195,9 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
       where: { documentId: msg.documentId, pageNumber: msg.pageNumber, state: { in: ["pending", "failed"] } },
       data: { state: "failed", failureCode: error.code, failureReason: error.message },
     });
-    // The page will never have an image, so its document can never be done: fail it with the reason.
-    await prisma.document.updateMany({
-      where: { id: msg.documentId, state: { notIn: ["done", "failed"] } },
-      data: {
-        state: "failed",
-        failureCode: `convert_${error.code}`,
-        failureReason: `page ${msg.pageNumber}: ${error.message}`,
-        completedAt: new Date(),
-      },
-    });
+    // The page will never have an image, so its document can never be done: fail it with the
+    // reason (which also completes the batch if this was its last open document).
+    await failDocument(prisma, msg, { code: `convert_${error.code}`, reason: `page ${msg.pageNumber}: ${error.message}` });
   }
 
   const worker = createWorker<SinglePageMessage>({
