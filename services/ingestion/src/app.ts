@@ -248,11 +248,11 @@ export function buildApp(opts: AppOptions): IngestionApp {
         throw new ValidationError("invalid request query", [{ path: "cursor", message: "not a cursor this API returned" }]);
       }
     }
-    const batch = await prisma.batch.findUnique({ where: { id }, select: { id: true } });
+    const batch = await prisma.batch.findUnique({ where: { id }, select: { bucket: true } });
     if (!batch) throw new NotFoundError("batch", id);
-    // Keyset pagination on (batchId, bucket, key): the unique index serves it in order.
+    // Keyset pagination on (batchId, bucket, key): with both fixed, the unique index serves keys in order.
     const rows = await prisma.document.findMany({
-      where: { batchId: id, ...(query.state && { state: query.state }), ...(after !== undefined && { key: { gt: after } }) },
+      where: { batchId: id, bucket: batch.bucket, ...(query.state && { state: query.state }), ...(after !== undefined && { key: { gt: after } }) },
       orderBy: { key: "asc" },
       take: query.limit + 1,
       select: {
