@@ -14,7 +14,7 @@ import {
 import { createPrisma } from "@docpipe/db";
 import { REPO_ROOT, start } from "@docpipe/local-stack";
 import { imageKey, pageKey, parseS3Event, queues, resolveQueueUrls, type QueueKey } from "@docpipe/queue";
-import { describe, expect, test } from "../fixtures/index.js";
+import { assertNoWorkerPolling, describe, expect, test } from "../fixtures/index.js";
 
 /** A long poll, as a worker does it; SQS answers as soon as it has any message. */
 async function receive(sqs: SQSClient, queueUrl: string, waitTimeSeconds = 5): Promise<Message[]> {
@@ -175,4 +175,15 @@ test("two stacks run side by side without sharing anything, and stop cleanly", a
   }
   expect(isRunning(state.postgresPid)).toBe(false);
   expect(existsSync(second.dataDir)).toBe(false);
+});
+
+test("the after-test check catches a worker left polling SQS, and passes once it stops", async ({ stack }) => {
+  const worker = new AbortController();
+  const poll = stack.sqs
+    .send(new ReceiveMessageCommand({ QueueUrl: stack.queueUrls.ingest.url, WaitTimeSeconds: 10 }), { abortSignal: worker.signal })
+    .catch(() => undefined);
+  await expect(assertNoWorkerPolling(stack)).rejects.toThrow(/still polling SQS/);
+  worker.abort();
+  await poll;
+  await assertNoWorkerPolling(stack);
 });
