@@ -10,12 +10,11 @@ import {
   IngestMessage,
   PermanentError,
   QueueProducer,
-  TransientError,
-  coerceError,
   createLogger,
   createWorker,
   downloadToFile,
   queues,
+  toS3Error,
   type HandlerContext,
   type Logger,
   type QueueKey,
@@ -83,18 +82,13 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     singlePage: new QueueProducer({ sqs, queueUrl: queueUrls.singlePage.url, queue: "singlePage", logger }),
   };
 
+  /** A missing object is S3ObjectNotFoundError (permanent, reported as source_missing); anything else retries. */
   async function headSize(bucket: string, key: string): Promise<number> {
     try {
       const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
       return head.ContentLength ?? 0;
     } catch (e) {
-      const err = coerceError(e) as Error & { $metadata?: { httpStatusCode?: number } };
-      if (err.name === "NotFound" || err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) {
-        throw new PermanentError("source_missing", `s3://${bucket}/${key} not found`, { cause: err });
-      }
-      throw new TransientError("s3_head_failed", `HeadObject s3://${bucket}/${key} failed: ${err.message}`, {
-        cause: err,
-      });
+      throw toS3Error(e, "head", bucket, key);
     }
   }
 

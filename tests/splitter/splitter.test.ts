@@ -1,0 +1,242 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import type { PrismaClient } from "@docpipe/db";
+import type { LocalStack } from "@docpipe/local-stack";
+import { generateCorpus, openPdf, splitRange, type CorpusFile } from "@docpipe/pdf";
+import { chunkKey, createLogger, deadLetterAttributes, pageKey, QueueProducer, type SinglePageMessage, type SmallDocMessage } from "@docpipe/queue";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { describe, expect, test } from "../fixtures/index.js";
+import { createSplitter, type Splitter, type SplitterOptions } from "../../services/splitter/src/index.js";
+import {
+  createDocuments,
+  putObject,
+  queueDepth,
+  receiveBodies,
+  receiveMessages,
+  settleAbortedPolls,
+  TEST_WAIT_TIME_SECONDS,
+  waitFor,
+} from "../orchestrator/support.js";
+
+const SIZES = [
+  { widthPt: 612, heightPt: 792 },
+  { widthPt: 595.28, heightPt: 841.89 },
+  { widthPt: 288, heightPt: 432 },
+];
+
+let dir: string;
+/** 745 pages of three sizes; every page prints "Page N", so a page's origin can be read back. */
+let big: CorpusFile;
+/** 25 pages, for the chain through both roles. */
+let medium: CorpusFile;
+let fivePages: CorpusFile;
+let corruptPath: string;
+const running: Splitter[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "docpipe-splitter-test-"));
+  const pages = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ ...SIZES[i % SIZES.length]!, content: i % 7 === 0 ? ("mixed" as const) : ("text" as const) }));
+  const corpus = await generateCorpus(join(dir, "corpus"), {
+    files: [
+      { name: "big.pdf", pages: pages(745) },
+      { name: "medium.pdf", pages: pages(25) },
+      { name: "five.pdf", pages: pages(5) },
+    ],
+  });
+  [big, medium, fivePages] = corpus.files as [CorpusFile, CorpusFile, CorpusFile];
+  corruptPath = corpus.invalid!.corrupt;
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+// Before the fixture's teardown, which fails a test that leaves a worker polling.
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((s) => s.stop({ timeoutMs: 10_000 })));
+  await settleAbortedPolls();
+});
+
+/** Starts a splitter on this test's database; afterEach stops it. */
+function startSplitter(stack: LocalStack, prisma: PrismaClient, role: "large" | "small", extra: Partial<SplitterOptions> = {}): Splitter {
+  const s = createSplitter({
+    role, sqs: stack.sqs, s3: stack.s3, prisma, queueUrls: stack.queueUrls, workBucket: stack.workBucket,
+    waitTimeSeconds: TEST_WAIT_TIME_SECONDS,
+    logger: createLogger({ service: `splitter-${role}`, level: "warn" }), ...extra,
+  });
+  running.push(s);
+  s.start();
+  return s;
+}
+
+/** Uploads a file to the staging bucket and creates its document, classified as the orchestrator leaves it. */
+async function stage(stack: LocalStack, prisma: PrismaClient, key: string, path: string, cls: "large" | "small", pageCount?: number) {
+  const size = await putObject(stack.s3, stack.stagingBucket, key, path);
+  const { batchId, documents } = await createDocuments(prisma, stack.stagingBucket, [key]);
+  const documentId = documents[0]!.id;
+  await prisma.document.update({
+    where: { id: documentId },
+    data: { state: "classified", class: cls, size: BigInt(size), ...(pageCount ? { pageCount } : {}) },
+  });
+  return { batchId, documentId, bucket: stack.stagingBucket, key, size };
+}
+
+const largeProducer = (stack: LocalStack) => new QueueProducer({ sqs: stack.sqs, queueUrl: stack.queueUrls.large.url, queue: "large" });
+const smallProducer = (stack: LocalStack) => new QueueProducer({ sqs: stack.sqs, queueUrl: stack.queueUrls.small.url, queue: "small" });
+
+/** Downloads a PDF from the work bucket and returns, per page, its size and the page number it prints. */
+async function readPdf(stack: LocalStack, key: string): Promise<{ widthPt: number; heightPt: number; printed: number }[]> {
+  const res = await stack.s3.send(new GetObjectCommand({ Bucket: stack.workBucket, Key: key }));
+  const path = join(dir, `read-${Math.random().toString(36).slice(2)}.pdf`);
+  await writeFile(path, await res.Body!.transformToByteArray());
+  const doc = openPdf(path);
+  try {
+    return Array.from({ length: doc.countPages() }, (_, i) => {
+      const page = doc.loadPage(i);
+      const [x0, y0, x1, y1] = page.getBounds();
+      const printed = Number(/Page (\d+)/.exec(page.toStructuredText("preserve-whitespace").asText())?.[1]);
+      return { widthPt: Math.round(x1 - x0), heightPt: Math.round(y1 - y0), printed };
+    });
+  } finally {
+    doc.destroy();
+    await rm(path, { force: true });
+  }
+}
+
+/** Size and printed number page `n` (1-based) of a corpus file has. */
+const original = (f: CorpusFile, n: number) => ({
+  widthPt: Math.round(f.pages[n - 1]!.widthPt),
+  heightPt: Math.round(f.pages[n - 1]!.heightPt),
+  printed: n,
+});
+
+describe("splitter, large role", () => {
+  test("splits a 745-page document into 75 chunks of original page ranges, one row and one message each", async ({ stack, prisma }) => {
+    const doc = await stage(stack, prisma, "in/big.pdf", big.path, "large");
+    await largeProducer(stack).send([{ version: 1, batchId: doc.batchId, documentId: doc.documentId, bucket: doc.bucket, key: doc.key, size: doc.size }]);
+    startSplitter(stack, prisma, "large");
+
+    const messages = await receiveBodies<SmallDocMessage>(stack.sqs, stack.queueUrls.small.url, 75, 120_000);
+    const expected = Array.from({ length: 75 }, (_, i) => ({ first: i * 10 + 1, last: Math.min(745, i * 10 + 10) }));
+    expect(expected.at(-1)).toEqual({ first: 741, last: 745 });
+    messages.sort((a, b) => a.firstPage - b.firstPage);
+    expect(messages).toEqual(
+      expected.map((r) => ({
+        version: 1, batchId: doc.batchId, documentId: doc.documentId, bucket: stack.workBucket,
+        key: chunkKey(doc, r.first, r.last), firstPage: r.first, lastPage: r.last,
+      })),
+    );
+    const chunks = await prisma.chunk.findMany({ where: { documentId: doc.documentId }, orderBy: { firstPage: "asc" } });
+    expect(chunks.map((c) => ({ first: c.firstPage, last: c.lastPage, key: c.key }))).toEqual(
+      expected.map((r) => ({ ...r, key: chunkKey(doc, r.first, r.last) })),
+    );
+    // Each chunk holds exactly its pages of the original, in order.
+    expect(await readPdf(stack, chunkKey(doc, 731, 740))).toEqual(Array.from({ length: 10 }, (_, i) => original(big, 731 + i)));
+    expect(await readPdf(stack, chunkKey(doc, 741, 745))).toEqual(Array.from({ length: 5 }, (_, i) => original(big, 741 + i)));
+
+    await waitFor("split-large to succeed", async () =>
+      (await prisma.auditEvent.count({ where: { stage: "split-large", outcome: "succeeded" } })) === 1 ? true : undefined);
+    const d = await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } });
+    // The orchestrator never opened it (over the size limit): the splitter records the count.
+    expect([d.state, d.pageCount]).toEqual(["splitting", 745]);
+  });
+
+  test("fails a document over MAX_PAGES as too_many_pages and dead-letters it at once", async ({ stack, prisma }) => {
+    const doc = await stage(stack, prisma, "in/big.pdf", big.path, "large");
+    await largeProducer(stack).send([{ version: 1, batchId: doc.batchId, documentId: doc.documentId, bucket: doc.bucket, key: doc.key, size: doc.size }]);
+    startSplitter(stack, prisma, "large", { maxPages: 500 });
+    const [dead] = await receiveMessages(stack.sqs, stack.queueUrls.large.dlqUrl, 1);
+    expect(dead?.MessageAttributes?.[deadLetterAttributes.errorCode]?.StringValue).toBe("too_many_pages");
+    expect(dead?.MessageAttributes?.[deadLetterAttributes.attempt]?.StringValue).toBe("1");
+    const d = await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } });
+    expect([d.state, d.failureCode]).toEqual(["failed", "too_many_pages"]);
+    expect(d.failureReason).toMatch(/MAX_PAGES/);
+    expect(await prisma.chunk.count()).toBe(0);
+    expect(await queueDepth(stack.sqs, stack.queueUrls.small.url)).toBe(0);
+  });
+});
+
+describe("splitter, small role", () => {
+  test("splits chunk 731-740 of a bigger document into pages 731..740", async ({ stack, prisma }) => {
+    const { batchId, documents } = await createDocuments(prisma, stack.stagingBucket, ["in/big.pdf"]);
+    const ref = { batchId, documentId: documents[0]!.id };
+    await prisma.document.update({ where: { id: ref.documentId }, data: { state: "splitting", class: "large", pageCount: 745 } });
+    // The chunk exactly as the large role would have left it.
+    const chunkPath = join(dir, "731-740.pdf");
+    await splitRange(big.path, 731, 740, chunkPath);
+    const key = chunkKey(ref, 731, 740);
+    await putObject(stack.s3, stack.workBucket, key, chunkPath);
+    await smallProducer(stack).send([{ version: 1, ...ref, bucket: stack.workBucket, key, firstPage: 731, lastPage: 740 }]);
+    startSplitter(stack, prisma, "small");
+
+    const messages = await receiveBodies<SinglePageMessage>(stack.sqs, stack.queueUrls.singlePage.url, 10);
+    const numbers = Array.from({ length: 10 }, (_, i) => 731 + i);
+    expect(messages.sort((a, b) => a.pageNumber - b.pageNumber)).toEqual(
+      numbers.map((n) => ({ version: 1, ...ref, bucket: stack.workBucket, key: pageKey(ref, n), pageNumber: n })),
+    );
+    const pages = await prisma.page.findMany({ where: { documentId: ref.documentId }, orderBy: { pageNumber: "asc" } });
+    expect(pages.map((p) => [p.pageNumber, p.pdfKey, p.state])).toEqual(numbers.map((n) => [n, pageKey(ref, n), "pending"]));
+    for (const n of [731, 735, 740]) expect(await readPdf(stack, pageKey(ref, n))).toEqual([original(big, n)]);
+    await waitFor("converting state", async () => {
+      const d = await prisma.document.findUniqueOrThrow({ where: { id: ref.documentId } });
+      return d.state === "converting" ? d : undefined;
+    });
+  });
+
+  test("fails a corrupt chunk and a chunk that does not hold the pages it names, dead-lettered at once", async ({ stack, prisma }) => {
+    const corrupt = await stage(stack, prisma, "in/corrupt.pdf", corruptPath, "small");
+    const short = await stage(stack, prisma, "in/five.pdf", fivePages.path, "small", 10);
+    await smallProducer(stack).send([
+      { version: 1, batchId: corrupt.batchId, documentId: corrupt.documentId, bucket: corrupt.bucket, key: corrupt.key, firstPage: 1, lastPage: 3 },
+      { version: 1, batchId: short.batchId, documentId: short.documentId, bucket: short.bucket, key: short.key, firstPage: 1, lastPage: 10 },
+    ]);
+    startSplitter(stack, prisma, "small");
+    const dead = await receiveMessages(stack.sqs, stack.queueUrls.small.dlqUrl, 2);
+    expect(dead.map((m) => m.MessageAttributes?.[deadLetterAttributes.attempt]?.StringValue)).toEqual(["1", "1"]);
+    const docs = await prisma.document.findMany({ orderBy: { key: "asc" } });
+    expect(docs.map((d) => [d.key, d.state, d.failureCode])).toEqual([
+      ["in/corrupt.pdf", "failed", "corrupt"],
+      ["in/five.pdf", "failed", "page_count_mismatch"],
+    ]);
+    expect(await prisma.page.count()).toBe(0);
+    expect(await queueDepth(stack.sqs, stack.queueUrls.singlePage.url)).toBe(0);
+  });
+});
+
+describe("splitter, both roles", () => {
+  test("turns a 25-page document into 25 pages, and a redelivery creates no second row nor regresses the document", async ({ stack, prisma }) => {
+    const doc = await stage(stack, prisma, "in/medium.pdf", medium.path, "large", 25);
+    const largeMessage = { version: 1 as const, batchId: doc.batchId, documentId: doc.documentId, bucket: doc.bucket, key: doc.key, size: doc.size, pageCount: 25 };
+    await largeProducer(stack).send([largeMessage]);
+    startSplitter(stack, prisma, "large");
+    startSplitter(stack, prisma, "small");
+
+    const first = await receiveBodies<SinglePageMessage>(stack.sqs, stack.queueUrls.singlePage.url, 25, 120_000);
+    expect(first.map((m) => m.pageNumber).sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    await waitFor("three chunks split into pages", async () =>
+      (await prisma.auditEvent.count({ where: { stage: "split-small", outcome: "succeeded" } })) === 3 ? true : undefined);
+    for (const n of [1, 10, 11, 25]) expect(await readPdf(stack, pageKey(doc, n))).toEqual([original(medium, n)]);
+    expect((await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } })).state).toBe("converting");
+
+    // Pages move on downstream; then the large message is delivered again.
+    await prisma.document.update({ where: { id: doc.documentId }, data: { state: "inferring" } });
+    await prisma.page.updateMany({ where: { documentId: doc.documentId }, data: { state: "rendered", imageKey: "x" } });
+    await largeProducer(stack).send([largeMessage]);
+    const again = await receiveBodies<SinglePageMessage>(stack.sqs, stack.queueUrls.singlePage.url, 25, 120_000);
+    expect(again.map((m) => m.pageNumber).sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    await waitFor("the redelivered chunks split", async () =>
+      (await prisma.auditEvent.count({ where: { stage: "split-small", outcome: "succeeded" } })) === 6 ? true : undefined);
+
+    expect(await prisma.chunk.count({ where: { documentId: doc.documentId } })).toBe(3);
+    const pages = await prisma.page.findMany({ where: { documentId: doc.documentId }, orderBy: { pageNumber: "asc" } });
+    expect(pages.map((p) => p.pageNumber)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    // Rewriting a page's PDF leaves what later stages recorded alone.
+    expect(new Set(pages.map((p) => p.state))).toEqual(new Set(["rendered"]));
+    expect((await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } })).state).toBe("inferring");
+    const audit = await prisma.auditEvent.findMany({ where: { documentId: doc.documentId, stage: "split-large" } });
+    expect(audit.map((e) => e.outcome).sort()).toEqual(["started", "started", "succeeded", "succeeded"]);
+  });
+});
