@@ -62,9 +62,10 @@ export class PipelineService extends Construct {
       secrets: props.secrets,
       logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: id }),
       // SIGTERM first, SIGKILL after this: the Fargate maximum, matching Spot's two-minute
-      // notice. Workers release what they cannot finish in that time back to the queue; the
-      // long jobs (large splits) also hold ECS task scale-in protection while in flight, so
-      // scale-in does not pick their task at all (see README "Scaling").
+      // notice. A worker finishes what it can in that time and hands the rest back to the
+      // queue (every stage is idempotent). Services whose jobs run longer are never scaled in
+      // while busy (QueueScaling's scaleInOnlyWhenIdle), so this limit only meets them on a
+      // deployment.
       stopTimeout: Duration.seconds(120),
       readonlyRootFilesystem: false,
       ...(props.port !== undefined && { portMappings: [{ containerPort: props.port }] }),

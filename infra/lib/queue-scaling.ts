@@ -18,6 +18,13 @@ export interface QueueScalingProps {
   readonly targetBacklogPerTask: number;
   /** Minutes a queue must have nothing visible or in flight before the service goes to zero. @defaultValue 15 */
   readonly idleMinutes?: number;
+  /**
+   * For workers whose jobs outlast the 120 s stop timeout: target tracking only adds tasks,
+   * and tasks go away only through the idle policy, when nothing is visible or in flight.
+   * Otherwise an empty queue with busy workers (backlog 0 per task) would scale in and kill
+   * a half-done split. @defaultValue false
+   */
+  readonly scaleInOnlyWhenIdle?: boolean;
 }
 
 /**
@@ -82,6 +89,7 @@ export class QueueScaling extends Construct {
         scaleOutCooldown: 60,
         // Slow to give tasks back: a new task costs a cold start, an idle one a minute of Fargate.
         scaleInCooldown: 300,
+        disableScaleIn: props.scaleInOnlyWhenIdle ?? false,
         customizedMetricSpecification: {
           metrics: [
             ...queueNames.map((queueName, i) => ({

@@ -37,6 +37,11 @@ export interface Deployable {
   readonly readsStaging: boolean;
   readonly readsWork: readonly WorkPrefix[];
   readonly writesWork: readonly WorkPrefix[];
+  /**
+   * Jobs can take longer than the 120 s between SIGTERM and SIGKILL (a multi-gigabyte split):
+   * never scale in under them, and run them on on-demand Fargate rather than Spot.
+   */
+  readonly longJobs?: boolean;
   /** The variable the service reads its worker concurrency from (see its src/config.ts). */
   readonly concurrencyEnv?: string;
   readonly environment?: Record<string, string>;
@@ -72,6 +77,7 @@ export const deployables: readonly Deployable[] = [
     readsStaging: true,
     readsWork: [],
     writesWork: ["chunks"],
+    longJobs: true,
     concurrencyEnv: "CONCURRENCY",
     environment: { ROLE: "large" },
   },
@@ -115,6 +121,7 @@ export const deployables: readonly Deployable[] = [
     readsStaging: true,
     readsWork: ["chunks", "pages", "images"],
     writesWork: ["chunks", "pages", "images"],
+    longJobs: true,
     concurrencyEnv: "CONCURRENCY",
   },
 ];
@@ -212,8 +219,8 @@ export class Services extends Construct {
         },
         secrets: { ...dbSecrets, ...(d.id === "inference-client" ? modelSecrets : {}) },
         logRetentionDays: config.logRetentionDays,
-        // The failsafe is the last line of defence and the ingestion API must answer: on demand.
-        spot: config.useSpot && isWorker && d.id !== "failsafe",
+        // Spot suits short idempotent jobs: an interruption costs at most one page's work.
+        spot: config.useSpot && isWorker && !d.longJobs,
         ...(d.id === "ingestion" && { port: INGESTION_PORT }),
       });
       svc.service.node.addDependency(this.migration.resource);
@@ -229,6 +236,7 @@ export class Services extends Construct {
           queues: consumed,
           minTasks: size.minTasks,
           maxTasks: size.maxTasks,
+          scaleInOnlyWhenIdle: d.longJobs ?? false,
           targetBacklogPerTask: targetBacklogPerTask({
             concurrency: size.concurrency,
             secondsPerMessage: size.secondsPerMessage,
@@ -364,27 +372,6 @@ export class Services extends Construct {
           actions: ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
           resources: d.writesWork.map((p) => workBucket.arnForObjects(workKeys[p])),
         }),
-      );
-    }
-    if (d.consumes === "dead-letter" || d.consumes.length > 0) {
-      // Long jobs mark their task protected while a message is in flight, through the ECS
-      // agent endpoint; only tasks of this cluster.
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          actions: ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
-          resources: [
-            Stack.of(this).formatArn({
-              service: "ecs",
-              resource: "task",
-              resourceName: `${this.cluster.clusterName}/*`,
-            }),
-          ],
-        }),
-      );
-      acknowledgeWildcardResource(
-        role,
-        Stack.of(this).formatArn({ service: "ecs", resource: "task", resourceName: `${this.cluster.clusterName}/*` }),
-        "Task ids exist only at run time; the scope is this cluster's tasks, and a task can only protect itself through the agent endpoint.",
       );
     }
     if (d.id === "inference-client" && props.config.sagemakerEndpointName) {

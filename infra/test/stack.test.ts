@@ -237,6 +237,7 @@ describe("autoscaling", () => {
     expect(tracking).toHaveLength(1);
     const cfg = tracking[0]!.Properties.TargetTrackingScalingPolicyConfiguration as {
       TargetValue: number;
+      DisableScaleIn: boolean;
       CustomizedMetricSpecification: {
         Metrics: { Id: string; Expression?: string; ReturnData: boolean; MetricStat?: { Metric: { MetricName: string; Namespace: string; Dimensions: { Value: unknown }[] } } }[];
       };
@@ -249,6 +250,8 @@ describe("autoscaling", () => {
         acceptableLatencySeconds: s.config.acceptableLatencySeconds,
       }),
     );
+    // Long jobs (large splits, failsafe break-downs) outlast the stop timeout: never scale in under them.
+    expect(cfg.DisableScaleIn).toBe(id === "splitter-large" || id === "failsafe");
     const metrics = cfg.CustomizedMetricSpecification.Metrics;
     const returned = metrics.filter((m) => m.ReturnData);
     expect(returned).toHaveLength(1);
@@ -470,6 +473,16 @@ describe("services", () => {
     expect(env("splitter-small").ROLE).toBe("small");
     expect(env("inference-client").MODEL_URL).toBe("https://model.example.com/invocations");
     expect(env("ingestion").QUEUE_PREFIX).toBe(prefix);
+  });
+
+  it("runs short idempotent jobs on Fargate Spot and long jobs and the API on demand", () => {
+    const provider = (id: ServiceId) =>
+      (resources(t, "AWS::ECS::Service")[logicalId(s.stack.services.byId[id].service)]!.Properties
+        .CapacityProviderStrategy as { CapacityProvider: string }[])[0]!.CapacityProvider;
+    for (const id of ["chunking-orchestrator", "splitter-small", "page-converter", "inference-client"] as const) {
+      expect(provider(id), id).toBe("FARGATE_SPOT");
+    }
+    for (const id of ["ingestion", "splitter-large", "failsafe"] as const) expect(provider(id), id).toBe("FARGATE");
   });
 
   it("puts the ingestion service behind an internal load balancer that checks /healthz", () => {

@@ -28,7 +28,8 @@ export interface Synthesized {
  */
 export function synth(context: Record<string, string>): Synthesized {
   const outdir = mkdtempSync(path.join(tmpdir(), "docpipe-cdk-"));
-  const app = new App({ outdir });
+  // Hash image assets but do not copy the build context into the assembly: tests never deploy it.
+  const app = new App({ outdir, context: { "aws:cdk:disable-asset-staging": true } });
   const config = configFromContext((k) => context[k]);
   const stack = new DocpipeStack(app, "Docpipe", { config, env });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
