@@ -16,7 +16,7 @@ export default tseslint.config(
   },
   {
     // Command-line tools and benchmarks talk to a person on the terminal.
-    files: ["packages/cli/**", "bench/**", "scripts/**"],
+    files: ["packages/cli/**", "bench/**"],
     rules: { "no-console": "off" },
   },
 );

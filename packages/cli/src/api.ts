@@ -1,0 +1,89 @@
+/** A small client for the ingestion API, used by every CLI command. */
+
+export interface ApiErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+export class ApiError extends Error {
+  override readonly name = "ApiError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export interface BatchStatus {
+  batchId: string;
+  label: string | null;
+  state: "listing" | "processing" | "completed" | "failed";
+  documentCount: number;
+  skippedCount: number;
+  documents: Record<string, number>;
+  pages?: { expected: number; split: number; rendered: number; done: number; failed: number };
+  stalled?: { since: string; stage: string } | null;
+}
+
+export class ApiClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly apiKey?: string,
+  ) {}
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(new URL(path, this.baseUrl), {
+      method,
+      headers: {
+        ...(body !== undefined && { "content-type": "application/json" }),
+        ...(this.apiKey && { "x-api-key": this.apiKey }),
+      },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    const json: unknown = text ? JSON.parse(text) : undefined;
+    if (!res.ok) {
+      const err = (json as Partial<ApiErrorBody> | undefined)?.error;
+      throw new ApiError(res.status, err?.code ?? "http_error", err?.message ?? `${method} ${path}: HTTP ${res.status}`, err?.details);
+    }
+    return json as T;
+  }
+
+  submit(body: { bucket: string; prefixes: string[]; label?: string }): Promise<{ batchId: string; state: string }> {
+    return this.call("POST", "/batches", body);
+  }
+
+  status(batchId: string): Promise<BatchStatus> {
+    return this.call("GET", `/batches/${encodeURIComponent(batchId)}`);
+  }
+
+  report<T = BatchReport>(batchId: string): Promise<T> {
+    return this.call("GET", `/batches/${encodeURIComponent(batchId)}/report`);
+  }
+}
+
+/** The report as `GET /batches/:id/report` returns it (see services/ingestion/src/report.ts). */
+export interface BatchReport {
+  batchId: string;
+  label: string | null;
+  state: string;
+  documents: { total: number; done: number; failed: number; inProgress: number; skippedNonPdf: number };
+  pages: { total: number; rendered: number; withResults: number; failed: number };
+  failures: { code: string; reason: string; documents: number }[];
+  features: { feature: string; documentsWith: number; documentsWithout: number; pages: number }[];
+  stages: { stage: string; attempts: number; failures: number; p50Ms: number | null; p90Ms: number | null; p99Ms: number | null }[];
+  throughput: { elapsedSeconds: number; pagesPerMinute: number; documentsPerMinute: number };
+  perDocument?: {
+    documentId: string;
+    bucket: string;
+    key: string;
+    state: string;
+    pageCount: number | null;
+    pngCount: number;
+    resultCount: number;
+    failureCode: string | null;
+    failureReason: string | null;
+  }[];
+}

@@ -1,0 +1,5 @@
+export { startPipeline, type Pipeline, type PipelineOptions } from "./pipeline.js";
+export { runFolder, watchBatch, listFiles, type RunOptions, type RunResult } from "./run.js";
+export { ApiClient, ApiError, type BatchStatus, type BatchReport } from "./api.js";
+export { formatReport } from "./report-table.js";
+export { progressLines } from "./progress.js";

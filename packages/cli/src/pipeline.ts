@@ -1,0 +1,95 @@
+import { createOrchestrator } from "@docpipe/chunking-orchestrator";
+import { createInferenceClient } from "@docpipe/inference-client";
+import { createIngestionService } from "@docpipe/ingestion";
+import type { LocalStack } from "@docpipe/local-stack";
+import { createPageConverter } from "@docpipe/page-converter";
+import type { Logger } from "@docpipe/queue";
+import { startReferenceModel, type Faults, type ReferenceModel } from "@docpipe/reference-model";
+import { createSplitter } from "@docpipe/splitter";
+
+export interface PipelineOptions {
+  /** The stand-ins every service talks to. */
+  stack: LocalStack;
+  logger: Logger;
+  /** Port of the ingestion API; 0 picks a free one. @defaultValue 0 */
+  apiPort?: number;
+  /** DPI of the PNGs. @defaultValue 150 */
+  dpi?: number;
+  /** Faults the reference model starts with. */
+  modelFaults?: Partial<Faults>;
+  /** How long the model client's breaker stays open. @defaultValue 30000 */
+  breakerCooldownMs?: number;
+  /** Long-poll wait of every worker; tests shorten it so stop() is quick. @defaultValue 20 */
+  waitTimeSeconds?: number;
+}
+
+export interface Pipeline {
+  /** Base URL of the ingestion API. */
+  apiUrl: string;
+  model: ReferenceModel;
+  stop(): Promise<void>;
+}
+
+interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/**
+ * Every docpipe service and the reference model in this process, against a local stack: what
+ * `docpipe run` and the end-to-end tests use. Each service is the same factory its own
+ * container's main.ts starts.
+ */
+export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
+  const { stack, logger } = opts;
+  const { s3, sqs, prisma, queueUrls, workBucket } = stack;
+  const waitTimeSeconds = opts.waitTimeSeconds;
+  const started: Stoppable[] = [];
+  const stop = async () => {
+    // Producers first, so nothing is sent to a consumer that has already stopped.
+    for (const s of started.reverse()) await s.stop();
+  };
+  try {
+    const model = await startReferenceModel({
+      s3,
+      logger: logger.child({ service: "reference-model" }),
+      ...(opts.modelFaults && { faults: opts.modelFaults }),
+    });
+    started.push(model);
+    const common = { sqs, s3, prisma, queueUrls, ...(waitTimeSeconds !== undefined && { waitTimeSeconds }) };
+    const ingestion = createIngestionService({
+      prisma,
+      s3,
+      sqs,
+      queueUrls,
+      logger: logger.child({ service: "ingestion" }),
+      port: opts.apiPort ?? 0,
+    });
+    const apiUrl = await ingestion.start();
+    started.push(ingestion);
+    const workers = [
+      createOrchestrator({ ...common, logger: logger.child({ service: "chunking-orchestrator" }) }),
+      createSplitter({ ...common, role: "large", workBucket, logger: logger.child({ service: "splitter-large" }) }),
+      createSplitter({ ...common, role: "small", workBucket, logger: logger.child({ service: "splitter-small" }) }),
+      createPageConverter({
+        ...common,
+        workBucket,
+        ...(opts.dpi !== undefined && { dpi: opts.dpi }),
+        logger: logger.child({ service: "page-converter" }),
+      }),
+      createInferenceClient({
+        ...common,
+        model: { url: `${model.url}/invocations` },
+        ...(opts.breakerCooldownMs !== undefined && { breakerCooldownMs: opts.breakerCooldownMs }),
+        logger: logger.child({ service: "inference-client" }),
+      }),
+    ];
+    for (const w of workers) {
+      w.start();
+      started.push(w);
+    }
+    return { apiUrl, model, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

@@ -1,0 +1,60 @@
+import type { BatchReport } from "./api.js";
+
+function table(head: string[], rows: (string | number)[][]): string {
+  const cells = [head, ...rows.map((r) => r.map(String))];
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
+}
+
+const ms = (v: number | null) => (v === null ? "-" : `${v} ms`);
+
+/** The batch report as a person reads it on a terminal. */
+export function formatReport(r: BatchReport): string {
+  const out: string[] = [];
+  out.push(`Batch ${r.batchId}${r.label ? ` (${r.label})` : ""}: ${r.state}`);
+  out.push(
+    table(
+      ["", "count"],
+      [
+        ["documents", r.documents.total],
+        ["  done", r.documents.done],
+        ["  failed", r.documents.failed],
+        ["  in progress", r.documents.inProgress],
+        ["non-PDF keys skipped", r.documents.skippedNonPdf],
+        ["pages", r.pages.total],
+        ["  rendered to PNG", r.pages.rendered],
+        ["  with a model result", r.pages.withResults],
+        ["  failed", r.pages.failed],
+      ],
+    ),
+  );
+  if (r.failures.length) {
+    out.push("", "Failed documents by reason");
+    out.push(table(["code", "documents", "reason"], r.failures.map((f) => [f.code, f.documents, f.reason])));
+  }
+  if (r.features.length) {
+    out.push("", "Features found by the model");
+    out.push(
+      table(
+        ["feature", "pages", "documents with", "documents without"],
+        r.features.map((f) => [f.feature, f.pages, f.documentsWith, f.documentsWithout]),
+      ),
+    );
+  }
+  if (r.stages.length) {
+    out.push("", "Stages (duration per attempt)");
+    out.push(
+      table(
+        ["stage", "attempts", "failures", "p50", "p90", "p99"],
+        r.stages.map((s) => [s.stage, s.attempts, s.failures, ms(s.p50Ms), ms(s.p90Ms), ms(s.p99Ms)]),
+      ),
+    );
+  }
+  const t = r.throughput;
+  out.push(
+    "",
+    `Throughput: ${t.pagesPerMinute.toFixed(1)} pages/min, ${t.documentsPerMinute.toFixed(1)} documents/min over ${t.elapsedSeconds.toFixed(1)} s`,
+  );
+  return out.join("\n");
+}
