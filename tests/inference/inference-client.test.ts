@@ -1,76 +1,88 @@
 import { PutObjectCommand } from "@aws-sdk/client-s3";
+import type { PrismaClient } from "@docpipe/db";
 import { createInferenceClient, type InferenceClient, type InferenceClientOptions } from "@docpipe/inference-client";
-import { start, type LocalStack } from "@docpipe/local-stack";
+import type { LocalStack } from "@docpipe/local-stack";
 import { defaultFaults, startReferenceModel, type ReferenceModel } from "@docpipe/reference-model";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, test as stackTest } from "../fixtures/index.js";
 import { pagePngs, queueDepth, s3Event, seedDocument, seededRandom, sendRaw, sleep, uploadPageImage, waitFor } from "./helpers.js";
 
-let stack: LocalStack;
-let model: ReferenceModel;
-
-beforeAll(async () => {
-  stack = await start({ name: "inference-client-test" });
-  model = await startReferenceModel({ s3: stack.s3, random: seededRandom(7) });
+/** The shared stack fixtures plus one reference model per file, reset (faults and counters) for each test. */
+const test = stackTest.extend<{ $test: { model: ReferenceModel }; $file: { referenceModel: ReferenceModel } }>({
+  referenceModel: [
+    async ({ stack }, use) => {
+      const model = await startReferenceModel({ s3: stack.s3, random: seededRandom(7) });
+      try {
+        await use(model);
+      } finally {
+        await model.stop();
+      }
+    },
+    { scope: "file" },
+  ],
+  model: async ({ referenceModel }, use) => {
+    referenceModel.setFaults(defaultFaults);
+    referenceModel.resetStats();
+    await use(referenceModel);
+  },
 });
-afterAll(async () => {
-  await model?.stop();
-  await stack?.stop();
-});
-beforeEach(() => {
-  model.setFaults(defaultFaults);
-  model.resetStats();
-});
 
-function inferenceClient(overrides: Partial<InferenceClientOptions> = {}): InferenceClient {
-  return createInferenceClient({
-    sqs: stack.sqs,
-    prisma: stack.prisma,
-    queueUrls: stack.queueUrls,
-    model: { url: `${model.url}/invocations` },
-    ratePerSecond: 0,
-    backoff: { baseMs: 20, capMs: 200 },
-    breakerCooldownMs: 500,
-    waitTimeSeconds: 1,
-    stopTimeoutSeconds: 5,
-    random: seededRandom(11),
-    ...overrides,
-  });
-}
+/** Helpers bound to one test's stack, database and model. */
+function harness({ stack, prisma, model }: { stack: LocalStack; prisma: PrismaClient; model: ReferenceModel }) {
+  const inferenceClient = (overrides: Partial<InferenceClientOptions> = {}): InferenceClient =>
+    createInferenceClient({
+      sqs: stack.sqs,
+      prisma,
+      queueUrls: stack.queueUrls,
+      model: { url: `${model.url}/invocations` },
+      ratePerSecond: 0,
+      backoff: { baseMs: 20, capMs: 200 },
+      breakerCooldownMs: 500,
+      waitTimeSeconds: 1,
+      stopTimeoutSeconds: 5,
+      random: seededRandom(11),
+      ...overrides,
+    });
 
-/** Runs the client for the duration of `fn`, and always stops it: no test leaves a worker running. */
-async function running<T>(client: InferenceClient, fn: () => Promise<T>): Promise<T> {
-  client.start();
-  try {
-    return await fn();
-  } finally {
-    await client.stop();
-    // A stopped worker aborts its long poll, but the SQS stand-in keeps serving it: it would
-    // hand the next test's message to a closed connection, where it waits out its visibility
-    // timeout. The poll ends after waitTimeSeconds (1 s); let it.
-    await sleep(1_200);
+  /** Runs the client for the duration of `fn`, and always stops it: no test leaves a worker running. */
+  async function running<T>(client: InferenceClient, fn: () => Promise<T>): Promise<T> {
+    client.start();
+    try {
+      return await fn();
+    } finally {
+      await client.stop();
+      // A stopped worker aborts its long poll, but the SQS stand-in keeps serving it: it would
+      // hand the next message to a closed connection, where it waits out its visibility
+      // timeout. The poll ends after waitTimeSeconds (1 s); let it.
+      await sleep(1_200);
+    }
   }
-}
 
-const documentState = async (id: string) => (await stack.prisma.document.findUniqueOrThrow({ where: { id } })).state;
-const resultsOf = (documentId: string) =>
-  stack.prisma.inferenceResult.findMany({ where: { documentId }, orderBy: { pageNumber: "asc" } });
-const auditsOf = (documentId: string) =>
-  stack.prisma.auditEvent.findMany({ where: { documentId, stage: "inference" }, orderBy: { id: "asc" } });
-const dlqDepth = () => queueDepth(stack.sqs, stack.queueUrls.convertedImage.dlqUrl);
+  async function uploadAll(doc: { batchId: string; documentId: string; pageCount: number }, blankPages: number[] = []): Promise<void> {
+    const { blank, ink } = await pagePngs();
+    await Promise.all(
+      Array.from({ length: doc.pageCount }, (_, i) =>
+        uploadPageImage(stack.s3, stack.workBucket, doc, i + 1, blankPages.includes(i + 1) ? blank : ink),
+      ),
+    );
+  }
 
-async function uploadAll(doc: { batchId: string; documentId: string; pageCount: number }, blankPages: number[] = []): Promise<void> {
-  const { blank, ink } = await pagePngs();
-  await Promise.all(
-    Array.from({ length: doc.pageCount }, (_, i) =>
-      uploadPageImage(stack.s3, stack.workBucket, doc, i + 1, blankPages.includes(i + 1) ? blank : ink),
-    ),
-  );
+  return {
+    inferenceClient,
+    running,
+    uploadAll,
+    documentState: async (id: string) => (await prisma.document.findUniqueOrThrow({ where: { id } })).state,
+    resultsOf: (documentId: string) => prisma.inferenceResult.findMany({ where: { documentId }, orderBy: { pageNumber: "asc" } }),
+    auditsOf: (documentId: string) =>
+      prisma.auditEvent.findMany({ where: { documentId, stage: "inference" }, orderBy: { id: "asc" } }),
+    dlqDepth: () => queueDepth(stack.sqs, stack.queueUrls.convertedImage.dlqUrl),
+  };
 }
 
 describe("inference client against the reference model", () => {
-  it("scores every page, flags blank pages, marks the document done, and never exceeds its concurrency cap", async () => {
+  test("scores every page, flags blank pages, marks the document done, and never exceeds its concurrency cap", async ({ stack, prisma, model }) => {
+    const { inferenceClient, running, uploadAll, documentState, resultsOf, auditsOf, dlqDepth } = harness({ stack, prisma, model });
     model.setFaults({ delayMs: 150 });
-    const doc = await seedDocument(stack.prisma, stack.workBucket, 10);
+    const doc = await seedDocument(prisma, stack.workBucket, 10);
     await running(inferenceClient({ maxConcurrency: 3, workerConcurrency: 8 }), async () => {
       await uploadAll(doc, [3, 7]);
       await waitFor("document done", async () => (await documentState(doc.documentId)) === "done");
@@ -85,10 +97,10 @@ describe("inference client against the reference model", () => {
       expect((r.output as { inkCoverage: number }).inkCoverage).toBeGreaterThanOrEqual(0);
       expect(r.latencyMs).toBeGreaterThanOrEqual(150);
     }
-    const pages = await stack.prisma.page.findMany({ where: { documentId: doc.documentId } });
+    const pages = await prisma.page.findMany({ where: { documentId: doc.documentId } });
     expect(pages.every((p) => p.state === "done")).toBe(true);
     // Its only document is done, so the batch is complete.
-    expect(await stack.prisma.batch.findUniqueOrThrow({ where: { id: doc.batchId } })).toMatchObject({ state: "completed" });
+    expect(await prisma.batch.findUniqueOrThrow({ where: { id: doc.batchId } })).toMatchObject({ state: "completed" });
 
     const stats = model.stats();
     expect(stats.maxInFlight).toBeLessThanOrEqual(3);
@@ -99,9 +111,10 @@ describe("inference client against the reference model", () => {
     expect(await dlqDepth()).toBe(0);
   });
 
-  it("retries throttling (429) and server errors (5xx) until every page succeeds", async () => {
+  test("retries throttling (429) and server errors (5xx) until every page succeeds", async ({ stack, prisma, model }) => {
+    const { inferenceClient, running, uploadAll, documentState, resultsOf, auditsOf, dlqDepth } = harness({ stack, prisma, model });
     model.setFaults({ throttleRate: 0.3, errorRate: 0.25, retryAfterSeconds: 0 });
-    const doc = await seedDocument(stack.prisma, stack.workBucket, 8);
+    const doc = await seedDocument(prisma, stack.workBucket, 8);
     await running(inferenceClient({ maxConcurrency: 2, maxAttempts: 12, breakerFailureThreshold: 20 }), async () => {
       await uploadAll(doc);
       await waitFor("document done", async () => (await documentState(doc.documentId)) === "done");
@@ -119,9 +132,10 @@ describe("inference client against the reference model", () => {
     expect(await dlqDepth()).toBe(0);
   });
 
-  it("trips the breaker while the endpoint is down, dead-letters nothing, and completes once it is back", async () => {
+  test("trips the breaker while the endpoint is down, dead-letters nothing, and completes once it is back", async ({ stack, prisma, model }) => {
+    const { inferenceClient, running, uploadAll, documentState, resultsOf, auditsOf, dlqDepth } = harness({ stack, prisma, model });
     model.setFaults({ down: true });
-    const doc = await seedDocument(stack.prisma, stack.workBucket, 6);
+    const doc = await seedDocument(prisma, stack.workBucket, 6);
     const client = inferenceClient({
       maxConcurrency: 2,
       workerConcurrency: 4,
@@ -159,9 +173,10 @@ describe("inference client against the reference model", () => {
     expect(succeeded.every((a) => a.attempt === 1)).toBe(true);
   });
 
-  it("gives pages held by an open breaker back to the queue at once when stopped", async () => {
+  test("gives pages held by an open breaker back to the queue at once when stopped", async ({ stack, prisma, model }) => {
+    const { inferenceClient, running, uploadAll, documentState, resultsOf, auditsOf, dlqDepth } = harness({ stack, prisma, model });
     model.setFaults({ down: true });
-    const doc = await seedDocument(stack.prisma, stack.workBucket, 4);
+    const doc = await seedDocument(prisma, stack.workBucket, 4);
     const client = inferenceClient({ maxConcurrency: 2, workerConcurrency: 4, breakerFailureThreshold: 2, breakerCooldownMs: 60_000 });
     client.start();
     let stopMs: number;
@@ -190,14 +205,15 @@ describe("inference client against the reference model", () => {
     expect(audits.filter((a) => a.outcome === "failed" || a.outcome === "dead_lettered")).toEqual([]);
   });
 
-  it("creates no second result for a duplicate delivery, whether it comes late or at the same time", async () => {
-    const doc = await seedDocument(stack.prisma, stack.workBucket, 3);
-    const racing = await seedDocument(stack.prisma, stack.workBucket, 1);
+  test("creates no second result for a duplicate delivery, whether it comes late or at the same time", async ({ stack, prisma, model }) => {
+    const { inferenceClient, running, uploadAll, documentState, resultsOf, auditsOf } = harness({ stack, prisma, model });
+    const doc = await seedDocument(prisma, stack.workBucket, 3);
+    const racing = await seedDocument(prisma, stack.workBucket, 1);
     const queueUrl = stack.queueUrls.convertedImage.url;
     await running(inferenceClient({ maxConcurrency: 4 }), async () => {
       await uploadAll(doc);
       await waitFor("document done", async () => (await documentState(doc.documentId)) === "done");
-      const { completedAt } = await stack.prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } });
+      const { completedAt } = await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } });
       const callsBefore = model.stats().requests;
 
       // Late duplicates: S3 notifies page 1 again (re-upload), and page 2's event arrives twice more.
@@ -209,7 +225,7 @@ describe("inference client against the reference model", () => {
         (await auditsOf(doc.documentId)).filter((a) => a.outcome === "skipped").length >= 3,
       );
       expect(model.stats().requests).toBe(callsBefore);
-      const after = await stack.prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } });
+      const after = await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } });
       expect(after.state).toBe("done");
       expect(after.completedAt).toEqual(completedAt);
 
@@ -227,7 +243,8 @@ describe("inference client against the reference model", () => {
     expect(racingAudits.filter((a) => a.outcome === "skipped")).toHaveLength(2);
   });
 
-  it("acknowledges S3 test events and keys outside the images prefix without calling the model", async () => {
+  test("acknowledges S3 test events and keys outside the images prefix without calling the model", async ({ stack, prisma, model }) => {
+    const { inferenceClient, running, dlqDepth } = harness({ stack, prisma, model });
     const queueUrl = stack.queueUrls.convertedImage.url;
     await running(inferenceClient(), async () => {
       await sendRaw(stack.sqs, queueUrl, JSON.stringify({ Service: "Amazon S3", Event: "s3:TestEvent", Bucket: stack.workBucket }));
@@ -240,7 +257,7 @@ describe("inference client against the reference model", () => {
 });
 
 describe("reference model", () => {
-  it("takes fault settings over HTTP, counts requests by status, and refuses what it cannot score", async () => {
+  test("takes fault settings over HTTP, counts requests by status, and refuses what it cannot score", async ({ stack, model }) => {
     const post = (path: string, body: unknown) =>
       fetch(`${model.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     expect(await (await post("/admin/faults", { throttleRate: 1, retryAfterSeconds: 3 })).json()).toMatchObject({ throttleRate: 1 });

@@ -3,57 +3,42 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
-import { start, type LocalStack } from "@docpipe/local-stack";
+import type { PrismaClient } from "@docpipe/db";
+import type { LocalStack } from "@docpipe/local-stack";
 import { createPageConverter, type PageConverter, type PageConverterOptions } from "@docpipe/page-converter";
 import { generatePdf, RenderPool, type CorpusPageSpec } from "@docpipe/pdf";
 import { createLogger, imageKey, pageKey, type SinglePageMessage } from "@docpipe/queue";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, test as stackTest } from "../fixtures/index.js";
 import { queueDepth, sleep, waitFor } from "../inference/helpers.js";
 
-let stack: LocalStack;
-let pool: RenderPool;
-let dir: string;
-
-beforeAll(async () => {
-  stack = await start({ name: "page-converter-test" });
-  // One pool for the file: starting mupdf in a thread costs more than rendering a small page.
-  pool = new RenderPool({ size: 2, timeoutMs: 20_000 });
-  dir = await mkdtemp(join(tmpdir(), "docpipe-converter-test-"));
+/** The shared stack fixtures plus, per file, one render pool and a scratch directory. */
+const test = stackTest.extend<{ $file: { pool: RenderPool; dir: string } }>({
+  pool: [
+    // eslint-disable-next-line no-empty-pattern -- vitest reads the fixture's dependencies from this pattern
+    async ({}, use) => {
+      // One pool for the file: starting mupdf in a thread costs more than rendering a small page.
+      const pool = new RenderPool({ size: 2, timeoutMs: 20_000 });
+      try {
+        await use(pool);
+      } finally {
+        await pool.close();
+      }
+    },
+    { scope: "file" },
+  ],
+  dir: [
+    // eslint-disable-next-line no-empty-pattern -- vitest reads the fixture's dependencies from this pattern
+    async ({}, use) => {
+      const dir = await mkdtemp(join(tmpdir(), "docpipe-converter-test-"));
+      try {
+        await use(dir);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    { scope: "file" },
+  ],
 });
-afterAll(async () => {
-  await pool?.close();
-  await stack?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-function converter(overrides: Partial<PageConverterOptions> = {}): PageConverter {
-  return createPageConverter({
-    sqs: stack.sqs,
-    s3: stack.s3,
-    prisma: stack.prisma,
-    queueUrls: stack.queueUrls,
-    workBucket: stack.workBucket,
-    pool,
-    dpi: 100,
-    waitTimeSeconds: 1,
-    stopTimeoutSeconds: 5,
-    ...(process.env.TEST_LOG && { logger: createLogger({ service: "page-converter", level: process.env.TEST_LOG }) }),
-    ...overrides,
-  });
-}
-
-async function running<T>(service: PageConverter, fn: () => Promise<T>): Promise<T> {
-  service.start();
-  try {
-    return await fn();
-  } finally {
-    await service.stop();
-    // A stopped worker aborts its long poll, but the SQS stand-in keeps serving it: it would
-    // hand the next test's message to a closed connection, where it waits out its visibility
-    // timeout. The poll ends after waitTimeSeconds (1 s); let it.
-    await sleep(1_200);
-  }
-}
 
 /** Width and height from a PNG's IHDR chunk. */
 function pngSize(png: Uint8Array): { width: number; height: number } {
@@ -62,48 +47,85 @@ function pngSize(png: Uint8Array): { width: number; height: number } {
   return { width: view.getUint32(16), height: view.getUint32(20) };
 }
 
-/**
- * A document whose pages are single-page PDFs in the work bucket with pending Page rows, as the
- * splitter leaves them; returns the messages it would have sent.
- */
-async function seedPages(pages: (CorpusPageSpec | { garbage: true })[]): Promise<SinglePageMessage[]> {
-  const batch = await stack.prisma.batch.create({ data: { bucket: "docpipe-staging", prefixes: ["in/"], state: "processing" } });
-  const doc = await stack.prisma.document.create({
-    data: { batchId: batch.id, bucket: "docpipe-staging", key: `in/${batch.id}.pdf`, state: "splitting", pageCount: pages.length, class: "small" },
-  });
-  const ref = { batchId: batch.id, documentId: doc.id };
-  const messages: SinglePageMessage[] = [];
-  for (const [i, spec] of pages.entries()) {
-    const pageNumber = i + 1;
-    const key = pageKey(ref, pageNumber);
-    let body: Uint8Array;
-    if ("garbage" in spec) {
-      body = Buffer.from("%PDF-1.7\nthis is not a page, just bytes that claim to be a PDF\n");
-    } else {
-      const path = join(dir, `${doc.id}-${pageNumber}.pdf`);
-      await generatePdf(path, [spec]);
-      body = await readFile(path);
+/** Helpers bound to one test's stack, database, pool and scratch directory. */
+function harness({ stack, prisma, pool, dir }: { stack: LocalStack; prisma: PrismaClient; pool: RenderPool; dir: string }) {
+  const converter = (overrides: Partial<PageConverterOptions> = {}): PageConverter =>
+    createPageConverter({
+      sqs: stack.sqs,
+      s3: stack.s3,
+      prisma,
+      queueUrls: stack.queueUrls,
+      workBucket: stack.workBucket,
+      pool,
+      dpi: 100,
+      waitTimeSeconds: 1,
+      stopTimeoutSeconds: 5,
+      ...(process.env.TEST_LOG && { logger: createLogger({ service: "page-converter", level: process.env.TEST_LOG }) }),
+      ...overrides,
+    });
+
+  async function running<T>(service: PageConverter, fn: () => Promise<T>): Promise<T> {
+    service.start();
+    try {
+      return await fn();
+    } finally {
+      await service.stop();
+      // A stopped worker aborts its long poll, but the SQS stand-in keeps serving it: it would
+      // hand the next message to a closed connection, where it waits out its visibility
+      // timeout. The poll ends after waitTimeSeconds (1 s); let it.
+      await sleep(1_200);
     }
-    await stack.s3.send(new PutObjectCommand({ Bucket: stack.workBucket, Key: key, Body: body, ContentType: "application/pdf" }));
-    await stack.prisma.page.create({ data: { documentId: doc.id, pageNumber, pdfKey: key } });
-    messages.push({ version: 1, ...ref, bucket: stack.workBucket, key, pageNumber });
   }
-  return messages;
-}
 
-async function send(messages: SinglePageMessage[]): Promise<void> {
-  for (const m of messages) {
-    await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.queueUrls.singlePage.url, MessageBody: JSON.stringify(m) }));
+  /**
+   * A document whose pages are single-page PDFs in the work bucket with pending Page rows, as
+   * the splitter leaves them; returns the messages it would have sent.
+   */
+  async function seedPages(pages: (CorpusPageSpec | { garbage: true })[]): Promise<SinglePageMessage[]> {
+    const batch = await prisma.batch.create({ data: { bucket: "docpipe-staging", prefixes: ["in/"], state: "processing" } });
+    const doc = await prisma.document.create({
+      data: { batchId: batch.id, bucket: "docpipe-staging", key: `in/${batch.id}.pdf`, state: "splitting", pageCount: pages.length, class: "small" },
+    });
+    const ref = { batchId: batch.id, documentId: doc.id };
+    const messages: SinglePageMessage[] = [];
+    for (const [i, spec] of pages.entries()) {
+      const pageNumber = i + 1;
+      const key = pageKey(ref, pageNumber);
+      let body: Uint8Array;
+      if ("garbage" in spec) {
+        body = Buffer.from("%PDF-1.7\nthis is not a page, just bytes that claim to be a PDF\n");
+      } else {
+        const path = join(dir, `${doc.id}-${pageNumber}.pdf`);
+        await generatePdf(path, [spec]);
+        body = await readFile(path);
+      }
+      await stack.s3.send(new PutObjectCommand({ Bucket: stack.workBucket, Key: key, Body: body, ContentType: "application/pdf" }));
+      await prisma.page.create({ data: { documentId: doc.id, pageNumber, pdfKey: key } });
+      messages.push({ version: 1, ...ref, bucket: stack.workBucket, key, pageNumber });
+    }
+    return messages;
   }
-}
 
-const pagesOf = (documentId: string) =>
-  stack.prisma.page.findMany({ where: { documentId }, orderBy: { pageNumber: "asc" } });
-const auditsOf = (documentId: string) =>
-  stack.prisma.auditEvent.findMany({ where: { documentId, stage: "convert" }, orderBy: { id: "asc" } });
+  async function send(messages: SinglePageMessage[]): Promise<void> {
+    for (const m of messages) {
+      await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.queueUrls.singlePage.url, MessageBody: JSON.stringify(m) }));
+    }
+  }
+
+  return {
+    converter,
+    running,
+    seedPages,
+    send,
+    pagesOf: (documentId: string) => prisma.page.findMany({ where: { documentId }, orderBy: { pageNumber: "asc" } }),
+    auditsOf: (documentId: string) =>
+      prisma.auditEvent.findMany({ where: { documentId, stage: "convert" }, orderBy: { id: "asc" } }),
+  };
+}
 
 describe("page converter on the local stack", () => {
-  it("renders each page to a PNG of the size its page box and DPI imply, and records it", async () => {
+  test("renders each page to a PNG of the size its page box and DPI imply, and records it", async ({ stack, prisma, pool, dir }) => {
+    const { converter, running, seedPages, send, pagesOf, auditsOf } = harness({ stack, prisma, pool, dir });
     const specs: CorpusPageSpec[] = [
       { widthPt: 612, heightPt: 792, content: "text" },
       { widthPt: 595.28, heightPt: 841.89, rotate: 90, content: "mixed" },
@@ -132,12 +154,13 @@ describe("page converter on the local stack", () => {
       expect(object.ContentType).toBe("image/png");
       expect(pngSize(await object.Body!.transformToByteArray())).toEqual(expected);
     }
-    expect(await stack.prisma.document.findUniqueOrThrow({ where: { id: documentId } })).toMatchObject({ state: "converting" });
+    expect(await prisma.document.findUniqueOrThrow({ where: { id: documentId } })).toMatchObject({ state: "converting" });
     const audits = await auditsOf(documentId);
     expect(audits.filter((a) => a.outcome === "succeeded").map((a) => a.pageNumber).sort()).toEqual([1, 2, 3, 4]);
   });
 
-  it("renders a page too large for the pixel cap at a lower DPI that fits", async () => {
+  test("renders a page too large for the pixel cap at a lower DPI that fits", async ({ stack, prisma, pool, dir }) => {
+    const { converter, running, seedPages, send, pagesOf } = harness({ stack, prisma, pool, dir });
     // 100 × 100 inches: 10,000 × 10,000 pixels at 100 DPI, far over a 4-megapixel cap.
     const [message] = await seedPages([{ widthPt: 7200, heightPt: 7200, content: "text" }]);
     await running(converter({ maxPixels: 4_000_000 }), async () => {
@@ -152,7 +175,8 @@ describe("page converter on the local stack", () => {
     expect(page!.dpi).toBeLessThanOrEqual(20);
   });
 
-  it("fails a page that cannot be rendered, with its reason, and dead-letters it on the first attempt", async () => {
+  test("fails a page that cannot be rendered, with its reason, and dead-letters it on the first attempt", async ({ stack, prisma, pool, dir }) => {
+    const { converter, running, seedPages, send, pagesOf, auditsOf } = harness({ stack, prisma, pool, dir });
     const [message] = await seedPages([{ garbage: true }]);
     const dlq = stack.queueUrls.singlePage.dlqUrl;
     const before = await queueDepth(stack.sqs, dlq);
@@ -164,10 +188,10 @@ describe("page converter on the local stack", () => {
     const [page] = await pagesOf(message!.documentId);
     expect(page).toMatchObject({ state: "failed", failureCode: "corrupt", imageKey: null });
     expect(page!.failureReason).toMatch(/cannot be rendered/);
-    const doc = await stack.prisma.document.findUniqueOrThrow({ where: { id: message!.documentId } });
+    const doc = await prisma.document.findUniqueOrThrow({ where: { id: message!.documentId } });
     expect(doc).toMatchObject({ state: "failed", failureCode: "convert_corrupt" });
     expect(doc.failureReason).toMatch(/^page 1: /);
-    expect(await stack.prisma.batch.findUniqueOrThrow({ where: { id: message!.batchId } })).toMatchObject({ state: "completed" });
+    expect(await prisma.batch.findUniqueOrThrow({ where: { id: message!.batchId } })).toMatchObject({ state: "completed" });
     const audits = await auditsOf(message!.documentId);
     expect(audits.map((a) => [a.outcome, a.attempt])).toEqual([
       ["started", 1],
@@ -175,7 +199,8 @@ describe("page converter on the local stack", () => {
     ]);
   });
 
-  it("treats a redelivery as a no-op and never moves a done page back", async () => {
+  test("treats a redelivery as a no-op and never moves a done page back", async ({ stack, prisma, pool, dir }) => {
+    const { converter, running, seedPages, send, pagesOf, auditsOf } = harness({ stack, prisma, pool, dir });
     const messages = await seedPages([
       { widthPt: 612, heightPt: 792, content: "text" },
       { widthPt: 612, heightPt: 792, content: "text" },
@@ -185,7 +210,7 @@ describe("page converter on the local stack", () => {
       await send(messages);
       await waitFor("pages rendered", async () => (await pagesOf(documentId)).every((p) => p.state === "rendered"));
       // Inference finished page 2 meanwhile.
-      await stack.prisma.page.update({ where: { documentId_pageNumber: { documentId, pageNumber: 2 } }, data: { state: "done" } });
+      await prisma.page.update({ where: { documentId_pageNumber: { documentId, pageNumber: 2 } }, data: { state: "done" } });
       await send(messages);
       await waitFor("both redeliveries skipped", async () =>
         (await auditsOf(documentId)).filter((a) => a.outcome === "skipped").length === 2,
