@@ -144,6 +144,23 @@ describe("splitter, large role", () => {
     expect([d.state, d.pageCount]).toEqual(["splitting", 745]);
   });
 
+  test("keeps its message while a split outlasts the visibility timeout", async ({ stack, prisma }) => {
+    const doc = await stage(stack, prisma, "in/big.pdf", big.path, "large");
+    await largeProducer(stack).send([{ version: 1, batchId: doc.batchId, documentId: doc.documentId, bucket: doc.bucket, key: doc.key, size: doc.size }]);
+    // 249 three-page chunks take several 2-second visibility windows; a free second slot would
+    // take the message again the moment it reappeared.
+    startSplitter(stack, prisma, "large", { chunkPages: 3, visibilityTimeoutSeconds: 2, heartbeatSeconds: 1, concurrency: 2 });
+
+    const messages = await receiveBodies<SmallDocMessage>(stack.sqs, stack.queueUrls.small.url, 249, 120_000);
+    const done = await waitFor("split-large to succeed", async () =>
+      (await prisma.auditEvent.findFirst({ where: { stage: "split-large", outcome: "succeeded" } })) ?? undefined);
+    expect(done.durationMs).toBeGreaterThan(4_000);
+    const trail = await prisma.auditEvent.findMany({ where: { stage: "split-large" }, orderBy: { id: "asc" } });
+    expect(trail.map((e) => [e.outcome, e.attempt])).toEqual([["started", 1], ["succeeded", 1]]);
+    expect(new Set(messages.map((m) => m.firstPage)).size).toBe(249);
+    expect(await queueDepth(stack.sqs, stack.queueUrls.small.url)).toBe(0);
+  });
+
   test("fails a document over MAX_PAGES as too_many_pages and dead-letters it at once", async ({ stack, prisma }) => {
     const doc = await stage(stack, prisma, "in/big.pdf", big.path, "large");
     await largeProducer(stack).send([{ version: 1, batchId: doc.batchId, documentId: doc.documentId, bucket: doc.bucket, key: doc.key, size: doc.size }]);

@@ -48,7 +48,9 @@ export interface SplitterOptions {
   maxPages?: number;
   /** Messages handled at once. @defaultValue 1 for large, 2 for small */
   concurrency?: number;
-  /** Visibility heartbeat period; long splits keep their message while they run. @defaultValue the worker's */
+  /** Visibility given on receive and on every heartbeat. @defaultValue the queue's, from the catalog (large 300, small 120) */
+  visibilityTimeoutSeconds?: number;
+  /** Visibility heartbeat period; long splits keep their message while they run. @defaultValue a third of the visibility timeout */
   heartbeatSeconds?: number;
   /** Parent directory of the per-message temp directories. @defaultValue os.tmpdir() */
   tmpDir?: string;
@@ -239,7 +241,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
           maxReceiveCount: queues.large.maxReceiveCount,
           concurrency: opts.concurrency ?? 1,
           batchSize: 1,
-          visibilityTimeoutSeconds: queues.large.visibilityTimeoutSeconds,
+          visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? queues.large.visibilityTimeoutSeconds,
           logger,
           ...(opts.heartbeatSeconds !== undefined ? { heartbeatSeconds: opts.heartbeatSeconds } : {}),
           ...(opts.waitTimeSeconds !== undefined ? { waitTimeSeconds: opts.waitTimeSeconds } : {}),
@@ -256,7 +258,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
             recordDeadLetter({ prisma, audit }, "split-small", msg, error, ctx, { firstPage: msg.firstPage, lastPage: msg.lastPage }),
           maxReceiveCount: queues.small.maxReceiveCount,
           concurrency: opts.concurrency ?? 2,
-          visibilityTimeoutSeconds: queues.small.visibilityTimeoutSeconds,
+          visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? queues.small.visibilityTimeoutSeconds,
           logger,
           ...(opts.heartbeatSeconds !== undefined ? { heartbeatSeconds: opts.heartbeatSeconds } : {}),
           ...(opts.waitTimeSeconds !== undefined ? { waitTimeSeconds: opts.waitTimeSeconds } : {}),
