@@ -3,6 +3,7 @@ export type PdfErrorCode =
   | "not_pdf"
   | "encrypted"
   | "corrupt"
+  | "corrupt_page"
   | "too_many_pages"
   | "page_too_large"
   | "file_too_large"
@@ -14,6 +15,7 @@ const PERMANENT: ReadonlySet<PdfErrorCode> = new Set([
   "not_pdf",
   "encrypted",
   "corrupt",
+  "corrupt_page",
   "too_many_pages",
   "page_too_large",
   "file_too_large",

@@ -9,12 +9,21 @@ export {
   type PdfInfo,
 } from "./open.js";
 export type { NativeOptions } from "./native.js";
-export { splitRange, splitChunks, splitIntoChunks, splitPages, type SplitChunk, type SplitOptions } from "./split.js";
+export {
+  splitRange,
+  splitChunks,
+  splitIntoChunks,
+  splitPages,
+  type PageLimitOptions,
+  type SplitChunk,
+  type SplitOptions,
+} from "./split.js";
 export {
   renderPage,
   fitPixels,
   DEFAULT_DPI,
   DEFAULT_MAX_PIXELS,
+  DAMAGE,
   type RenderOptions,
   type RenderResult,
 } from "./render.js";

@@ -1,6 +1,6 @@
 import * as mupdf from "mupdf";
 import { isWasmAbort, PdfError } from "./errors.js";
-import { errorText, openPdf } from "./open.js";
+import { captureMupdfLog, checkedPageCount, errorText, openPdf } from "./open.js";
 
 export interface RenderOptions {
   /** Resolution in dots per inch. @defaultValue 150 */
@@ -12,7 +12,23 @@ export interface RenderOptions {
    * the worker. @defaultValue 50_000_000
    */
   maxPixels?: number;
+  /**
+   * Fail a page whose drawing mupdf could not read in full (PdfError "corrupt_page") instead of
+   * returning the partial, often blank, image it draws: undecodable or truncated compressed
+   * streams, syntax errors in the content stream, a content stream that is missing or not a
+   * stream, broken images. See DAMAGE. @defaultValue true
+   */
+  rejectDamaged?: boolean;
 }
+
+/**
+ * mupdf messages (warnings or errors) that mean part of a page's drawing was lost. mupdf keeps
+ * going after each of them and draws what it could, so without this check a damaged page
+ * becomes a blank or partial PNG that looks like a valid result. Font substitutions and other
+ * cosmetic warnings are deliberately not listed.
+ */
+export const DAMAGE =
+  /zlib error|premature end of data|read error|syntax error|unknown filter|not a stream|jpeg error|jbig2|jpx|openjpeg|lzw|ccitt|padding truncated image|cannot load object|object out of range|truncated object/i;
 
 export interface RenderResult {
   png: Uint8Array;
@@ -59,14 +75,18 @@ export function renderDocPage(doc: mupdf.PDFDocument, pageIndex: number, opts: R
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (!(dpi > 0) || !(maxPixels > 0)) throw new RangeError(`dpi and maxPixels must be positive (${dpi}, ${maxPixels})`);
   if (doc.needsPassword()) throw new PdfError("encrypted", "the PDF needs a password");
-  let count: number;
-  try {
-    count = doc.countPages();
-  } catch (e) {
-    throw new PdfError("corrupt", `cannot count pages: ${errorText(e)}`, { cause: e });
-  }
+  const count = checkedPageCount(doc);
   if (!Number.isInteger(pageIndex) || pageIndex < 0 || pageIndex >= count) {
     throw new RangeError(`page index ${pageIndex} is outside 0-${count - 1}`);
+  }
+  let pageObject: mupdf.PDFObject | undefined;
+  try {
+    pageObject = doc.findPage(pageIndex);
+  } catch {
+    // Reported below: mupdf cannot find the page in its page tree.
+  }
+  if (!pageObject?.isDictionary()) {
+    throw new PdfError("corrupt_page", `page ${pageIndex + 1} is missing from the file (its object is gone)`);
   }
 
   let page: mupdf.PDFPage | undefined;
@@ -78,7 +98,7 @@ export function renderDocPage(doc: mupdf.PDFDocument, pageIndex: number, opts: R
     const [x0, y0, x1, y1] = page.getBounds();
     const w = x1 - x0;
     const h = y1 - y0;
-    if (!(w > 0) || !(h > 0)) throw new PdfError("corrupt", `page ${pageIndex + 1} has an empty page box`);
+    if (!(w > 0) || !(h > 0)) throw new PdfError("corrupt_page", `page ${pageIndex + 1} has an empty page box`);
     const size = fitPixels(w, h, dpi, maxPixels);
     if (size.width < 1 || size.height < 1) {
       throw new PdfError("page_too_large", `page ${pageIndex + 1} (${w}×${h} pt) cannot fit ${maxPixels} pixels`);
@@ -92,8 +112,14 @@ export function renderDocPage(doc: mupdf.PDFDocument, pageIndex: number, opts: R
     pixmap = new mupdf.Pixmap(mupdf.ColorSpace.DeviceRGB, [0, 0, size.width, size.height], false);
     pixmap.clear(255);
     device = new mupdf.DrawDevice(mupdf.Matrix.identity, pixmap);
-    page.run(device, ctm);
-    device.close();
+    const drawn = captureMupdfLog(() => {
+      page!.run(device!, ctm);
+      device!.close();
+    });
+    const damage = drawn.messages.filter((m) => DAMAGE.test(m));
+    if (damage.length > 0 && opts.rejectDamaged !== false) {
+      throw new PdfError("corrupt_page", `page ${pageIndex + 1} is damaged: ${summarise(damage)}`);
+    }
     return { png: pixmap.asPNG(), width: size.width, height: size.height, dpi: size.dpi };
   } catch (e) {
     // An abort (WebAssembly.RuntimeError) leaves this mupdf instance unusable: not the page's fault
@@ -102,12 +128,18 @@ export function renderDocPage(doc: mupdf.PDFDocument, pageIndex: number, opts: R
     if (/malloc|out of memory/i.test(errorText(e))) {
       throw new PdfError("page_too_large", `page ${pageIndex + 1} does not fit in memory: ${errorText(e)}`, { cause: e });
     }
-    throw new PdfError("corrupt", `cannot render page ${pageIndex + 1}: ${errorText(e)}`, { cause: e });
+    // The document opened and its page tree is sound: what failed is this page.
+    throw new PdfError("corrupt_page", `cannot render page ${pageIndex + 1}: ${errorText(e)}`, { cause: e });
   } finally {
     device?.destroy();
     pixmap?.destroy();
     page?.destroy();
   }
+}
+
+function summarise(messages: string[]): string {
+  const distinct = [...new Set(messages)];
+  return distinct.slice(0, 3).join("; ") + (distinct.length > 3 ? `; and ${distinct.length - 3} more` : "");
 }
 
 /**

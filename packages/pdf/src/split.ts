@@ -4,7 +4,7 @@ import { join } from "node:path";
 import * as mupdf from "mupdf";
 import { PdfError } from "./errors.js";
 import { nativeInspect, nativeSplitRange, type NativeOptions } from "./native.js";
-import { errorText, MAX_MUPDF_FILE_BYTES, openPdf } from "./open.js";
+import { checkedPageCount, checkPageLimit, errorText, MAX_MUPDF_FILE_BYTES, openPdf } from "./open.js";
 
 /** One chunk written by splitChunks: pages first..last (1-based, inclusive) of the source. */
 export interface SplitChunk {
@@ -15,7 +15,15 @@ export interface SplitChunk {
   totalPages: number;
 }
 
-export interface SplitOptions extends NativeOptions {
+export interface PageLimitOptions extends NativeOptions {
+  /**
+   * Refuse (PdfError "too_many_pages") a document with more pages than this, checked against
+   * the page tree's claim before any page is copied. @defaultValue no limit
+   */
+  maxPages?: number;
+}
+
+export interface SplitOptions extends PageLimitOptions {
   /** Directory for chunk files; created if missing. */
   dir: string;
   /** Pages per chunk. @defaultValue 10 */
@@ -67,12 +75,10 @@ function openReadable(src: string): mupdf.PDFDocument {
   return doc;
 }
 
-function countPages(doc: mupdf.PDFDocument, src: string): number {
-  try {
-    return doc.countPages();
-  } catch (e) {
-    throw new PdfError("corrupt", `cannot count pages: ${errorText(e)}`, { path: src, cause: e });
-  }
+// Every page is checked to exist before the first chunk is written, so a truncated file fails
+// at once as corrupt instead of after some of its chunks have gone downstream.
+function countPages(doc: mupdf.PDFDocument, src: string, maxPages: number | undefined): number {
+  return checkedPageCount(doc, { path: src, maxPages, verifyPages: true });
 }
 
 /**
@@ -84,17 +90,19 @@ export async function splitRange(
   first: number,
   last: number,
   outPath: string,
-  opts: NativeOptions = {},
+  opts: PageLimitOptions = {},
 ): Promise<void> {
   const { size } = await stat(src);
   if (size > MAX_MUPDF_FILE_BYTES) {
-    checkRange(first, last, (await nativeInspect(src, size, opts)).pageCount);
+    const { pageCount } = await nativeInspect(src, size, opts);
+    checkPageLimit(pageCount, opts.maxPages, src);
+    checkRange(first, last, pageCount);
     await nativeSplitRange(src, size, first, last, outPath, opts);
     return;
   }
   const doc = openReadable(src);
   try {
-    checkRange(first, last, countPages(doc, src));
+    checkRange(first, last, countPages(doc, src, opts.maxPages));
     writeRange(doc, first, last, outPath);
   } finally {
     doc.destroy();
@@ -116,7 +124,8 @@ export async function* splitChunks(src: string, opts: SplitOptions): AsyncGenera
   const native = size > MAX_MUPDF_FILE_BYTES;
   const doc = native ? undefined : openReadable(src);
   try {
-    const total = doc ? countPages(doc, src) : (await nativeInspect(src, size, opts)).pageCount;
+    const total = doc ? countPages(doc, src, opts.maxPages) : (await nativeInspect(src, size, opts)).pageCount;
+    if (!doc) checkPageLimit(total, opts.maxPages, src);
     const start = opts.fromPage ?? 1;
     if (start > total) return;
     checkRange(start, start, total);
