@@ -40,6 +40,11 @@ export interface DocpipeConfig {
   readonly modelEndpointUrl?: string;
   /** Secrets Manager secret (name) holding the model endpoint's API key, sent as MODEL_AUTH_HEADER_VALUE. */
   readonly modelApiKeySecretName?: string;
+  /**
+   * IAM role of the model endpoint (for example its SageMaker execution role). The model reads
+   * each page's PNG from the work bucket itself, so this role may GetObject on the images.
+   */
+  readonly modelRoleArn?: string;
   /** Name of a SageMaker endpoint the inference client invokes directly. */
   readonly sagemakerEndpointName?: string;
   /** E-mail address subscribed to the alarm topic; unset leaves the topic without subscribers. */
@@ -181,6 +186,14 @@ const retention = (get: Lookup): number => {
   return days;
 };
 
+const arn = (get: Lookup, key: string): string | undefined => {
+  const v = str(get, key);
+  if (v && !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+/.test(v)) {
+    throw new ConfigError(`context "${key}" must be an IAM role ARN (arn:aws:iam::123456789012:role/name), got ${v}`);
+  }
+  return v;
+};
+
 /** Reads and checks the stack's settings; `get` is `app.node.tryGetContext` or a test's map. */
 export function configFromContext(get: Lookup): DocpipeConfig {
   const modelEndpointUrl = str(get, "modelEndpointUrl");
@@ -208,6 +221,7 @@ export function configFromContext(get: Lookup): DocpipeConfig {
     modelEndpointUrl,
     sagemakerEndpointName,
     modelApiKeySecretName: str(get, "modelApiKeySecretName"),
+    modelRoleArn: arn(get, "modelRoleArn"),
     alarmEmail,
     queuePrefix: str(get, "queuePrefix") ?? "docpipe-",
     natGateways: num(get, "natGateways", 1, 1, 3),

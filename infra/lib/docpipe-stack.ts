@@ -32,6 +32,7 @@ export class DocpipeStack extends Stack {
     this.storage = new Storage(this, "Storage", {
       stagingBucketName: config.stagingBucketName,
       intermediateRetentionDays: config.intermediateRetentionDays,
+      imageReaderRoleArn: config.modelRoleArn,
     });
     this.queues = new Queues(this, "Queues", { prefix: config.queuePrefix });
     // Every PNG the page converter writes becomes a message for the inference client.

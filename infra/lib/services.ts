@@ -199,6 +199,9 @@ export class Services extends Construct {
       secrets: dbSecrets,
       logRetentionDays: config.logRetentionDays,
     });
+    // The task definition references only the cluster endpoint; the migration must also wait
+    // for the writer instance, or its first connection finds nobody to answer.
+    this.migration.resource.node.addDependency(database.cluster);
 
     const byId: Partial<Record<ServiceId, PipelineService>> = {};
     const scaling: Partial<Record<ServiceId, QueueScaling>> = {};

@@ -1,4 +1,4 @@
-import { aws_s3 as s3, cx_api as cxapi, Duration, RemovalPolicy } from "aws-cdk-lib";
+import { aws_iam as iam, aws_s3 as s3, cx_api as cxapi, Duration, RemovalPolicy } from "aws-cdk-lib";
 import { Construct } from "constructs";
 
 /**
@@ -21,6 +21,8 @@ export interface StorageProps {
   readonly stagingBucketName?: string;
   /** Days before tagged intermediates (chunks and single-page PDFs) are deleted. */
   readonly intermediateRetentionDays: number;
+  /** A role outside the stack (the model endpoint's) that reads the page PNGs. */
+  readonly imageReaderRoleArn?: string;
 }
 
 const secure = {
@@ -79,5 +81,14 @@ export class Storage extends Construct {
       ],
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    if (props.imageReaderRoleArn) {
+      this.workBucket.addToResourcePolicy(
+        new iam.PolicyStatement({
+          principals: [new iam.ArnPrincipal(props.imageReaderRoleArn)],
+          actions: ["s3:GetObject"],
+          resources: [this.workBucket.arnForObjects(workKeys.images)],
+        }),
+      );
+    }
   }
 }

@@ -30,6 +30,7 @@ describe("configFromContext", () => {
     expect(() => from({ ...model, logRetentionDays: "10" })).toThrow(/"logRetentionDays" must be one of/);
     expect(() => from({ ...model, databaseMinCapacity: "8", databaseMaxCapacity: "4" })).toThrow(/databaseMaxCapacity/);
     expect(() => from({ ...model, alarmEmail: "ops" })).toThrow(/"alarmEmail"/);
+    expect(() => from({ ...model, modelRoleArn: "page-scorer" })).toThrow(/"modelRoleArn" must be an IAM role ARN/);
   });
 
   it("merges per-service size overrides over the defaults and checks the bounds", () => {

@@ -450,6 +450,10 @@ describe("services", () => {
     for (const [id, svc] of Object.entries(resources(t, "AWS::ECS::Service"))) {
       expect(svc.DependsOn ?? [], id).toContain(migration[0]);
     }
+    // ...and only once the database has a writer to talk to.
+    const [writer] = Object.keys(resources(t, "AWS::RDS::DBInstance"));
+    const run = resources(t, "Custom::DocpipeMigration")[migration[0]!]!;
+    expect(run.DependsOn).toContain(writer);
   });
 
   it("sizes tasks per role and gives workers the Fargate maximum stop timeout", () => {

@@ -8,7 +8,12 @@ describe("an existing staging bucket and a SageMaker endpoint", () => {
   let s: Synthesized;
   let t: Template;
   beforeAll(() => {
-    s = synth({ stagingBucketName: "acme-scans", sagemakerEndpointName: "Page-Scorer", deletionProtection: "false" });
+    s = synth({
+      stagingBucketName: "acme-scans",
+      sagemakerEndpointName: "Page-Scorer",
+      modelRoleArn: "arn:aws:iam::123456789012:role/page-scorer",
+      deletionProtection: "false",
+    });
     if (!s.template) throw new Error(`synthesis failed: ${String(s.error)}`);
     t = s.template;
   });
@@ -38,6 +43,19 @@ describe("an existing staging bucket and a SageMaker endpoint", () => {
     expect(JSON.stringify(resources(t, "AWS::ECS::TaskDefinition"))).toContain(
       '{"Name":"SAGEMAKER_ENDPOINT_NAME","Value":"Page-Scorer"}',
     );
+  });
+
+  it("lets the model's own role read the page images, and nothing else", () => {
+    const work = s.stack.getLogicalId(s.stack.storage.workBucket.node.defaultChild as never);
+    const policy = Object.values(resources(t, "AWS::S3::BucketPolicy")).find(
+      (p) => (p.Properties.Bucket as { Ref: string }).Ref === work,
+    )!;
+    const allows = (policy.Properties.PolicyDocument as { Statement: { Effect: string; Principal: unknown; Action: unknown; Resource: unknown }[] }).Statement.filter(
+      (st) => st.Effect === "Allow" && JSON.stringify(st.Principal).includes("page-scorer"),
+    );
+    expect(allows).toHaveLength(1);
+    expect(allows[0]!.Action).toBe("s3:GetObject");
+    expect(JSON.stringify(allows[0]!.Resource)).toContain("/batches/*/documents/*/images/*");
   });
 
   it("lets the database go with the stack when deletion protection is off, and has no e-mail subscriber", () => {
