@@ -43,3 +43,10 @@ export {
   type LargePdfOptions,
   type Rotation,
 } from "./corpus.js";
+export {
+  generateHostileCorpus,
+  HOSTILE_PASSWORD,
+  CLAIMED_PAGES,
+  type HostileExpectation,
+  type HostileFixture,
+} from "./hostile.js";

@@ -1,0 +1,278 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as mupdf from "mupdf";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PdfError } from "./errors.js";
+import { generateHostileCorpus, HOSTILE_PASSWORD, type HostileFixture } from "./hostile.js";
+import { inspectPdf, openPdf, setMupdfLog } from "./open.js";
+import { RenderPool } from "./pool.js";
+import { DEFAULT_MAX_PIXELS, fitPixels, renderPage, type RenderResult } from "./render.js";
+import { splitChunks, splitPages } from "./split.js";
+import { decodePng, pageTexts } from "./test-helpers.js";
+
+const MAX_PAGES = 100_000;
+let dir: string;
+let fixtures: HostileFixture[];
+let pool: RenderPool;
+const poolLog: string[] = [];
+
+beforeAll(async () => {
+  // The fixtures make mupdf complain on purpose; keep the test output readable.
+  setMupdfLog("silent");
+  dir = await mkdtemp(join(tmpdir(), "docpipe-pdf-hostile-"));
+  fixtures = await generateHostileCorpus(join(dir, "corpus"));
+  pool = new RenderPool({ size: 1, timeoutMs: 20_000, onMupdfLog: (level, m) => poolLog.push(`${level}: ${m}`) });
+});
+afterAll(async () => {
+  await pool.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/**
+ * Rejected as documents (by inspectPdf and splitting, which check the whole page tree) though
+ * their first page is intact: rendering one page checks only that page, so page 1 renders.
+ */
+const WHOLE_TREE_DAMAGE = new Set(["truncated-at-object.pdf", "page-tree-cycle.pdf"]);
+
+function fixture(name: string): HostileFixture {
+  const f = fixtures.find((x) => x.name === name);
+  if (!f) throw new Error(`no fixture ${name}`);
+  return f;
+}
+
+async function failure(p: Promise<unknown>): Promise<PdfError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e, "expected a PdfError").toBeInstanceOf(PdfError);
+  return e as PdfError;
+}
+
+/** Share of dark pixels in a rendered page: a page that lost its drawing is all white. */
+function ink(r: RenderResult): number {
+  const img = decodePng(r.png);
+  let dark = 0;
+  let seen = 0;
+  for (let y = 0; y < img.height; y += 2) {
+    for (let x = 0; x < img.width; x += 2) {
+      seen++;
+      if (img.at(x, y)[0] < 160) dark++;
+    }
+  }
+  return dark / seen;
+}
+
+describe("generateHostileCorpus", () => {
+  it("writes the same small files every time, one per kind of damage", async () => {
+    const again = await generateHostileCorpus(join(dir, "again"));
+    expect(again.map((f) => f.name)).toEqual(fixtures.map((f) => f.name));
+    for (const [i, f] of fixtures.entries()) {
+      const bytes = await readFile(f.path);
+      expect(bytes.length, f.name).toBeLessThan(8192);
+      expect(bytes.equals(await readFile(again[i]!.path)), `${f.name} is deterministic`).toBe(true);
+    }
+    expect(new Set(fixtures.map((f) => f.expect.kind))).toEqual(new Set(["rejected", "processed", "partial"]));
+  });
+
+  it("encrypts for real: the password opens the pages", async () => {
+    const bytes = await readFile(fixture("encrypted.pdf").path);
+    const doc = mupdf.Document.openDocument(new Uint8Array(bytes), "application/pdf");
+    try {
+      expect(doc.needsPassword()).toBe(true);
+      expect(doc.authenticatePassword("wrong")).toBe(0);
+      expect(doc.authenticatePassword(HOSTILE_PASSWORD)).toBeGreaterThan(0);
+      const page = doc.loadPage(1);
+      expect(page.toStructuredText("").asText()).toContain("Page 2");
+      page.destroy();
+    } finally {
+      doc.destroy();
+    }
+  });
+});
+
+describe("inspectPdf on hostile input", () => {
+  it("gives each fixture its expected verdict", async () => {
+    for (const f of fixtures) {
+      const run = inspectPdf(f.path, { maxPages: MAX_PAGES });
+      if (f.expect.kind === "rejected") {
+        const e = await failure(run);
+        expect({ name: f.name, code: e.code, permanent: e.permanent }).toEqual({
+          name: f.name,
+          code: f.expect.code,
+          permanent: true,
+        });
+      } else {
+        const info = await run;
+        expect({ name: f.name, pageCount: info.pageCount }).toEqual({ name: f.name, pageCount: f.expect.pageCount });
+        if (f.expect.kind === "processed" && f.expect.repaired !== undefined) {
+          expect(info.repaired, f.name).toBe(f.expect.repaired);
+        }
+      }
+    }
+  });
+
+  it("calls a billion-page claim corrupt when no page limit is set: the file cannot hold them", async () => {
+    const e = await failure(inspectPdf(fixture("billion-pages.pdf").path));
+    expect(e.code).toBe("corrupt");
+    expect(e.message).toMatch(/claims 1000000000 pages/);
+  });
+
+  it("names the pages a truncated file lost", async () => {
+    const e = await failure(inspectPdf(fixture("truncated-at-object.pdf").path));
+    expect(e.message).toMatch(/pages are missing from the file \(pages [\d, ]+\)/);
+  });
+});
+
+describe("splitting hostile input", () => {
+  it("refuses rejected fixtures with the same code, before writing any chunk", async () => {
+    for (const f of fixtures) {
+      if (f.expect.kind !== "rejected") continue;
+      const written: number[] = [];
+      const run = (async () => {
+        for await (const c of splitChunks(f.path, { dir: join(dir, "chunks", f.name), pagesPerChunk: 2, maxPages: MAX_PAGES })) {
+          written.push(c.first);
+        }
+      })();
+      const e = await failure(run);
+      // Not-PDF bytes fail inside mupdf's open, which cannot tell them from a damaged PDF.
+      const code = f.expect.code === "not_pdf" ? "corrupt" : f.expect.code;
+      expect({ name: f.name, code: e.code, written }).toEqual({ name: f.name, code, written: [] });
+    }
+  });
+
+  it("splits repairable and partly broken fixtures into all their pages", async () => {
+    for (const f of fixtures) {
+      if (f.expect.kind === "rejected") continue;
+      const pages: number[] = [];
+      const n = await splitPages(
+        f.path,
+        async (pageNumber, path) => {
+          pages.push(pageNumber);
+          await expect(inspectPdf(path), `${f.name} page ${pageNumber}`).resolves.toMatchObject({ pageCount: 1 });
+        },
+        { dir: join(dir, "pages", f.name), maxPages: MAX_PAGES },
+      );
+      expect({ name: f.name, n, pages }).toEqual({
+        name: f.name,
+        n: f.expect.pageCount,
+        pages: Array.from({ length: f.expect.pageCount }, (_, i) => i + 1),
+      });
+    }
+  });
+});
+
+describe("rendering hostile input", () => {
+  it("renders every page of processed fixtures, with their drawing", async () => {
+    for (const f of fixtures) {
+      if (f.expect.kind !== "processed") continue;
+      for (let i = 0; i < f.expect.pageCount; i++) {
+        const r = await renderPage(f.path, i, { dpi: 20, maxPixels: 1_000_000 });
+        expect(ink(r), `${f.name} page ${i + 1}`).toBeGreaterThan(0.005);
+      }
+      expect(pageTexts(f.path).map((t) => t.split("\n")[0])).toEqual(
+        Array.from({ length: f.expect.pageCount }, (_, i) => `Page ${i + 1}`),
+      );
+    }
+  });
+
+  it("renders a 200-inch page under the pixel cap and records the lower dpi", async () => {
+    const f = fixture("huge-mediabox.pdf");
+    const r = await renderPage(f.path, 0, { dpi: 150, maxPixels: 4_000_000 });
+    expect(r.width * r.height).toBeLessThanOrEqual(4_000_000);
+    expect(r.dpi).toBeLessThan(150);
+    expect(r.width).toBe(Math.round((14_400 / 72) * r.dpi));
+    expect(ink(r)).toBeGreaterThan(0);
+    // The sibling letter page keeps the requested resolution.
+    expect(await renderPage(f.path, 1, { dpi: 150, maxPixels: 4_000_000 })).toMatchObject({ width: 1275, dpi: 150 });
+    // With the default cap the page is scaled down too: 30000 × 30000 pixels at 150 dpi is 900 M.
+    expect(fitPixels(14_400, 14_400, 150, DEFAULT_MAX_PIXELS).dpi).toBeLessThan(150);
+  });
+
+  it("fails only the broken page, as corrupt_page, and renders its siblings", async () => {
+    const f = fixture("one-broken-page.pdf");
+    if (f.expect.kind !== "partial") throw new Error("one-broken-page.pdf should be partial");
+    for (let i = 0; i < f.expect.pageCount; i++) {
+      const run = renderPage(f.path, i, { dpi: 30 });
+      if (f.expect.brokenPages.includes(i + 1)) {
+        const e = await failure(run);
+        expect({ page: i + 1, code: e.code, permanent: e.permanent }).toEqual({ page: i + 1, code: "corrupt_page", permanent: true });
+        expect(e.message).toMatch(/zlib error/);
+      } else {
+        expect(ink(await run), `page ${i + 1}`).toBeGreaterThan(0.005);
+      }
+    }
+  });
+
+  it("notices the same damage twice in a row, though mupdf stops repeating identical warnings", async () => {
+    const path = fixture("one-broken-page.pdf").path;
+    for (let n = 0; n < 3; n++) expect((await failure(renderPage(path, 2, { dpi: 10 }))).code).toBe("corrupt_page");
+  });
+
+  it("draws what mupdf could salvage of the broken page when asked not to reject it", async () => {
+    const r = await renderPage(fixture("one-broken-page.pdf").path, 2, { dpi: 30, rejectDamaged: false });
+    // Only the frame or nothing survives: the PNG looks like a blank page, which is why the
+    // default is to fail it.
+    expect(ink(r)).toBeLessThan(0.005);
+  });
+
+  it("refuses a page that a truncated file lost, as corrupt_page, even past the document check", async () => {
+    // The document check (inspect, split) already fails this file; a caller rendering a page
+    // directly must not get a blank PNG either.
+    const path = fixture("truncated-at-object.pdf").path;
+    const doc = openPdf(path);
+    const missing = Array.from({ length: doc.countPages() }, (_, i) => i).filter((i) => !doc.findPage(i).isDictionary());
+    doc.destroy();
+    expect(missing.length).toBeGreaterThan(0);
+    const e = await failure(renderPage(path, missing[0]!, { dpi: 10 }));
+    expect(e.code).toBe("corrupt_page");
+  });
+
+  it("refuses the other rejected fixtures with a permanent error, never a crash", async () => {
+    for (const f of fixtures) {
+      if (f.expect.kind !== "rejected" || WHOLE_TREE_DAMAGE.has(f.name)) continue;
+      const e = await failure(renderPage(f.path, 0, { dpi: 10 }));
+      expect({ name: f.name, permanent: e.permanent }).toEqual({ name: f.name, permanent: true });
+    }
+  });
+});
+
+describe("RenderPool on hostile input", () => {
+  it("gives the split pages of every fixture the expected outcome and keeps its worker", async () => {
+    for (const f of fixtures) {
+      if (f.expect.kind === "rejected") continue;
+      const broken = f.expect.kind === "partial" ? f.expect.brokenPages : [];
+      const outcomes: string[] = [];
+      await splitPages(
+        f.path,
+        async (pageNumber, path) => {
+          const r = await pool.render(path, 0, { dpi: 20, maxPixels: 1_000_000 }).then(
+            (x) => `ok ${x.dpi < 20 ? "scaled" : "full"}`,
+            (e: unknown) => (e instanceof PdfError ? e.code : String(e)),
+          );
+          outcomes.push(r);
+        },
+        { dir: join(dir, "pool", f.name) },
+      );
+      const scaled = f.expect.kind === "processed" ? (f.expect.scaledDownPages ?? []) : [];
+      expect({ name: f.name, outcomes }).toEqual({
+        name: f.name,
+        outcomes: outcomes.map((_, i) => (broken.includes(i + 1) ? "corrupt_page" : `ok ${scaled.includes(i + 1) ? "scaled" : "full"}`)),
+      });
+      expect(outcomes).toHaveLength(f.expect.pageCount);
+    }
+    expect(poolLog.join("\n")).toMatch(/zlib error/);
+  });
+
+  it("refuses rejected fixtures in its workers, then still renders", async () => {
+    for (const f of fixtures) {
+      if (f.expect.kind !== "rejected" || WHOLE_TREE_DAMAGE.has(f.name)) continue;
+      const e = await failure(pool.render(f.path, 0, { dpi: 10 }));
+      expect({ name: f.name, permanent: e.permanent }).toEqual({ name: f.name, permanent: true });
+    }
+    const ok = await pool.render(fixture("xref-missing.pdf").path, 0, { dpi: 10 });
+    expect(ok.width).toBe(85);
+    expect(pool.size).toBe(1);
+  });
+});
