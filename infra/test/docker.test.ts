@@ -22,6 +22,14 @@ describe("docker/Dockerfile", () => {
     expect(dockerfile).toContain("pnpm install --frozen-lockfile --offline");
   });
 
+  it("gives pnpm fetch everything it reads: lockfile, workspace file, .npmrc and the patches", () => {
+    const beforeFetch = dockerfile.slice(0, dockerfile.indexOf("pnpm fetch"));
+    expect(beforeFetch).toContain("COPY pnpm-lock.yaml pnpm-workspace.yaml .npmrc ./");
+    const patches = [...read("pnpm-workspace.yaml").matchAll(/:\s*(patches\/\S+)/g)].map((m) => m[1]!);
+    if (patches.length > 0) expect(beforeFetch).toContain("COPY patches ./patches");
+    for (const p of patches) expect(p.startsWith("patches/"), p).toBe(true);
+  });
+
   it("ships one service's production deploy, as the node user, under tini", () => {
     const service = dockerfile.slice(dockerfile.lastIndexOf("FROM runtime-base AS service"));
     expect(service).toMatch(/^USER node$/m);
