@@ -2,16 +2,39 @@ import { randomUUID } from "node:crypto";
 import { PrismaPg } from "@prisma/adapter-pg";
 import type { PoolConfig } from "pg";
 import { poolConfigFromUrl } from "./connection.js";
-import { CatalogAsTextClient } from "./pg-catalog-client.js";
+import { CatalogAsTextClient, charColumns } from "./pg-catalog-client.js";
 
 type Adapter = Awaited<ReturnType<PrismaPg["connect"]>>;
+type Queryable = Pick<Adapter, "queryRaw">;
+
+/** `ColumnTypeEnum.Character` of @prisma/driver-adapter-utils. */
+const CHARACTER_COLUMN = 6;
+
+/** Reports the `"char"` columns that CatalogAsTextClient passed off as text as Character. */
+function retypeCharColumns<T extends Queryable>(queryable: T): T {
+  const queryRaw = queryable.queryRaw.bind(queryable);
+  queryable.queryRaw = async (query) => {
+    const result = await queryRaw(query);
+    for (const i of charColumns.get(result.rows) ?? []) (result.columnTypes as number[])[i] = CHARACTER_COLUMN;
+    return result;
+  };
+  return queryable;
+}
+
+function withCatalogTypes(adapter: Adapter): Adapter {
+  retypeCharColumns(adapter);
+  const startTransaction = adapter.startTransaction.bind(adapter);
+  adapter.startTransaction = async (isolationLevel) => retypeCharColumns(await startTransaction(isolationLevel));
+  return adapter;
+}
 
 /**
  * The driver adapter the Prisma CLI uses for `migrate dev|deploy|status` and Studio
  * (prisma.config.ts). It fixes three problems of @prisma/adapter-pg 6.19 with the JavaScript
  * schema engine:
  * - catalog columns of type `name`/`"char"` fail to deserialize (prisma/orm#27403):
- *   {@link CatalogAsTextClient} reports them as text;
+ *   {@link CatalogAsTextClient} reports them as text, and `"char"` columns are then retyped
+ *   as Character, which the schema engine expects;
  * - the shadow database config is `{ ...config, database }`, which a `connectionString`
  *   silently overrides (migrate dev then replays migrations on the real database):
  *   discrete fields from {@link poolConfigFromUrl};
@@ -28,12 +51,16 @@ export class MigrationAdapterFactory extends PrismaPg {
     this.#config = config;
   }
 
+  override async connect(): Promise<Adapter> {
+    return withCatalogTypes(await super.connect());
+  }
+
   override async connectToShadowDb(): Promise<Adapter> {
     const admin = await this.connect();
     const database = `prisma_migrate_shadow_db_${randomUUID()}`;
     try {
       await admin.executeScript(`CREATE DATABASE "${database}"`);
-      const shadow = await new PrismaPg({ ...this.#config, database }).connect();
+      const shadow = withCatalogTypes(await new PrismaPg({ ...this.#config, database }).connect());
       const disposeShadow = shadow.dispose.bind(shadow);
       shadow.dispose = async () => {
         try {

@@ -2,18 +2,27 @@ import pg from "pg";
 
 // Postgres catalog columns of type `name` (OID 19) and `"char"` (OID 18) are not mapped by
 // Prisma's pg adapter, so `migrate dev/deploy/status` through it fail while introspecting
-// ("Column type 'name' could not be deserialized", prisma/orm#27403). Both are plain
-// strings: report them as `text` (OID 25).
-const CATALOG_STRING_OIDS = new Set([18, 19]);
+// ("Column type 'name' could not be deserialized", prisma/orm#27403). Both are reported as
+// `text` (OID 25) so the adapter accepts them. A `name` is a string to the schema engine, but
+// a `"char"` (pg_constraint.contype, ...) must reach it as a Character column or it panics:
+// those columns are remembered by result rows, for MigrationAdapterFactory to retype.
+const NAME_OID = 19;
+const CHAR_OID = 18;
 const TEXT_OID = 25;
+
+/** Indexes of the `"char"` columns of a result, keyed by its `rows` array. */
+export const charColumns = new WeakMap<object, number[]>();
 
 type Callback = (err: unknown, result: unknown) => void;
 
 function asText<T>(result: T): T {
-  const fields = (result as { fields?: { dataTypeID: number }[] } | undefined)?.fields;
-  for (const field of fields ?? []) {
-    if (CATALOG_STRING_OIDS.has(field.dataTypeID)) field.dataTypeID = TEXT_OID;
-  }
+  const { fields, rows } = (result ?? {}) as { fields?: { dataTypeID: number }[]; rows?: object };
+  const chars: number[] = [];
+  fields?.forEach((field, i) => {
+    if (field.dataTypeID === CHAR_OID) chars.push(i);
+    if (field.dataTypeID === CHAR_OID || field.dataTypeID === NAME_OID) field.dataTypeID = TEXT_OID;
+  });
+  if (chars.length && rows) charColumns.set(rows, chars);
   return result;
 }
 
