@@ -119,6 +119,14 @@ describe("inspectPdf on hostile input", () => {
     expect(e.message).toMatch(/claims 1000000000 pages/);
   });
 
+  it("refuses a file over maxBytes before opening it", async () => {
+    const f = fixture("one-broken-page.pdf");
+    const e = await failure(inspectPdf(f.path, { maxBytes: 1000 }));
+    expect({ code: e.code, permanent: e.permanent }).toEqual({ code: "file_too_large", permanent: true });
+    const split = splitChunks(f.path, { dir: join(dir, "too-big"), maxBytes: 1000 }).next();
+    expect((await failure(split)).code).toBe("file_too_large");
+  });
+
   it("names the pages a truncated file lost", async () => {
     const e = await failure(inspectPdf(fixture("truncated-at-object.pdf").path));
     expect(e.message).toMatch(/pages are missing from the file \(pages [\d, ]+\)/);
@@ -190,17 +198,24 @@ describe("rendering hostile input", () => {
     expect(fitPixels(14_400, 14_400, 150, DEFAULT_MAX_PIXELS).dpi).toBeLessThan(150);
   });
 
-  it("fails only the broken page, as corrupt_page, and renders its siblings", async () => {
-    const f = fixture("one-broken-page.pdf");
-    if (f.expect.kind !== "partial") throw new Error("one-broken-page.pdf should be partial");
-    for (let i = 0; i < f.expect.pageCount; i++) {
-      const run = renderPage(f.path, i, { dpi: 30 });
-      if (f.expect.brokenPages.includes(i + 1)) {
-        const e = await failure(run);
-        expect({ page: i + 1, code: e.code, permanent: e.permanent }).toEqual({ page: i + 1, code: "corrupt_page", permanent: true });
-        expect(e.message).toMatch(/zlib error/);
-      } else {
-        expect(ink(await run), `page ${i + 1}`).toBeGreaterThan(0.005);
+  it("fails only the broken pages, as corrupt_page, and renders their siblings", async () => {
+    const reasons: Record<string, RegExp> = { "one-broken-page.pdf": /zlib error/, "image-bomb.pdf": /image is too large/ };
+    for (const f of fixtures) {
+      if (f.expect.kind !== "partial") continue;
+      for (let i = 0; i < f.expect.pageCount; i++) {
+        const run = renderPage(f.path, i, { dpi: 30 });
+        if (f.expect.brokenPages.includes(i + 1)) {
+          const e = await failure(run);
+          expect({ name: f.name, page: i + 1, code: e.code, permanent: e.permanent }).toEqual({
+            name: f.name,
+            page: i + 1,
+            code: "corrupt_page",
+            permanent: true,
+          });
+          expect(e.message).toMatch(reasons[f.name]!);
+        } else {
+          expect(ink(await run), `${f.name} page ${i + 1}`).toBeGreaterThan(0.005);
+        }
       }
     }
   });

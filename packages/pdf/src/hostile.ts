@@ -93,6 +93,8 @@ interface PageSpec {
   heightPt?: number;
   /** Replaces the page's compressed content stream bytes. */
   content?: (deflated: Buffer) => Buffer;
+  /** An RGB image XObject of this many pixels, drawn on the page; its data is `bytes` zeros, deflated. */
+  image?: { width: number; height: number; bytes: number };
 }
 
 /**
@@ -107,14 +109,27 @@ function documentBodies(pages: PageSpec[], count = pages.length, extraKids = "")
     `<< /Type /Pages /Kids [${kids}] /Count ${count} >>`,
     FONT,
   ];
+  const images: Body[] = [];
   pages.forEach((p, i) => {
     const [w, h] = [p.widthPt ?? LETTER[0], p.heightPt ?? LETTER[1]];
+    let xobject = "";
+    let draw = "";
+    if (p.image) {
+      const num = 4 + 2 * pages.length + images.length;
+      images.push({
+        dict: `/Type /XObject /Subtype /Image /Width ${p.image.width} /Height ${p.image.height} /ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /FlateDecode`,
+        data: deflateSync(Buffer.alloc(p.image.bytes)),
+      });
+      xobject = ` /XObject << /Im1 ${num} 0 R >>`;
+      draw = `\nq ${w / 2} 0 0 ${h / 2} ${w / 4} ${h / 4} cm /Im1 Do Q`;
+    }
     bodies.push(
-      `<< /Type /Page /Parent 2 0 R /MediaBox [0 0 ${w} ${h}] /Resources << /Font << /F1 3 0 R >> >> /Contents ${5 + 2 * i} 0 R >>`,
+      `<< /Type /Page /Parent 2 0 R /MediaBox [0 0 ${w} ${h}] /Resources << /Font << /F1 3 0 R >>${xobject} >> /Contents ${5 + 2 * i} 0 R >>`,
     );
-    const deflated = deflateSync(pageContent(`Page ${i + 1}`, w, h));
+    const deflated = deflateSync(Buffer.concat([pageContent(`Page ${i + 1}`, w, h), Buffer.from(draw, "latin1")]));
     bodies.push({ dict: "/Filter /FlateDecode", data: p.content ? p.content(deflated) : deflated });
   });
+  bodies.push(...images);
   return bodies;
 }
 
@@ -302,6 +317,15 @@ export async function generateHostileCorpus(dir: string): Promise<HostileFixture
       repaired: true,
     });
   }
+
+  // 60000 × 60000 RGB is 10.8 GB decoded, from 10 kB in the file. mupdf refuses to decode it
+  // ("image is too large") and would draw the page without it.
+  await add(
+    "image-bomb.pdf",
+    buildPdf(documentBodies([{}, { image: { width: 60_000, height: 60_000, bytes: 1_000_000 } }, {}])),
+    "3 pages; page 2 draws an image that claims 60000 × 60000 pixels",
+    { kind: "partial", pageCount: 3, brokenPages: [2] },
+  );
 
   await add(
     "one-broken-page.pdf",

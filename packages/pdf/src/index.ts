@@ -4,6 +4,7 @@ export {
   openPdf,
   setMupdfLog,
   MAX_MUPDF_FILE_BYTES,
+  type DocumentLimits,
   type InspectOptions,
   type MupdfLog,
   type PdfInfo,
@@ -14,7 +15,6 @@ export {
   splitChunks,
   splitIntoChunks,
   splitPages,
-  type PageLimitOptions,
   type SplitChunk,
   type SplitOptions,
 } from "./split.js";

@@ -87,10 +87,18 @@ export function openPdf(path: string): mupdf.PDFDocument {
   }
 }
 
-export interface InspectOptions extends NativeOptions {
-  /** Documents with more pages than this fail with PdfError("too_many_pages"). @defaultValue no limit */
+/** Limits that refuse a document before it costs a worker time or memory. */
+export interface DocumentLimits extends NativeOptions {
+  /**
+   * Refuse (PdfError "too_many_pages") a document with more pages than this. Checked against
+   * the page tree's claim before any page is looked at. @defaultValue no limit
+   */
   maxPages?: number;
+  /** Refuse (PdfError "file_too_large") a file larger than this many bytes. @defaultValue no limit */
+  maxBytes?: number;
 }
+
+export type InspectOptions = DocumentLimits;
 
 export interface PdfInfo {
   pageCount: number;
@@ -110,6 +118,7 @@ export interface PdfInfo {
  */
 export async function inspectPdf(path: string, opts: InspectOptions = {}): Promise<PdfInfo> {
   const sizeBytes = await checkPdfMagic(path);
+  checkByteLimit(sizeBytes, opts.maxBytes, path);
   if (sizeBytes > MAX_MUPDF_FILE_BYTES) {
     const { pageCount, repaired } = await nativeInspect(path, sizeBytes, opts);
     checkPageLimit(pageCount, opts.maxPages, path);
@@ -122,6 +131,12 @@ export async function inspectPdf(path: string, opts: InspectOptions = {}): Promi
     return { pageCount, repaired: doc.wasRepaired(), sizeBytes };
   } finally {
     doc.destroy();
+  }
+}
+
+export function checkByteLimit(sizeBytes: number, maxBytes: number | undefined, path?: string): void {
+  if (maxBytes !== undefined && sizeBytes > maxBytes) {
+    throw new PdfError("file_too_large", `file is ${sizeBytes} bytes, over the limit of ${maxBytes}`, { path });
   }
 }
 

@@ -3,8 +3,16 @@ import { mkdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import * as mupdf from "mupdf";
 import { PdfError } from "./errors.js";
-import { nativeInspect, nativeSplitRange, type NativeOptions } from "./native.js";
-import { checkedPageCount, checkPageLimit, errorText, MAX_MUPDF_FILE_BYTES, openPdf } from "./open.js";
+import { nativeInspect, nativeSplitRange } from "./native.js";
+import {
+  checkByteLimit,
+  checkedPageCount,
+  checkPageLimit,
+  errorText,
+  MAX_MUPDF_FILE_BYTES,
+  openPdf,
+  type DocumentLimits,
+} from "./open.js";
 
 /** One chunk written by splitChunks: pages first..last (1-based, inclusive) of the source. */
 export interface SplitChunk {
@@ -15,15 +23,7 @@ export interface SplitChunk {
   totalPages: number;
 }
 
-export interface PageLimitOptions extends NativeOptions {
-  /**
-   * Refuse (PdfError "too_many_pages") a document with more pages than this, checked against
-   * the page tree's claim before any page is copied. @defaultValue no limit
-   */
-  maxPages?: number;
-}
-
-export interface SplitOptions extends PageLimitOptions {
+export interface SplitOptions extends DocumentLimits {
   /** Directory for chunk files; created if missing. */
   dir: string;
   /** Pages per chunk. @defaultValue 10 */
@@ -90,9 +90,10 @@ export async function splitRange(
   first: number,
   last: number,
   outPath: string,
-  opts: PageLimitOptions = {},
+  opts: DocumentLimits = {},
 ): Promise<void> {
   const { size } = await stat(src);
+  checkByteLimit(size, opts.maxBytes, src);
   if (size > MAX_MUPDF_FILE_BYTES) {
     const { pageCount } = await nativeInspect(src, size, opts);
     checkPageLimit(pageCount, opts.maxPages, src);
@@ -121,6 +122,7 @@ export async function* splitChunks(src: string, opts: SplitOptions): AsyncGenera
   if (!Number.isInteger(per) || per < 1) throw new RangeError(`pagesPerChunk must be a positive integer, got ${per}`);
   await mkdir(opts.dir, { recursive: true });
   const { size } = await stat(src);
+  checkByteLimit(size, opts.maxBytes, src);
   const native = size > MAX_MUPDF_FILE_BYTES;
   const doc = native ? undefined : openReadable(src);
   try {
