@@ -4,6 +4,8 @@ export interface ApiErrorBody {
   error: { code: string; message: string; details?: unknown };
 }
 
+import type { BatchReport } from "@docpipe/ingestion";
+
 export class ApiError extends Error {
   override readonly name = "ApiError";
   constructor(
@@ -59,31 +61,9 @@ export class ApiClient {
     return this.call("GET", `/batches/${encodeURIComponent(batchId)}`);
   }
 
-  report<T = BatchReport>(batchId: string): Promise<T> {
-    return this.call("GET", `/batches/${encodeURIComponent(batchId)}/report`);
+  report(batchId: string, perDocument = false): Promise<BatchReport> {
+    return this.call("GET", `/batches/${encodeURIComponent(batchId)}/report?documents=${perDocument}`);
   }
 }
 
-/** The report as `GET /batches/:id/report` returns it (see services/ingestion/src/report.ts). */
-export interface BatchReport {
-  batchId: string;
-  label: string | null;
-  state: string;
-  documents: { total: number; done: number; failed: number; inProgress: number; skippedNonPdf: number };
-  pages: { total: number; rendered: number; withResults: number; failed: number };
-  failures: { code: string; reason: string; documents: number }[];
-  features: { feature: string; documentsWith: number; documentsWithout: number; pages: number }[];
-  stages: { stage: string; attempts: number; failures: number; p50Ms: number | null; p90Ms: number | null; p99Ms: number | null }[];
-  throughput: { elapsedSeconds: number; pagesPerMinute: number; documentsPerMinute: number };
-  perDocument?: {
-    documentId: string;
-    bucket: string;
-    key: string;
-    state: string;
-    pageCount: number | null;
-    pngCount: number;
-    resultCount: number;
-    failureCode: string | null;
-    failureReason: string | null;
-  }[];
-}
+export type { BatchReport } from "@docpipe/ingestion";

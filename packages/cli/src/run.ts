@@ -80,7 +80,7 @@ export async function runFolder(opts: RunOptions): Promise<RunResult> {
       });
       const status = await watchBatch(api, batchId, { out, pollMs: opts.pollMs ?? 500, timeoutMs: opts.timeoutMs });
       const completed = status.state === "completed";
-      const report = await api.report(batchId);
+      const report = await api.report(batchId, opts.reportJson !== undefined);
       out.write(`\n${formatReport(report)}\n`);
       out.write(
         `\nPNGs: s3://${stack.workBucket}/batches/${batchId}/documents/<document id>/images/<page>.png` +

@@ -13,6 +13,7 @@ import { hostname } from "node:os";
 import type { z } from "zod";
 import { BucketError, HttpError, NotFoundError, ValidationError, type ErrorBody } from "./errors.js";
 import { BatchLister, type ListerHooks } from "./lister.js";
+import { buildBatchReport, pageProgress } from "./report.js";
 import {
   CreateBatchBody,
   decodeCursor,
@@ -21,6 +22,7 @@ import {
   IdParams,
   issuesToDetails,
   ListDocumentsQuery,
+  ReportQuery,
 } from "./schemas.js";
 
 declare module "fastify" {
@@ -215,7 +217,10 @@ export function buildApp(opts: AppOptions): IngestionApp {
     const { id } = parse(IdParams, request.params, "path");
     const batch = await prisma.batch.findUnique({ where: { id } });
     if (!batch) throw new NotFoundError("batch", id);
-    const groups = await prisma.document.groupBy({ by: ["state"], where: { batchId: id }, _count: { _all: true } });
+    const [groups, pages] = await Promise.all([
+      prisma.document.groupBy({ by: ["state"], where: { batchId: id }, _count: { _all: true } }),
+      pageProgress(prisma, id),
+    ]);
     const documents = Object.fromEntries(documentStates.map((s) => [s, 0])) as Record<(typeof documentStates)[number], number>;
     for (const g of groups) documents[g.state] = g._count._all;
     return {
@@ -227,6 +232,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
       documentCount: batch.documentCount,
       skippedCount: batch.skippedCount,
       documents,
+      pages,
       listing: {
         finished: batch.listingPrefix >= batch.prefixes.length,
         prefixIndex: batch.listingPrefix,
@@ -273,6 +279,14 @@ export function buildApp(opts: AppOptions): IngestionApp {
     const more = rows.length > query.limit;
     const items = (more ? rows.slice(0, query.limit) : rows).map((d) => ({ ...d, size: toNumber(d.size) }));
     return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!.key) : null };
+  });
+
+  app.get("/batches/:id/report", async (request) => {
+    const { id } = parse(IdParams, request.params, "path");
+    const { documents } = parse(ReportQuery, request.query, "query");
+    const report = await buildBatchReport(prisma, id, { perDocument: documents });
+    if (!report) throw new NotFoundError("batch", id);
+    return report;
   });
 
   app.get("/documents/:id", async (request) => {

@@ -4,3 +4,4 @@ export { BatchLister, isTransient, type BatchListerOptions, type ListerHooks, ty
 export { configSchema, loadConfig, type IngestionConfig } from "./config.js";
 export { CreateBatchBody, bucketNameProblem, overlappingPrefixes } from "./schemas.js";
 export { HttpError, ValidationError, NotFoundError, BucketError, ListingError, type ErrorBody } from "./errors.js";
+export { buildBatchReport, type BatchReport, type DocumentReport } from "./report.js";

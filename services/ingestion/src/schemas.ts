@@ -74,6 +74,14 @@ export const ListDocumentsQuery = z.strictObject({
   cursor: z.string().min(1).max(2000).optional(),
 });
 
+export const ReportQuery = z.strictObject({
+  /** Adds one entry per document (source key, state, page, PNG and result counts, failure). */
+  documents: z
+    .enum(["true", "false"], { error: "documents must be true or false" })
+    .default("false")
+    .transform((v) => v === "true"),
+});
+
 /** Keyset cursor: the last key of the previous page (documents are ordered by key). */
 export function encodeCursor(lastKey: string): string {
   return Buffer.from(JSON.stringify({ k: lastKey }), "utf8").toString("base64url");
