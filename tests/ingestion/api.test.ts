@@ -1,59 +1,56 @@
 import { S3Client } from "@aws-sdk/client-s3";
+import type { LocalStack } from "@docpipe/local-stack";
 import { createLogger } from "@docpipe/queue";
 import request from "supertest";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp, type IngestionApp } from "../../services/ingestion/src/index.js";
-import { start, type LocalStack } from "@docpipe/local-stack";
-import { installS3rverDesShim } from "./s3rver-des-shim.js";
+import { buildApp, type AppOptions, type IngestionApp } from "../../services/ingestion/src/index.js";
+import { describe, expect, test as stackTest } from "../fixtures/index.js";
 import { drainIngestQueue, pdfKeys, putObjects } from "./helpers.js";
+import { installS3rverDesShim } from "./s3rver-des-shim.js";
 
-let stack: LocalStack;
-let app: IngestionApp;
+installS3rverDesShim();
 const logger = createLogger({ service: "ingestion-test", level: "warn" });
 
-beforeAll(async () => {
-  installS3rverDesShim();
-  stack = await start();
-  app = buildApp({ prisma: stack.prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, logger, bodyLimit: 4096 });
-  await app.ready();
+/** The local stack per file, a database per test, and the ingestion app on that database. */
+const it = stackTest.extend<{ $test: { app: IngestionApp; makeApp: (o?: Partial<AppOptions>) => Promise<IngestionApp> } }>({
+  makeApp: async ({ stack, prisma }, use) => {
+    const made: IngestionApp[] = [];
+    try {
+      await use(async (o = {}) => {
+        const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, logger, bodyLimit: 4096, ...o });
+        made.push(app);
+        await app.ready();
+        return app;
+      });
+    } finally {
+      for (const app of made) await app.close();
+    }
+  },
+  app: async ({ makeApp }, use) => {
+    await use(await makeApp());
+  },
 });
-
-afterAll(async () => {
-  await app?.close();
-  await stack?.stop();
-});
-
-const api = () => request(app.server);
 
 describe("health", () => {
-  it("GET /healthz answers while the process is up", async () => {
+  it("GET /healthz answers while the process is up", async ({ app }) => {
+    const api = () => request(app.server);
     const res = await api().get("/healthz").expect(200);
     expect(res.body).toEqual({ status: "ok" });
   });
 
-  it("GET /readyz checks the database and the queue", async () => {
+  it("GET /readyz checks the database and the queue", async ({ app }) => {
+    const api = () => request(app.server);
     const res = await api().get("/readyz").expect(200);
     expect(res.body).toMatchObject({ status: "ready", checks: { database: "ok", queue: "ok" } });
   });
 
-  it("GET /readyz answers 503 naming the dependency that is down", async () => {
-    const broken = buildApp({
-      prisma: stack.prisma,
-      s3: stack.s3,
-      sqs: stack.sqs,
+  it("GET /readyz answers 503 naming the dependency that is down", async ({ stack, makeApp }) => {
+    const broken = await makeApp({
       queueUrls: { ingest: { url: `${stack.queueUrls.ingest.url}-missing`, dlqUrl: stack.queueUrls.ingest.dlqUrl } },
-      logger,
-      resumeOnStart: false,
     });
-    await broken.ready();
-    try {
-      const res = await request(broken.server).get("/readyz").expect(503);
-      expect(res.body.error.code).toBe("not_ready");
-      expect(res.body.error.details.database).toBe("ok");
-      expect(res.body.error.details.queue).not.toBe("ok");
-    } finally {
-      await broken.close();
-    }
+    const res = await request(broken.server).get("/readyz").expect(503);
+    expect(res.body.error.code).toBe("not_ready");
+    expect(res.body.error.details.database).toBe("ok");
+    expect(res.body.error.details.queue).not.toBe("ok");
   });
 });
 
@@ -65,13 +62,15 @@ describe("POST /batches validation", () => {
     expect(Object.keys(res.body.error).sort()).toEqual(["code", "details", "message"]);
   };
 
-  it("rejects unknown fields, naming them", async () => {
+  it("rejects unknown fields, naming them", async ({ app, stack }) => {
+    const api = () => request(app.server);
     const res = await api().post("/batches").send({ bucket: stack.stagingBucket, prefixes: ["a/"], priority: 1 });
     expectError(res, 400, "validation_error");
     expect(JSON.stringify(res.body.error.details)).toContain("priority");
   });
 
-  it("rejects an empty prefixes array and a missing bucket", async () => {
+  it("rejects an empty prefixes array and a missing bucket", async ({ app, stack }) => {
+    const api = () => request(app.server);
     let res = await api().post("/batches").send({ bucket: stack.stagingBucket, prefixes: [] });
     expectError(res, 400, "validation_error");
     expect(res.body.error.details).toEqual([{ path: "prefixes", message: expect.stringContaining("at least one prefix") }]);
@@ -80,7 +79,8 @@ describe("POST /batches validation", () => {
     expect(res.body.error.details[0].path).toBe("bucket");
   });
 
-  it("rejects bucket names S3 would reject", async () => {
+  it("rejects bucket names S3 would reject", async ({ app }) => {
+    const api = () => request(app.server);
     for (const bucket of ["Upper", "ab", "no_underscores", "10.0.0.1", "a..b"]) {
       const res = await api().post("/batches").send({ bucket, prefixes: ["a/"] });
       expectError(res, 400, "validation_error");
@@ -88,12 +88,14 @@ describe("POST /batches validation", () => {
     }
   });
 
-  it("rejects overlapping prefixes, which would list keys twice", async () => {
+  it("rejects overlapping prefixes, which would list keys twice", async ({ app, stack }) => {
+    const api = () => request(app.server);
     const res = await api().post("/batches").send({ bucket: stack.stagingBucket, prefixes: ["a/", "a/b/"] });
     expectError(res, 400, "validation_error");
   });
 
-  it("rejects malformed JSON, a body that is not JSON, and a body over the limit", async () => {
+  it("rejects malformed JSON, a body that is not JSON, and a body over the limit", async ({ app, stack }) => {
+    const api = () => request(app.server);
     let res = await api().post("/batches").set("content-type", "application/json").send("{not json");
     expectError(res, 400, "invalid_json");
     res = await api().post("/batches").set("content-type", "text/plain").send("bucket=x");
@@ -104,13 +106,14 @@ describe("POST /batches validation", () => {
     expectError(res, 413, "payload_too_large");
   });
 
-  it("answers 422 bucket_not_found for a bucket that does not exist", async () => {
+  it("answers 422 bucket_not_found for a bucket that does not exist", async ({ app }) => {
+    const api = () => request(app.server);
     const res = await api().post("/batches").send({ bucket: "no-such-bucket-here", prefixes: ["a/"] });
     expectError(res, 422, "bucket_not_found");
     expect(res.body.error.details).toEqual({ bucket: "no-such-bucket-here" });
   });
 
-  it("answers 403 bucket_forbidden when S3 refuses to list the bucket", async () => {
+  it("answers 403 bucket_forbidden when S3 refuses to list the bucket", async ({ stack, makeApp }) => {
     // s3rver has no bucket policies, but it refuses credentials it does not know, with the 403 S3 sends.
     const stranger = new S3Client({
       region: "us-east-1",
@@ -118,20 +121,19 @@ describe("POST /batches validation", () => {
       forcePathStyle: true,
       credentials: { accessKeyId: "STRANGER", secretAccessKey: "nope" },
     });
-    const denied = buildApp({ prisma: stack.prisma, s3: stranger, sqs: stack.sqs, queueUrls: stack.queueUrls, logger, resumeOnStart: false });
-    await denied.ready();
     try {
+      const denied = await makeApp({ s3: stranger });
       const res = await request(denied.server).post("/batches").send({ bucket: stack.stagingBucket, prefixes: ["a/"] });
       expectError(res, 403, "bucket_forbidden");
     } finally {
-      await denied.close();
       stranger.destroy();
     }
   });
 });
 
 describe("lookups", () => {
-  it("answers 400 for ids that are not UUIDs and 404 for unknown ones", async () => {
+  it("answers 400 for ids that are not UUIDs and 404 for unknown ones", async ({ app }) => {
+    const api = () => request(app.server);
     for (const path of ["/batches/nope", "/batches/nope/documents", "/documents/123"]) {
       const res = await api().get(path).expect(400);
       expect(res.body.error.code).toBe("validation_error");
@@ -143,7 +145,8 @@ describe("lookups", () => {
     expect((await api().get("/nowhere").expect(404)).body.error.code).toBe("route_not_found");
   });
 
-  it("rejects a cursor it did not issue and unknown query fields", async () => {
+  it("rejects a cursor it did not issue and unknown query fields", async ({ app, stack }) => {
+    const api = () => request(app.server);
     const res = await api().post("/batches").send({ bucket: stack.stagingBucket, prefixes: ["nothing-here/"] }).expect(202);
     await api().get(`/batches/${res.body.batchId}/documents?cursor=garbage`).expect(400);
     await api().get(`/batches/${res.body.batchId}/documents?sort=desc`).expect(400);
@@ -157,11 +160,11 @@ describe("a small batch end to end", () => {
   const others = ["in/a/readme.txt", "in/b/scan.tiff", "in/b/pdf", "in/b/archive.pdf.zip"];
   const markers = ["in/a/", "in/b/empty-folder/"];
 
-  beforeAll(async () => {
-    await putObjects(stack.s3, bucket, [...pdfs, ...others, ...markers, "elsewhere/x.pdf"]);
-  });
+  const upload = (stack: LocalStack) => putObjects(stack.s3, bucket, [...pdfs, ...others, ...markers, "elsewhere/x.pdf"]);
 
-  it("accepts at once, lists in the background, queues every PDF once, skips and counts the rest", async () => {
+  it("accepts at once, lists in the background, queues every PDF once, skips and counts the rest", async ({ app, stack }) => {
+    const api = () => request(app.server);
+    await upload(stack);
     const res = await api().post("/batches").send({ bucket, prefixes: ["in/a/", "in/b/"], label: "small" }).expect(202);
     expect(res.body).toEqual({ batchId: expect.any(String), state: "listing" });
     expect(res.headers.location).toBe(`/batches/${res.body.batchId}`);
@@ -224,7 +227,9 @@ describe("a small batch end to end", () => {
     ]);
   });
 
-  it("completes a batch with no PDFs at once", async () => {
+  it("completes a batch with no PDFs at once", async ({ app, stack }) => {
+    const api = () => request(app.server);
+    await upload(stack);
     const res = await api().post("/batches").send({ bucket, prefixes: ["in/b/scan", "elsewhere/none"] }).expect(202);
     await app.lister.idle();
     const batch = (await api().get(`/batches/${res.body.batchId}`).expect(200)).body;

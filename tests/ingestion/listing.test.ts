@@ -1,20 +1,19 @@
-import { createPrisma, type PrismaClient } from "@docpipe/db";
+import type { LocalStack } from "@docpipe/local-stack";
+import type { PrismaClient } from "@docpipe/db";
 import { createLogger, type IngestMessage } from "@docpipe/queue";
 import request from "supertest";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { buildApp, type AppOptions, type IngestionApp } from "../../services/ingestion/src/index.js";
-import { start, type LocalStack } from "@docpipe/local-stack";
-import { installS3rverDesShim } from "./s3rver-des-shim.js";
+import { describe, expect, test as stackTest } from "../fixtures/index.js";
 import { drainIngestQueue, pdfKeys, putObjects } from "./helpers.js";
+import { installS3rverDesShim } from "./s3rver-des-shim.js";
 
-let stack: LocalStack;
+installS3rverDesShim();
 const logger = createLogger({ service: "ingestion-test", level: "warn" });
 const bucket = "ingest-many";
 const prefixes = ["p0/", "p1/", "p2/", "p3/"];
 const perPrefix = 2_500;
 const total = prefixes.length * perPrefix;
 const nonPdfPerPrefix = 25;
-const apps: IngestionApp[] = [];
 
 /** Every key under a prefix, in S3's listing order (UTF-8 binary order). */
 const keysUnder = (p: string): string[] =>
@@ -32,42 +31,48 @@ function pdfsOnFirstPages(ps: string[], pageSize: number, pages: number): number
   return count;
 }
 
-beforeAll(async () => {
-  installS3rverDesShim();
-  stack = await start();
-  // Each prefix also holds a few non-PDFs and a "folder" marker (its own key, ending in /).
-  const keys = prefixes.flatMap(keysUnder);
-  const t0 = Date.now();
-  await putObjects(stack.s3, bucket, keys, 32);
-  logger.warn({ objects: keys.length, ms: Date.now() - t0 }, "uploaded test objects");
-});
-
-afterAll(async () => {
-  for (const a of apps) await a.close();
-  await stack?.stop();
-});
-
-async function newApp(opts: Partial<AppOptions> = {}): Promise<IngestionApp> {
-  const app = buildApp({
-    prisma: stack.prisma,
-    s3: stack.s3,
-    sqs: stack.sqs,
-    queueUrls: stack.queueUrls,
-    logger,
-    ...opts,
-  });
-  apps.push(app);
-  await app.ready();
-  return app;
+interface Apps {
+  /** A new ingestion app (a new "process") on this test's database; ready, so it has resumed unfinished listings. */
+  start(opts?: Partial<AppOptions>): Promise<IngestionApp>;
+  /** Closes it as SIGTERM would. */
+  close(app: IngestionApp): Promise<void>;
 }
 
-async function closeApp(app: IngestionApp): Promise<void> {
-  await app.close();
-  apps.splice(apps.indexOf(app), 1);
-}
+const it = stackTest.extend<{ $file: { inbox: string }; $test: { apps: Apps } }>({
+  // Uploaded once per file: each prefix holds PDFs, a few non-PDFs and a "folder" marker (its own key, ending in /).
+  inbox: [
+    async ({ stack }, use) => {
+      const keys = prefixes.flatMap(keysUnder);
+      const t0 = Date.now();
+      await putObjects(stack.s3, bucket, keys, 32);
+      logger.warn({ objects: keys.length, ms: Date.now() - t0 }, "uploaded test objects");
+      await use(bucket);
+    },
+    { scope: "file" },
+  ],
+  apps: async ({ stack, prisma }, use) => {
+    const open = new Set<IngestionApp>();
+    try {
+      await use({
+        async start(opts = {}) {
+          const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, logger, ...opts });
+          open.add(app);
+          await app.ready();
+          return app;
+        },
+        async close(app) {
+          open.delete(app);
+          await app.close();
+        },
+      });
+    } finally {
+      for (const app of open) await app.close();
+    }
+  },
+});
 
 /** Messages of one batch, drained from the ingest queue. */
-async function messagesOf(batchId: string): Promise<IngestMessage[]> {
+async function messagesOf(stack: LocalStack, batchId: string): Promise<IngestMessage[]> {
   return (await drainIngestQueue(stack.sqs, stack.queueUrls.ingest.url)).filter((m) => m.batchId === batchId);
 }
 
@@ -97,20 +102,20 @@ async function expectComplete(prisma: PrismaClient, batchId: string, messages: I
 }
 
 describe("listing many objects", () => {
-  it(`lists ${total} PDFs across ${prefixes.length} prefixes page by page into exactly ${total} documents and messages`, async () => {
+  it(`lists ${total} PDFs across ${prefixes.length} prefixes page by page into exactly ${total} documents and messages`, async ({ inbox, stack, prisma, apps }) => {
     let pages = 0;
-    const app = await newApp({ listPageSize: 250, listerHooks: { afterPage: () => void pages++ } });
+    const app = await apps.start({ listPageSize: 250, listerHooks: { afterPage: () => void pages++ } });
     const t0 = Date.now();
-    const res = await request(app.server).post("/batches").send({ bucket, prefixes }).expect(202);
+    const res = await request(app.server).post("/batches").send({ bucket: inbox, prefixes }).expect(202);
     const acceptedMs = Date.now() - t0;
     await app.lister.idle();
     const listedMs = Date.now() - t0;
     const batchId: string = res.body.batchId;
 
-    const messages = await messagesOf(batchId);
+    const messages = await messagesOf(stack, batchId);
     logger.warn({ objects: total, acceptedMs, listedMs, pages }, "listed, inserted and queued");
     expect(messages).toHaveLength(total);
-    await expectComplete(stack.prisma, batchId, messages, total);
+    await expectComplete(prisma, batchId, messages, total);
     // 2,526 keys per prefix (the folder marker included) at 250 per page: 11 pages each.
     expect(pages).toBe(prefixes.length * Math.ceil((perPrefix + nonPdfPerPrefix + 1) / 250));
 
@@ -122,7 +127,7 @@ describe("listing many objects", () => {
       documents: { queued: total },
       listing: { finished: true, prefixIndex: prefixes.length },
     });
-    await closeApp(app);
+    await apps.close(app);
   });
 });
 
@@ -130,22 +135,13 @@ describe("restarts", () => {
   const crashPrefixes = ["p1/", "p2/"];
   const crashTotal = crashPrefixes.length * perPrefix;
   const pageSize = 200;
-  // Each test gets its own database: a restarted app resumes every batch left in `listing`.
-  let prisma: PrismaClient;
-  beforeEach(async () => {
-    prisma = createPrisma({ databaseUrl: await stack.createDatabase(), poolMax: 5 });
-  });
-  afterEach(async () => {
-    await prisma.$disconnect();
-  });
 
-  it.each([
-    ["after inserting a page, before sending its messages", "afterInsert" as const, 0],
-    ["after sending a page's messages, before saving the position", "afterSend" as const, pageSize],
-  ])("a crash %s neither loses nor duplicates documents", async (_, phase, expectedDuplicates) => {
+  it.for([
+    ["after inserting a page, before sending its messages", "afterInsert", 0],
+    ["after sending a page's messages, before saving the position", "afterSend", pageSize],
+  ] as const)("a crash %s neither loses nor duplicates documents", async ([, phase, expectedDuplicates], { inbox, stack, prisma, apps }) => {
     const crashPage = 17; // in the second prefix
-    const crashed = await newApp({
-      prisma,
+    const crashed = await apps.start({
       listPageSize: pageSize,
       listerHooks: {
         [phase]: (e: { page: number }) => {
@@ -153,10 +149,10 @@ describe("restarts", () => {
         },
       },
     });
-    const res = await request(crashed.server).post("/batches").send({ bucket, prefixes: crashPrefixes }).expect(202);
+    const res = await request(crashed.server).post("/batches").send({ bucket: inbox, prefixes: crashPrefixes }).expect(202);
     const batchId: string = res.body.batchId;
     await crashed.lister.idle();
-    await closeApp(crashed);
+    await apps.close(crashed);
 
     const before = await prisma.batch.findUniqueOrThrow({ where: { id: batchId } });
     expect(before.state).toBe("listing");
@@ -165,20 +161,19 @@ describe("restarts", () => {
     expect(await prisma.document.count({ where: { batchId } })).toBe(before.documentCount);
 
     // A new process resumes every batch left in `listing`.
-    const resumed = await newApp({ prisma, listPageSize: pageSize });
+    const resumed = await apps.start({ listPageSize: pageSize });
     await resumed.lister.idle();
-    const messages = await messagesOf(batchId);
+    const messages = await messagesOf(stack, batchId);
     await expectComplete(prisma, batchId, messages, crashTotal);
     expect(messages.length - crashTotal).toBe(expectedDuplicates);
     const after = await prisma.batch.findUniqueOrThrow({ where: { id: batchId } });
     expect(after.skippedCount).toBe(crashPrefixes.length * nonPdfPerPrefix);
-    await closeApp(resumed);
+    await apps.close(resumed);
   });
 
-  it("a graceful stop finishes the page in hand, and the next start completes the listing without duplicates", async () => {
+  it("a graceful stop finishes the page in hand, and the next start completes the listing without duplicates", async ({ inbox, stack, prisma, apps }) => {
     let closing: Promise<void> | undefined;
-    const app = await newApp({
-      prisma,
+    const app = await apps.start({
       listPageSize: pageSize,
       listerHooks: {
         afterInsert: (e) => {
@@ -187,43 +182,42 @@ describe("restarts", () => {
         },
       },
     });
-    const res = await request(app.server).post("/batches").send({ bucket, prefixes: crashPrefixes }).expect(202);
+    const res = await request(app.server).post("/batches").send({ bucket: inbox, prefixes: crashPrefixes }).expect(202);
     const batchId: string = res.body.batchId;
     await app.lister.idle();
     await closing;
-    apps.splice(apps.indexOf(app), 1);
 
     const stopped = await prisma.batch.findUniqueOrThrow({ where: { id: batchId } });
     // The page in hand was finished: rows, messages and position.
     const done = pdfsOnFirstPages(crashPrefixes, pageSize, 4);
     expect(stopped).toMatchObject({ state: "listing", listingPrefix: 0, documentCount: done });
-    const first = await messagesOf(batchId);
+    const first = await messagesOf(stack, batchId);
     expect(first.length).toBe(done);
 
-    const resumed = await newApp({ prisma, listPageSize: pageSize });
+    const resumed = await apps.start({ listPageSize: pageSize });
     await resumed.lister.idle();
-    const rest = await messagesOf(batchId);
+    const rest = await messagesOf(stack, batchId);
     expect(rest.length).toBe(crashTotal - done);
     await expectComplete(prisma, batchId, [...first, ...rest], crashTotal);
-    await closeApp(resumed);
+    await apps.close(resumed);
   });
 
-  it("two processes resuming the same batch at once still make each document once, with exact counts", async () => {
+  it("two processes resuming the same batch at once still make each document once, with exact counts", async ({ inbox, stack, prisma, apps }) => {
     // A batch left in `listing` by a process that died before its first page.
-    const batch = await prisma.batch.create({ data: { bucket, prefixes: ["p3/"] } });
-    const [a, b] = await Promise.all([newApp({ prisma, listPageSize: 500 }), newApp({ prisma, listPageSize: 500 })]);
+    const batch = await prisma.batch.create({ data: { bucket: inbox, prefixes: ["p3/"] } });
+    const [a, b] = await Promise.all([apps.start({ listPageSize: 500 }), apps.start({ listPageSize: 500 })]);
     await Promise.all([a.lister.idle(), b.lister.idle()]);
-    const messages = await messagesOf(batch.id);
+    const messages = await messagesOf(stack, batch.id);
     await expectComplete(prisma, batch.id, messages, perPrefix);
     const after = await prisma.batch.findUniqueOrThrow({ where: { id: batch.id } });
     expect(after.skippedCount).toBe(nonPdfPerPrefix);
-    await closeApp(a);
-    await closeApp(b);
+    await apps.close(a);
+    await apps.close(b);
   });
 
-  it("a batch whose bucket is gone fails with a reason instead of retrying forever", async () => {
+  it("a batch whose bucket is gone fails with a reason instead of retrying forever", async ({ prisma, apps }) => {
     const batch = await prisma.batch.create({ data: { bucket: "bucket-deleted-meanwhile", prefixes: ["x/"] } });
-    const app = await newApp({ prisma });
+    const app = await apps.start();
     await app.lister.idle();
     const failed = await prisma.batch.findUniqueOrThrow({ where: { id: batch.id } });
     expect(failed.state).toBe("failed");
@@ -231,6 +225,6 @@ describe("restarts", () => {
     expect(audit).toEqual([expect.objectContaining({ stage: "ingestion", errorCode: "bucket_not_found" })]);
     const res = await request(app.server).get(`/batches/${batch.id}`).expect(200);
     expect(res.body).toMatchObject({ state: "failed", documentCount: 0 });
-    await closeApp(app);
+    await apps.close(app);
   });
 });
