@@ -1,11 +1,15 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { aws_ecs as ecs, IgnoreMode } from "aws-cdk-lib";
+import { aws_ecr_assets as ecrAssets, aws_ecs as ecs, IgnoreMode } from "aws-cdk-lib";
 
 /** The monorepo root: the Docker build context of every image. */
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
 
 const dockerfile = "docker/Dockerfile";
+
+// The task definitions ask for X86_64; pinning the platform keeps a build on an ARM laptop
+// from pushing images Fargate cannot run.
+const platform = ecrAssets.Platform.LINUX_AMD64;
 
 /**
  * The same ignore list Docker uses (docker/Dockerfile.dockerignore), so the asset hash CDK
@@ -26,6 +30,7 @@ export function serviceImage(service: string): ecs.ContainerImage {
     file: dockerfile,
     buildArgs: { SERVICE: service },
     target: "service",
+    platform,
     exclude,
     ignoreMode: IgnoreMode.DOCKER,
     displayName: `docpipe-${service}`,
@@ -37,6 +42,7 @@ export function migrateImage(): ecs.ContainerImage {
   return ecs.ContainerImage.fromAsset(repoRoot, {
     file: dockerfile,
     target: "migrate",
+    platform,
     exclude,
     ignoreMode: IgnoreMode.DOCKER,
     displayName: "docpipe-migrate",

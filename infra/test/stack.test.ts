@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import type { CfnElement } from "aws-cdk-lib";
 import { Match, type Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -487,6 +489,17 @@ describe("services", () => {
       expect(provider(id), id).toBe("FARGATE_SPOT");
     }
     for (const id of ["ingestion", "splitter-large", "failsafe"] as const) expect(provider(id), id).toBe("FARGATE");
+  });
+
+  it("builds every image from docker/Dockerfile for linux/amd64, one per package plus the migration", () => {
+    const assets = JSON.parse(
+      readFileSync(path.join(s.app.outdir, s.stack.templateFile.replace(".template.json", ".assets.json")), "utf8"),
+    ) as { dockerImages: Record<string, { source: { dockerFile: string; dockerBuildArgs?: Record<string, string>; dockerBuildTarget: string; platform: string } }> };
+    const images = Object.values(assets.dockerImages).map((i) => i.source);
+    for (const i of images) expect(i).toMatchObject({ dockerFile: "docker/Dockerfile", platform: "linux/amd64" });
+    expect(images.map((i) => i.dockerBuildArgs?.SERVICE ?? `target:${i.dockerBuildTarget}`).sort()).toEqual(
+      ["chunking-orchestrator", "failsafe", "inference-client", "ingestion", "page-converter", "splitter", "target:migrate"].sort(),
+    );
   });
 
   it("puts the ingestion service behind an internal load balancer that checks /healthz", () => {
