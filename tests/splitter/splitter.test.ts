@@ -163,14 +163,22 @@ describe("splitter, large role", () => {
 
   test("fails a document over MAX_PAGES as too_many_pages and dead-letters it at once", async ({ stack, prisma }) => {
     const doc = await stage(stack, prisma, "in/big.pdf", big.path, "large");
-    await largeProducer(stack).send([{ version: 1, batchId: doc.batchId, documentId: doc.documentId, bucket: doc.bucket, key: doc.key, size: doc.size }]);
+    // Counted by the orchestrator and never uploaded: refused without a download (else source_missing).
+    const { batchId, documents } = await createDocuments(prisma, stack.stagingBucket, ["in/absent.pdf"]);
+    const counted = { batchId, documentId: documents[0]!.id };
+    await largeProducer(stack).send([
+      { version: 1, batchId: doc.batchId, documentId: doc.documentId, bucket: doc.bucket, key: doc.key, size: doc.size },
+      { version: 1, ...counted, bucket: stack.stagingBucket, key: "in/absent.pdf", size: 1, pageCount: 900 },
+    ]);
     startSplitter(stack, prisma, "large", { maxPages: 500 });
-    const [dead] = await receiveMessages(stack.sqs, stack.queueUrls.large.dlqUrl, 1);
-    expect(dead?.MessageAttributes?.[deadLetterAttributes.errorCode]?.StringValue).toBe("too_many_pages");
-    expect(dead?.MessageAttributes?.[deadLetterAttributes.attempt]?.StringValue).toBe("1");
-    const d = await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } });
-    expect([d.state, d.failureCode]).toEqual(["failed", "too_many_pages"]);
-    expect(d.failureReason).toMatch(/MAX_PAGES/);
+    const dead = await receiveMessages(stack.sqs, stack.queueUrls.large.dlqUrl, 2);
+    expect(dead.map((m) => m.MessageAttributes?.[deadLetterAttributes.errorCode]?.StringValue)).toEqual(["too_many_pages", "too_many_pages"]);
+    expect(dead.map((m) => m.MessageAttributes?.[deadLetterAttributes.attempt]?.StringValue)).toEqual(["1", "1"]);
+    for (const id of [doc.documentId, counted.documentId]) {
+      const d = await prisma.document.findUniqueOrThrow({ where: { id } });
+      expect([d.state, d.failureCode]).toEqual(["failed", "too_many_pages"]);
+      expect(d.failureReason).toMatch(/MAX_PAGES/);
+    }
     expect(await prisma.chunk.count()).toBe(0);
     expect(await queueDepth(stack.sqs, stack.queueUrls.small.url)).toBe(0);
   });

@@ -158,6 +158,10 @@ export function createSplitter(opts: SplitterOptions): Splitter {
 
   async function splitLarge(msg: LargeDocMessage, ctx: HandlerContext): Promise<void> {
     await runStage("split-large", msg, ctx, {}, async (dir, log) => {
+      if (msg.pageCount !== undefined && msg.pageCount > maxPages) {
+        // Counted by the orchestrator already: no need to download gigabytes to refuse it.
+        throw new PermanentError("too_many_pages", `${msg.pageCount} pages is over MAX_PAGES ${maxPages}`);
+      }
       await advance(msg.documentId, ["queued", "classified"], "splitting");
       const src = join(dir, "source.pdf");
       const bytes = await downloadToFile(s3, msg.bucket, msg.key, src);
@@ -171,7 +175,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       const send = batcher(smallProducer);
       let chunks = 0;
       // One chunk file exists at a time; splitChunks deletes it when the loop moves on.
-      for await (const chunk of splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages })) {
+      for await (const chunk of splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, maxPages })) {
         checkAborted(ctx);
         const key = chunkKey(msg, chunk.first, chunk.last);
         await uploadFile(s3, workBucket, key, chunk.path, "application/pdf");
@@ -206,7 +210,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
           `s3://${msg.bucket}/${msg.key} has ${pageCount} pages, the message names pages ${msg.firstPage}-${msg.lastPage}`);
       }
       const send = batcher(singlePageProducer);
-      for await (const piece of splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1 })) {
+      for await (const piece of splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages })) {
         checkAborted(ctx);
         // Page numbers are the original document's: a chunk of pages 731-740 yields pages 731..740.
         const pageNumber = msg.firstPage + piece.first - 1;
