@@ -236,4 +236,21 @@ describe("a small batch end to end", () => {
     expect(batch).toMatchObject({ state: "completed", documentCount: 0, skippedCount: 1 });
     expect(batch.completedAt).not.toBeNull();
   });
+
+  it("completes a batch whose documents all finished before its listing ended", async ({ stack, prisma, makeApp }) => {
+    await upload(stack);
+    // The pipeline is faster than the listing: every document is done by the time its page is sent.
+    const app = await makeApp({
+      listPageSize: 4,
+      listerHooks: {
+        afterSend: async (e) => {
+          await prisma.document.updateMany({ where: { batchId: e.batchId }, data: { state: "done", completedAt: new Date() } });
+        },
+      },
+    });
+    const res = await request(app.server).post("/batches").send({ bucket, prefixes: ["in/a/"] }).expect(202);
+    await app.lister.idle();
+    const batch = (await request(app.server).get(`/batches/${res.body.batchId}`).expect(200)).body;
+    expect(batch).toMatchObject({ state: "completed", documentCount: 7, documents: { done: 7, queued: 0 } });
+  });
 });

@@ -1,6 +1,6 @@
 import { ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client, type _Object } from "@aws-sdk/client-s3";
 import type { PrismaClient } from "@docpipe/db";
-import { coerceError, TransientError, type IngestMessage, type Logger, type QueueProducer } from "@docpipe/queue";
+import { coerceError, settleBatch, TransientError, type IngestMessage, type Logger, type QueueProducer } from "@docpipe/queue";
 import { setTimeout as delay } from "node:timers/promises";
 import { ListingError } from "./errors.js";
 import { insertPage } from "./insert-page.js";
@@ -371,37 +371,43 @@ export class BatchLister {
     return true;
   }
 
-  /** Listing is over: the batch moves on to `processing`, or straight to `completed` when nothing is left to do. */
+  /**
+   * Listing is over: the batch moves on to `processing`, then straight to `completed` when
+   * nothing is left to do (no PDFs, or every document already finished while we listed).
+   * `settleBatch` is the same conditional update the last finishing document runs, so the
+   * two may race freely.
+   */
   private async finish(batchId: string, log: Logger, stats: { pages: number; ms: number }): Promise<void> {
-    const remaining = await this.prisma.document.count({ where: { batchId, state: { notIn: ["done", "failed"] } } });
-    const now = new Date();
     const batch = await this.prisma.$transaction(async (tx) => {
       const updated = await tx.batch.updateMany({
         where: { id: batchId, state: "listing" },
-        data: remaining === 0 ? { state: "completed", listedAt: now, completedAt: now } : { state: "processing", listedAt: now },
+        data: { state: "processing", listedAt: new Date() },
       });
       if (updated.count === 0) return undefined;
-      const b = await tx.batch.findUniqueOrThrow({
-        where: { id: batchId },
-        select: { state: true, documentCount: true, skippedCount: true },
-      });
+      const b = await tx.batch.findUniqueOrThrow({ where: { id: batchId }, select: { documentCount: true, skippedCount: true } });
       await tx.auditEvent.create({
         data: {
           batchId,
           stage: "ingestion",
           outcome: "succeeded",
           workerId: this.workerId,
-          details: { event: "listing_finished", documentCount: b.documentCount, skippedCount: b.skippedCount, state: b.state },
+          details: { event: "listing_finished", documentCount: b.documentCount, skippedCount: b.skippedCount },
         },
       });
       return b;
     });
-    if (batch) {
-      log.info(
-        { state: batch.state, documents: batch.documentCount, skipped: batch.skippedCount, pagesThisRun: stats.pages, ms: stats.ms },
-        "listing finished",
-      );
-    }
+    if (!batch) return;
+    const completed = await settleBatch(this.prisma, batchId);
+    log.info(
+      {
+        state: completed ? "completed" : "processing",
+        documents: batch.documentCount,
+        skipped: batch.skippedCount,
+        pagesThisRun: stats.pages,
+        ms: stats.ms,
+      },
+      "listing finished",
+    );
   }
 
   private async markFailed(batchId: string, err: ListingError, log: Logger): Promise<void> {
