@@ -195,7 +195,7 @@ export class Services extends Construct {
       cluster: this.cluster,
       securityGroup: props.securityGroup,
       image: migrateImage(),
-      environment: commonEnv,
+      environment: dbEnv,
       secrets: dbSecrets,
       logRetentionDays: config.logRetentionDays,
     });

@@ -12,6 +12,7 @@ describe("an existing staging bucket and a SageMaker endpoint", () => {
       stagingBucketName: "acme-scans",
       sagemakerEndpointName: "Page-Scorer",
       modelRoleArn: "arn:aws:iam::123456789012:role/page-scorer",
+      modelApiKeySecretName: "docpipe/model-api-key",
       deletionProtection: "false",
     });
     if (!s.template) throw new Error(`synthesis failed: ${String(s.error)}`);
@@ -43,6 +44,13 @@ describe("an existing staging bucket and a SageMaker endpoint", () => {
     expect(JSON.stringify(resources(t, "AWS::ECS::TaskDefinition"))).toContain(
       '{"Name":"SAGEMAKER_ENDPOINT_NAME","Value":"Page-Scorer"}',
     );
+    // The API key is a container secret of the inference client only.
+    const withKey = Object.keys(resources(t, "AWS::ECS::TaskDefinition")).filter((id) =>
+      JSON.stringify(resources(t, "AWS::ECS::TaskDefinition")[id]!.Properties).includes("MODEL_AUTH_HEADER_VALUE"),
+    );
+    expect(withKey).toEqual([
+      s.stack.getLogicalId(s.stack.services.byId["inference-client"].taskDefinition.node.defaultChild as never),
+    ]);
   });
 
   it("lets the model's own role read the page images, and nothing else", () => {
