@@ -143,6 +143,8 @@ describe("lookups", () => {
     expect((await api().get(`/batches/${unknown}/documents`).expect(404)).body.error.code).toBe("batch_not_found");
     expect((await api().get(`/documents/${unknown}`).expect(404)).body.error.code).toBe("document_not_found");
     expect((await api().get("/nowhere").expect(404)).body.error.code).toBe("route_not_found");
+    expect((await api().get(`/batches/${unknown}/report`).expect(404)).body.error.code).toBe("batch_not_found");
+    expect((await api().get(`/batches/${unknown}/report?documents=yes`).expect(400)).body.error.code).toBe("validation_error");
   });
 
   it("rejects a cursor it did not issue and unknown query fields", async ({ app, stack }) => {
@@ -216,6 +218,10 @@ describe("a small batch end to end", () => {
     expect(seen).toEqual([...pdfs].sort());
     expect(pages).toBe(Math.ceil(pdfs.length / 3));
     expect((await api().get(`/batches/${batchId}/documents?state=done`).expect(200)).body).toEqual({ items: [], nextCursor: null });
+
+    const report = (await api().get(`/batches/${batchId}/report?documents=true`).expect(200)).body;
+    expect(report.documents).toEqual({ total: pdfs.length, done: 0, failed: 0, inProgress: pdfs.length, skippedNonPdf: others.length });
+    expect(report.perDocument.map((d: { key: string }) => d.key)).toEqual([...pdfs].sort());
 
     // Each document: its message's id, no pages yet, and its first audit record.
     const byKey = new Map(messages.map((m) => [m.key, m.documentId]));
