@@ -2,7 +2,8 @@ import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { GetObjectCommand, PutObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { Readable } from "node:stream";
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import {
   ChangeMessageVisibilityCommand,
   GetQueueAttributesCommand,
@@ -114,6 +115,23 @@ describe("S3 notifications", () => {
     expect(Buffer.from(await stored.Body!.transformToByteArray())).toEqual(png);
     expect(await receive(stack.sqs, stack.queueUrls.convertedImage.url, 1)).toEqual([]);
   });
+});
+
+test("a streamed upload through a default S3 client is stored as sent", async ({ stack }) => {
+  // The SDK's defaults (no checksum settings): streams go out aws-chunked with a CRC trailer.
+  const s3 = new S3Client({ region: stack.region, endpoint: stack.s3Endpoint, forcePathStyle: true, credentials: stack.credentials });
+  try {
+    const body = Buffer.from("0123456789abcdef".repeat(20_000));
+    const key = `streamed/${randomUUID()}.bin`;
+    await s3.send(
+      new PutObjectCommand({ Bucket: stack.workBucket, Key: key, Body: Readable.from([body.subarray(0, 100_000), body.subarray(100_000)]), ContentLength: body.length }),
+    );
+    const stored = await s3.send(new GetObjectCommand({ Bucket: stack.workBucket, Key: key }));
+    expect(stored.ContentLength).toBe(body.length);
+    expect(Buffer.from(await stored.Body!.transformToByteArray()).equals(body)).toBe(true);
+  } finally {
+    s3.destroy();
+  }
 });
 
 describe("databases", () => {

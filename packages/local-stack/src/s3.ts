@@ -1,23 +1,25 @@
 import { randomBytes } from "node:crypto";
 import type { EventEmitter } from "node:events";
 import fs from "node:fs/promises";
+import http from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { Logger } from "@docpipe/queue";
+import { decodeAwsChunked, isAwsChunked } from "./aws-chunked.js";
 import { LocalStackError } from "./errors.js";
 
 /** The part of s3rver (which ships no types) that the stack uses. */
 interface S3rver extends EventEmitter {
-  run(): Promise<AddressInfo>;
-  close(): Promise<void>;
+  configureBuckets(): Promise<void>;
+  /** Koa's request handler. */
+  callback(): http.RequestListener;
 }
 type S3rverConstructor = new (options: {
-  address: string;
-  port: number;
   silent: boolean;
   directory: string;
   vhostBuckets: boolean;
+  allowMismatchedSignatures: boolean;
   configureBuckets: { name: string }[];
 }) => S3rver;
 const S3rver = createRequire(import.meta.url)("s3rver") as S3rverConstructor;
@@ -106,6 +108,7 @@ export interface S3ServerOptions {
 /** s3rver on 127.0.0.1 (path-style requests) with an S3-notification bridge to SQS. */
 export class S3Server {
   readonly #server: S3rver;
+  readonly #http: http.Server;
   readonly #opts: S3ServerOptions;
   readonly #pending = new Set<Promise<void>>();
   #target: NotificationTarget | undefined;
@@ -114,13 +117,17 @@ export class S3Server {
   constructor(opts: S3ServerOptions) {
     this.#opts = opts;
     this.#server = new S3rver({
-      address: "127.0.0.1",
-      port: opts.port,
       silent: true,
       directory: opts.directory,
       vhostBuckets: false,
+      // Decoding aws-chunked bodies rewrites signed headers; credentials are still checked.
+      allowMismatchedSignatures: true,
       configureBuckets: opts.buckets.map((name) => ({ name })),
     });
+    const handle = this.#server.callback();
+    // The SDK streams uploads as aws-chunked with checksum trailers (its default since 2025);
+    // S3 decodes them, s3rver 3.7 would store the framing as part of the object.
+    this.#http = http.createServer((req, res) => handle(isAwsChunked(req) ? decodeAwsChunked(req) : req, res));
     this.#server.on("event", (event: S3rverEvent) => this.#onEvent(event));
     // Koa reports every failed request here, NoSuchKey included; those are answers, not faults.
     this.#server.on("error", (err: Error & { code?: string }) => opts.logger.debug({ err }, "s3rver request failed"));
@@ -133,8 +140,12 @@ export class S3Server {
   async start(): Promise<void> {
     await fs.mkdir(this.#opts.directory, { recursive: true });
     try {
-      const address = await this.#server.run();
-      this.#port = address.port;
+      await this.#server.configureBuckets();
+      await new Promise<void>((resolve, reject) => {
+        this.#http.once("error", reject);
+        this.#http.listen(this.#opts.port, "127.0.0.1", () => resolve());
+      });
+      this.#port = (this.#http.address() as AddressInfo).port;
     } catch (e) {
       throw new LocalStackError(`cannot start s3rver on port ${this.#opts.port}`, { cause: e });
     }
@@ -167,7 +178,11 @@ export class S3Server {
   async stop(): Promise<void> {
     this.#target = undefined;
     await Promise.all(this.#pending);
-    if (this.#port) await this.#server.close().catch(() => undefined);
+    if (this.#http.listening) {
+      const closed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
+      this.#http.closeAllConnections();
+      await closed;
+    }
     this.#port = 0;
   }
 }

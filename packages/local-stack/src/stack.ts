@@ -88,12 +88,7 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-/**
- * The variables a service reads (packages/queue `commonEnv`) to use this stack. Also sets
- * AWS_REQUEST_CHECKSUM_CALCULATION / AWS_RESPONSE_CHECKSUM_VALIDATION to WHEN_REQUIRED: the AWS
- * SDK otherwise sends aws-chunked uploads with trailing CRC32 checksums, which s3rver stores
- * verbatim (corrupting the object).
- */
+/** The variables a service reads (packages/queue `commonEnv`) to use this stack. */
 export function stackEnv(stack: Omit<LocalStack, "env">): Record<string, string> {
   return {
     DATABASE_URL: stack.databaseUrl,
@@ -102,8 +97,6 @@ export function stackEnv(stack: Omit<LocalStack, "env">): Record<string, string>
     AWS_ENDPOINT_URL_SQS: stack.sqsEndpoint,
     AWS_ACCESS_KEY_ID: stack.credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: stack.credentials.secretAccessKey,
-    AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
-    AWS_RESPONSE_CHECKSUM_VALIDATION: "WHEN_REQUIRED",
     S3_FORCE_PATH_STYLE: "true",
     QUEUE_PREFIX: stack.queuePrefix,
     WORK_BUCKET: stack.workBucket,
@@ -239,8 +232,6 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
       endpoint: s3Server.endpoint,
       forcePathStyle: true,
       credentials,
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
     });
     clients.sqs = new SQSClient({ region, endpoint: sqsServer.endpoint, credentials });
     const queueUrls = await createQueues(clients.sqs, queuePrefix);
