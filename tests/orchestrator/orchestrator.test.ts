@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PrismaClient } from "@docpipe/db";
@@ -124,7 +124,8 @@ describe("chunking orchestrator", () => {
     // A document whose source vanished between listing and classification.
     const [gone] = (await createDocuments(prisma, bucket, ["bad/gone.pdf"])).documents;
     await producer.send([{ version: 1, batchId, documentId: gone!.id, bucket, key: gone!.key }]);
-    startOrchestrator(stack, prisma);
+    const tmpDir = await mkdtemp(join(corpusDir, "tmp-"));
+    startOrchestrator(stack, prisma, { tmpDir });
 
     const dead = await receiveMessages(stack.sqs, stack.queueUrls.ingest.dlqUrl, 5);
     expect(dead).toHaveLength(5);
@@ -161,8 +162,9 @@ describe("chunking orchestrator", () => {
         ["dead_lettered", 1, code],
       ]);
     }
-    // Nothing was routed anywhere.
+    // Nothing was routed anywhere, and no download was left behind.
     for (const q of ["large", "small", "singlePage"] as const) expect(await queueDepth(stack.sqs, stack.queueUrls[q].url)).toBe(0);
+    expect(await readdir(tmpDir)).toEqual([]);
   });
 
   test("handles a redelivered message without a second page row or a regressed document", async ({ stack, prisma }) => {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
@@ -218,7 +218,8 @@ describe("splitter, small role", () => {
       { version: 1, batchId: corrupt.batchId, documentId: corrupt.documentId, bucket: corrupt.bucket, key: corrupt.key, firstPage: 1, lastPage: 3 },
       { version: 1, batchId: short.batchId, documentId: short.documentId, bucket: short.bucket, key: short.key, firstPage: 1, lastPage: 10 },
     ]);
-    startSplitter(stack, prisma, "small");
+    const tmpDir = await mkdtemp(join(dir, "tmp-"));
+    startSplitter(stack, prisma, "small", { tmpDir });
     const dead = await receiveMessages(stack.sqs, stack.queueUrls.small.dlqUrl, 2);
     expect(dead.map((m) => m.MessageAttributes?.[deadLetterAttributes.attempt]?.StringValue)).toEqual(["1", "1"]);
     const docs = await prisma.document.findMany({ orderBy: { key: "asc" } });
@@ -228,6 +229,7 @@ describe("splitter, small role", () => {
     ]);
     expect(await prisma.page.count()).toBe(0);
     expect(await queueDepth(stack.sqs, stack.queueUrls.singlePage.url)).toBe(0);
+    expect(await readdir(tmpDir)).toEqual([]);
   });
 });
 
@@ -236,8 +238,9 @@ describe("splitter, both roles", () => {
     const doc = await stage(stack, prisma, "in/medium.pdf", medium.path, "large", 25);
     const largeMessage = { version: 1 as const, batchId: doc.batchId, documentId: doc.documentId, bucket: doc.bucket, key: doc.key, size: doc.size, pageCount: 25 };
     await largeProducer(stack).send([largeMessage]);
-    startSplitter(stack, prisma, "large");
-    startSplitter(stack, prisma, "small");
+    const tmpDir = await mkdtemp(join(dir, "tmp-"));
+    startSplitter(stack, prisma, "large", { tmpDir });
+    startSplitter(stack, prisma, "small", { tmpDir });
 
     const first = await receiveBodies<SinglePageMessage>(stack.sqs, stack.queueUrls.singlePage.url, 25, 120_000);
     expect(first.map((m) => m.pageNumber).sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
@@ -263,5 +266,7 @@ describe("splitter, both roles", () => {
     expect((await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } })).state).toBe("inferring");
     const audit = await prisma.auditEvent.findMany({ where: { documentId: doc.documentId, stage: "split-large" } });
     expect(audit.map((e) => e.outcome).sort()).toEqual(["started", "started", "succeeded", "succeeded"]);
+    // Sources, chunks and pages were all removed once uploaded.
+    expect(await readdir(tmpDir)).toEqual([]);
   });
 });

@@ -122,7 +122,6 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     const startedAt = Date.now();
     const log = Object.keys(details).length > 0 ? ctx.logger.child(details) : ctx.logger;
     const ids = { batchId: msg.batchId, documentId: msg.documentId, attempt: ctx.attempt, messageId: ctx.messageId };
-    let dir: string | undefined;
     try {
       const doc = await prisma.document.findUnique({ where: { id: msg.documentId }, select: { state: true } });
       if (!doc) throw new PermanentError("document_missing", `document ${msg.documentId} not found`);
@@ -132,8 +131,14 @@ export function createSplitter(opts: SplitterOptions): Splitter {
         return;
       }
       await audit.record({ stage, outcome: "started", ...ids, details });
-      dir = await mkdtemp(join(tmpRoot, `docpipe-${stage}-`));
-      const result = await work(dir, log);
+      const dir = await mkdtemp(join(tmpRoot, `docpipe-${stage}-`));
+      let result: object;
+      try {
+        result = await work(dir, log);
+      } finally {
+        // Gone before the outcome is recorded: a finished stage leaves nothing on disk.
+        await rm(dir, { recursive: true, force: true });
+      }
       await audit.record({ stage, outcome: "succeeded", ...ids, durationMs: Date.now() - startedAt, details: { ...details, ...result } });
     } catch (e) {
       const err = toStageError(e);
@@ -141,8 +146,6 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       await audit.record({ stage, outcome: "failed", ...ids, durationMs: Date.now() - startedAt, errorCode: err.code,
         errorMessage: err instanceof PermanentError ? failureReason(err) : err.message, details });
       throw err;
-    } finally {
-      if (dir) await rm(dir, { recursive: true, force: true });
     }
   }
 
