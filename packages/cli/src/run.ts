@@ -65,7 +65,17 @@ export async function runFolder(opts: RunOptions): Promise<RunResult> {
   if (!stat?.isDirectory()) throw new Error(`${opts.folder} is not a folder`);
 
   out.write(`starting the local stack and the pipeline…\n`);
-  const stack = await startStack({ name: opts.stackName ?? "docpipe", ephemeral: false, logger: opts.logger });
+  // Ctrl-C stops the services first and the stack after them, not the stack under running services.
+  const interrupted = new AbortController();
+  const onSignal = () => interrupted.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const stack = await startStack({
+    name: opts.stackName ?? "docpipe",
+    ephemeral: false,
+    handleSignals: false,
+    logger: opts.logger,
+  });
   try {
     const pipeline = await startPipeline({ stack, logger: opts.logger, ...(opts.dpi !== undefined && { dpi: opts.dpi }) });
     try {
@@ -78,7 +88,13 @@ export async function runFolder(opts: RunOptions): Promise<RunResult> {
         prefixes: [prefix],
         label: opts.label ?? path.basename(folder),
       });
-      const status = await watchBatch(api, batchId, { out, pollMs: opts.pollMs ?? 500, timeoutMs: opts.timeoutMs });
+      const status = await watchBatch(api, batchId, {
+        out,
+        pollMs: opts.pollMs ?? 500,
+        timeoutMs: opts.timeoutMs,
+        signal: interrupted.signal,
+      });
+      if (interrupted.signal.aborted) out.write(`\ninterrupted: stopping; the batch stays in the database as it is\n`);
       const completed = status.state === "completed";
       const report = await api.report(batchId, opts.reportJson !== undefined);
       out.write(`\n${formatReport(report)}\n`);
@@ -97,6 +113,8 @@ export async function runFolder(opts: RunOptions): Promise<RunResult> {
     }
   } finally {
     await stack.stop();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
 }
 
@@ -104,15 +122,16 @@ export async function runFolder(opts: RunOptions): Promise<RunResult> {
 export async function watchBatch(
   api: ApiClient,
   batchId: string,
-  opts: { out?: NodeJS.WriteStream; pollMs?: number; timeoutMs?: number | undefined },
+  opts: { out?: NodeJS.WriteStream; pollMs?: number; timeoutMs?: number | undefined; signal?: AbortSignal },
 ): Promise<BatchStatus> {
   const view = new ProgressView(opts.out);
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   for (;;) {
     const status = await api.status(batchId);
     const finished = status.state === "completed" || status.state === "failed";
-    view.update(status, finished || Date.now() >= deadline);
-    if (finished || Date.now() >= deadline) return status;
+    const giveUp = Date.now() >= deadline || opts.signal?.aborted === true;
+    view.update(status, finished || giveUp);
+    if (finished || giveUp) return status;
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
   }
 }
