@@ -100,7 +100,8 @@ export const deployables: readonly Deployable[] = [
     readsStaging: true,
     readsWork: ["pages"],
     writesWork: ["images"],
-    concurrencyEnv: "CONCURRENCY",
+    // One render thread per vCPU; the converter takes as many pages as it has threads.
+    concurrencyEnv: "RENDER_THREADS",
   },
   {
     id: "inference-client",

@@ -478,6 +478,7 @@ describe("services", () => {
     expect(env("splitter-large").ROLE).toBe("large");
     expect(env("splitter-small").ROLE).toBe("small");
     expect(env("inference-client").MODEL_URL).toBe("https://model.example.com/invocations");
+    expect(env("page-converter").RENDER_THREADS).toBe(String(s.config.sizes["page-converter"].concurrency));
     expect(env("ingestion").QUEUE_PREFIX).toBe(prefix);
   });
 
