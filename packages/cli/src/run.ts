@@ -11,7 +11,7 @@ export interface RunOptions {
   folder: string;
   logger: Logger;
   label?: string;
-  /** Where to write the report as JSON, with one entry per document. */
+  /** Where to write the report as JSON, with one entry per document (its `sourcePath` in the folder, state, counts, failure). */
   reportJson?: string;
   /** Local stack name: its data (Postgres, S3) stays under .local/<name> for Prisma Studio. @defaultValue "docpipe" */
   stackName?: string;
@@ -104,7 +104,12 @@ export async function runFolder(opts: RunOptions): Promise<RunResult> {
           `Audit trail: pnpm studio (Prisma Studio on this run's database)\n`,
       );
       if (opts.reportJson) {
-        await fs.writeFile(opts.reportJson, `${JSON.stringify(report, null, 2)}\n`);
+        // The report names S3 keys under this run's prefix; a person looks for the file in their folder.
+        const perDocument = report.perDocument?.map((d) => ({
+          sourcePath: path.join(folder, ...d.key.slice(prefix.length).split("/")),
+          ...d,
+        }));
+        await fs.writeFile(opts.reportJson, `${JSON.stringify({ ...report, ...(perDocument && { perDocument }) }, null, 2)}\n`);
         out.write(`report written to ${opts.reportJson}\n`);
       }
       return { batchId, completed, report };
