@@ -9,10 +9,11 @@ import { runFolder, watchBatch } from "./run.js";
 const USAGE = `usage: docpipe <command> [options]
 
 commands:
-  run <folder> [--report-json FILE] [--label L] [--dpi N] [--strict]
+  run <folder> [--report-json FILE] [--label L] [--dpi N] [--strict] [--stack NAME]
         start the local stack and every service, process every PDF under <folder>,
         print the report and stop. Exit 0 when the batch completed (failed documents are
         listed in the report; with --strict they make the exit status 3).
+        --stack NAME names the local stack (its data stays under .local/NAME; default docpipe).
   submit --bucket B --prefix P [--prefix P2 ...] [--label L] [--watch]
         submit a batch to a running ingestion API ($DOCPIPE_API_URL).
   status <batch-id>     live progress per stage until the batch is done.
@@ -33,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       "report-json": { type: "string" },
       label: { type: "string" },
+      stack: { type: "string" },
       dpi: { type: "string" },
       strict: { type: "boolean" },
       bucket: { type: "string" },
@@ -59,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
         folder: fromCwd(folder),
         logger,
         ...(values.label !== undefined && { label: values.label }),
+        ...(values.stack !== undefined && { stackName: values.stack }),
         ...(values["report-json"] !== undefined && { reportJson: fromCwd(values["report-json"]) }),
         ...(dpi !== undefined && { dpi }),
       });
