@@ -1,0 +1,152 @@
+// `docpipe run <folder>`: a person's folder of files, through runFolder and through the real
+// command line, checked against what was written into the folder.
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { promisify } from "node:util";
+import { LOCAL_DIR, REPO_ROOT } from "@docpipe/local-stack";
+import { generatePdf, PAGE_SIZES, type CorpusPageSpec } from "@docpipe/pdf";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import type { BatchReport } from "../../packages/cli/src/api.js";
+import { runFolder } from "../../packages/cli/src/run.js";
+import { captureOut, testLogger } from "./support.js";
+
+const DPI = 60;
+/**
+ * Stacks of their own, never "docpipe" (a person's `pnpm start`): runFolder keeps a named
+ * stack's data under .local/<name>, so each is removed before and after.
+ */
+const STACKS = { inProcess: "e2e-cli-run", child: "e2e-cli-main" };
+
+interface ExpectedDocument {
+  state: "done" | "failed";
+  pageCount: number | null;
+  pngCount: number;
+  resultCount: number;
+  failureCode: string | null;
+  failureReason: string | null | ReturnType<typeof expect.stringContaining>;
+}
+
+const letter = (rotate: 0 | 90 | 180 | 270, content: CorpusPageSpec["content"]): CorpusPageSpec => ({
+  widthPt: PAGE_SIZES.letter[0],
+  heightPt: PAGE_SIZES.letter[1],
+  rotate,
+  content,
+});
+
+let dir: string;
+/** Per path relative to the folder, what the report must say about it. */
+const truth: Record<string, ExpectedDocument> = {};
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "docpipe-e2e-cli-"));
+  const pdf = async (rel: string, pages: CorpusPageSpec[]) => {
+    await mkdir(dirname(join(dir, rel)), { recursive: true });
+    const f = await generatePdf(join(dir, rel), pages);
+    const n = f.pageCount;
+    truth[rel] = { state: "done", pageCount: n, pngCount: n, resultCount: n, failureCode: null, failureReason: null };
+  };
+  await pdf("three.pdf", [letter(0, "text"), letter(90, "blank"), letter(180, "image")]);
+  await pdf("twelve.pdf", Array.from({ length: 12 }, (_, i) => letter(i % 2 ? 0 : 270, i % 3 ? "mixed" : "text")));
+  await pdf("scans/2024/one.pdf", [{ widthPt: PAGE_SIZES.a4[0], heightPt: PAGE_SIZES.a4[1], rotate: 90, content: "mixed" }]);
+  // Named like a PDF, is not one: a failed document with a reason, not a crash or a hang.
+  await writeFile(join(dir, "scans/fake.pdf"), "Dear customer, please find attached...\n");
+  truth["scans/fake.pdf"] = {
+    state: "failed",
+    pageCount: null,
+    pngCount: 0,
+    resultCount: 0,
+    failureCode: "not_pdf",
+    failureReason: expect.stringContaining("not a PDF"),
+  };
+  // Not a PDF by name: skipped and counted, never a document.
+  await writeFile(join(dir, "notes.txt"), "shopping list\n");
+  await Promise.all(Object.values(STACKS).map(removeStack));
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(Object.values(STACKS).map(removeStack));
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function removeStack(name: string): Promise<void> {
+  return rm(join(LOCAL_DIR, name), { recursive: true, force: true });
+}
+
+/** The report JSON's per-document entries, keyed by path relative to the folder, checked to carry the local path. */
+function byRelativePath(report: BatchReport & { perDocument?: { key: string; sourcePath?: string }[] }): Record<string, unknown> {
+  const docs = report.perDocument ?? [];
+  const prefix = /^runs\/[^/]+\//.exec(docs[0]?.key ?? "")?.[0];
+  expect(prefix, "keys are under runs/<run>/").toBeDefined();
+  return Object.fromEntries(
+    docs.map((d) => {
+      expect(d.key.startsWith(prefix!)).toBe(true);
+      const rel = d.key.slice(prefix!.length);
+      expect(d.sourcePath).toBe(join(dir, rel));
+      const { state, pageCount, pngCount, resultCount, failureCode, failureReason } = d as unknown as ExpectedDocument;
+      return [rel, { state, pageCount, pngCount, resultCount, failureCode, failureReason }];
+    }),
+  );
+}
+
+function expectTotals(report: BatchReport): void {
+  const docs = Object.values(truth);
+  const totalPages = docs.reduce((s, d) => s + (d.pageCount ?? 0), 0);
+  expect(report).toMatchObject({
+    state: "completed",
+    documents: { total: docs.length, done: docs.length - 1, failed: 1, inProgress: 0, skippedNonPdf: 1 },
+    pages: { total: totalPages, rendered: totalPages, withResults: totalPages, failed: 0 },
+    failures: [{ code: "not_pdf", documents: 1, reason: expect.stringContaining("not a PDF") }],
+  });
+  expect(report.features.find((f) => f.feature === "blank")).toMatchObject({ pages: 1, documentsWith: 1 });
+}
+
+describe("docpipe run", () => {
+  test("runFolder processes the folder, reports every document and writes the JSON", { timeout: 150_000 }, async () => {
+    const reportJson = join(dir, "..", `${STACKS.inProcess}-${process.pid}.json`);
+    const { out, text } = captureOut();
+    try {
+      const result = await runFolder({
+        folder: dir,
+        logger: testLogger(),
+        stackName: STACKS.inProcess,
+        reportJson,
+        dpi: DPI,
+        timeoutMs: 120_000,
+        pollMs: 250,
+        out,
+      });
+      // Completed even though one document failed: the failure is reported, not an abort.
+      expect(result.completed).toBe(true);
+      expectTotals(result.report);
+      const json = JSON.parse(await readFile(reportJson, "utf8")) as BatchReport;
+      expect(json.batchId).toBe(result.batchId);
+      expectTotals(json);
+      expect(byRelativePath(json)).toEqual(truth);
+      expect(text()).toContain(`Batch ${result.batchId}`);
+      expect(text()).toContain(`report written to ${reportJson}`);
+    } finally {
+      await rm(reportJson, { force: true });
+    }
+  });
+
+  test("the docpipe command exits 0 on a completed batch and writes the same JSON", { timeout: 150_000 }, async () => {
+    const reportJson = join(dir, "..", `${STACKS.child}-${process.pid}.json`);
+    try {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ["--conditions=@docpipe/source", "--import", "tsx", "packages/cli/src/main.ts", "run", dir,
+          "--report-json", reportJson, "--stack", STACKS.child, "--dpi", String(DPI)],
+        { cwd: REPO_ROOT, timeout: 140_000, env: { ...process.env, LOG_LEVEL: "error" }, maxBuffer: 16 * 1024 * 1024 },
+      );
+      // execFile rejects on a non-zero exit status, so reaching here means exit code 0.
+      const json = JSON.parse(await readFile(reportJson, "utf8")) as BatchReport;
+      expectTotals(json);
+      expect(byRelativePath(json)).toEqual(truth);
+      expect(stdout).toContain(`Batch ${json.batchId}`);
+    } finally {
+      await rm(reportJson, { force: true });
+    }
+  });
+});
