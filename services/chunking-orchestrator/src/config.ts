@@ -20,6 +20,12 @@ export const configSchema = commonEnv.extend({
   CONCURRENCY: positiveInt("CONCURRENCY", 4),
   /** Where sources under the size limit are downloaded to be opened; defaults to the OS temp dir. */
   TMP_DIR: z.string().min(1).optional(),
+  /** How long a received message stays hidden from other workers (extended while it runs); defaults to the queue's. */
+  VISIBILITY_TIMEOUT_SECONDS: z.coerce
+    .number({ error: "VISIBILITY_TIMEOUT_SECONDS must be a positive integer" })
+    .int("VISIBILITY_TIMEOUT_SECONDS must be a positive integer")
+    .positive("VISIBILITY_TIMEOUT_SECONDS must be a positive integer")
+    .optional(),
 });
 export type OrchestratorConfig = z.infer<typeof configSchema>;
 

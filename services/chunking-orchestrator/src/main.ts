@@ -17,6 +17,7 @@ async function main(): Promise<void> {
       maxPages: config.MAX_PAGES,
       concurrency: config.CONCURRENCY,
       ...(config.TMP_DIR ? { tmpDir: config.TMP_DIR } : {}),
+      ...(config.VISIBILITY_TIMEOUT_SECONDS ? { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS } : {}),
     });
     orchestrator.start();
     logger.info("chunking orchestrator started");

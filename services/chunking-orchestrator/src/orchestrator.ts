@@ -44,6 +44,8 @@ export interface OrchestratorOptions {
   tmpDir?: string;
   /** Passed to the worker; tests shorten it. */
   waitTimeSeconds?: number;
+  /** Visibility given on receive and on every heartbeat. @defaultValue the ingest queue's, from the catalog (60) */
+  visibilityTimeoutSeconds?: number;
 }
 
 export interface Orchestrator {
@@ -182,7 +184,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     onDeadLetter: (msg, error, ctx) => recordDeadLetter({ prisma, audit }, STAGE, msg, error, ctx),
     maxReceiveCount: queues.ingest.maxReceiveCount,
     concurrency: opts.concurrency ?? 4,
-    visibilityTimeoutSeconds: queues.ingest.visibilityTimeoutSeconds,
+    visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? queues.ingest.visibilityTimeoutSeconds,
     logger,
     ...(opts.waitTimeSeconds !== undefined ? { waitTimeSeconds: opts.waitTimeSeconds } : {}),
   });

@@ -26,6 +26,8 @@ const configSchema = commonEnv
     BREAKER_FAILURE_THRESHOLD: int("BREAKER_FAILURE_THRESHOLD", 5, 1),
     BREAKER_COOLDOWN_MS: int("BREAKER_COOLDOWN_MS", 30_000, 0),
     WORKER_CONCURRENCY: int("WORKER_CONCURRENCY", 0, 0),
+    /** How long a received message stays hidden from other workers (extended while it runs); 0 = the queue's. */
+    VISIBILITY_TIMEOUT_SECONDS: int("VISIBILITY_TIMEOUT_SECONDS", 0, 0),
   })
   .refine((c) => c.MODEL_URL !== undefined || c.SAGEMAKER_ENDPOINT_NAME !== undefined, {
     message: "set MODEL_URL (HTTP endpoint) or SAGEMAKER_ENDPOINT_NAME (InvokeEndpoint)",

@@ -22,6 +22,7 @@ async function main(): Promise<void> {
       breakerFailureThreshold: config.BREAKER_FAILURE_THRESHOLD,
       breakerCooldownMs: config.BREAKER_COOLDOWN_MS,
       ...(config.WORKER_CONCURRENCY > 0 && { workerConcurrency: config.WORKER_CONCURRENCY }),
+      ...(config.VISIBILITY_TIMEOUT_SECONDS > 0 && { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS }),
       logger,
     });
     service.start();

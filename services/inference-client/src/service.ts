@@ -41,6 +41,8 @@ export interface InferenceClientOptions extends ProtectionOptions {
   stopTimeoutSeconds?: number;
   /** Long-poll wait of the worker. @defaultValue 20 */
   waitTimeSeconds?: number;
+  /** Visibility given on receive and on every heartbeat. @defaultValue the converted-image queue's, from the catalog (120) */
+  visibilityTimeoutSeconds?: number;
   /** Worker id in audit records. @defaultValue `inference-client/<pid>` */
   workerId?: string;
   logger?: Logger;
@@ -177,7 +179,7 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
     sqs: opts.sqs,
     parse: parseS3Event,
     concurrency: opts.workerConcurrency ?? 2 * client.semaphore.limit,
-    visibilityTimeoutSeconds: spec.visibilityTimeoutSeconds,
+    visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? spec.visibilityTimeoutSeconds,
     maxReceiveCount: spec.maxReceiveCount,
     ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
     logger,

@@ -15,6 +15,8 @@ const configSchema = commonEnv.extend({
   RENDER_TIMEOUT_ATTEMPTS: int("RENDER_TIMEOUT_ATTEMPTS", 2, 1),
   RENDER_THREADS: int("RENDER_THREADS", 0, 0),
   TMP_DIR: z.string().min(1).optional(),
+  /** How long a received message stays hidden from other workers (extended while it runs); 0 = the queue's. */
+  VISIBILITY_TIMEOUT_SECONDS: int("VISIBILITY_TIMEOUT_SECONDS", 0, 0),
 });
 
 export type PageConverterConfig = z.infer<typeof configSchema>;

@@ -58,6 +58,8 @@ export interface PageConverterOptions {
   stopTimeoutSeconds?: number;
   /** Long-poll wait of the worker. @defaultValue 20 */
   waitTimeSeconds?: number;
+  /** Visibility given on receive and on every heartbeat. @defaultValue the single-page queue's, from the catalog (120) */
+  visibilityTimeoutSeconds?: number;
   /** Worker id in audit records. @defaultValue `page-converter/<pid>` */
   workerId?: string;
   logger?: Logger;
@@ -220,7 +222,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
       });
     },
     concurrency: opts.concurrency ?? pool.size,
-    visibilityTimeoutSeconds: spec.visibilityTimeoutSeconds,
+    visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? spec.visibilityTimeoutSeconds,
     maxReceiveCount: spec.maxReceiveCount,
     ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
     logger,

@@ -20,6 +20,8 @@ export const configSchema = commonEnv.extend({
   CONCURRENCY: positiveInt("CONCURRENCY").optional(),
   /** How often the worker extends a message's visibility while a split runs; defaults to the worker's. */
   HEARTBEAT_SECONDS: positiveInt("HEARTBEAT_SECONDS").optional(),
+  /** How long a received message stays hidden from other workers (extended while it runs); defaults to the queue's. */
+  VISIBILITY_TIMEOUT_SECONDS: positiveInt("VISIBILITY_TIMEOUT_SECONDS").optional(),
   /** Where sources and pieces are written while a message is worked on; defaults to the OS temp dir. */
   TMP_DIR: z.string().min(1).optional(),
 });

@@ -19,6 +19,7 @@ async function main(): Promise<void> {
       maxPages: config.MAX_PAGES,
       ...(config.CONCURRENCY ? { concurrency: config.CONCURRENCY } : {}),
       ...(config.HEARTBEAT_SECONDS ? { heartbeatSeconds: config.HEARTBEAT_SECONDS } : {}),
+      ...(config.VISIBILITY_TIMEOUT_SECONDS ? { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS } : {}),
       ...(config.TMP_DIR ? { tmpDir: config.TMP_DIR } : {}),
     });
     splitter.start();
