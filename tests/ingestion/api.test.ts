@@ -5,9 +5,7 @@ import request from "supertest";
 import { buildApp, type AppOptions, type IngestionApp } from "../../services/ingestion/src/index.js";
 import { describe, expect, test as stackTest } from "../fixtures/index.js";
 import { drainIngestQueue, pdfKeys, putObjects } from "./helpers.js";
-import { installS3rverDesShim } from "./s3rver-des-shim.js";
 
-installS3rverDesShim();
 const logger = createLogger({ service: "ingestion-test", level: "warn" });
 
 /** The local stack per file, a database per test, and the ingestion app on that database. */

@@ -14,14 +14,12 @@ import { createLogger } from "@docpipe/queue";
 import request from "supertest";
 import { buildApp } from "../../services/ingestion/src/index.js";
 import { pdfKeys, putObjects } from "./helpers.js";
-import { installS3rverDesShim } from "./s3rver-des-shim.js";
 
 const n = Number(process.env.INGEST_BENCH_N ?? 10_000);
 const perPrefix = 1_000;
 const logger = createLogger({ service: "bench-enqueue", level: process.env.LOG_LEVEL ?? "info" });
 
 async function main(): Promise<void> {
-  installS3rverDesShim();
   const stack = await start({ buckets: ["bench-inbox"] });
   try {
     const prefixes = Array.from({ length: Math.ceil(n / perPrefix) }, (_, i) => `bench/${String(i).padStart(4, "0")}/`);
