@@ -162,6 +162,8 @@ describe("chunking orchestrator", () => {
         ["dead_lettered", 1, code],
       ]);
     }
+    // Every document of the batch failed: the last one to fail completed the batch.
+    expect(await prisma.batch.findUniqueOrThrow({ where: { id: batchId } })).toMatchObject({ state: "completed" });
     // Nothing was routed anywhere, and no download was left behind.
     for (const q of ["large", "small", "singlePage"] as const) expect(await queueDepth(stack.sqs, stack.queueUrls[q].url)).toBe(0);
     expect(await readdir(tmpDir)).toEqual([]);

@@ -1,7 +1,7 @@
 import { PdfError } from "@docpipe/pdf";
-import { PermanentError, S3Error, S3ObjectNotFoundError, TransientError } from "@docpipe/queue";
 import { describe, expect, it } from "vitest";
-import { failureReason, toStageError } from "./errors.js";
+import { PermanentError, S3Error, S3ObjectNotFoundError, TransientError } from "./errors.js";
+import { failureReason, toStageError } from "./failure.js";
 
 describe("toStageError", () => {
   it("keeps a PDF's permanence: bad bytes dead-letter, a timeout retries", () => {

@@ -39,3 +39,11 @@ export { parseS3Event, decodeS3Key, type S3Event, type S3EventRecord } from "./s
 export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptions } from "./audit.js";
 export { commonEnv, loadEnv, ConfigError, createAwsClients, type CommonEnv } from "./config.js";
 export { failDocument, completeDocumentIfFinished, settleBatch } from "./documents.js";
+export {
+  failureReason,
+  toStageError,
+  recordDeadLetter,
+  recordPageDeadLetter,
+  recordPoison,
+  type FailureDeps,
+} from "./failure.js";

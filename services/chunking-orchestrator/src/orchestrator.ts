@@ -13,16 +13,18 @@ import {
   createLogger,
   createWorker,
   downloadToFile,
+  failureReason,
   queues,
+  recordDeadLetter,
+  recordPoison,
   toS3Error,
+  toStageError,
   type HandlerContext,
   type Logger,
   type QueueKey,
   type QueueUrls,
 } from "@docpipe/queue";
 import { classByPageCount, defaultThresholds, isLargeBySize } from "./classify.js";
-import { failureReason, toStageError } from "./errors.js";
-import { recordDeadLetter, recordPoison } from "./failure.js";
 
 export interface OrchestratorOptions {
   sqs: SQSClient;

@@ -6,11 +6,13 @@ import {
   coerceError,
   createWorker,
   errorCode,
-  failDocument,
+  failureReason,
   parseImageKey,
   parseS3Event,
   PermanentError,
   queues,
+  recordPageDeadLetter,
+  recordPoison,
   TransientError,
   type HandlerContext,
   type Logger,
@@ -64,7 +66,7 @@ export interface InferenceClient {
   status(): InferenceClientStatus;
 }
 
-const STAGE = "inference";
+const STAGE = "inference" as const;
 /** Grace period on stop while the breaker holds pages: enough for a probe in progress to land. */
 const HELD_RELEASE_MS = 1_000;
 
@@ -150,26 +152,23 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
     }
   }
 
-  async function recordDeadLetter(event: S3Event, error: PermanentError, ctx: HandlerContext): Promise<void> {
+  async function onDeadLetter(event: S3Event, error: PermanentError, ctx: HandlerContext): Promise<void> {
     const key = error.ids.key;
     const record = event.kind === "records" ? (event.records.find((r) => r.key === key) ?? event.records[0]) : undefined;
     const ref = record ? parseImageKey(record.key) : undefined;
+    if (ref) {
+      // A page that will never get a result keeps its document from done: fail both, with the reason.
+      await recordPageDeadLetter({ prisma, audit }, STAGE, ref, error, ctx, { failFrom: ["pending", "rendered", "failed"] });
+      return;
+    }
     await audit.record({
       stage: STAGE,
       outcome: "dead_lettered",
-      ...(ref && { batchId: ref.batchId, documentId: ref.documentId, pageNumber: ref.pageNumber }),
       attempt: ctx.attempt,
       messageId: ctx.messageId,
       errorCode: error.code,
-      errorMessage: error.message,
+      errorMessage: failureReason(error),
     });
-    if (!ref || error.code === "unknown_document") return;
-    await prisma.page.updateMany({
-      where: { documentId: ref.documentId, pageNumber: ref.pageNumber, state: { not: "done" } },
-      data: { state: "failed", failureCode: error.code, failureReason: error.message },
-    });
-    // A page that will never get a result keeps its document from done: fail it, with the reason.
-    await failDocument(prisma, ref, { code: `inference_${error.code}`, reason: `page ${ref.pageNumber}: ${error.message}` });
   }
 
   const worker = createWorker<S3Event>({
@@ -192,18 +191,8 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
       // S3 sends one record per event; several are handled in turn.
       for (const record of event.records) await handleRecord(record, ctx, signal);
     },
-    onPoison: async (info) => {
-      await audit.record({
-        stage: STAGE,
-        outcome: "dead_lettered",
-        attempt: info.attempt,
-        messageId: info.messageId,
-        errorCode: errorCode(info.error),
-        errorMessage: info.error.message,
-        details: { bytes: Buffer.byteLength(info.body) },
-      });
-    },
-    onDeadLetter: recordDeadLetter,
+    onPoison: (info) => recordPoison(audit, STAGE, info),
+    onDeadLetter,
   });
 
   return {

@@ -11,10 +11,11 @@ import {
   createWorker,
   downloadToFile,
   errorCode,
-  failDocument,
   imageKey,
   PermanentError,
   queues,
+  recordPageDeadLetter,
+  recordPoison,
   SinglePageMessage,
   TransientError,
   uploadFile,
@@ -70,7 +71,7 @@ export interface PageConverter {
   stop(): Promise<void>;
 }
 
-const STAGE = "convert";
+const STAGE = "convert" as const;
 
 /** Builds the page converter: single-page queue → mupdf render on a thread pool → PNG in S3 → Page row. */
 export function createPageConverter(opts: PageConverterOptions): PageConverter {
@@ -180,28 +181,6 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     }
   }
 
-  async function onDeadLetter(msg: SinglePageMessage, error: PermanentError, ctx: HandlerContext): Promise<void> {
-    await audit.record({
-      stage: STAGE,
-      outcome: "dead_lettered",
-      batchId: msg.batchId,
-      documentId: msg.documentId,
-      pageNumber: msg.pageNumber,
-      attempt: ctx.attempt,
-      messageId: ctx.messageId,
-      errorCode: error.code,
-      errorMessage: error.message,
-    });
-    if (error.code === "unknown_document") return;
-    await prisma.page.updateMany({
-      where: { documentId: msg.documentId, pageNumber: msg.pageNumber, state: { in: ["pending", "failed"] } },
-      data: { state: "failed", failureCode: error.code, failureReason: error.message },
-    });
-    // The page will never have an image, so its document can never be done: fail it with the
-    // reason (which also completes the batch if this was its last open document).
-    await failDocument(prisma, msg, { code: `convert_${error.code}`, reason: `page ${msg.pageNumber}: ${error.message}` });
-  }
-
   const worker = createWorker<SinglePageMessage>({
     name: workerId,
     queueUrl: opts.queueUrls.singlePage.url,
@@ -209,18 +188,9 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     sqs: opts.sqs,
     parse: (body) => SinglePageMessage.parse(body),
     handle,
-    onDeadLetter,
-    onPoison: async (info) => {
-      await audit.record({
-        stage: STAGE,
-        outcome: "dead_lettered",
-        attempt: info.attempt,
-        messageId: info.messageId,
-        errorCode: errorCode(info.error),
-        errorMessage: info.error.message,
-        details: { bytes: Buffer.byteLength(info.body) },
-      });
-    },
+    // A rendered page has its PNG, so only a page still waiting for one fails.
+    onDeadLetter: (msg, error, ctx) => recordPageDeadLetter({ prisma, audit }, STAGE, msg, error, ctx, { failFrom: ["pending", "failed"] }),
+    onPoison: (info) => recordPoison(audit, STAGE, info),
     concurrency: opts.concurrency ?? pool.size,
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? spec.visibilityTimeoutSeconds,
     maxReceiveCount: spec.maxReceiveCount,

@@ -16,8 +16,12 @@ import {
   createLogger,
   createWorker,
   downloadToFile,
+  failureReason,
   pageKey,
   queues,
+  recordDeadLetter,
+  recordPoison,
+  toStageError,
   uploadFile,
   type HandlerContext,
   type Logger,
@@ -25,8 +29,6 @@ import {
   type QueueUrls,
   type Stage,
 } from "@docpipe/queue";
-import { failureReason, toStageError } from "./errors.js";
-import { recordDeadLetter, recordPoison } from "./failure.js";
 
 export type SplitterRole = "large" | "small";
 
