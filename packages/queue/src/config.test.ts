@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { commonEnv, ConfigError, loadEnv } from "./config.js";
+import { commonEnv, ConfigError, intEnv, loadEnv } from "./config.js";
 
 describe("loadEnv", () => {
   it("names each bad variable and how to fix it", () => {
@@ -20,5 +20,25 @@ describe("loadEnv", () => {
       S3_FORCE_PATH_STYLE: "true",
     });
     expect(env).toMatchObject({ AWS_REGION: "us-east-1", S3_FORCE_PATH_STYLE: true, DPI: 150, QUEUE_PREFIX: "" });
+  });
+});
+
+describe("intEnv", () => {
+  const schema = z.object({
+    PORT: intEnv("PORT", { min: 1, max: 65_535, default: 8080 }),
+    THREADS: intEnv("THREADS", { min: 0 }),
+  });
+
+  it("coerces the string, applies the default, and leaves an optional one unset", () => {
+    expect(loadEnv(schema, {})).toEqual({ PORT: 8080 });
+    expect(loadEnv(schema, { PORT: "9000", THREADS: "0" })).toEqual({ PORT: 9000, THREADS: 0 });
+  });
+
+  it("names the variable and the bound it broke", () => {
+    expect(() => loadEnv(schema, { PORT: "0" })).toThrow(/PORT: PORT must be at least 1/);
+    expect(() => loadEnv(schema, { PORT: "70000" })).toThrow(/PORT must be at most 65535/);
+    expect(() => loadEnv(schema, { PORT: "1.5" })).toThrow(/PORT must be a whole number/);
+    expect(() => loadEnv(schema, { THREADS: "many" })).toThrow(/THREADS must be a whole number/);
+    expect(() => loadEnv(schema, { THREADS: "-1" })).toThrow(/THREADS must be at least 0/);
   });
 });

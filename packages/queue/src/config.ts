@@ -24,6 +24,32 @@ export const commonEnv = z.object({
 });
 export type CommonEnv = z.infer<typeof commonEnv>;
 
+/** Bounds and default of an {@link intEnv} variable. */
+export interface IntEnvOptions {
+  /** Smallest value allowed. @defaultValue 0 */
+  min?: number;
+  /** Largest value allowed. @defaultValue no limit */
+  max?: number;
+  /** Value when the variable is unset. @defaultValue none: the variable is optional (`undefined`) */
+  default?: number;
+}
+
+/**
+ * A whole-number variable, coerced from its string, for a service's schema. Each message names
+ * the variable and what it must be: `must be a whole number`, `must be at least 1`, `must be at most 64`.
+ */
+export function intEnv(name: string, opts: IntEnvOptions & { default: number }): z.ZodDefault<z.ZodCoercedNumber>;
+export function intEnv(name: string, opts?: IntEnvOptions): z.ZodOptional<z.ZodCoercedNumber>;
+export function intEnv(name: string, opts: IntEnvOptions = {}): z.ZodDefault<z.ZodCoercedNumber> | z.ZodOptional<z.ZodCoercedNumber> {
+  const min = opts.min ?? 0;
+  let n = z.coerce
+    .number({ error: `${name} must be a whole number` })
+    .int(`${name} must be a whole number`)
+    .min(min, `${name} must be at least ${min}`);
+  if (opts.max !== undefined) n = n.max(opts.max, `${name} must be at most ${opts.max}`);
+  return opts.default === undefined ? n.optional() : n.default(opts.default);
+}
+
 /** Thrown by loadEnv with one line per bad variable, naming it and how to fix it. */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";

@@ -37,7 +37,7 @@ export {
 export { downloadToFile, uploadFile, toS3Error } from "./s3.js";
 export { parseS3Event, decodeS3Key, type S3Event, type S3EventRecord } from "./s3-events.js";
 export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptions } from "./audit.js";
-export { commonEnv, loadEnv, ConfigError, createAwsClients, type CommonEnv } from "./config.js";
+export { commonEnv, loadEnv, intEnv, ConfigError, createAwsClients, type CommonEnv, type IntEnvOptions } from "./config.js";
 export { failDocument, completeDocumentIfFinished, settleBatch } from "./documents.js";
 export {
   failureReason,

@@ -18,7 +18,7 @@ describe("orchestrator config", () => {
       LARGE_SIZE_BYTES: 1_048_576,
       LARGE_PAGE_COUNT: 20,
     });
-    expect(() => loadConfig({ ...base, LARGE_PAGE_COUNT: "-3" })).toThrow(/LARGE_PAGE_COUNT must be a positive integer/);
+    expect(() => loadConfig({ ...base, LARGE_PAGE_COUNT: "-3" })).toThrow(/LARGE_PAGE_COUNT must be at least 1/);
     expect(() => loadConfig({ ...base, LARGE_SIZE_BYTES: "ten megs" })).toThrow(/LARGE_SIZE_BYTES/);
   });
 });

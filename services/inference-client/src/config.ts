@@ -1,14 +1,7 @@
 import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
-import { commonEnv, loadEnv } from "@docpipe/queue";
+import { commonEnv, intEnv, loadEnv } from "@docpipe/queue";
 import { z } from "zod";
 import { HttpModelInvoker, SageMakerModelInvoker, type ModelInvoker } from "./model/invoker.js";
-
-const int = (name: string, def: number, min = 0) =>
-  z.coerce
-    .number({ error: `${name} must be a number` })
-    .int(`${name} must be a whole number`)
-    .min(min, `${name} must be at least ${min}`)
-    .default(def);
 
 const configSchema = commonEnv
   .extend({
@@ -16,18 +9,18 @@ const configSchema = commonEnv
     MODEL_AUTH_HEADER_NAME: z.string().min(1).default("x-api-key"),
     MODEL_AUTH_HEADER_VALUE: z.string().min(1).optional(),
     SAGEMAKER_ENDPOINT_NAME: z.string().min(1).optional(),
-    MODEL_TIMEOUT_MS: int("MODEL_TIMEOUT_MS", 30_000, 1),
-    MODEL_MAX_CONCURRENCY: int("MODEL_MAX_CONCURRENCY", 4, 1),
+    MODEL_TIMEOUT_MS: intEnv("MODEL_TIMEOUT_MS", { min: 1, default: 30_000 }),
+    MODEL_MAX_CONCURRENCY: intEnv("MODEL_MAX_CONCURRENCY", { min: 1, default: 4 }),
     MODEL_RATE_PER_SECOND: z.coerce.number({ error: "MODEL_RATE_PER_SECOND must be a number (0 = no limit)" }).min(0).default(20),
-    MODEL_BURST: int("MODEL_BURST", 10, 1),
-    MODEL_MAX_ATTEMPTS: int("MODEL_MAX_ATTEMPTS", 5, 1),
-    MODEL_RETRY_BASE_MS: int("MODEL_RETRY_BASE_MS", 200, 1),
-    MODEL_RETRY_CAP_MS: int("MODEL_RETRY_CAP_MS", 10_000, 1),
-    BREAKER_FAILURE_THRESHOLD: int("BREAKER_FAILURE_THRESHOLD", 5, 1),
-    BREAKER_COOLDOWN_MS: int("BREAKER_COOLDOWN_MS", 30_000, 0),
-    WORKER_CONCURRENCY: int("WORKER_CONCURRENCY", 0, 0),
+    MODEL_BURST: intEnv("MODEL_BURST", { min: 1, default: 10 }),
+    MODEL_MAX_ATTEMPTS: intEnv("MODEL_MAX_ATTEMPTS", { min: 1, default: 5 }),
+    MODEL_RETRY_BASE_MS: intEnv("MODEL_RETRY_BASE_MS", { min: 1, default: 200 }),
+    MODEL_RETRY_CAP_MS: intEnv("MODEL_RETRY_CAP_MS", { min: 1, default: 10_000 }),
+    BREAKER_FAILURE_THRESHOLD: intEnv("BREAKER_FAILURE_THRESHOLD", { min: 1, default: 5 }),
+    BREAKER_COOLDOWN_MS: intEnv("BREAKER_COOLDOWN_MS", { min: 0, default: 30_000 }),
+    WORKER_CONCURRENCY: intEnv("WORKER_CONCURRENCY", { min: 0, default: 0 }),
     /** How long a received message stays hidden from other workers (extended while it runs); 0 = the queue's. */
-    VISIBILITY_TIMEOUT_SECONDS: int("VISIBILITY_TIMEOUT_SECONDS", 0, 0),
+    VISIBILITY_TIMEOUT_SECONDS: intEnv("VISIBILITY_TIMEOUT_SECONDS", { min: 0, default: 0 }),
   })
   .refine((c) => c.MODEL_URL !== undefined || c.SAGEMAKER_ENDPOINT_NAME !== undefined, {
     message: "set MODEL_URL (HTTP endpoint) or SAGEMAKER_ENDPOINT_NAME (InvokeEndpoint)",

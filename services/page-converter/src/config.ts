@@ -1,22 +1,15 @@
-import { commonEnv, loadEnv } from "@docpipe/queue";
+import { commonEnv, intEnv, loadEnv } from "@docpipe/queue";
 import { z } from "zod";
 
-const int = (name: string, def: number, min: number) =>
-  z.coerce
-    .number({ error: `${name} must be a number` })
-    .int(`${name} must be a whole number`)
-    .min(min, `${name} must be at least ${min}`)
-    .default(def);
-
 const configSchema = commonEnv.extend({
-  DPI: int("DPI", 150, 1),
-  MAX_PIXELS: int("MAX_PIXELS", 50_000_000, 1),
-  RENDER_TIMEOUT_MS: int("RENDER_TIMEOUT_MS", 60_000, 100),
-  RENDER_TIMEOUT_ATTEMPTS: int("RENDER_TIMEOUT_ATTEMPTS", 2, 1),
-  RENDER_THREADS: int("RENDER_THREADS", 0, 0),
+  DPI: intEnv("DPI", { min: 1, default: 150 }),
+  MAX_PIXELS: intEnv("MAX_PIXELS", { min: 1, default: 50_000_000 }),
+  RENDER_TIMEOUT_MS: intEnv("RENDER_TIMEOUT_MS", { min: 100, default: 60_000 }),
+  RENDER_TIMEOUT_ATTEMPTS: intEnv("RENDER_TIMEOUT_ATTEMPTS", { min: 1, default: 2 }),
+  RENDER_THREADS: intEnv("RENDER_THREADS", { min: 0, default: 0 }),
   TMP_DIR: z.string().min(1).optional(),
   /** How long a received message stays hidden from other workers (extended while it runs); 0 = the queue's. */
-  VISIBILITY_TIMEOUT_SECONDS: int("VISIBILITY_TIMEOUT_SECONDS", 0, 0),
+  VISIBILITY_TIMEOUT_SECONDS: intEnv("VISIBILITY_TIMEOUT_SECONDS", { min: 0, default: 0 }),
 });
 
 export type PageConverterConfig = z.infer<typeof configSchema>;

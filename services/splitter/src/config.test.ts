@@ -17,7 +17,7 @@ describe("splitter config", () => {
 
   it("parses numbers and rejects nonsense naming the variable", () => {
     expect(loadConfig({ ...base, ROLE: "small", CHUNK_PAGES: "5", CONCURRENCY: "3" })).toMatchObject({ CHUNK_PAGES: 5, CONCURRENCY: 3 });
-    expect(() => loadConfig({ ...base, ROLE: "small", CHUNK_PAGES: "0" })).toThrow(/CHUNK_PAGES must be a positive integer/);
+    expect(() => loadConfig({ ...base, ROLE: "small", CHUNK_PAGES: "0" })).toThrow(/CHUNK_PAGES must be at least 1/);
     expect(() => loadConfig({ ...base, ROLE: "small", MAX_PAGES: "lots" })).toThrow(/MAX_PAGES/);
   });
 });

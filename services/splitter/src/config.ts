@@ -1,11 +1,5 @@
-import { commonEnv, loadEnv } from "@docpipe/queue";
+import { commonEnv, intEnv, loadEnv } from "@docpipe/queue";
 import { z } from "zod";
-
-const positiveInt = (name: string) =>
-  z.coerce
-    .number({ error: `${name} must be a positive integer` })
-    .int(`${name} must be a positive integer`)
-    .positive(`${name} must be a positive integer`);
 
 /** The splitter's environment: one image, two deployments told apart by ROLE. */
 export const configSchema = commonEnv.extend({
@@ -13,15 +7,15 @@ export const configSchema = commonEnv.extend({
     error: "ROLE is required: large (large queue → ≤CHUNK_PAGES chunks) or small (small queue → single pages)",
   }),
   /** Pages per chunk written by the large role. */
-  CHUNK_PAGES: positiveInt("CHUNK_PAGES").default(10),
+  CHUNK_PAGES: intEnv("CHUNK_PAGES", { min: 1, default: 10 }),
   /** A document with more pages than this fails as too_many_pages. */
-  MAX_PAGES: positiveInt("MAX_PAGES").default(100_000),
+  MAX_PAGES: intEnv("MAX_PAGES", { min: 1, default: 100_000 }),
   /** Messages handled at once; defaults to 1 for the large role (disk and memory) and 2 for the small one. */
-  CONCURRENCY: positiveInt("CONCURRENCY").optional(),
+  CONCURRENCY: intEnv("CONCURRENCY", { min: 1 }),
   /** How often the worker extends a message's visibility while a split runs; defaults to the worker's. */
-  HEARTBEAT_SECONDS: positiveInt("HEARTBEAT_SECONDS").optional(),
+  HEARTBEAT_SECONDS: intEnv("HEARTBEAT_SECONDS", { min: 1 }),
   /** How long a received message stays hidden from other workers (extended while it runs); defaults to the queue's. */
-  VISIBILITY_TIMEOUT_SECONDS: positiveInt("VISIBILITY_TIMEOUT_SECONDS").optional(),
+  VISIBILITY_TIMEOUT_SECONDS: intEnv("VISIBILITY_TIMEOUT_SECONDS", { min: 1 }),
   /** Where sources and pieces are written while a message is worked on; defaults to the OS temp dir. */
   TMP_DIR: z.string().min(1).optional(),
 });
