@@ -234,6 +234,8 @@ test("every page of a generated corpus becomes one PNG of the right size and one
     return {
       ingestion: of("ingestion").length,
       classify: of("classify").length,
+      // Over the size limit the orchestrator must not open the file, so it cannot know the page count.
+      classifiedPageCount: of("classify").map((e) => (e.details as { pageCount: number | null }).pageCount),
       splitLarge: of("split-large").length,
       splitSmall: of("split-small")
         .map((e) => e.details as { firstPage: number; lastPage: number })
@@ -253,6 +255,7 @@ test("every page of a generated corpus becomes one PNG of the right size and one
           {
             ingestion: 1,
             classify: 1,
+            classifiedPageCount: [d.file.sizeBytes > LARGE_BYTES ? null : n],
             splitLarge: cls === "large" ? 1 : 0,
             splitSmall: cls === "large" ? chunkRanges(n) : cls === "small" ? [`1-${n}`] : [],
             convert: range(n),
