@@ -21,6 +21,10 @@ export const commonEnv = z.object({
   QUEUE_PREFIX: z.string().default(""),
   WORK_BUCKET: z.string({ error: "WORK_BUCKET is required: the bucket for chunks, pages and PNGs" }).min(3),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Static credentials (the local stand-ins); unset on AWS, where the task role's are used. */
+  AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  AWS_SESSION_TOKEN: z.string().min(1).optional(),
 });
 export type CommonEnv = z.infer<typeof commonEnv>;
 
@@ -65,14 +69,28 @@ export function loadEnv<S extends z.ZodType>(schema: S, env: Record<string, stri
 
 /** AWS SDK clients for the configured endpoints (local stand-ins or AWS). */
 export function createAwsClients(env: CommonEnv): { s3: S3Client; sqs: SQSClient } {
+  // Passed on explicitly so that an `env` other than process.env (a test's) is honoured too;
+  // the SDK's default chain would read the same variables from process.env only.
+  const credentials =
+    env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+      ? {
+          credentials: {
+            accessKeyId: env.AWS_ACCESS_KEY_ID,
+            secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+            ...(env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }),
+          },
+        }
+      : {};
   return {
     s3: new S3Client({
       region: env.AWS_REGION,
       forcePathStyle: env.S3_FORCE_PATH_STYLE,
+      ...credentials,
       ...(env.AWS_ENDPOINT_URL_S3 ? { endpoint: env.AWS_ENDPOINT_URL_S3 } : {}),
     }),
     sqs: new SQSClient({
       region: env.AWS_REGION,
+      ...credentials,
       ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
     }),
   };

@@ -39,6 +39,7 @@ export { parseS3Event, decodeS3Key, type S3Event, type S3EventRecord } from "./s
 export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptions } from "./audit.js";
 export { commonEnv, loadEnv, intEnv, ConfigError, createAwsClients, type CommonEnv, type IntEnvOptions } from "./config.js";
 export { failDocument, completeDocumentIfFinished, settleBatch } from "./documents.js";
+export { runService, type RunServiceOptions, type RunnableService, type ServiceDeps } from "./run-service.js";
 export {
   failureReason,
   toStageError,

@@ -1,18 +1,15 @@
-import { createPrisma } from "@docpipe/db";
-import { createAwsClients, createLogger, resolveQueueUrls } from "@docpipe/queue";
+import { runService } from "@docpipe/queue";
 import { buildModelInvoker, loadConfig } from "./config.js";
 import { createInferenceClient } from "./service.js";
 
-async function main(): Promise<void> {
-  const config = loadConfig(process.env);
-  const logger = createLogger({ service: "inference-client", level: config.LOG_LEVEL });
-  const { sqs } = createAwsClients(config);
-  const prisma = createPrisma({ databaseUrl: config.DATABASE_URL });
-  try {
-    const service = createInferenceClient({
+runService({
+  name: "inference-client",
+  loadConfig,
+  build: ({ config, sqs, prisma, queueUrls, logger }) =>
+    createInferenceClient({
       sqs,
       prisma,
-      queueUrls: await resolveQueueUrls(sqs, config.QUEUE_PREFIX),
+      queueUrls,
       model: buildModelInvoker(config),
       maxConcurrency: config.MODEL_MAX_CONCURRENCY,
       ratePerSecond: config.MODEL_RATE_PER_SECOND,
@@ -24,21 +21,5 @@ async function main(): Promise<void> {
       ...(config.WORKER_CONCURRENCY > 0 && { workerConcurrency: config.WORKER_CONCURRENCY }),
       ...(config.VISIBILITY_TIMEOUT_SECONDS > 0 && { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS }),
       logger,
-    });
-    service.start();
-    await new Promise<void>((resolve) => {
-      process.once("SIGTERM", resolve);
-      process.once("SIGINT", resolve);
-    });
-    logger.info("stopping");
-    await service.stop();
-  } finally {
-    await prisma.$disconnect();
-    sqs.destroy();
-  }
-}
-
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+    }),
+}).catch(() => process.exit(1));
