@@ -1,18 +1,24 @@
 // `docpipe run <folder>`: a person's folder of files, through runFolder and through the real
 // command line, checked against what was written into the folder.
 import { execFile } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
 import { LOCAL_DIR, REPO_ROOT } from "@docpipe/local-stack";
-import { generatePdf, PAGE_SIZES, type CorpusPageSpec } from "@docpipe/pdf";
+import { generatePdf, openPdf, PAGE_SIZES, type CorpusPageSpec } from "@docpipe/pdf";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { BatchReport } from "../../packages/cli/src/api.js";
 import { runFolder } from "../../packages/cli/src/run.js";
 import { captureOut, testLogger } from "./support.js";
 
 const DPI = 60;
+
+/** The JSON `docpipe run --report-json` writes: the report, each document with the file it came from. */
+type RunReportJson = Omit<BatchReport, "perDocument"> & {
+  perDocument?: (NonNullable<BatchReport["perDocument"]>[number] & { sourcePath?: string })[];
+};
 /**
  * Stacks of their own, never "docpipe" (a person's `pnpm start`): runFolder keeps a named
  * stack's data under .local/<name>, so each is removed before and after.
@@ -74,8 +80,8 @@ function removeStack(name: string): Promise<void> {
   return rm(join(LOCAL_DIR, name), { recursive: true, force: true });
 }
 
-/** The report JSON's per-document entries, keyed by path relative to the folder, checked to carry the local path. */
-function byRelativePath(report: BatchReport & { perDocument?: { key: string; sourcePath?: string }[] }): Record<string, unknown> {
+/** The report JSON's per-document entries, keyed by path relative to `folder`, checked to carry the file's path there. */
+function byRelativePath(folder: string, report: RunReportJson): Record<string, unknown> {
   const docs = report.perDocument ?? [];
   const prefix = /^runs\/[^/]+\//.exec(docs[0]?.key ?? "")?.[0];
   expect(prefix, "keys are under runs/<run>/").toBeDefined();
@@ -83,23 +89,59 @@ function byRelativePath(report: BatchReport & { perDocument?: { key: string; sou
     docs.map((d) => {
       expect(d.key.startsWith(prefix!)).toBe(true);
       const rel = d.key.slice(prefix!.length);
-      expect(d.sourcePath).toBe(join(dir, rel));
-      const { state, pageCount, pngCount, resultCount, failureCode, failureReason } = d as unknown as ExpectedDocument;
+      expect(d.sourcePath).toBe(join(folder, rel));
+      const { state, pageCount, pngCount, resultCount, failureCode, failureReason } = d;
       return [rel, { state, pageCount, pngCount, resultCount, failureCode, failureReason }];
     }),
   );
 }
 
-function expectTotals(report: BatchReport): void {
-  const docs = Object.values(truth);
-  const totalPages = docs.reduce((s, d) => s + (d.pageCount ?? 0), 0);
+/** The report's counts against the truth: every page of every PDF scored, one non-PDF skipped. */
+function expectTotals(report: Omit<BatchReport, "perDocument">, docs: Record<string, ExpectedDocument>, blankPages: number): void {
+  const all = Object.values(docs);
+  const failed = all.filter((d) => d.state === "failed");
+  const totalPages = all.reduce((s, d) => s + (d.pageCount ?? 0), 0);
   expect(report).toMatchObject({
     state: "completed",
-    documents: { total: docs.length, done: docs.length - 1, failed: 1, inProgress: 0, skippedNonPdf: 1 },
+    documents: { total: all.length, done: all.length - failed.length, failed: failed.length, inProgress: 0, skippedNonPdf: 1 },
     pages: { total: totalPages, rendered: totalPages, withResults: totalPages, failed: 0 },
-    failures: [{ code: "not_pdf", documents: 1, reason: expect.stringContaining("not a PDF") }],
+    failures: failed.map((d) => ({ code: d.failureCode, documents: 1, reason: d.failureReason })),
   });
-  expect(report.features.find((f) => f.feature === "blank")).toMatchObject({ pages: 1, documentsWith: 1 });
+  expect(report.features.find((f) => f.feature === "blank")?.pages ?? 0).toBe(blankPages);
+  expect(report.features.find((f) => f.feature === "ink")?.pages ?? 0).toBe(totalPages - blankPages);
+}
+
+/**
+ * What the bundled samples hold, read with mupdf rather than taken from the pipeline: pages per
+ * PDF, and pages with no text at all (every generated page but a blank one carries a label).
+ */
+function samplesTruth(folder: string): { docs: Record<string, ExpectedDocument>; blankPages: number } {
+  const docs: Record<string, ExpectedDocument> = {};
+  let blankPages = 0;
+  const files = readdirSync(folder, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".pdf")).sort();
+  for (const rel of files) {
+    const doc = openPdf(join(folder, rel));
+    try {
+      const n = doc.countPages();
+      for (let i = 0; i < n; i++) {
+        const page = doc.loadPage(i);
+        try {
+          const text = page.toStructuredText("");
+          try {
+            if (text.asText().trim() === "") blankPages++;
+          } finally {
+            text.destroy();
+          }
+        } finally {
+          page.destroy();
+        }
+      }
+      docs[rel.split(sep).join("/")] = { state: "done", pageCount: n, pngCount: n, resultCount: n, failureCode: null, failureReason: null };
+    } finally {
+      doc.destroy();
+    }
+  }
+  return { docs, blankPages };
 }
 
 describe("docpipe run", () => {
@@ -119,11 +161,11 @@ describe("docpipe run", () => {
       });
       // Completed even though one document failed: the failure is reported, not an abort.
       expect(result.completed).toBe(true);
-      expectTotals(result.report);
-      const json = JSON.parse(await readFile(reportJson, "utf8")) as BatchReport;
+      expectTotals(result.report, truth, 1);
+      const json = JSON.parse(await readFile(reportJson, "utf8")) as RunReportJson;
       expect(json.batchId).toBe(result.batchId);
-      expectTotals(json);
-      expect(byRelativePath(json)).toEqual(truth);
+      expectTotals(json, truth, 1);
+      expect(byRelativePath(dir, json)).toEqual(truth);
       expect(text()).toContain(`Batch ${result.batchId}`);
       expect(text()).toContain(`report written to ${reportJson}`);
     } finally {
@@ -131,19 +173,24 @@ describe("docpipe run", () => {
     }
   });
 
-  test("the docpipe command exits 0 on a completed batch and writes the same JSON", { timeout: 150_000 }, async () => {
+  test("the docpipe command on the bundled samples (pnpm start's batch) exits 0 with every page scored once", { timeout: 150_000 }, async () => {
+    const samples = join(REPO_ROOT, "samples");
+    const expected = samplesTruth(samples);
+    expect(expected.blankPages).toBeGreaterThan(0);
     const reportJson = join(dir, "..", `${STACKS.child}-${process.pid}.json`);
+    // Relative paths are resolved against INIT_CWD (where a person typed pnpm); these are absolute anyway.
+    const { INIT_CWD: _, ...env } = process.env;
     try {
       const { stdout } = await promisify(execFile)(
         process.execPath,
-        ["--conditions=@docpipe/source", "--import", "tsx", "packages/cli/src/main.ts", "run", dir,
+        ["--conditions=@docpipe/source", "--import", "tsx", "packages/cli/src/main.ts", "run", samples,
           "--report-json", reportJson, "--stack", STACKS.child, "--dpi", String(DPI)],
-        { cwd: REPO_ROOT, timeout: 140_000, env: { ...process.env, LOG_LEVEL: "error" }, maxBuffer: 16 * 1024 * 1024 },
+        { cwd: REPO_ROOT, timeout: 140_000, env: { ...env, LOG_LEVEL: "error" }, maxBuffer: 16 * 1024 * 1024 },
       );
       // execFile rejects on a non-zero exit status, so reaching here means exit code 0.
-      const json = JSON.parse(await readFile(reportJson, "utf8")) as BatchReport;
-      expectTotals(json);
-      expect(byRelativePath(json)).toEqual(truth);
+      const json = JSON.parse(await readFile(reportJson, "utf8")) as RunReportJson;
+      expectTotals(json, expected.docs, expected.blankPages);
+      expect(byRelativePath(samples, json)).toEqual(expected.docs);
       expect(stdout).toContain(`Batch ${json.batchId}`);
     } finally {
       await rm(reportJson, { force: true });
