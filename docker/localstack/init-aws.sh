@@ -15,6 +15,7 @@ create_queue large 300 3
 create_queue small 120 5
 create_queue single-page 120 5
 create_queue converted-image 120 8
+create_queue parked 300 100
 
 awslocal s3 mb s3://docpipe-staging
 awslocal s3 mb s3://docpipe-work

@@ -118,7 +118,8 @@ export const deployables: readonly Deployable[] = [
     package: "failsafe",
     consumes: "dead-letter",
     // Replays go back to the queue they came from; a full break-down re-enters as pages.
-    produces: ["ingest", "large", "small", "singlePage", "convertedImage"],
+    // What it gives up on is parked for a person.
+    produces: ["ingest", "large", "small", "singlePage", "convertedImage", "parked"],
     readsStaging: true,
     readsWork: ["chunks", "pages", "images"],
     writesWork: ["chunks", "pages", "images"],
@@ -233,7 +234,10 @@ export class Services extends Construct {
 
       if (isWorker) {
         const consumed =
-          d.consumes === "dead-letter" ? queues.all.map((q) => q.dlq) : d.consumes.map((k) => queues.byKey[k].queue);
+          d.consumes === "dead-letter"
+            ? // The parked queue is read by people, not the failsafe; its DLQ never feeds it work.
+              queues.all.filter((q) => q.key !== "parked").map((q) => q.dlq)
+            : d.consumes.map((k) => queues.byKey[k].queue);
         scaling[d.id] = new QueueScaling(this, `${d.id}-scaling`, {
           cluster: this.cluster,
           service: svc.service,

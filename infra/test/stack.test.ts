@@ -220,7 +220,7 @@ describe("autoscaling", () => {
   };
   const consumedQueueIds = (id: ServiceId): string[] =>
     id === "failsafe"
-      ? s.stack.queues.all.map((q) => logicalId(q.dlq))
+      ? s.stack.queues.all.filter((q) => q.key !== "parked").map((q) => logicalId(q.dlq))
       : s.stack.queues.all
           .filter((q) =>
             ({

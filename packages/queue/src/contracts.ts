@@ -79,6 +79,12 @@ export const queues = {
   singlePage: { name: "single-page", visibilityTimeoutSeconds: 120, maxReceiveCount: 5 },
   /** Receives S3 object-created notifications for the images prefix, not our own messages. */
   convertedImage: { name: "converted-image", visibilityTimeoutSeconds: 120, maxReceiveCount: 8 },
+  /**
+   * Messages the failsafe gave up on, parked for a person (who reads them, then redrives them
+   * with `docpipe redrive parked --to <queue>` or deletes them). No service consumes it; the
+   * receive count is high so that looking at a message does not move it on to its DLQ.
+   */
+  parked: { name: "parked", visibilityTimeoutSeconds: 300, maxReceiveCount: 100 },
 } as const satisfies Record<string, QueueSpec>;
 
 export type QueueKey = keyof typeof queues;

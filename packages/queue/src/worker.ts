@@ -22,6 +22,8 @@ export interface HandlerContext {
    * found the message no longer ours. Long handlers should pass it on to what they wait for.
    */
   signal: AbortSignal;
+  /** The SQS message as received, with its attributes (e.g. for `readDeadLetterInfo`); never log its body. */
+  message: Message;
 }
 
 export interface PoisonInfo {
@@ -313,7 +315,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     }
 
     log = childLogger(log, messageIds(value));
-    const ctx: HandlerContext = { messageId, attempt, logger: log, signal: job.controller.signal };
+    const ctx: HandlerContext = { messageId, attempt, logger: log, signal: job.controller.signal, message: m };
     try {
       await opts.handle(value, ctx);
     } catch (e) {
