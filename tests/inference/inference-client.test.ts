@@ -50,10 +50,6 @@ function harness({ stack, prisma, model }: { stack: LocalStack; prisma: PrismaCl
       return await fn();
     } finally {
       await client.stop();
-      // A stopped worker aborts its long poll, but the SQS stand-in keeps serving it: it would
-      // hand the next message to a closed connection, where it waits out its visibility
-      // timeout. The poll ends after waitTimeSeconds (1 s); let it.
-      await sleep(1_200);
     }
   }
 
@@ -188,7 +184,6 @@ describe("inference client against the reference model", () => {
       const t0 = Date.now();
       await client.stop();
       stopMs = Date.now() - t0;
-      await sleep(1_200);
     }
     // Not the 25 s grace period, nor the 60 s cool-down: held pages are released, not waited for.
     expect(stopMs).toBeLessThan(5_000);

@@ -76,6 +76,25 @@ describe("queues", () => {
     const dead = await receive(stack.sqs, dlqUrl);
     expect(dead.map((m) => m.Body)).toEqual([body]);
   });
+
+  test("a long poll whose client hung up ends there and takes no message", async ({ stack }) => {
+    const { url } = stack.queueUrls.small;
+    // A worker stopping: it aborts its open long poll.
+    const hangUp = new AbortController();
+    const poll = stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 10 }), { abortSignal: hangUp.signal });
+    for (let i = 0; i < 100 && stack.openReceiveRequests() === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    hangUp.abort();
+    await expect(poll).rejects.toThrow();
+    for (let i = 0; i < 100 && stack.openReceiveRequests() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+
+    // Had the stand-in kept polling for the closed connection, it would take this message and
+    // hide it for the queue's visibility timeout (120 s).
+    const body = JSON.stringify({ probe: randomUUID() });
+    await stack.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }));
+    const [message] = await receive(stack.sqs, url, 2);
+    expect(message?.Body).toBe(body);
+    expect(Number(message?.Attributes?.ApproximateReceiveCount)).toBe(1);
+  });
 });
 
 describe("S3 notifications", () => {

@@ -8,7 +8,7 @@ import { createLogger, deadLetterAttributes, QueueProducer } from "@docpipe/queu
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { createOrchestrator, type Orchestrator, type OrchestratorOptions } from "../../services/chunking-orchestrator/src/index.js";
 import { describe, expect, test } from "../fixtures/index.js";
-import { createDocuments, settleAbortedPolls, TEST_WAIT_TIME_SECONDS, putObject, queueDepth, receiveBodies, receiveMessages, waitFor } from "./support.js";
+import { createDocuments, TEST_WAIT_TIME_SECONDS, putObject, queueDepth, receiveBodies, receiveMessages, waitFor } from "./support.js";
 
 let corpus: Corpus;
 let corpusDir: string;
@@ -32,7 +32,6 @@ afterAll(async () => {
 // Before the fixture's teardown, which fails a test that leaves a worker polling.
 afterEach(async () => {
   await Promise.all(running.splice(0).map((o) => o.stop({ timeoutMs: 10_000 })));
-  await settleAbortedPolls();
 });
 
 /** Starts an orchestrator on this test's database; afterEach stops it. */

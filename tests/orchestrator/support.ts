@@ -104,12 +104,3 @@ export async function createDocuments(
 
 /** The worker long-polls this long in tests (`waitTimeSeconds`). */
 export const TEST_WAIT_TIME_SECONDS = 1;
-
-/**
- * Waits out the long poll a stopped worker aborted. local-aws-sqs keeps answering an aborted
- * ReceiveMessage on its side until its wait time ends, and hides the messages it takes then
- * for their visibility timeout, so the next test's messages would turn up a minute late.
- */
-export async function settleAbortedPolls(): Promise<void> {
-  await new Promise((r) => setTimeout(r, TEST_WAIT_TIME_SECONDS * 1000 + 200));
-}

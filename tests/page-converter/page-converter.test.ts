@@ -9,7 +9,7 @@ import { createPageConverter, type PageConverter, type PageConverterOptions } fr
 import { generatePdf, RenderPool, type CorpusPageSpec } from "@docpipe/pdf";
 import { createLogger, imageKey, pageKey, type SinglePageMessage } from "@docpipe/queue";
 import { describe, expect, test as stackTest } from "../fixtures/index.js";
-import { queueDepth, sleep, waitFor } from "../inference/helpers.js";
+import { queueDepth, waitFor } from "../inference/helpers.js";
 
 /** The shared stack fixtures plus, per file, one render pool and a scratch directory. */
 const test = stackTest.extend<{ $file: { pool: RenderPool; dir: string } }>({
@@ -70,10 +70,6 @@ function harness({ stack, prisma, pool, dir }: { stack: LocalStack; prisma: Pris
       return await fn();
     } finally {
       await service.stop();
-      // A stopped worker aborts its long poll, but the SQS stand-in keeps serving it: it would
-      // hand the next message to a closed connection, where it waits out its visibility
-      // timeout. The poll ends after waitTimeSeconds (1 s); let it.
-      await sleep(1_200);
     }
   }
 

@@ -15,7 +15,6 @@ import {
   queueDepth,
   receiveBodies,
   receiveMessages,
-  settleAbortedPolls,
   TEST_WAIT_TIME_SECONDS,
   waitFor,
 } from "../orchestrator/support.js";
@@ -57,7 +56,6 @@ afterAll(async () => {
 // Before the fixture's teardown, which fails a test that leaves a worker polling.
 afterEach(async () => {
   await Promise.all(running.splice(0).map((s) => s.stop({ timeoutMs: 10_000 })));
-  await settleAbortedPolls();
 });
 
 /** Starts a splitter on this test's database; afterEach stops it. */
