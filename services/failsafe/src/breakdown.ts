@@ -1,0 +1,173 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { classByPageCount, isLargeBySize, type ClassifyThresholds } from "@docpipe/chunking-orchestrator";
+import type { PrismaClient } from "@docpipe/db";
+import { inspectPdf, PdfError, splitChunks, type RenderPool, type RenderResult } from "@docpipe/pdf";
+import {
+  coerceError,
+  downloadToFile,
+  failureReason,
+  imageKey,
+  pageKey,
+  PermanentError,
+  TransientError,
+  uploadFile,
+  type AuditWriter,
+  type DocumentRef,
+  type Logger,
+} from "@docpipe/queue";
+import { recordPageFailed, recordPageRendered, recordPageSplit } from "./records.js";
+
+/** A file in S3 to break down to pages and PNGs, and how its pages map onto the document. */
+export interface BreakdownJob extends DocumentRef {
+  bucket: string;
+  key: string;
+  /**
+   * - `document`: the whole original (ingest and large DLQs): records pageCount, and for an
+   *   ingest message the class, as the orchestrator would have.
+   * - `range`: pages firstPage..lastPage of the document (small DLQ: a chunk, or a small original).
+   * - `page`: one page, already its own PDF, kept as the page's pdfKey (single-page DLQ).
+   */
+  kind: "document" | "range" | "page";
+  firstPage: number;
+  lastPage?: number;
+  /** Set for ingest messages: the class was never decided. */
+  classify?: boolean;
+}
+
+export interface BreakdownDeps {
+  prisma: PrismaClient;
+  s3: S3Client;
+  audit: AuditWriter;
+  /** The render pool, built on first use. */
+  pool: () => RenderPool;
+  workBucket: string;
+  dpi: number;
+  maxPixels: number;
+  renderTimeoutMs: number;
+  maxPages: number;
+  thresholds: ClassifyThresholds;
+  tmpDir: string;
+}
+
+export interface BreakdownResult {
+  pages: number;
+  rendered: number;
+  /** Pages the normal path had already rendered (or scored): left as they are. */
+  skipped: number;
+  failed: { pageNumber: number; code: string; reason: string }[];
+}
+
+interface Ctx {
+  attempt: number;
+  messageId: string;
+  logger: Logger;
+  signal: AbortSignal;
+}
+
+const STAGE = "failsafe";
+
+/**
+ * Breaks a document (or a chunk, or a page) down to single-page PDFs and PNGs in this one
+ * process: the slow, sure path, with no queue in between. Keys and rows are the normal
+ * path's (pages/{n}.pdf, images/{n}.png, the Page row with its facts), pages already
+ * rendered are left alone, and each PNG upload triggers inference as usual. A page that
+ * cannot be rendered fails alone; the caller fails the document.
+ */
+export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, ctx: Ctx): Promise<BreakdownResult> {
+  const { prisma, s3 } = deps;
+  const doc: DocumentRef = { batchId: job.batchId, documentId: job.documentId };
+  const dir = await mkdtemp(join(deps.tmpDir, "docpipe-failsafe-"));
+  const result: BreakdownResult = { pages: 0, rendered: 0, skipped: 0, failed: [] };
+  try {
+    const src = join(dir, "source.pdf");
+    const bytes = await downloadToFile(s3, job.bucket, job.key, src);
+    const { pageCount } = await inspectPdf(src, { maxPages: deps.maxPages });
+    if (job.lastPage !== undefined && pageCount !== job.lastPage - job.firstPage + 1) {
+      throw new PermanentError(
+        "page_count_mismatch",
+        `s3://${job.bucket}/${job.key} has ${pageCount} pages, the message names pages ${job.firstPage}-${job.lastPage}`,
+      );
+    }
+    result.pages = pageCount;
+
+    let kind = job.kind;
+    if (job.kind === "document") {
+      const large = isLargeBySize(bytes, deps.thresholds);
+      const cls = large ? "large" : classByPageCount(pageCount, deps.thresholds);
+      // The normal path renders a one-page document under the size limit from its own key.
+      if (job.classify && cls === "single") kind = "page";
+      await prisma.document.updateMany({ where: { id: doc.documentId, pageCount: null }, data: { pageCount } });
+      await prisma.document.updateMany({ where: { id: doc.documentId, size: null }, data: { size: BigInt(bytes) } });
+      if (job.classify) await prisma.document.updateMany({ where: { id: doc.documentId, class: null }, data: { class: cls } });
+    }
+    await prisma.document.updateMany({ where: { id: doc.documentId, state: { in: ["queued", "classified"] } }, data: { state: "splitting" } });
+
+    const renderOne = async (pageNumber: number, path: string, pdfKey: string, upload: boolean): Promise<void> => {
+      if (ctx.signal.aborted) throw new TransientError("interrupted", "worker is stopping; message released for another worker");
+      const where = { documentId_pageNumber: { documentId: doc.documentId, pageNumber } };
+      const existing = await prisma.page.findUnique({ where, select: { state: true, imageKey: true } });
+      // The PNG is uploaded before the row says rendered, so a rendered row means the PNG is there.
+      if (existing && (existing.state === "done" || (existing.state === "rendered" && existing.imageKey))) {
+        result.skipped++;
+        return;
+      }
+      if (upload) {
+        await uploadFile(s3, deps.workBucket, pdfKey, path, "application/pdf");
+        await recordPageSplit(prisma, doc, pageNumber, pdfKey);
+      }
+      const ids = { ...doc, pageNumber, attempt: ctx.attempt, messageId: ctx.messageId };
+      const started = performance.now();
+      let png: RenderResult;
+      try {
+        png = await render(deps, path, pageNumber);
+      } catch (e) {
+        if (!(e instanceof PermanentError)) throw e;
+        const reason = failureReason(e);
+        await recordPageFailed(prisma, doc, pageNumber, { code: e.code, reason, pdfKey });
+        await deps.audit.record({ stage: STAGE, outcome: "failed", ...ids, errorCode: e.code, errorMessage: reason });
+        result.failed.push({ pageNumber, code: e.code, reason });
+        ctx.logger.warn({ pageNumber, errorCode: e.code }, "page cannot be rendered, even by the failsafe");
+        return;
+      }
+      const renderMs = Math.round(performance.now() - started);
+      const key = imageKey(doc, pageNumber);
+      // This upload is what triggers inference (S3 notification), so it comes after a good render only.
+      await uploadFile(s3, deps.workBucket, key, png.png, "image/png");
+      const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
+      await recordPageRendered(prisma, doc, pageNumber, pdfKey, facts);
+      await deps.audit.record({ stage: STAGE, outcome: "succeeded", ...ids, durationMs: renderMs, details: { ...facts, pdfKey } });
+      result.rendered++;
+    };
+
+    if (kind === "page") {
+      await renderOne(job.firstPage, src, job.key, false);
+    } else {
+      // One page file exists at a time; splitChunks deletes it when the loop moves on.
+      for await (const piece of splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages: deps.maxPages })) {
+        const pageNumber = job.firstPage + piece.first - 1;
+        await renderOne(pageNumber, piece.path, pageKey(doc, pageNumber), true);
+      }
+    }
+    return result;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Renders page 1 of a one-page PDF; permanent problems (and a timeout: this is the last try) fail the page. */
+async function render(deps: BreakdownDeps, path: string, pageNumber: number): Promise<RenderResult> {
+  try {
+    return await deps.pool().render(path, 0, { dpi: deps.dpi, maxPixels: deps.maxPixels, timeoutMs: deps.renderTimeoutMs });
+  } catch (e) {
+    if (e instanceof PdfError) {
+      if (e.permanent) throw new PermanentError(e.code, `page ${pageNumber} cannot be rendered: ${e.message}`, { cause: e, pageNumber });
+      if (e.code === "timeout") throw new PermanentError("render_timeout", `page ${pageNumber}: ${e.message}`, { cause: e, pageNumber });
+      throw new TransientError(`render_${e.code}`, `page ${pageNumber}: ${e.message}`, { cause: e, pageNumber });
+    }
+    // A RangeError: the file has no page to render, so it is not the one-page PDF it should be.
+    if (e instanceof RangeError) throw new PermanentError("corrupt", `page ${pageNumber}: ${e.message}`, { cause: e, pageNumber });
+    throw new TransientError("render_failed", `page ${pageNumber}: ${coerceError(e).message}`, { cause: e, pageNumber });
+  }
+}

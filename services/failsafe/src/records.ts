@@ -1,0 +1,78 @@
+import type { PrismaClient } from "@docpipe/db";
+import type { DocumentRef } from "@docpipe/queue";
+
+/**
+ * The rows the normal path writes for a page, written the same way so that a page the
+ * failsafe made cannot be told from one the splitter and converter made.
+ *
+ * TODO(move): these belong in @docpipe/queue next to failDocument (e.g. `recordPageSplit`,
+ * `recordPageRendered`), called by the small splitter, the page converter and the failsafe
+ * alike. Until then tests/failsafe runs both paths on one file and compares the rows.
+ */
+
+/** As the small splitter: the page row exists with its PDF before anything renders it. */
+export async function recordPageSplit(prisma: PrismaClient, doc: DocumentRef, pageNumber: number, pdfKey: string): Promise<void> {
+  await prisma.page.upsert({
+    where: { documentId_pageNumber: { documentId: doc.documentId, pageNumber } },
+    create: { documentId: doc.documentId, pageNumber, pdfKey },
+    update: { pdfKey },
+  });
+}
+
+export interface RenderedFacts {
+  imageKey: string;
+  width: number;
+  height: number;
+  /** Rounded: a page over the pixel cap renders at a fractional DPI. */
+  dpi: number;
+  renderMs: number;
+}
+
+/** As the page converter, after the PNG is in S3: the page is rendered, forward only, and its document converting. */
+export async function recordPageRendered(
+  prisma: PrismaClient,
+  doc: DocumentRef,
+  pageNumber: number,
+  pdfKey: string,
+  facts: RenderedFacts,
+): Promise<void> {
+  await prisma.page.upsert({
+    where: { documentId_pageNumber: { documentId: doc.documentId, pageNumber } },
+    create: { documentId: doc.documentId, pageNumber, pdfKey, state: "rendered", ...facts },
+    update: { ...facts, failureCode: null, failureReason: null },
+  });
+  // Inference may already have marked the page done (it reacts to the upload).
+  await prisma.page.updateMany({
+    where: { documentId: doc.documentId, pageNumber, state: { in: ["pending", "failed"] } },
+    data: { state: "rendered" },
+  });
+  await prisma.document.updateMany({
+    where: { id: doc.documentId, state: { in: ["queued", "classified", "splitting"] } },
+    data: { state: "converting" },
+  });
+}
+
+/** A page no path can render: failed with the reason, unless it already got further. */
+export async function recordPageFailed(
+  prisma: PrismaClient,
+  doc: DocumentRef,
+  pageNumber: number,
+  failure: { code: string; reason: string; pdfKey?: string },
+): Promise<void> {
+  await prisma.page.upsert({
+    where: { documentId_pageNumber: { documentId: doc.documentId, pageNumber } },
+    create: {
+      documentId: doc.documentId,
+      pageNumber,
+      state: "failed",
+      failureCode: failure.code,
+      failureReason: failure.reason,
+      ...(failure.pdfKey !== undefined && { pdfKey: failure.pdfKey }),
+    },
+    update: {},
+  });
+  await prisma.page.updateMany({
+    where: { documentId: doc.documentId, pageNumber, state: { in: ["pending", "failed"] } },
+    data: { state: "failed", failureCode: failure.code, failureReason: failure.reason },
+  });
+}
