@@ -3,6 +3,7 @@ import { createLogger } from "@docpipe/queue";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { ApiClient, ApiError } from "./api.js";
+import { redriveCommand, RedriveUsageError } from "./redrive.js";
 import { formatReport } from "./report-table.js";
 import { runFolder, watchBatch } from "./run.js";
 
@@ -20,6 +21,11 @@ commands:
   report <batch-id> [--json]
                         documents, pages, failures by reason, features, stage timings.
   studio                Prisma Studio on the local database (same as pnpm studio).
+  redrive <queue> [--to <queue>]
+                        move the messages of <queue>'s dead-letter queue back to <queue> (or to
+                        --to), e.g. docpipe redrive single-page; prints how many moved.
+                        docpipe redrive parked --to converted-image empties the parked queue.
+                        Reaches SQS through AWS_REGION, AWS_ENDPOINT_URL_SQS and QUEUE_PREFIX.
 
 environment: DOCPIPE_API_URL (default http://127.0.0.1:8080), DOCPIPE_API_KEY, LOG_LEVEL (default warn)`;
 
@@ -41,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
       prefix: { type: "string", multiple: true },
       watch: { type: "boolean" },
       json: { type: "boolean" },
+      to: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -95,6 +102,18 @@ async function main(argv: string[]): Promise<number> {
     case "studio": {
       const { openStudio } = await import("@docpipe/local-stack");
       await openStudio();
+      return 0;
+    }
+    case "redrive": {
+      const queue = positionals[0];
+      if (!queue) throw new UsageError("redrive needs a queue: docpipe redrive <queue> [--to <queue>]");
+      try {
+        const r = await redriveCommand(queue, values.to, process.env);
+        console.log(`moved ${r.moved} messages from ${r.sourceUrl} to ${r.destinationUrl}`);
+      } catch (e) {
+        if (e instanceof RedriveUsageError) throw new UsageError(e.message);
+        throw e;
+      }
       return 0;
     }
     default:

@@ -1,4 +1,5 @@
 import { createOrchestrator } from "@docpipe/chunking-orchestrator";
+import { createFailsafe, type FailsafeOptions } from "@docpipe/failsafe";
 import { createInferenceClient } from "@docpipe/inference-client";
 import { createIngestionService } from "@docpipe/ingestion";
 import type { LocalStack } from "@docpipe/local-stack";
@@ -21,6 +22,8 @@ export interface PipelineOptions {
   breakerCooldownMs?: number;
   /** Long-poll wait of every worker; tests shorten it so stop() is quick. @defaultValue 20 */
   waitTimeSeconds?: number;
+  /** Replay limits and delays of the failsafe; tests shorten them. */
+  failsafe?: Pick<FailsafeOptions, "maxReplays" | "replayBaseSeconds" | "replayMaxSeconds" | "maxAttempts">;
 }
 
 export interface Pipeline {
@@ -81,6 +84,13 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
         model: { url: `${model.url}/invocations` },
         ...(opts.breakerCooldownMs !== undefined && { breakerCooldownMs: opts.breakerCooldownMs }),
         logger: logger.child({ service: "inference-client" }),
+      }),
+      createFailsafe({
+        ...common,
+        workBucket,
+        ...(opts.dpi !== undefined && { dpi: opts.dpi }),
+        ...opts.failsafe,
+        logger: logger.child({ service: "failsafe" }),
       }),
     ];
     for (const w of workers) {
