@@ -6,7 +6,7 @@ import type { LocalStack } from "@docpipe/local-stack";
 import { generateCorpus, type Corpus } from "@docpipe/pdf";
 import { createLogger, deadLetterAttributes, QueueProducer } from "@docpipe/queue";
 import { afterAll, afterEach, beforeAll } from "vitest";
-import { createOrchestrator, type Orchestrator, type OrchestratorOptions } from "../../services/chunking-orchestrator/src/index.js";
+import { createOrchestrator, type Orchestrator, type OrchestratorOptions } from "@docpipe/chunking-orchestrator";
 import { describe, expect, test } from "../fixtures/index.js";
 import { createDocuments, TEST_WAIT_TIME_SECONDS, putObject, queueDepth, receiveBodies, receiveMessages, waitFor } from "./support.js";
 

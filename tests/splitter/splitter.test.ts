@@ -8,7 +8,7 @@ import { generateCorpus, openPdf, splitRange, type CorpusFile } from "@docpipe/p
 import { chunkKey, createLogger, deadLetterAttributes, pageKey, QueueProducer, type SinglePageMessage, type SmallDocMessage } from "@docpipe/queue";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { describe, expect, test } from "../fixtures/index.js";
-import { createSplitter, type Splitter, type SplitterOptions } from "../../services/splitter/src/index.js";
+import { createSplitter, type Splitter, type SplitterOptions } from "@docpipe/splitter";
 import {
   createDocuments,
   putObject,
