@@ -2,17 +2,10 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
-import {
-  CreateQueueCommand,
-  DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SQSClient,
-  type Message,
-  type QueueAttributeName,
-} from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
 import type { Worker } from "@docpipe/queue";
 import { test as base } from "vitest";
+import { receiveMessages } from "../orchestrator/support.js";
 
 /**
  * These tests need only SQS, so they start local-aws-sqs alone rather than the whole local
@@ -98,30 +91,7 @@ export const test = base.extend<TestFixtures & { sqsEndpoint: string }>({
 
 /** Receives and deletes up to `count` messages, waiting at most `timeoutMs`. */
 export async function drainQueue(sqs: SQSClient, queueUrl: string, count: number, timeoutMs = 10_000): Promise<Message[]> {
-  const out: Message[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < count && Date.now() < deadline) {
-    const res = await sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 1,
-        AttributeNames: ["ApproximateReceiveCount" as QueueAttributeName],
-        MessageSystemAttributeNames: ["ApproximateReceiveCount"],
-        MessageAttributeNames: ["All"],
-      }),
-    );
-    const batch = res.Messages ?? [];
-    if (batch.length === 0) continue;
-    out.push(...batch);
-    await sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: batch.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-      }),
-    );
-  }
-  return out;
+  return receiveMessages(sqs, queueUrl, count, timeoutMs);
 }
 
 /** Visible plus in-flight messages: zero means the queue holds nothing at all. */
