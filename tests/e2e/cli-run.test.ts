@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
-import { LOCAL_DIR, REPO_ROOT } from "@docpipe/local-stack";
+import { findRunningStack, LOCAL_DIR, REPO_ROOT } from "@docpipe/local-stack";
 import { generatePdf, openPdf, PAGE_SIZES, type CorpusPageSpec } from "@docpipe/pdf";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { BatchReport } from "../../packages/cli/src/api.js";
@@ -55,7 +55,7 @@ beforeAll(async () => {
   };
   await pdf("three.pdf", [letter(0, "text"), letter(90, "blank"), letter(180, "image")]);
   await pdf("twelve.pdf", Array.from({ length: 12 }, (_, i) => letter(i % 2 ? 0 : 270, i % 3 ? "mixed" : "text")));
-  await pdf("scans/2024/one.pdf", [{ widthPt: PAGE_SIZES.a4[0], heightPt: PAGE_SIZES.a4[1], rotate: 90, content: "mixed" }]);
+  await pdf("scans/März 2024/one page (copy) #2+ü.pdf", [{ widthPt: PAGE_SIZES.a4[0], heightPt: PAGE_SIZES.a4[1], rotate: 90, content: "mixed" }]);
   // Named like a PDF, is not one: a failed document with a reason, not a crash or a hang.
   await writeFile(join(dir, "scans/fake.pdf"), "Dear customer, please find attached...\n");
   truth["scans/fake.pdf"] = {
@@ -171,6 +171,16 @@ describe("docpipe run", () => {
     } finally {
       await rm(reportJson, { force: true });
     }
+  });
+
+  test("runFolder that gives up waiting says the batch did not complete, and still stops everything", { timeout: 60_000 }, async () => {
+    const { out } = captureOut();
+    const result = await runFolder({ folder: dir, logger: testLogger(), stackName: STACKS.inProcess, dpi: DPI, timeoutMs: 0, out });
+    // The exit status of `docpipe run` is 1 for this: the batch is still in progress.
+    expect(result.completed).toBe(false);
+    expect(result.report.state).not.toBe("completed");
+    // Stopped: nothing of the stack runs on, so its name is free again.
+    await expect(findRunningStack(STACKS.inProcess)).resolves.toBeUndefined();
   });
 
   test("the docpipe command on the bundled samples (pnpm start's batch) exits 0 with every page scored once", { timeout: 150_000 }, async () => {
