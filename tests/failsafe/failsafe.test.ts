@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
-import type { Message } from "@aws-sdk/client-sqs";
+import { SendMessageCommand, type Message } from "@aws-sdk/client-sqs";
 import type { PrismaClient } from "@docpipe/db";
 import { createInferenceClient } from "@docpipe/inference-client";
 import type { LocalStack } from "@docpipe/local-stack";
@@ -179,6 +179,67 @@ describe("failsafe: break-down of splitter and converter dead letters", () => {
     expect([d.state, d.failureCode]).toEqual(["failed", "not_pdf"]);
     expect(await queueDepth(stack.sqs, stack.queueUrls.large.dlqUrl)).toBe(0);
     expect(await queueDepth(stack.sqs, stack.queueUrls.parked.url)).toBe(0);
+  });
+});
+
+describe("failsafe: ingest and single-page dead letters", () => {
+  test("an ingest message that ran out of retries is classified and broken down as the orchestrator would have; a non-PDF fails with the reason", async ({ stack, prisma }) => {
+    const one = await generatePdf(join(dir, "one.pdf"), [{ widthPt: 300, heightPt: 400 }]);
+    await putObject(stack.s3, stack.stagingBucket, "in/one.pdf", one.path);
+    await putObject(stack.s3, stack.stagingBucket, "in/three.pdf", three.path);
+    await putObject(stack.s3, stack.stagingBucket, "in/fake.pdf", new TextEncoder().encode("hello, not a pdf"));
+    const { batchId, documents } = await createDocuments(prisma, stack.stagingBucket, ["in/one.pdf", "in/three.pdf", "in/fake.pdf"]);
+    const [single, small, fake] = documents.map((d) => ({ batchId, documentId: d.id, key: d.key })) as [DocumentRef & { key: string }, DocumentRef & { key: string }, DocumentRef & { key: string }];
+    for (const d of [single, small, fake]) {
+      await deadLetter(stack, stack.queueUrls.ingest.dlqUrl, JSON.stringify({ version: 1, ...d, bucket: stack.stagingBucket }), {
+        errorMessage: "gave up after 5 attempts: HeadObject timed out",
+      });
+    }
+
+    await running([failsafe(stack, prisma)], () =>
+      waitFor("three failsafe outcomes", async () =>
+        (await prisma.auditEvent.count({ where: { stage: "failsafe", pageNumber: null, outcome: { in: ["succeeded", "failed"] } } })) === 3 ? true : undefined, 30_000),
+    );
+    const docs = new Map((await prisma.document.findMany()).map((d) => [d.id, d]));
+    expect([docs.get(single.documentId)!.class, docs.get(single.documentId)!.pageCount, docs.get(single.documentId)!.state]).toEqual(["single", 1, "converting"]);
+    expect([docs.get(small.documentId)!.class, docs.get(small.documentId)!.pageCount, docs.get(small.documentId)!.state]).toEqual(["small", 3, "converting"]);
+    const f = docs.get(fake.documentId)!;
+    expect([f.state, f.failureCode]).toEqual(["failed", "not_pdf"]);
+    expect(f.failureReason).toMatch(/not a PDF/);
+    const pages = await prisma.page.findMany({ orderBy: [{ documentId: "asc" }, { pageNumber: "asc" }] });
+    // A one-page document is rendered from its own key, as the orchestrator sends it to the converter.
+    expect(pages.filter((p) => p.documentId === single.documentId).map((p) => [p.pdfKey, p.imageKey, p.width, p.height, p.state])).toEqual([
+      ["in/one.pdf", imageKey(single, 1), 300, 400, "rendered"],
+    ]);
+    expect(pages.filter((p) => p.documentId === small.documentId).map((p) => p.pdfKey)).toEqual([1, 2, 3].map((n) => pageKey(small, n)));
+    expect(pages.filter((p) => p.documentId === fake.documentId)).toEqual([]);
+    expect(await queueDepth(stack.sqs, stack.queueUrls.parked.url)).toBe(0);
+  });
+
+  test("a page SQS moved to its DLQ on its own (no reason attributes) is rendered, and a second copy changes nothing", async ({ stack, prisma }) => {
+    const [doc] = (await classifiedSmall(stack, prisma, ["in/three.pdf"])) as [DocumentRef & { key: string }];
+    await prisma.document.update({ where: { id: doc.documentId }, data: { state: "converting" } });
+    // The page as the small splitter left it.
+    const single = await generatePdf(join(dir, "page-2.pdf"), [{ widthPt: 288, heightPt: 432, content: "mixed" }]);
+    await putObject(stack.s3, stack.workBucket, pageKey(doc, 2), single.path);
+    await prisma.page.create({ data: { documentId: doc.documentId, pageNumber: 2, pdfKey: pageKey(doc, 2) } });
+    const body = JSON.stringify({ version: 1, ...doc, bucket: stack.workBucket, key: pageKey(doc, 2), pageNumber: 2 });
+    // The records about the whole message (the page's own records have no queue).
+    const wholeMessage = { stage: "failsafe", details: { path: ["queue"], equals: "singlePage" } } as const;
+    for (let i = 0; i < 2; i++) await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.queueUrls.singlePage.dlqUrl, MessageBody: body }));
+
+    await running([failsafe(stack, prisma)], () =>
+      waitFor("both copies handled", async () =>
+        (await prisma.auditEvent.count({ where: { ...wholeMessage, outcome: "succeeded" } })) === 2 ? true : undefined, 30_000),
+    );
+    const page = await prisma.page.findFirstOrThrow({ where: { documentId: doc.documentId } });
+    expect([page.pageNumber, page.pdfKey, page.imageKey, page.width, page.height, page.dpi, page.state]).toEqual([
+      2, pageKey(doc, 2), imageKey(doc, 2), 288, 432, DPI, "rendered",
+    ]);
+    const outcomes = await prisma.auditEvent.findMany({ where: { ...wholeMessage, outcome: "succeeded" }, orderBy: { id: "asc" } });
+    expect(outcomes.map((e) => (e.details as { rendered: number; skipped: number }))).toMatchObject([{ rendered: 1, skipped: 0 }, { rendered: 0, skipped: 1 }]);
+    const started = await prisma.auditEvent.findFirstOrThrow({ where: { ...wholeMessage, outcome: "started" } });
+    expect([started.errorCode, started.details]).toMatchObject(["receive_count_exceeded", { dlReason: "redriven", queue: "singlePage" }]);
   });
 });
 
