@@ -95,8 +95,8 @@ export async function recordDeadLetter(
 }
 
 /**
- * The worker's `onDeadLetter` for a stage that works on one page (convert, inference). The
- * page fails with the reason, unless it has already moved past `failFrom`; its document can
+ * The worker's `onDeadLetter` for a stage that works on one page (convert, inference). On a
+ * permanent failure the page fails with the reason, unless it has already moved past `failFrom`; its document can
  * then never be done, so it fails as `${stage}_${code}` with `page N: reason` (which also
  * completes the batch if this was its last open document).
  */
@@ -122,6 +122,9 @@ export async function recordPageDeadLetter(
   });
   // No document: nothing to fail, and the audit record above is all there is to say.
   if (error.code === "unknown_document") return;
+  // Out of retries is not a verdict on the page: the failsafe drains the DLQ and may still
+  // finish it, as it does for whole documents (see recordDeadLetter).
+  if (error.code === "retries_exhausted") return;
   await deps.prisma.page.updateMany({
     where: { documentId: page.documentId, pageNumber: page.pageNumber, state: { in: [...opts.failFrom] } },
     data: { state: "failed", failureCode: error.code, failureReason: reason },
