@@ -26,7 +26,18 @@ export interface BatchStatus {
   skippedCount: number;
   documents: Record<string, number>;
   pages?: { expected: number; split: number; rendered: number; done: number; failed: number };
-  stalled?: { since: string; stage: string } | null;
+  stalled?: { since: string; stage: string; documents?: number; lastStage?: string | null } | null;
+}
+
+/** The answer of `POST /batches/:id/retry-failed`. */
+export interface RetryFailedResult {
+  batchId: string;
+  state: string;
+  retried: { documents: number; pages: number };
+  resent: { ingest: number; singlePage: number; convertedImage: number };
+  byFailureCode: Record<string, number>;
+  expectedToFailAgain: number;
+  note?: string;
 }
 
 export class ApiClient {
@@ -59,6 +70,10 @@ export class ApiClient {
 
   status(batchId: string): Promise<BatchStatus> {
     return this.call("GET", `/batches/${encodeURIComponent(batchId)}`);
+  }
+
+  retryFailed(batchId: string): Promise<RetryFailedResult> {
+    return this.call("POST", `/batches/${encodeURIComponent(batchId)}/retry-failed`);
   }
 
   report(batchId: string, perDocument = false): Promise<BatchReport> {

@@ -4,7 +4,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { ApiClient, ApiError } from "./api.js";
 import { redriveCommand, RedriveUsageError } from "./redrive.js";
-import { formatReport } from "./report-table.js";
+import { formatReport, formatRetry } from "./report-table.js";
 import { runFolder, watchBatch } from "./run.js";
 
 const USAGE = `usage: docpipe <command> [options]
@@ -20,6 +20,9 @@ commands:
   status <batch-id>     live progress per stage until the batch is done.
   report <batch-id> [--json]
                         documents, pages, failures by reason, features, stage timings.
+  retry-failed <batch-id> [--json]
+                        re-run the batch's failed documents (only their failed pages where
+                        that is enough); prints what was re-sent per failure code.
   studio                Prisma Studio on the local database (same as pnpm studio).
   redrive <queue> [--to <queue>]
                         move the messages of <queue>'s dead-letter queue back to <queue> (or to
@@ -97,6 +100,13 @@ async function main(argv: string[]): Promise<number> {
       if (!id) throw new UsageError("report needs a batch id");
       const report = await api.report(id);
       console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+      return 0;
+    }
+    case "retry-failed": {
+      const id = positionals[0];
+      if (!id) throw new UsageError("retry-failed needs a batch id");
+      const r = await api.retryFailed(id);
+      console.log(values.json ? JSON.stringify(r, null, 2) : formatRetry(r));
       return 0;
     }
     case "studio": {

@@ -64,6 +64,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       s3,
       sqs,
       queueUrls,
+      workBucket,
       logger: logger.child({ service: "ingestion" }),
       port: opts.apiPort ?? 0,
     });

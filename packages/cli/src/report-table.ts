@@ -1,4 +1,4 @@
-import type { BatchReport } from "./api.js";
+import type { BatchReport, RetryFailedResult } from "./api.js";
 
 function table(head: string[], rows: (string | number)[][]): string {
   const cells = [head, ...rows.map((r) => r.map(String))];
@@ -13,6 +13,9 @@ const ms = (v: number | null) => (v === null ? "-" : `${v} ms`);
 export function formatReport(r: BatchReport): string {
   const out: string[] = [];
   out.push(`Batch ${r.batchId}${r.label ? ` (${r.label})` : ""}: ${r.state}`);
+  if (r.stalled) {
+    out.push(`STALLED since ${new Date(r.stalled.since).toISOString()}: ${r.stalled.documents} documents waiting at stage ${r.stalled.stage}`);
+  }
   out.push(
     table(
       ["", "count"],
@@ -21,6 +24,7 @@ export function formatReport(r: BatchReport): string {
         ["  done", r.documents.done],
         ["  failed", r.documents.failed],
         ["  in progress", r.documents.inProgress],
+        ["  skipped, done in an earlier batch", r.documents.skippedDuplicates],
         ["non-PDF keys skipped", r.documents.skippedNonPdf],
         ["pages", r.pages.total],
         ["  rendered to PNG", r.pages.rendered],
@@ -56,5 +60,17 @@ export function formatReport(r: BatchReport): string {
     "",
     `Throughput: ${t.pagesPerMinute.toFixed(1)} pages/min, ${t.documentsPerMinute.toFixed(1)} documents/min over ${t.elapsedSeconds.toFixed(1)} s`,
   );
+  return out.join("\n");
+}
+
+/** What `docpipe retry-failed` re-sent, as a person reads it. */
+export function formatRetry(r: RetryFailedResult): string {
+  const out = [
+    `Batch ${r.batchId}: ${r.retried.documents} failed documents retried (${r.retried.pages} pages alone), batch now ${r.state}`,
+    `  re-sent: ${r.resent.ingest} documents from the start, ${r.resent.singlePage} pages to render, ${r.resent.convertedImage} pages to score`,
+  ];
+  const codes = Object.entries(r.byFailureCode).sort((a, b) => b[1] - a[1]);
+  if (codes.length) out.push("", table(["failure code", "documents"], codes));
+  if (r.note) out.push("", r.note);
   return out.join("\n");
 }

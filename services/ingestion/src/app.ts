@@ -13,7 +13,9 @@ import { hostname } from "node:os";
 import type { z } from "zod";
 import { BucketError, HttpError, NotFoundError, ValidationError, type ErrorBody } from "./errors.js";
 import { BatchLister, type ListerHooks } from "./lister.js";
+import { registerOperatorRoutes } from "./operator.js";
 import { buildBatchReport, pageProgress } from "./report.js";
+import { detectStall } from "./stall.js";
 import {
   CreateBatchBody,
   decodeCursor,
@@ -36,8 +38,12 @@ export interface AppOptions {
   prisma: PrismaClient;
   s3: S3Client;
   sqs: SQSClient;
-  /** Only the ingest queue is used. */
-  queueUrls: { ingest: QueueUrls };
+  /** The ingest queue; retry-failed also re-sends single pages and PNG notifications when it has theirs. */
+  queueUrls: { ingest: QueueUrls; singlePage?: QueueUrls; convertedImage?: QueueUrls };
+  /** Bucket of split pages and PNGs, for retrying failed pages alone (else their whole document is re-run). */
+  workBucket?: string;
+  /** An unfinished batch with no audit event for this long is reported as stalled. @defaultValue `600` */
+  stallAfterSeconds?: number;
   logger: Logger;
   /** Written as `workerId` on audit records. @defaultValue `ingestion@<hostname>:<pid>` */
   workerId?: string;
@@ -191,7 +197,12 @@ export function buildApp(opts: AppOptions): IngestionApp {
     await checkBucket(s3, body.bucket, body.prefixes[0]!, s3CheckTimeoutMs);
     const batch = await prisma.$transaction(async (tx) => {
       const b = await tx.batch.create({
-        data: { bucket: body.bucket, prefixes: body.prefixes, ...(body.label !== undefined && { label: body.label }) },
+        data: {
+          bucket: body.bucket,
+          prefixes: body.prefixes,
+          options: { skipAlreadyProcessed: body.skipAlreadyProcessed ?? false },
+          ...(body.label !== undefined && { label: body.label }),
+        },
         select: { id: true, state: true },
       });
       await tx.auditEvent.create({
@@ -217,9 +228,10 @@ export function buildApp(opts: AppOptions): IngestionApp {
     const { id } = parse(IdParams, request.params, "path");
     const batch = await prisma.batch.findUnique({ where: { id } });
     if (!batch) throw new NotFoundError("batch", id);
-    const [groups, pages] = await Promise.all([
+    const [groups, pages, stalled] = await Promise.all([
       prisma.document.groupBy({ by: ["state"], where: { batchId: id }, _count: { _all: true } }),
       pageProgress(prisma, id),
+      detectStall(prisma, batch, (opts.stallAfterSeconds ?? 600) * 1000),
     ]);
     const documents = Object.fromEntries(documentStates.map((s) => [s, 0])) as Record<(typeof documentStates)[number], number>;
     for (const g of groups) documents[g.state] = g._count._all;
@@ -241,6 +253,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
       createdAt: batch.createdAt,
       listedAt: batch.listedAt,
       completedAt: batch.completedAt,
+      stalled,
     };
   });
 
@@ -284,7 +297,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
   app.get("/batches/:id/report", async (request) => {
     const { id } = parse(IdParams, request.params, "path");
     const { documents } = parse(ReportQuery, request.query, "query");
-    const report = await buildBatchReport(prisma, id, { perDocument: documents });
+    const report = await buildBatchReport(prisma, id, { perDocument: documents, stallAfterSeconds: opts.stallAfterSeconds ?? 600 });
     if (!report) throw new NotFoundError("batch", id);
     return report;
   });
@@ -310,6 +323,8 @@ export function buildApp(opts: AppOptions): IngestionApp {
       auditTrail: auditEvents.map((a) => ({ ...a, id: a.id.toString() })),
     };
   });
+
+  registerOperatorRoutes(app, { prisma, sqs, logger, workerId, queueUrls: opts.queueUrls, ...(opts.workBucket !== undefined && { workBucket: opts.workBucket }) });
 
   app.get("/healthz", async () => ({ status: "ok" }));
 

@@ -1,11 +1,25 @@
 import type { PrismaClient } from "@docpipe/db";
+import { detectStall, type Stall } from "./stall.js";
 
 /** What happened to a batch, computed from the database alone. */
 export interface BatchReport {
   batchId: string;
   label: string | null;
   state: string;
-  documents: { total: number; done: number; failed: number; inProgress: number; skippedNonPdf: number };
+  /**
+   * `done` includes `skippedDuplicates`: documents of a batch with `skipAlreadyProcessed` whose
+   * content matched a document done in an earlier batch. They end done with no pages of their
+   * own (their `duplicateOfId` names the document whose results stand for them), so they add
+   * nothing to `pages` and are left out of `features`' documentsWithout.
+   */
+  documents: {
+    total: number;
+    done: number;
+    failed: number;
+    inProgress: number;
+    skippedNonPdf: number;
+    skippedDuplicates: number;
+  };
   pages: { total: number; rendered: number; withResults: number; failed: number };
   /** Failed documents grouped by failure code, with the most common reason of each. */
   failures: { code: string; reason: string; documents: number }[];
@@ -14,6 +28,8 @@ export interface BatchReport {
   /** Duration of finished stage attempts (succeeded, failed or dead-lettered), per stage. */
   stages: { stage: string; attempts: number; failures: number; p50Ms: number | null; p90Ms: number | null; p99Ms: number | null }[];
   throughput: { elapsedSeconds: number; pagesPerMinute: number; documentsPerMinute: number };
+  /** Set while the batch is unfinished and nothing has happened to it for the stall threshold. */
+  stalled: Stall | null;
   /** One entry per document, when asked for. */
   perDocument?: DocumentReport[];
 }
@@ -28,6 +44,8 @@ export interface DocumentReport {
   resultCount: number;
   failureCode: string | null;
   failureReason: string | null;
+  /** The document of an earlier batch this one was skipped for (same content). */
+  duplicateOfId: string | null;
 }
 
 const n = (v: bigint | number | null | undefined): number => Number(v ?? 0);
@@ -41,12 +59,12 @@ const pct = (v: number | null): number | null => (v === null ? null : Math.round
 export async function buildBatchReport(
   prisma: PrismaClient,
   batchId: string,
-  opts: { perDocument?: boolean } = {},
+  opts: { perDocument?: boolean; /** @defaultValue 600 */ stallAfterSeconds?: number } = {},
 ): Promise<BatchReport | undefined> {
   const batch = await prisma.batch.findUnique({ where: { id: batchId } });
   if (!batch) return undefined;
 
-  const [docStates, pageRows, failures, features, stages] = await Promise.all([
+  const [docStates, pageRows, failures, features, stages, duplicates, stalled] = await Promise.all([
     prisma.document.groupBy({ by: ["state"], where: { batchId }, _count: { _all: true } }),
     prisma.$queryRaw<{ total: bigint; rendered: bigint; failed: bigint; results: bigint }[]>`
       SELECT count(*) AS total,
@@ -81,6 +99,8 @@ export async function buildBatchReport(
       FROM "AuditEvent" e
       WHERE e."batchId" = ${batchId}::uuid AND e.outcome IN ('succeeded', 'failed', 'dead_lettered')
       GROUP BY e.stage ORDER BY min(e."createdAt")`,
+    prisma.document.count({ where: { batchId, state: "done", duplicateOfId: { not: null } } }),
+    detectStall(prisma, batch, (opts.stallAfterSeconds ?? 600) * 1000),
   ]);
 
   const byState = Object.fromEntries(docStates.map((g) => [g.state, g._count._all])) as Record<string, number>;
@@ -96,14 +116,21 @@ export async function buildBatchReport(
     batchId: batch.id,
     label: batch.label,
     state: batch.state,
-    documents: { total, done, failed, inProgress: total - done - failed, skippedNonPdf: batch.skippedCount },
+    documents: {
+      total,
+      done,
+      failed,
+      inProgress: total - done - failed,
+      skippedNonPdf: batch.skippedCount,
+      skippedDuplicates: duplicates,
+    },
     pages: { total: n(pages?.total), rendered: n(pages?.rendered), withResults, failed: n(pages?.failed) },
     failures: failures.map((f) => ({ code: f.code, reason: f.reason, documents: n(f.documents) })),
     features: features.map((f) => ({
       feature: f.feature,
       pages: n(f.pages),
       documentsWith: n(f.documents),
-      documentsWithout: Math.max(0, done - n(f.documents)),
+      documentsWithout: Math.max(0, done - duplicates - n(f.documents)),
     })),
     stages: stages.map((s) => ({
       stage: s.stage,
@@ -118,6 +145,7 @@ export async function buildBatchReport(
       pagesPerMinute: (withResults / elapsedSeconds) * 60,
       documentsPerMinute: ((done + failed) / elapsedSeconds) * 60,
     },
+    stalled,
   };
   if (opts.perDocument) report.perDocument = await documentReports(prisma, batchId);
   return report;
@@ -135,9 +163,10 @@ async function documentReports(prisma: PrismaClient, batchId: string): Promise<D
       results: bigint;
       failureCode: string | null;
       failureReason: string | null;
+      duplicateOfId: string | null;
     }[]
   >`
-    SELECT d.id, d.bucket, d.key, d.state::text AS state, d."pageCount", d."failureCode", d."failureReason",
+    SELECT d.id, d.bucket, d.key, d.state::text AS state, d."pageCount", d."failureCode", d."failureReason", d."duplicateOfId",
            (SELECT count(*) FROM "Page" p WHERE p."documentId" = d.id AND p."imageKey" IS NOT NULL) AS pngs,
            (SELECT count(*) FROM "InferenceResult" r WHERE r."documentId" = d.id) AS results
     FROM "Document" d WHERE d."batchId" = ${batchId}::uuid ORDER BY d.key`;
@@ -151,6 +180,7 @@ async function documentReports(prisma: PrismaClient, batchId: string): Promise<D
     resultCount: n(r.results),
     failureCode: r.failureCode,
     failureReason: r.failureReason,
+    duplicateOfId: r.duplicateOfId,
   }));
 }
 

@@ -51,6 +51,11 @@ export const CreateBatchBody = z
       .max(100, "at most 100 prefixes per batch"),
     /** A person's name for the batch, shown in reports. */
     label: z.string().trim().min(1).max(200).optional(),
+    /**
+     * Skip a document whose content (SHA-256) matches a document done in an earlier batch: it
+     * ends done without pages of its own, `duplicateOfId` naming that document.
+     */
+    skipAlreadyProcessed: z.boolean().optional(),
   })
   .superRefine((body, ctx) => {
     for (const [a, b] of overlappingPrefixes(body.prefixes)) {
