@@ -46,6 +46,29 @@ describe("AuditWriter", () => {
     expect(rows[1]!.errorMessage).toHaveLength(2_000);
   });
 
+  it("records a redelivery of finished work as succeeded when the attempt that did it died before saying so", async () => {
+    const batch = await prisma.batch.create({ data: { bucket: "staging", prefixes: ["in/"] } });
+    const doc = await prisma.document.create({ data: { batchId: batch.id, bucket: "staging", key: "in/late.pdf" } });
+    const audit = new AuditWriter({ prisma, workerId: "page-converter/test" });
+    const ids = { batchId: batch.id, documentId: doc.id };
+    // Page 1: the first attempt was killed after its work, before its record. Page 2: it recorded.
+    await audit.record({ stage: "convert", outcome: "started", ...ids, pageNumber: 1, attempt: 1 });
+    await audit.record({ stage: "convert", outcome: "succeeded", ...ids, pageNumber: 2, attempt: 1 });
+
+    expect(await audit.recordAlreadyDone({ stage: "convert", ...ids, pageNumber: 1, attempt: 2, details: { reason: "page already done" } })).toBe("succeeded");
+    expect(await audit.recordAlreadyDone({ stage: "convert", ...ids, pageNumber: 1, attempt: 3 })).toBe("skipped");
+    expect(await audit.recordAlreadyDone({ stage: "convert", ...ids, pageNumber: 2, attempt: 2 })).toBe("skipped");
+
+    const rows = await prisma.auditEvent.findMany({ where: { documentId: doc.id }, orderBy: { id: "asc" } });
+    expect(rows.map((r) => `${r.pageNumber} ${r.outcome} ${r.attempt} ${JSON.stringify(r.details)}`)).toEqual([
+      "1 started 1 null",
+      "2 succeeded 1 null",
+      '1 succeeded 2 {"reason":"page already done","recordedLate":true}',
+      "1 skipped 3 {}",
+      "2 skipped 2 {}",
+    ]);
+  });
+
   it("keeps a record whose document does not exist, moving the ids into details", async () => {
     const audit = new AuditWriter({ prisma, workerId: "orchestrator/test" });
     const documentId = randomUUID();

@@ -59,6 +59,22 @@ export class AuditWriter {
     return p;
   }
 
+  /**
+   * Records a delivery that found its unit of work (a stage of a document, or of one page) already
+   * done. The attempt that did the work may have died (SIGKILL, out of memory) after its last write
+   * and before its `succeeded` record; then no record says the stage succeeded, so this one does,
+   * marked `recordedLate`. Otherwise it records `skipped`. Returns the outcome it recorded.
+   */
+  async recordAlreadyDone(e: Omit<AuditRecord, "outcome">): Promise<"succeeded" | "skipped"> {
+    const earlier = await this.prisma.auditEvent.findFirst({
+      where: { stage: e.stage, outcome: "succeeded", documentId: e.documentId ?? null, pageNumber: e.pageNumber ?? null },
+      select: { id: true },
+    });
+    const outcome = earlier ? "skipped" : "succeeded";
+    await this.record({ ...e, outcome, details: { ...e.details, ...(!earlier && { recordedLate: true }) } });
+    return outcome;
+  }
+
   /** Resolves when every record started so far is stored or has failed. */
   async flush(): Promise<void> {
     await Promise.allSettled([...this.pending]);

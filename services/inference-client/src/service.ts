@@ -114,7 +114,7 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
     if (row.result) {
       // Duplicate delivery: the result exists; only make sure page and document caught up.
       const documentDone = await finishPage(prisma, page);
-      await audit.record({ stage: STAGE, outcome: "skipped", ...ids, details: { reason: "result_exists", documentDone } });
+      await audit.recordAlreadyDone({ stage: STAGE, ...ids, details: { reason: "result_exists", documentDone } });
       log.info("page already has a result; duplicate delivery skipped");
       return;
     }

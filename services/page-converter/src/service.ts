@@ -117,7 +117,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     const existing = await prisma.page.findUnique({ where, select: { state: true, imageKey: true } });
     // The PNG is uploaded before the row says rendered, so a rendered row means the PNG is there.
     if (existing && (existing.state === "done" || (existing.state === "rendered" && existing.imageKey))) {
-      await audit.record({ stage: STAGE, outcome: "skipped", ...ids, details: { reason: `page already ${existing.state}` } });
+      await audit.recordAlreadyDone({ stage: STAGE, ...ids, details: { reason: `page already ${existing.state}` } });
       ctx.logger.info({ state: existing.state }, "page already rendered; duplicate delivery skipped");
       return;
     }
