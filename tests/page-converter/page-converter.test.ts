@@ -216,4 +216,18 @@ describe("page converter on the local stack", () => {
     const audits = await auditsOf(documentId);
     expect(audits.filter((a) => a.outcome === "succeeded")).toHaveLength(2);
   });
+
+  test("renders again a page scored before its row was written (a converter killed after its upload)", async ({ stack, prisma, pool, dir }) => {
+    const { converter, running, seedPages, send, pagesOf, auditsOf } = harness({ stack, prisma, pool, dir });
+    const messages = await seedPages([{ widthPt: 612, heightPt: 792, content: "text" }]);
+    const documentId = messages[0]!.documentId;
+    // The killed converter uploaded the PNG; inference scored it and marked the page done; the row has no image facts.
+    await prisma.page.update({ where: { documentId_pageNumber: { documentId, pageNumber: 1 } }, data: { state: "done" } });
+    await running(converter(), async () => {
+      await send(messages);
+      await waitFor("page rendered", async () => (await pagesOf(documentId))[0]?.imageKey !== null);
+    });
+    expect((await pagesOf(documentId))[0]).toMatchObject({ state: "done", imageKey: imageKey(messages[0]!, 1), width: 850, height: 1100, dpi: 100 });
+    expect((await auditsOf(documentId)).map((a) => a.outcome)).toEqual(["started", "succeeded"]);
+  });
 });

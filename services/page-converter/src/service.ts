@@ -115,8 +115,10 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     };
     const where = { documentId_pageNumber: { documentId: msg.documentId, pageNumber: msg.pageNumber } };
     const existing = await prisma.page.findUnique({ where, select: { state: true, imageKey: true } });
-    // The PNG is uploaded before the row says rendered, so a rendered row means the PNG is there.
-    if (existing && (existing.state === "done" || (existing.state === "rendered" && existing.imageKey))) {
+    // The PNG is uploaded before the row gets its imageKey, so a row with one means the PNG is there.
+    // A done row without one was scored from a PNG whose converter died before writing the row
+    // (inference reacts to the upload): render again, so the page gets its facts.
+    if (existing?.imageKey && (existing.state === "done" || existing.state === "rendered")) {
       await audit.recordAlreadyDone({ stage: STAGE, ...ids, details: { reason: `page already ${existing.state}` } });
       ctx.logger.info({ state: existing.state }, "page already rendered; duplicate delivery skipped");
       return;
