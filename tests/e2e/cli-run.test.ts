@@ -20,10 +20,11 @@ type RunReportJson = Omit<BatchReport, "perDocument"> & {
   perDocument?: (NonNullable<BatchReport["perDocument"]>[number] & { sourcePath?: string })[];
 };
 /**
- * Stacks of their own, never "docpipe" (a person's `pnpm start`): runFolder keeps a named
- * stack's data under .local/<name>, so each is removed before and after.
+ * Stacks of their own, never "docpipe" (a person's `pnpm start`), and per process, so two test
+ * runs in one checkout cannot delete each other's: runFolder keeps a named stack's data under
+ * .local/<name>, so each is removed before and after.
  */
-const STACKS = { inProcess: "e2e-cli-run", child: "e2e-cli-main" };
+const STACKS = { inProcess: `e2e-cli-run-${process.pid}`, child: `e2e-cli-main-${process.pid}` };
 
 interface ExpectedDocument {
   state: "done" | "failed";
@@ -146,7 +147,7 @@ function samplesTruth(folder: string): { docs: Record<string, ExpectedDocument>;
 
 describe("docpipe run", () => {
   test("runFolder processes the folder, reports every document and writes the JSON", { timeout: 150_000 }, async () => {
-    const reportJson = join(dir, "..", `${STACKS.inProcess}-${process.pid}.json`);
+    const reportJson = `${dir}-report.json`;
     const { out, text } = captureOut();
     try {
       const result = await runFolder({
@@ -187,7 +188,7 @@ describe("docpipe run", () => {
     const samples = join(REPO_ROOT, "samples");
     const expected = samplesTruth(samples);
     expect(expected.blankPages).toBeGreaterThan(0);
-    const reportJson = join(dir, "..", `${STACKS.child}-${process.pid}.json`);
+    const reportJson = `${dir}-cli-report.json`;
     // Relative paths are resolved against INIT_CWD (where a person typed pnpm); these are absolute anyway.
     const { INIT_CWD: _, ...env } = process.env;
     try {
