@@ -1,6 +1,10 @@
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { PrismaClient } from "@docpipe/db";
 import { IngestMessage } from "@docpipe/queue";
+import type { Server } from "node:http";
+import request from "supertest";
+import { createApiKey, type CreatedKey, type CreateKeyInput } from "../../services/ingestion/src/index.js";
 
 /** Creates a bucket and fills it with tiny objects (the ingestion service never reads their bodies). */
 export async function putObjects(s3: S3Client, bucket: string, keys: readonly string[], concurrency = 16): Promise<void> {
@@ -56,3 +60,14 @@ export async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs 
 /** Keys `${prefix}${i}.pdf` for i in [0, n), zero-padded so listing order is numeric order. */
 export const pdfKeys = (prefix: string, n: number): string[] =>
   Array.from({ length: n }, (_, i) => `${prefix}doc-${String(i).padStart(6, "0")}.pdf`);
+
+/** The owner of the keys the ingestion tests make. */
+export const TEST_OWNER = "tests";
+
+/** A key for the tests: the `local` plan (1000/s, no quota), any bucket, unless told otherwise. */
+export async function createTestKey(prisma: PrismaClient, opts: Partial<CreateKeyInput> = {}): Promise<CreatedKey> {
+  return createApiKey(prisma, { name: "tests", owner: TEST_OWNER, plan: "local", buckets: ["*"], ...opts });
+}
+
+/** supertest on an app's server with an API key on every request. */
+export const authed = (app: { server: Server }, key: string) => request.agent(app.server).set("x-api-key", key);

@@ -1,10 +1,9 @@
 import type { LocalStack } from "@docpipe/local-stack";
 import type { PrismaClient } from "@docpipe/db";
 import { createLogger, type IngestMessage } from "@docpipe/queue";
-import request from "supertest";
 import { buildApp, type AppOptions, type IngestionApp } from "../../services/ingestion/src/index.js";
 import { describe, expect, test as stackTest } from "../fixtures/index.js";
-import { drainIngestQueue, pdfKeys, putObjects } from "./helpers.js";
+import { authed, createTestKey, drainIngestQueue, TEST_OWNER, pdfKeys, putObjects } from "./helpers.js";
 
 const logger = createLogger({ service: "ingestion-test", level: "warn" });
 const bucket = "ingest-many";
@@ -36,7 +35,10 @@ interface Apps {
   close(app: IngestionApp): Promise<void>;
 }
 
-const it = stackTest.extend<{ $file: { inbox: string }; $test: { apps: Apps } }>({
+const it = stackTest.extend<{ $file: { inbox: string }; $test: { key: string; apps: Apps } }>({
+  key: async ({ prisma }, use) => {
+    await use((await createTestKey(prisma)).key);
+  },
   // Uploaded once per file: each prefix holds PDFs, a few non-PDFs and a "folder" marker (its own key, ending in /).
   inbox: [
     async ({ stack }, use) => {
@@ -100,11 +102,11 @@ async function expectComplete(prisma: PrismaClient, batchId: string, messages: I
 }
 
 describe("listing many objects", () => {
-  it(`lists ${total} PDFs across ${prefixes.length} prefixes page by page into exactly ${total} documents and messages`, async ({ inbox, stack, prisma, apps }) => {
+  it(`lists ${total} PDFs across ${prefixes.length} prefixes page by page into exactly ${total} documents and messages`, async ({ key, inbox, stack, prisma, apps }) => {
     let pages = 0;
     const app = await apps.start({ listPageSize: 250, listerHooks: { afterPage: () => void pages++ } });
     const t0 = Date.now();
-    const res = await request(app.server).post("/batches").send({ bucket: inbox, prefixes }).expect(202);
+    const res = await authed(app, key).post("/batches").send({ bucket: inbox, prefixes }).expect(202);
     const acceptedMs = Date.now() - t0;
     await app.lister.idle();
     const listedMs = Date.now() - t0;
@@ -117,7 +119,7 @@ describe("listing many objects", () => {
     // 2,526 keys per prefix (the folder marker included) at 250 per page: 11 pages each.
     expect(pages).toBe(prefixes.length * Math.ceil((perPrefix + nonPdfPerPrefix + 1) / 250));
 
-    const batch = (await request(app.server).get(`/batches/${batchId}`).expect(200)).body;
+    const batch = (await authed(app, key).get(`/batches/${batchId}`).expect(200)).body;
     expect(batch).toMatchObject({
       state: "processing",
       documentCount: total,
@@ -137,7 +139,7 @@ describe("restarts", () => {
   it.for([
     ["after inserting a page, before sending its messages", "afterInsert", 0],
     ["after sending a page's messages, before saving the position", "afterSend", pageSize],
-  ] as const)("a crash %s neither loses nor duplicates documents", async ([, phase, expectedDuplicates], { inbox, stack, prisma, apps }) => {
+  ] as const)("a crash %s neither loses nor duplicates documents", async ([, phase, expectedDuplicates], { key, inbox, stack, prisma, apps }) => {
     const crashPage = 17; // in the second prefix
     const crashed = await apps.start({
       listPageSize: pageSize,
@@ -147,7 +149,7 @@ describe("restarts", () => {
         },
       },
     });
-    const res = await request(crashed.server).post("/batches").send({ bucket: inbox, prefixes: crashPrefixes }).expect(202);
+    const res = await authed(crashed, key).post("/batches").send({ bucket: inbox, prefixes: crashPrefixes }).expect(202);
     const batchId: string = res.body.batchId;
     await crashed.lister.idle();
     await apps.close(crashed);
@@ -169,7 +171,7 @@ describe("restarts", () => {
     await apps.close(resumed);
   });
 
-  it("a graceful stop finishes the page in hand, and the next start completes the listing without duplicates", async ({ inbox, stack, prisma, apps }) => {
+  it("a graceful stop finishes the page in hand, and the next start completes the listing without duplicates", async ({ key, inbox, stack, prisma, apps }) => {
     let closing: Promise<void> | undefined;
     const app = await apps.start({
       listPageSize: pageSize,
@@ -180,7 +182,7 @@ describe("restarts", () => {
         },
       },
     });
-    const res = await request(app.server).post("/batches").send({ bucket: inbox, prefixes: crashPrefixes }).expect(202);
+    const res = await authed(app, key).post("/batches").send({ bucket: inbox, prefixes: crashPrefixes }).expect(202);
     const batchId: string = res.body.batchId;
     await app.lister.idle();
     await closing;
@@ -202,7 +204,7 @@ describe("restarts", () => {
 
   it("two processes resuming the same batch at once still make each document once, with exact counts", async ({ inbox, stack, prisma, apps }) => {
     // A batch left in `listing` by a process that died before its first page.
-    const batch = await prisma.batch.create({ data: { bucket: inbox, prefixes: ["p3/"] } });
+    const batch = await prisma.batch.create({ data: { owner: TEST_OWNER, bucket: inbox, prefixes: ["p3/"] } });
     const [a, b] = await Promise.all([apps.start({ listPageSize: 500 }), apps.start({ listPageSize: 500 })]);
     await Promise.all([a.lister.idle(), b.lister.idle()]);
     const messages = await messagesOf(stack, batch.id);
@@ -213,15 +215,15 @@ describe("restarts", () => {
     await apps.close(b);
   });
 
-  it("a batch whose bucket is gone fails with a reason instead of retrying forever", async ({ prisma, apps }) => {
-    const batch = await prisma.batch.create({ data: { bucket: "bucket-deleted-meanwhile", prefixes: ["x/"] } });
+  it("a batch whose bucket is gone fails with a reason instead of retrying forever", async ({ key, prisma, apps }) => {
+    const batch = await prisma.batch.create({ data: { owner: TEST_OWNER, bucket: "bucket-deleted-meanwhile", prefixes: ["x/"] } });
     const app = await apps.start();
     await app.lister.idle();
     const failed = await prisma.batch.findUniqueOrThrow({ where: { id: batch.id } });
     expect(failed.state).toBe("failed");
     const audit = await prisma.auditEvent.findMany({ where: { batchId: batch.id, outcome: "failed" } });
     expect(audit).toEqual([expect.objectContaining({ stage: "ingestion", errorCode: "bucket_not_found" })]);
-    const res = await request(app.server).get(`/batches/${batch.id}`).expect(200);
+    const res = await authed(app, key).get(`/batches/${batch.id}`).expect(200);
     expect(res.body).toMatchObject({ state: "failed", documentCount: 0 });
     await apps.close(app);
   });

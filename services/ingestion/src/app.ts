@@ -9,15 +9,22 @@ import Fastify, {
   type RawRequestDefaultExpression,
   type RawServerDefault,
 } from "fastify";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
 import { hostname } from "node:os";
-import type { z } from "zod";
-import { BucketError, HttpError, NotFoundError, ValidationError, type ErrorBody } from "./errors.js";
+import { z } from "zod";
+import { AccessError, BucketError, HttpError, NotFoundError, ThrottledError, ValidationError, type ErrorBody } from "./errors.js";
+import { admitRequest, allowListProblem, keyUsage, meterBatch, meterQuotaRefusal, quotaStatus, type CallerKey } from "./keys.js";
 import { BatchLister, type ListerHooks } from "./lister.js";
-import { registerOperatorRoutes } from "./operator.js";
 import { buildBatchReport, pageProgress } from "./report.js";
-import { detectStall } from "./stall.js";
 import {
+  BatchAccepted,
+  BatchOptions,
+  BatchStatusResponse,
   CreateBatchBody,
+  DocumentsPage,
+  ErrorResponse,
+  UsageResponse,
   decodeCursor,
   documentStates,
   encodeCursor,
@@ -32,18 +39,22 @@ declare module "fastify" {
     /** The background listing of batches; stopped (after its in-flight pages) when the app closes. */
     lister: BatchLister;
   }
+  interface FastifyRequest {
+    /** The authenticated key; set for every route but the public ones. */
+    caller: CallerKey | null;
+  }
+  interface FastifyContextConfig {
+    /** No API key needed (health checks, docs). */
+    public?: boolean;
+  }
 }
 
 export interface AppOptions {
   prisma: PrismaClient;
   s3: S3Client;
   sqs: SQSClient;
-  /** The ingest queue; retry-failed also re-sends single pages and PNG notifications when it has theirs. */
-  queueUrls: { ingest: QueueUrls; singlePage?: QueueUrls; convertedImage?: QueueUrls };
-  /** Bucket of split pages and PNGs, for retrying failed pages alone (else their whole document is re-run). */
-  workBucket?: string;
-  /** An unfinished batch with no audit event for this long is reported as stalled. @defaultValue `600` */
-  stallAfterSeconds?: number;
+  /** Only the ingest queue is used. */
+  queueUrls: { ingest: QueueUrls };
   logger: Logger;
   /** Written as `workerId` on audit records. @defaultValue `ingestion@<hostname>:<pid>` */
   workerId?: string;
@@ -63,6 +74,8 @@ export interface AppOptions {
   resumeOnStart?: boolean;
   /** Test hooks into the listing of each page. */
   listerHooks?: ListerHooks;
+  /** Most documents one batch may hold; see `onTooLarge`. @defaultValue `1000000` */
+  maxDocumentsPerBatch?: number;
 }
 
 /** The fastify instance, typed with our pino logger. */
@@ -82,6 +95,30 @@ const fastifyCodes: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: "invalid_json",
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: "bad_request",
 };
+
+/** JSON Schema (OpenAPI 3.0 flavour) of a zod schema, for the route's documentation. */
+function doc(schema: z.ZodType, io: "input" | "output" = "output"): Record<string, unknown> {
+  return z.toJSONSchema(schema, { io, target: "openapi-3.0", unrepresentable: "any" }) as Record<string, unknown>;
+}
+
+const errorDoc = (description: string) => ({ description, ...doc(ErrorResponse) });
+const securedErrors = {
+  401: errorDoc("`api_key_missing` (no x-api-key or Authorization: Bearer header) or `api_key_unknown`"),
+  403: errorDoc("`api_key_disabled`, or `api_key_expired` (a rotated secret past its grace period)"),
+  429: errorDoc("`rate_limited`: over the plan's rate; Retry-After says when to try again"),
+};
+
+/** The key from `x-api-key`, or from `Authorization: Bearer <key>`. */
+function presentedKey(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const x = headers["x-api-key"];
+  if (typeof x === "string" && x.trim()) return x.trim();
+  const auth = headers.authorization;
+  if (typeof auth === "string") {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    if (m) return m[1];
+  }
+  return undefined;
+}
 
 /** The first ListObjectsV2 call, made before answering 202: can we list this bucket at all? */
 async function checkBucket(s3: S3Client, bucket: string, prefix: string, timeoutMs: number): Promise<void> {
@@ -150,6 +187,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
     ...(opts.listPageSize !== undefined && { pageSize: opts.listPageSize }),
     ...(opts.maxConcurrentListings !== undefined && { maxConcurrentBatches: opts.maxConcurrentListings }),
     ...(opts.listerHooks && { hooks: opts.listerHooks }),
+    ...(opts.maxDocumentsPerBatch !== undefined && { maxDocumentsPerBatch: opts.maxDocumentsPerBatch }),
   });
 
   const app = Fastify({
@@ -158,12 +196,21 @@ export function buildApp(opts: AppOptions): IngestionApp {
     return503OnClosing: true,
   });
   app.decorate("lister", lister);
+  app.decorateRequest("caller", null);
+  // Schemas on routes document the API (OpenAPI at /docs); the handlers validate with zod
+  // themselves, so errors keep one shape, and answers are sent as the handlers build them.
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   // JSON only: a text/plain body gets 415, not a schema error about a string.
   app.removeContentTypeParser("text/plain");
 
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
     if (error instanceof HttpError) {
       if (error.statusCode >= 500) request.log.warn({ err: error }, "request failed");
+      if (error instanceof ThrottledError) {
+        reply.header("retry-after", String(error.retryAfterSeconds));
+        for (const [k, v] of Object.entries(error.headers)) reply.header(k, v);
+      }
       return reply.code(error.statusCode).send(error.toBody());
     }
     const status = error.statusCode;
@@ -185,6 +232,39 @@ export function buildApp(opts: AppOptions): IngestionApp {
     return reply.code(404).send(body);
   });
 
+  // Every request but the public routes: who is calling (401/403), and within their rate (429).
+  // Runs before the body is parsed, so an anonymous or throttled caller costs one or two queries.
+  app.addHook("onRequest", async (request, reply) => {
+    if (request.routeOptions.config.public || request.url === "/docs" || request.url.startsWith("/docs/")) return;
+    const presented = presentedKey(request.headers);
+    if (!presented) {
+      throw new AccessError(401, "api_key_missing", "send your API key in the x-api-key header (or Authorization: Bearer <key>)");
+    }
+    const admitted = await admitRequest(prisma, presented);
+    if (!admitted.auth.ok) throw new AccessError(admitted.auth.status, admitted.auth.code, admitted.auth.message);
+    const key = admitted.auth.key;
+    const rate = admitted.rate!; // always there for a usable key
+    request.caller = key;
+    reply.header("x-ratelimit-limit", String(key.plan.ratePerSecond));
+    reply.header("x-ratelimit-burst", String(key.plan.burst));
+    reply.header("x-ratelimit-remaining", String(Math.floor(rate.tokens)));
+    if (!rate.allowed) {
+      throw new ThrottledError(
+        "rate_limited",
+        `API key ${key.prefix} is over its rate of ${key.plan.ratePerSecond} requests per second (burst ${key.plan.burst}); retry after ${rate.retryAfterMs} ms`,
+        Math.max(1, Math.ceil(rate.retryAfterMs / 1000)),
+        { retryAfterMs: rate.retryAfterMs, ratePerSecond: key.plan.ratePerSecond, burst: key.plan.burst },
+      );
+    }
+    request.log = request.log.child({ apiKey: key.prefix });
+  });
+
+  /** The caller of a secured route (the onRequest hook has set it). */
+  const callerOf = (request: { caller: CallerKey | null }): CallerKey => {
+    if (!request.caller) throw new AccessError(401, "api_key_missing", "this route needs an API key");
+    return request.caller;
+  };
+
   app.addHook("onReady", async () => {
     if (opts.resumeOnStart ?? true) await lister.resumeAll();
   });
@@ -192,19 +272,77 @@ export function buildApp(opts: AppOptions): IngestionApp {
     await lister.stop();
   });
 
-  app.post("/batches", async (request, reply) => {
+  app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "docpipe ingestion API",
+        version: "1",
+        description:
+          "Submit S3 prefixes of PDFs as batches and follow them through the pipeline. Every route but /healthz, /readyz and /docs " +
+          "needs an API key (x-api-key header or Authorization: Bearer). Each key has a usage plan: a token bucket over all its " +
+          "requests (429 rate_limited with Retry-After) and a quota of documents per day or month (429 quota_exceeded with " +
+          "Retry-After and X-Quota-Reset). Every error is `{ error: { code, message, details } }`.",
+      },
+      components: {
+        securitySchemes: {
+          apiKey: { type: "apiKey", in: "header", name: "x-api-key" },
+          bearer: { type: "http", scheme: "bearer" },
+        },
+      },
+      security: [{ apiKey: [] }, { bearer: [] }],
+    },
+  });
+  app.register(swaggerUi, { routePrefix: "/docs" });
+  // Routes in a plugin registered after swagger, so its onRoute hook sees every one of them.
+  app.register(async (api) => {
+  api.post("/batches", {
+    schema: {
+      summary: "Submit a batch of S3 prefixes",
+      body: doc(CreateBatchBody, "input"),
+      response: {
+        202: { description: "accepted; listing runs in the background", ...doc(BatchAccepted) },
+        400: errorDoc("`validation_error`, `invalid_json`"),
+        ...securedErrors,
+        403: errorDoc("`bucket_not_allowed` / `prefix_not_allowed` (the key's allow-list; S3 is not called), `bucket_forbidden`, or a key problem"),
+        413: errorDoc("`payload_too_large`"),
+        415: errorDoc("`unsupported_media_type`"),
+        422: errorDoc("`bucket_not_found`, `bucket_wrong_region`"),
+        429: errorDoc("`rate_limited`, or `quota_exceeded` (details: limit, used, period, resetsAt; header X-Quota-Reset)"),
+        503: errorDoc("`bucket_unavailable`"),
+      },
+    },
+  }, async (request, reply) => {
+    const caller = callerOf(request);
     const body = parse(CreateBatchBody, request.body, "body");
+    const denied = allowListProblem(caller, body.bucket, body.prefixes);
+    if (denied) throw new AccessError(403, denied.code, denied.message, denied.details);
+    const quota = await quotaStatus(prisma, caller);
+    if (quota.remaining === 0) {
+      await meterQuotaRefusal(prisma, caller.id);
+      throw new ThrottledError(
+        "quota_exceeded",
+        `API key ${caller.prefix} has used its quota of ${quota.limit} documents per ${quota.period}; it resets at ${quota.resetsAt.toISOString()}`,
+        Math.max(1, Math.ceil((quota.resetsAt.getTime() - Date.now()) / 1000)),
+        { limit: quota.limit, used: quota.used, period: quota.period, resetsAt: quota.resetsAt.toISOString() },
+        { "x-quota-reset": quota.resetsAt.toISOString() },
+      );
+    }
     await checkBucket(s3, body.bucket, body.prefixes[0]!, s3CheckTimeoutMs);
+    const options = BatchOptions.parse({ onTooLarge: body.onTooLarge });
     const batch = await prisma.$transaction(async (tx) => {
       const b = await tx.batch.create({
         data: {
           bucket: body.bucket,
           prefixes: body.prefixes,
-          options: { skipAlreadyProcessed: body.skipAlreadyProcessed ?? false },
+          options,
+          apiKeyId: caller.id,
+          owner: caller.owner,
           ...(body.label !== undefined && { label: body.label }),
         },
         select: { id: true, state: true },
       });
+      await meterBatch(tx, caller.id);
       await tx.auditEvent.create({
         data: {
           batchId: b.id,
@@ -224,14 +362,21 @@ export function buildApp(opts: AppOptions): IngestionApp {
       .send({ batchId: batch.id, state: batch.state });
   });
 
-  app.get("/batches/:id", async (request) => {
+  // Batches and documents are visible to every key of the owner that submitted them (so a
+  // rotated or second key of the same team still sees them), and to nobody else: another
+  // owner's id answers 404, exactly like an id that does not exist, so ids leak nothing.
+  api.get("/batches/:id", {
+    schema: { summary: "A batch's state and progress", params: doc(IdParams, "input"), response: { 200: doc(BatchStatusResponse), 404: errorDoc("`batch_not_found`"), ...securedErrors } },
+  }, async (request) => {
     const { id } = parse(IdParams, request.params, "path");
-    const batch = await prisma.batch.findUnique({ where: { id } });
+    const batch = await prisma.batch.findFirst({
+      where: { id, owner: callerOf(request).owner },
+      include: { continuations: { select: { id: true }, orderBy: { createdAt: "asc" }, take: 1 } },
+    });
     if (!batch) throw new NotFoundError("batch", id);
-    const [groups, pages, stalled] = await Promise.all([
+    const [groups, pages] = await Promise.all([
       prisma.document.groupBy({ by: ["state"], where: { batchId: id }, _count: { _all: true } }),
       pageProgress(prisma, id),
-      detectStall(prisma, batch, (opts.stallAfterSeconds ?? 600) * 1000),
     ]);
     const documents = Object.fromEntries(documentStates.map((s) => [s, 0])) as Record<(typeof documentStates)[number], number>;
     for (const g of groups) documents[g.state] = g._count._all;
@@ -241,6 +386,10 @@ export function buildApp(opts: AppOptions): IngestionApp {
       bucket: batch.bucket,
       prefixes: batch.prefixes,
       state: batch.state,
+      onTooLarge: BatchOptions.catch({ onTooLarge: "reject" }).parse(batch.options).onTooLarge,
+      failure: batch.failureCode ? { code: batch.failureCode, reason: batch.failureReason } : null,
+      parentBatchId: batch.parentBatchId,
+      continuedIn: batch.continuations[0]?.id ?? null,
       documentCount: batch.documentCount,
       skippedCount: batch.skippedCount,
       documents,
@@ -253,11 +402,17 @@ export function buildApp(opts: AppOptions): IngestionApp {
       createdAt: batch.createdAt,
       listedAt: batch.listedAt,
       completedAt: batch.completedAt,
-      stalled,
     };
   });
 
-  app.get("/batches/:id/documents", async (request) => {
+  api.get("/batches/:id/documents", {
+    schema: {
+      summary: "A batch's documents, a page at a time",
+      params: doc(IdParams, "input"),
+      querystring: doc(ListDocumentsQuery, "input"),
+      response: { 200: doc(DocumentsPage), 404: errorDoc("`batch_not_found`"), ...securedErrors },
+    },
+  }, async (request) => {
     const { id } = parse(IdParams, request.params, "path");
     const query = parse(ListDocumentsQuery, request.query, "query");
     let after: string | undefined;
@@ -267,7 +422,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
         throw new ValidationError("invalid request query", [{ path: "cursor", message: "not a cursor this API returned" }]);
       }
     }
-    const batch = await prisma.batch.findUnique({ where: { id }, select: { bucket: true } });
+    const batch = await prisma.batch.findFirst({ where: { id, owner: callerOf(request).owner }, select: { bucket: true } });
     if (!batch) throw new NotFoundError("batch", id);
     // Keyset pagination on (batchId, bucket, key): with both fixed, the unique index serves keys in order.
     const rows = await prisma.document.findMany({
@@ -294,18 +449,33 @@ export function buildApp(opts: AppOptions): IngestionApp {
     return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!.key) : null };
   });
 
-  app.get("/batches/:id/report", async (request) => {
+  api.get("/batches/:id/report", {
+    schema: {
+      summary: "A batch's report: documents, pages, failures by reason, features, stage timings",
+      params: doc(IdParams, "input"),
+      querystring: doc(ReportQuery, "input"),
+      response: { 200: { type: "object", additionalProperties: true }, 404: errorDoc("`batch_not_found`"), ...securedErrors },
+    },
+  }, async (request) => {
     const { id } = parse(IdParams, request.params, "path");
     const { documents } = parse(ReportQuery, request.query, "query");
-    const report = await buildBatchReport(prisma, id, { perDocument: documents, stallAfterSeconds: opts.stallAfterSeconds ?? 600 });
+    const visible = await prisma.batch.count({ where: { id, owner: callerOf(request).owner } });
+    if (!visible) throw new NotFoundError("batch", id);
+    const report = await buildBatchReport(prisma, id, { perDocument: documents });
     if (!report) throw new NotFoundError("batch", id);
     return report;
   });
 
-  app.get("/documents/:id", async (request) => {
+  api.get("/documents/:id", {
+    schema: {
+      summary: "A document, its pages with result summaries, and its audit trail",
+      params: doc(IdParams, "input"),
+      response: { 200: { type: "object", additionalProperties: true }, 404: errorDoc("`document_not_found`"), ...securedErrors },
+    },
+  }, async (request) => {
     const { id } = parse(IdParams, request.params, "path");
-    const doc = await prisma.document.findUnique({
-      where: { id },
+    const document = await prisma.document.findFirst({
+      where: { id, batch: { owner: callerOf(request).owner } },
       include: {
         pages: {
           orderBy: { pageNumber: "asc" },
@@ -314,8 +484,8 @@ export function buildApp(opts: AppOptions): IngestionApp {
         auditEvents: { orderBy: [{ createdAt: "asc" }, { id: "asc" }] },
       },
     });
-    if (!doc) throw new NotFoundError("document", id);
-    const { auditEvents, pages, size, ...rest } = doc;
+    if (!document) throw new NotFoundError("document", id);
+    const { auditEvents, pages, size, ...rest } = document;
     return {
       ...rest,
       size: toNumber(size),
@@ -324,11 +494,26 @@ export function buildApp(opts: AppOptions): IngestionApp {
     };
   });
 
-  registerOperatorRoutes(app, { prisma, sqs, logger, workerId, queueUrls: opts.queueUrls, ...(opts.workBucket !== undefined && { workBucket: opts.workBucket }) });
+  api.get("/usage", {
+    schema: {
+      summary: "The calling key's plan, quota and metering per day (last 30 days)",
+      response: { 200: doc(UsageResponse), ...securedErrors },
+    },
+  }, async (request) => {
+    const caller = callerOf(request);
+    const [quota, days] = await Promise.all([quotaStatus(prisma, caller), keyUsage(prisma, caller.id)]);
+    return {
+      key: { id: caller.id, prefix: caller.prefix, name: caller.name, owner: caller.owner },
+      plan: caller.plan,
+      quota: { period: quota.period, limit: quota.limit, used: quota.used, remaining: quota.remaining, resetsAt: quota.resetsAt },
+      days,
+    };
+  });
 
-  app.get("/healthz", async () => ({ status: "ok" }));
 
-  app.get("/readyz", async (_request, reply) => {
+  api.get("/healthz", { config: { public: true }, schema: { summary: "Liveness", security: [] } }, async () => ({ status: "ok" }));
+
+  api.get("/readyz", { config: { public: true }, schema: { summary: "Readiness: database and ingest queue", security: [] } }, async (_request, reply) => {
     const [database, queue] = await Promise.allSettled([
       withTimeout(prisma.$queryRaw`SELECT 1`, readyTimeoutMs, "database"),
       sqs.send(new GetQueueAttributesCommand({ QueueUrl: opts.queueUrls.ingest.url, AttributeNames: ["QueueArn"] }), {
@@ -340,6 +525,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
     if (database.status === "fulfilled" && queue.status === "fulfilled" && !lister.stopping) return { status: "ready", checks };
     const body: ErrorBody = { error: { code: "not_ready", message: "a dependency is unreachable", details: checks } };
     return reply.code(503).send(body);
+  });
   });
 
   return app;

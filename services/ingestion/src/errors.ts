@@ -32,6 +32,28 @@ export class ValidationError extends HttpError {
   }
 }
 
+/** No key, an unknown, disabled or expired key (401/403), or a bucket or prefix outside the key's allow-list (403). */
+export class AccessError extends HttpError {
+  override readonly name = "AccessError";
+  constructor(statusCode: 401 | 403, code: string, message: string, details: unknown = null) {
+    super(statusCode, code, message, details);
+  }
+}
+
+/** 429: over the key's rate (`rate_limited`) or its quota (`quota_exceeded`); `retryAfterSeconds` becomes Retry-After. */
+export class ThrottledError extends HttpError {
+  override readonly name = "ThrottledError";
+  constructor(
+    code: "rate_limited" | "quota_exceeded",
+    message: string,
+    readonly retryAfterSeconds: number,
+    details: unknown,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(429, code, message, details);
+  }
+}
+
 export class NotFoundError extends HttpError {
   override readonly name = "NotFoundError";
   constructor(what: "batch" | "document" | "route", id: string) {

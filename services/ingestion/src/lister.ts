@@ -3,7 +3,9 @@ import type { PrismaClient } from "@docpipe/db";
 import { coerceError, settleBatch, TransientError, type IngestMessage, type Logger, type QueueProducer } from "@docpipe/queue";
 import { setTimeout as delay } from "node:timers/promises";
 import { ListingError } from "./errors.js";
-import { insertPage } from "./insert-page.js";
+import { insertPage, type InsertedPage } from "./insert-page.js";
+import { chargeDocuments, quotaStatus, type CallerKey, type QuotaStatus } from "./keys.js";
+import { BatchOptions } from "./schemas.js";
 
 /** Where a batch's listing stands: the prefix being listed and the continuation token of the next page to list. */
 export interface ListingPosition {
@@ -49,6 +51,12 @@ export interface BatchListerOptions {
   pageSize?: number;
   /** Batches listed at the same time; more wait their turn. @defaultValue `2` */
   maxConcurrentBatches?: number;
+  /**
+   * Most documents one batch may hold. A listing that passes it fails the batch
+   * (`onTooLarge: "reject"`, counted before anything is queued) or continues in a follow-up
+   * batch (`"split"`). @defaultValue `1000000`
+   */
+  maxDocumentsPerBatch?: number;
   /** Ceiling of the backoff between retries of a listing after a transient failure, in ms. @defaultValue `30000` */
   maxRetryDelayMs?: number;
   hooks?: ListerHooks;
@@ -113,6 +121,7 @@ export class BatchLister {
   private readonly pageSize: number;
   private readonly maxConcurrent: number;
   private readonly maxRetryDelayMs: number;
+  private readonly maxDocumentsPerBatch: number;
   private readonly hooks: ListerHooks;
   private readonly abort = new AbortController();
   /** Batches being listed by this process, and their promise. */
@@ -130,6 +139,7 @@ export class BatchLister {
     this.pageSize = Math.max(1, Math.min(1000, opts.pageSize ?? 1000));
     this.maxConcurrent = Math.max(1, opts.maxConcurrentBatches ?? 2);
     this.maxRetryDelayMs = opts.maxRetryDelayMs ?? 30_000;
+    this.maxDocumentsPerBatch = Math.max(1, opts.maxDocumentsPerBatch ?? 1_000_000);
     this.hooks = opts.hooks ?? {};
   }
 
@@ -230,11 +240,34 @@ export class BatchLister {
   private async listFromSavedPosition(batchId: string, log: Logger, progress: { pages: number }): Promise<void> {
     const batch = await this.prisma.batch.findUnique({
       where: { id: batchId },
-      select: { state: true, bucket: true, prefixes: true, listingPrefix: true, listingToken: true },
+      include: { apiKey: { include: { plan: true } } },
     });
     if (!batch || batch.state !== "listing") return;
     const { bucket, prefixes } = batch;
+    const parsedOptions = BatchOptions.safeParse(batch.options);
+    const ctx: ListingContext = {
+      batchId,
+      bucket,
+      prefixes,
+      startAfter: batch.listingStartAfter,
+      onTooLarge: parsedOptions.success ? parsedOptions.data.onTooLarge : "reject",
+      key: batch.apiKey
+        ? { id: batch.apiKey.id, plan: { ...batch.apiKey.plan } }
+        : undefined,
+    };
     let pos: ListingPosition = { prefixIndex: batch.listingPrefix, token: batch.listingToken };
+    if (ctx.onTooLarge === "reject" && batch.documentCount === 0 && pos.prefixIndex === 0 && pos.token === null) {
+      // All or nothing: count first, so a batch over the bound queues nothing at all.
+      const counted = await this.countPdfs(ctx, this.maxDocumentsPerBatch + 1);
+      if (counted > this.maxDocumentsPerBatch) {
+        throw new ListingError(
+          "batch_too_large",
+          `the prefixes hold more than ${this.maxDocumentsPerBatch} PDFs, the most one batch may have; nothing was queued. ` +
+            `Submit smaller prefixes, or submit again with onTooLarge "split" to continue in follow-up batches`,
+          batchId,
+        );
+      }
+    }
     const started = Date.now();
     if (pos.prefixIndex > 0 || pos.token) {
       log.info({ prefixIndex: pos.prefixIndex, midPrefix: pos.token !== null }, "resuming listing from saved position");
@@ -247,7 +280,7 @@ export class BatchLister {
         log.info({ prefixIndex: pos.prefixIndex, pages: progress.pages }, "listing paused by shutdown; resumes on the next start");
         return;
       }
-      const out = await (prefetched ?? this.listPage(batchId, bucket, prefixes[pos.prefixIndex]!, pos.token));
+      const out = await (prefetched ?? this.listPage(batchId, bucket, prefixes[pos.prefixIndex]!, pos.token, this.startAfterFor(ctx, pos)));
       prefetched = undefined;
       let next: ListingPosition;
       if (out.IsTruncated) {
@@ -257,27 +290,56 @@ export class BatchLister {
         next = { prefixIndex: pos.prefixIndex + 1, token: null };
       }
       if (next.prefixIndex < prefixes.length && !this.stopping) {
-        prefetched = this.listPage(batchId, bucket, prefixes[next.prefixIndex]!, next.token);
+        prefetched = this.listPage(batchId, bucket, prefixes[next.prefixIndex]!, next.token, null);
         prefetched.catch(() => undefined); // awaited (or dropped) on the next turn
       }
-      const owner = await this.handlePage(batchId, bucket, out.Contents ?? [], pos, next, ++progress.pages, log);
-      if (!owner) {
+      const outcome = await this.handlePage(ctx, out.Contents ?? [], pos, next, ++progress.pages, log);
+      if (outcome === "lost") {
         log.warn({ position: pos }, "another process moved this listing on; leaving it to that process");
         return;
       }
+      if (outcome === "stopped") return;
       pos = next;
     }
     await this.finish(batchId, log, { pages: progress.pages, ms: Date.now() - started });
   }
 
-  private async listPage(batchId: string, bucket: string, prefix: string, token: string | null): Promise<ListObjectsV2CommandOutput> {
+  /** A follow-up batch starts its first prefix after its parent's last key; every other page starts at its token. */
+  private startAfterFor(ctx: ListingContext, pos: ListingPosition): string | null {
+    return pos.token === null ? ctx.startAfter : null;
+  }
+
+  /** PDFs under the batch's prefixes, counting stops at `stopAt`. One ListObjectsV2 per 1000 keys, nothing written. */
+  private async countPdfs(ctx: ListingContext, stopAt: number): Promise<number> {
+    let count = 0;
+    for (let i = 0; i < ctx.prefixes.length; i++) {
+      let token: string | null = null;
+      do {
+        const out: ListObjectsV2CommandOutput = await this.listPage(ctx.batchId, ctx.bucket, ctx.prefixes[i]!, token, i === 0 ? ctx.startAfter : null, 1000);
+        for (const o of out.Contents ?? []) if (o.Key && isPdfKey(o.Key) && !isDirectoryMarker(o.Key)) count++;
+        if (count >= stopAt || this.stopping) return count;
+        token = out.IsTruncated ? (out.NextContinuationToken ?? null) : null;
+      } while (token);
+    }
+    return count;
+  }
+
+  private async listPage(
+    batchId: string,
+    bucket: string,
+    prefix: string,
+    token: string | null,
+    startAfter: string | null,
+    maxKeys = this.pageSize,
+  ): Promise<ListObjectsV2CommandOutput> {
     try {
       return await this.s3.send(
         new ListObjectsV2Command({
           Bucket: bucket,
           Prefix: prefix,
-          MaxKeys: this.pageSize,
+          MaxKeys: maxKeys,
           ...(token ? { ContinuationToken: token } : {}),
+          ...(!token && startAfter ? { StartAfter: startAfter } : {}),
         }),
         { abortSignal: this.abort.signal },
       );
@@ -296,35 +358,67 @@ export class BatchLister {
   }
 
   /**
-   * One page: rows and audit records in one transaction, then messages, then the position
-   * (with the skipped count) moved on with a compare-and-set. Returns false when the saved
-   * position was not where this run left it, i.e. another process is listing the batch.
+   * Admits a page's new PDFs within the room left (the batch's bound, the key's quota): rows,
+   * audit records and the quota charge in one transaction that holds the batch row and the
+   * key's quota row, so two processes never admit past either limit.
+   */
+  private async admit(ctx: ListingContext, objects: { key: string; size: number | undefined }[]): Promise<Admission> {
+    return this.prisma.$transaction(
+      async (tx) => {
+        const [b] = await tx.$queryRaw<{ documentCount: number }[]>`
+          SELECT "documentCount" FROM "Batch" WHERE "id" = ${ctx.batchId}::uuid FOR UPDATE`;
+        let room = this.maxDocumentsPerBatch - (b?.documentCount ?? 0);
+        let cutBy: Admission["cutBy"] = "batch_limit";
+        let quota: QuotaStatus | undefined;
+        if (ctx.key) {
+          quota = await quotaStatus(tx, ctx.key, { lock: ctx.key.plan.quotaDocuments !== null });
+          if (quota.remaining !== null && quota.remaining < room) {
+            room = quota.remaining;
+            cutBy = "quota";
+          }
+        }
+        const page = await insertPage(tx, { batchId: ctx.batchId, bucket: ctx.bucket, workerId: this.workerId, objects, room });
+        if (ctx.key && quota) await chargeDocuments(tx, ctx.key.id, quota.periodStart, page.inserted.length);
+        return { ...page, cutBy, quota };
+      },
+      { maxWait: 10_000, timeout: 60_000 },
+    );
+  }
+
+  /**
+   * One page: rows and audit records admitted in one transaction, then messages, then the
+   * position (with the skipped count) moved on with a compare-and-set. Returns "lost" when the
+   * saved position was not where this run left it (another process is listing the batch), and
+   * "stopped" when the page hit the batch's bound or the key's quota and the listing ended there.
    */
   private async handlePage(
-    batchId: string,
-    bucket: string,
+    ctx: ListingContext,
     objects: _Object[],
     pos: ListingPosition,
     next: ListingPosition,
     page: number,
     log: Logger,
-  ): Promise<boolean> {
+  ): Promise<"moved" | "lost" | "stopped"> {
+    const { batchId, bucket } = ctx;
     const t0 = performance.now();
     const sizes = new Map<string, number | undefined>();
-    let skipped = 0;
     for (const o of objects) {
       if (!o.Key || isDirectoryMarker(o.Key)) continue;
       if (isPdfKey(o.Key)) sizes.set(o.Key, o.Size);
-      else skipped++;
     }
     const keys = [...sizes.keys()];
 
-    const inserted = await insertPage(this.prisma, {
-      batchId,
-      bucket,
-      workerId: this.workerId,
-      objects: keys.map((key) => ({ key, size: sizes.get(key) })),
-    });
+    const admission = await this.admit(
+      ctx,
+      keys.map((key) => ({ key, size: sizes.get(key) })),
+    );
+    const { inserted, firstRefused } = admission;
+    // Keys from the first refused one on belong to no batch of this listing (or to the follow-up).
+    const cutIndex = firstRefused === undefined ? objects.length : objects.findIndex((o) => o.Key === firstRefused);
+    let skipped = 0;
+    for (const o of objects.slice(0, cutIndex)) if (o.Key && !isDirectoryMarker(o.Key) && !isPdfKey(o.Key)) skipped++;
+    // Listing order is S3's (UTF-8 bytes), so positions in the page, not string comparison, say what came before the cut.
+    const admittedKeys = firstRefused === undefined ? keys : keys.slice(0, keys.indexOf(firstRefused));
     const insertMs = performance.now() - t0;
     const event: PageEvent = { batchId, page, position: pos, pdfs: keys.length, inserted: inserted.length, skipped };
     await this.hooks.afterInsert?.(event);
@@ -332,10 +426,10 @@ export class BatchLister {
     // Rows that already existed come from a run that died mid-page: their messages may never
     // have gone out, so the ones nobody has picked up yet are sent again.
     let toSend: { id: string; key: string }[] = inserted;
-    if (inserted.length < keys.length) {
+    if (inserted.length < admittedKeys.length) {
       const fresh = new Set(inserted.map((r) => r.key));
       const earlier = await this.prisma.document.findMany({
-        where: { batchId, bucket, key: { in: keys.filter((k) => !fresh.has(k)) }, state: "queued" },
+        where: { batchId, bucket, key: { in: admittedKeys.filter((k) => !fresh.has(k)) }, state: "queued" },
         select: { id: true, key: true },
       });
       toSend = [...inserted, ...earlier];
@@ -349,9 +443,13 @@ export class BatchLister {
     const sendMs = performance.now() - t1;
     await this.hooks.afterSend?.(event);
 
+    if (firstRefused !== undefined) {
+      return (await this.stopAt(ctx, admission, objects, cutIndex, pos, skipped, log)) ? "stopped" : "lost";
+    }
+
     const moved = await this.prisma.batch.updateMany({
       where: { id: batchId, state: "listing", listingPrefix: pos.prefixIndex, listingToken: pos.token },
-      data: { listingPrefix: next.prefixIndex, listingToken: next.token, skippedCount: { increment: skipped } },
+      data: { listingPrefix: next.prefixIndex, listingToken: next.token, listingStartAfter: null, skippedCount: { increment: skipped } },
     });
     log.debug(
       {
@@ -366,8 +464,100 @@ export class BatchLister {
       },
       "page listed",
     );
-    if (moved.count === 0) return false;
+    if (moved.count === 0) return "lost";
     await this.hooks.afterPage?.(event);
+    return "moved";
+  }
+
+  /**
+   * The page hit the batch's bound or the key's quota at `objects[cutIndex]`. With
+   * `onTooLarge: "split"` and the batch bound, the rest of the listing moves to a follow-up
+   * batch (same key, owner, prefixes and options; `parentBatchId` = this one) that starts at
+   * that key, and this batch goes on to `processing`; otherwise this batch fails with
+   * `batch_too_large` or `quota_exceeded`, its admitted documents going on through the
+   * pipeline. One transaction with a compare-and-set on the position, like a page.
+   */
+  private async stopAt(
+    ctx: ListingContext,
+    admission: Admission,
+    objects: _Object[],
+    cutIndex: number,
+    pos: ListingPosition,
+    skipped: number,
+    log: Logger,
+  ): Promise<boolean> {
+    const { batchId } = ctx;
+    const where = { id: batchId, state: "listing" as const, listingPrefix: pos.prefixIndex, listingToken: pos.token };
+    if (admission.cutBy === "batch_limit" && ctx.onTooLarge === "split") {
+      // Where the follow-up starts: right after the object before the cut, or at this page's own position.
+      const resume =
+        cutIndex > 0
+          ? { listingPrefix: pos.prefixIndex, listingToken: null, listingStartAfter: objects[cutIndex - 1]!.Key! }
+          : { listingPrefix: pos.prefixIndex, listingToken: pos.token, listingStartAfter: pos.token ? null : ctx.startAfter };
+      const childId = await this.prisma.$transaction(async (tx) => {
+        const moved = await tx.batch.updateMany({
+          where,
+          data: { state: "processing", listedAt: new Date(), skippedCount: { increment: skipped }, listingPrefix: ctx.prefixes.length, listingToken: null },
+        });
+        if (moved.count === 0) return undefined;
+        const parent = await tx.batch.findUniqueOrThrow({ where: { id: batchId } });
+        const child = await tx.batch.create({
+          data: {
+            label: parent.label,
+            bucket: parent.bucket,
+            prefixes: parent.prefixes,
+            options: parent.options ?? {},
+            apiKeyId: parent.apiKeyId,
+            owner: parent.owner,
+            parentBatchId: batchId,
+            ...resume,
+          },
+          select: { id: true },
+        });
+        await tx.auditEvent.createMany({
+          data: [
+            {
+              batchId,
+              stage: "ingestion",
+              outcome: "succeeded",
+              workerId: this.workerId,
+              details: { event: "listing_split", documentCount: parent.documentCount, continuedIn: child.id, limit: this.maxDocumentsPerBatch },
+            },
+            {
+              batchId: child.id,
+              stage: "ingestion",
+              outcome: "started",
+              workerId: this.workerId,
+              details: { event: "batch_created", parentBatchId: batchId, bucket: parent.bucket, prefixes: parent.prefixes },
+            },
+          ],
+        });
+        return child.id;
+      });
+      if (!childId) return false;
+      log.info({ continuedIn: childId, limit: this.maxDocumentsPerBatch }, "batch reached its size bound; listing continues in a follow-up batch");
+      await settleBatch(this.prisma, batchId);
+      this.start(childId);
+      return true;
+    }
+    const quota = admission.quota;
+    const err =
+      admission.cutBy === "quota" && quota
+        ? new ListingError(
+            "quota_exceeded",
+            `the key's quota of ${quota.limit} documents per ${quota.period} is used up; listing stopped before ${objects[cutIndex]?.Key}. ` +
+              `The documents listed so far are processed. The quota resets at ${quota.resetsAt.toISOString()}`,
+            batchId,
+          )
+        : new ListingError(
+            "batch_too_large",
+            `the batch reached ${this.maxDocumentsPerBatch} documents, the most one batch may have; listing stopped before ${objects[cutIndex]?.Key}. ` +
+              `The documents listed so far are processed; submit with onTooLarge "split" to continue in follow-up batches`,
+            batchId,
+          );
+    const failed = await this.prisma.batch.updateMany({ where, data: { skippedCount: { increment: skipped } } });
+    if (failed.count === 0) return false;
+    await this.markFailed(batchId, err, log, quota ? { resetsAt: quota.resetsAt.toISOString(), limit: quota.limit, period: quota.period } : undefined);
     return true;
   }
 
@@ -410,13 +600,15 @@ export class BatchLister {
     );
   }
 
-  private async markFailed(batchId: string, err: ListingError, log: Logger): Promise<void> {
-    log.error({ err, code: err.code }, "listing failed permanently");
+  private async markFailed(batchId: string, err: ListingError, log: Logger, details?: object): Promise<void> {
+    // A caller's limit (quota, batch size) is their business, not an operator's alarm.
+    const callerLimit = err.code === "quota_exceeded" || err.code === "batch_too_large";
+    log[callerLimit ? "warn" : "error"]({ err, code: err.code }, "listing failed permanently");
     try {
       await this.prisma.$transaction([
         this.prisma.batch.updateMany({
           where: { id: batchId, state: "listing" },
-          data: { state: "failed", completedAt: new Date() },
+          data: { state: "failed", completedAt: new Date(), failureCode: err.code, failureReason: err.message },
         }),
         this.prisma.auditEvent.create({
           data: {
@@ -426,6 +618,7 @@ export class BatchLister {
             workerId: this.workerId,
             errorCode: err.code,
             errorMessage: err.message,
+            ...(details && { details }),
           },
         }),
       ]);
@@ -433,4 +626,22 @@ export class BatchLister {
       log.error({ err: coerceError(e) }, "could not record the listing failure; the batch resumes on the next start");
     }
   }
+}
+
+/** What a listing needs to know about its batch, loaded once per run. */
+interface ListingContext {
+  batchId: string;
+  bucket: string;
+  prefixes: string[];
+  /** Where the first page of the saved prefix starts when there is no token (a follow-up batch). */
+  startAfter: string | null;
+  onTooLarge: "reject" | "split";
+  /** The submitting key and its plan, whose quota the documents are charged to. */
+  key: Pick<CallerKey, "id" | "plan"> | undefined;
+}
+
+interface Admission extends InsertedPage {
+  /** What limited the room when a key was refused. */
+  cutBy: "batch_limit" | "quota";
+  quota: QuotaStatus | undefined;
 }

@@ -23,8 +23,7 @@ async function main(): Promise<void> {
       sendParallelism: config.SEND_PARALLELISM,
       s3CheckTimeoutMs: config.S3_CHECK_TIMEOUT_MS,
       readyTimeoutMs: config.READY_TIMEOUT_MS,
-      workBucket: config.WORK_BUCKET,
-      stallAfterSeconds: config.STALL_AFTER_SECONDS,
+      maxDocumentsPerBatch: config.MAX_DOCUMENTS_PER_BATCH,
     });
     await app.listen({ port: config.PORT, host: config.HOST });
     const [signal] = (await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")])) as [string];

@@ -51,12 +51,17 @@ export const CreateBatchBody = z
       .max(100, "at most 100 prefixes per batch"),
     /** A person's name for the batch, shown in reports. */
     label: z.string().trim().min(1).max(200).optional(),
-    /**
-     * Skip a document whose content (SHA-256) matches a document done in an earlier batch: it
-     * ends done without pages of its own, `duplicateOfId` naming that document.
-     */
-    skipAlreadyProcessed: z.boolean().optional(),
+    onTooLarge: z
+      .enum(["reject", "split"])
+      .optional()
+      .meta({
+        description:
+          "What happens when the prefixes hold more PDFs than one batch may (MAX_DOCUMENTS_PER_BATCH): " +
+          "`reject` (default) counts first and fails the batch with `batch_too_large` before queueing anything; " +
+          "`split` continues the listing in follow-up batches (`parentBatchId` = the previous one).",
+      }),
   })
+  .meta({ example: { bucket: "scans-inbox", prefixes: ["2026/11/"], label: "november scans", onTooLarge: "split" } })
   .superRefine((body, ctx) => {
     for (const [a, b] of overlappingPrefixes(body.prefixes)) {
       ctx.addIssue({
@@ -67,6 +72,11 @@ export const CreateBatchBody = z
     }
   });
 export type CreateBatchBody = z.infer<typeof CreateBatchBody>;
+
+/** What `Batch.options` holds. */
+export const BatchOptions = z.object({
+  onTooLarge: z.enum(["reject", "split"]).default("reject"),
+});
 
 export const IdParams = z.strictObject({ id: z.uuid({ error: "must be a UUID" }) });
 
@@ -106,3 +116,88 @@ export function decodeCursor(cursor: string): string | undefined {
 export function issuesToDetails(error: z.ZodError): { path: string; message: string }[] {
   return error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
 }
+
+// ---- Responses: documented at /docs (OpenAPI), checked against real answers in the tests. ----
+
+const timestamp = z.iso.datetime({ offset: true }).meta({ example: "2026-11-26T19:00:00.000Z" });
+const uuid = z.uuid().meta({ example: "6f1c1a52-3f0e-4a8e-9a43-0b7b1d1f2c3a" });
+
+export const ErrorResponse = z
+  .object({
+    error: z.object({
+      code: z.string().meta({ example: "rate_limited" }),
+      message: z.string(),
+      details: z.unknown(),
+    }),
+  })
+  .meta({ example: { error: { code: "prefix_not_allowed", message: 'API key dp_1a2b3c4d may not submit "other/" in bucket scans-inbox', details: { bucket: "scans-inbox", prefixes: ["other/"], allowedPrefixes: ["2026/"] } } } });
+
+export const BatchAccepted = z.object({ batchId: uuid, state: z.literal("listing") });
+
+export const BatchStatusResponse = z.object({
+  batchId: uuid,
+  label: z.string().nullable(),
+  bucket: z.string(),
+  prefixes: z.array(z.string()),
+  state: z.enum(["listing", "processing", "completed", "failed"]),
+  onTooLarge: z.enum(["reject", "split"]),
+  failure: z.object({ code: z.string(), reason: z.string().nullable() }).nullable(),
+  parentBatchId: uuid.nullable(),
+  continuedIn: uuid.nullable().meta({ description: "The follow-up batch a split listing continued in." }),
+  documentCount: z.int(),
+  skippedCount: z.int(),
+  documents: z.record(z.enum(documentStates), z.int()),
+  pages: z.looseObject({}),
+  listing: z.object({ finished: z.boolean(), prefixIndex: z.int(), prefix: z.string().nullable() }),
+  createdAt: timestamp,
+  listedAt: timestamp.nullable(),
+  completedAt: timestamp.nullable(),
+});
+
+export const DocumentsPage = z.object({
+  items: z.array(
+    z.object({
+      id: uuid,
+      bucket: z.string(),
+      key: z.string(),
+      state: z.enum(documentStates),
+      class: z.enum(["large", "small", "single"]).nullable(),
+      size: z.number().nullable(),
+      pageCount: z.int().nullable(),
+      failureCode: z.string().nullable(),
+      failureReason: z.string().nullable(),
+      createdAt: timestamp,
+      updatedAt: timestamp,
+      completedAt: timestamp.nullable(),
+    }),
+  ),
+  nextCursor: z.string().nullable(),
+});
+
+export const UsageResponse = z
+  .object({
+    key: z.object({ id: uuid, prefix: z.string(), name: z.string(), owner: z.string() }),
+    plan: z.object({
+      name: z.string(),
+      ratePerSecond: z.number(),
+      burst: z.int(),
+      quotaDocuments: z.int().nullable(),
+      quotaPeriod: z.enum(["day", "month"]),
+    }),
+    quota: z.object({
+      period: z.enum(["day", "month"]),
+      limit: z.int().nullable(),
+      used: z.int(),
+      remaining: z.int().nullable(),
+      resetsAt: timestamp,
+    }),
+    days: z.array(z.object({ day: z.iso.date(), requests: z.int(), throttled: z.int(), batches: z.int(), documents: z.int() })),
+  })
+  .meta({
+    example: {
+      key: { id: "6f1c1a52-3f0e-4a8e-9a43-0b7b1d1f2c3a", prefix: "dp_1a2b3c4d", name: "scanner-3", owner: "records-team" },
+      plan: { name: "standard", ratePerSecond: 10, burst: 20, quotaDocuments: 100000, quotaPeriod: "day" },
+      quota: { period: "day", limit: 100000, used: 1200, remaining: 98800, resetsAt: "2026-11-27T00:00:00.000Z" },
+      days: [{ day: "2026-11-26", requests: 310, throttled: 4, batches: 3, documents: 1200 }],
+    },
+  });
