@@ -3,6 +3,7 @@ import { createLogger } from "@docpipe/queue";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { ApiClient, ApiError } from "./api.js";
+import { ADMIN_USAGE, adminCommand, AdminUsageError } from "./keys.js";
 import { redriveCommand, RedriveUsageError } from "./redrive.js";
 import { formatReport, formatRetry } from "./report-table.js";
 import { runFolder, watchBatch } from "./run.js";
@@ -24,6 +25,7 @@ commands:
                         re-run the batch's failed documents (only their failed pages where
                         that is enough); prints what was re-sent per failure code.
   studio                Prisma Studio on the local database (same as pnpm studio).
+${ADMIN_USAGE}
   redrive <queue> [--to <queue>]
                         move the messages of <queue>'s dead-letter queue back to <queue> (or to
                         --to), e.g. docpipe redrive single-page; prints how many moved.
@@ -37,6 +39,7 @@ const fromCwd = (p: string) => path.resolve(process.env.INIT_CWD ?? process.cwd(
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === "keys" || command === "plans" || command === "usage") return adminCommand(command, rest);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
@@ -139,8 +142,9 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
     if (e instanceof UsageError) console.error(`${e.message}\n\n${USAGE}`);
+    else if (e instanceof AdminUsageError) console.error(`docpipe: ${e.message}`);
     else if (e instanceof ApiError) console.error(`docpipe: ${e.code}: ${e.message}`);
     else console.error("docpipe:", e instanceof Error ? e.message : e);
-    process.exit(e instanceof UsageError ? 2 : 1);
+    process.exit(e instanceof UsageError || e instanceof AdminUsageError ? 2 : 1);
   },
 );

@@ -1,7 +1,7 @@
 import { createOrchestrator } from "@docpipe/chunking-orchestrator";
 import { createFailsafe, type FailsafeOptions } from "@docpipe/failsafe";
 import { createInferenceClient } from "@docpipe/inference-client";
-import { createIngestionService } from "@docpipe/ingestion";
+import { createApiKey, createIngestionService, rotateApiKey } from "@docpipe/ingestion";
 import type { LocalStack } from "@docpipe/local-stack";
 import { createPageConverter } from "@docpipe/page-converter";
 import type { Logger } from "@docpipe/queue";
@@ -29,6 +29,8 @@ export interface PipelineOptions {
 export interface Pipeline {
   /** Base URL of the ingestion API. */
   apiUrl: string;
+  /** The API key of the local runner (owner `local`, plan `local`, any bucket): pass it to `new ApiClient(apiUrl, apiKey)`. */
+  apiKey: string;
   model: ReferenceModel;
   stop(): Promise<void>;
 }
@@ -70,6 +72,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     });
     const apiUrl = await ingestion.start();
     started.push(ingestion);
+    const apiKey = await localRunnerKey(prisma);
     const workers = [
       createOrchestrator({ ...common, logger: logger.child({ service: "chunking-orchestrator" }) }),
       createSplitter({ ...common, role: "large", workBucket, logger: logger.child({ service: "splitter-large" }) }),
@@ -98,9 +101,20 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       w.start();
       started.push(w);
     }
-    return { apiUrl, model, stop };
+    return { apiUrl, apiKey, model, stop };
   } catch (e) {
     await stop();
     throw e;
   }
+}
+
+/**
+ * The local runner's key. Only hashes are stored, so each start gives the one `local runner`
+ * key a new secret (the previous run's is refused at once) instead of piling up a key per run;
+ * its owner stays `local`, so earlier runs' batches stay visible.
+ */
+async function localRunnerKey(prisma: PipelineOptions["stack"]["prisma"]): Promise<string> {
+  const existing = await prisma.apiKey.findFirst({ where: { owner: "local", name: "local runner" }, select: { id: true } });
+  if (existing) return (await rotateApiKey(prisma, existing.id, { graceSeconds: 0 })).key;
+  return (await createApiKey(prisma, { name: "local runner", owner: "local", plan: "local", buckets: ["*"] })).key;
 }

@@ -82,7 +82,7 @@ export async function runFolder(opts: RunOptions): Promise<RunResult> {
       const prefix = `runs/${new Date().toISOString().replace(/[:.]/g, "-")}/`;
       const uploaded = await uploadFolder(stack, folder, prefix);
       out.write(`uploaded ${uploaded} files to s3://${stack.stagingBucket}/${prefix}\n`);
-      const api = new ApiClient(pipeline.apiUrl);
+      const api = new ApiClient(pipeline.apiUrl, pipeline.apiKey);
       const { batchId } = await api.submit({
         bucket: stack.stagingBucket,
         prefixes: [prefix],
