@@ -1,12 +1,12 @@
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type { PrismaClient } from "@docpipe/db";
 import type { LocalStack } from "@docpipe/local-stack";
 import { generateCorpus, openPdf, splitRange, type CorpusFile } from "@docpipe/pdf";
 import { chunkKey, createLogger, deadLetterAttributes, pageKey, QueueProducer, type SinglePageMessage, type SmallDocMessage } from "@docpipe/queue";
-import { afterAll, afterEach, beforeAll } from "vitest";
+import { afterAll, afterEach, beforeAll, onTestFinished } from "vitest";
 import { describe, expect, test } from "../fixtures/index.js";
 import { createSplitter, type Splitter, type SplitterOptions } from "@docpipe/splitter";
 import {
@@ -147,7 +147,17 @@ describe("splitter, large role", () => {
     await largeProducer(stack).send([{ version: 1, batchId: doc.batchId, documentId: doc.documentId, bucket: doc.bucket, key: doc.key, size: doc.size }]);
     // 249 three-page chunks take several 2-second visibility windows; a free second slot would
     // take the message again the moment it reappeared.
-    startSplitter(stack, prisma, "large", { chunkPages: 3, visibilityTimeoutSeconds: 2, heartbeatSeconds: 1, concurrency: 2 });
+    // Each chunk upload is held 25 ms, so the split outlasts two windows on any machine, however fast.
+    const s3 = new S3Client({ region: stack.region, endpoint: stack.s3Endpoint, forcePathStyle: true, credentials: stack.credentials });
+    s3.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === "PutObjectCommand") await new Promise((r) => setTimeout(r, 25));
+        return next(args);
+      },
+      { step: "initialize", name: "slowUploads" },
+    );
+    onTestFinished(() => s3.destroy());
+    startSplitter(stack, prisma, "large", { s3, chunkPages: 3, visibilityTimeoutSeconds: 2, heartbeatSeconds: 1, concurrency: 2 });
 
     const messages = await receiveBodies<SmallDocMessage>(stack.sqs, stack.queueUrls.small.url, 249, 120_000);
     const done = await waitFor("split-large to succeed", async () =>
