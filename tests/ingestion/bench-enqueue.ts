@@ -11,9 +11,8 @@
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { start } from "@docpipe/local-stack";
 import { createLogger } from "@docpipe/queue";
-import request from "supertest";
 import { buildApp } from "../../services/ingestion/src/index.js";
-import { pdfKeys, putObjects } from "./helpers.js";
+import { authed, createTestKey, pdfKeys, putObjects } from "./helpers.js";
 
 const n = Number(process.env.INGEST_BENCH_N ?? 10_000);
 const perPrefix = 1_000;
@@ -30,11 +29,12 @@ async function main(): Promise<void> {
 
     const app = buildApp({ prisma: stack.prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, logger });
     await app.ready();
+    const { key } = await createTestKey(stack.prisma);
     const rssBefore = process.memoryUsage().rss;
     let rssPeak = rssBefore;
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 200);
     t = Date.now();
-    const res = await request(app.server).post("/batches").send({ bucket: "bench-inbox", prefixes }).expect(202);
+    const res = await authed(app, key).post("/batches").send({ bucket: "bench-inbox", prefixes }).expect(202);
     const acceptedMs = Date.now() - t;
     await app.lister.idle();
     const enqueuedMs = Date.now() - t;
