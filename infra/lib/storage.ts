@@ -1,13 +1,9 @@
 import { aws_iam as iam, aws_s3 as s3, cx_api as cxapi, Duration, RemovalPolicy } from "aws-cdk-lib";
+import { INTERMEDIATE_TAG } from "@docpipe/queue";
 import { Construct } from "constructs";
 
-/**
- * Object tag the splitters set on intermediate PDFs. S3 lifecycle filters match a key prefix
- * or tags, never a path segment in the middle of a key, and our keys put `chunks/` and
- * `pages/` under `batches/{batchId}/documents/{documentId}/`; so intermediates are tagged
- * at upload (`Tagging: docpipe-intermediate=chunk|page`) and expire by tag.
- */
-export const INTERMEDIATE_TAG = "docpipe-intermediate";
+// The splitters tag intermediate PDFs at upload (INTERMEDIATE_TAG=chunk|page): lifecycle
+// filters match a key prefix or tags, never `chunks/` in the middle of a key.
 
 /** Key patterns in the work bucket, as IAM resource patterns (see packages/queue/src/keys.ts). */
 export const workKeys = {

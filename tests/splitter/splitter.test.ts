@@ -1,11 +1,11 @@
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, GetObjectTaggingCommand, S3Client } from "@aws-sdk/client-s3";
 import type { PrismaClient } from "@docpipe/db";
 import type { LocalStack } from "@docpipe/local-stack";
 import { generateCorpus, openPdf, splitRange, type CorpusFile } from "@docpipe/pdf";
-import { chunkKey, createLogger, deadLetterAttributes, pageKey, QueueProducer, type SinglePageMessage, type SmallDocMessage } from "@docpipe/queue";
+import { chunkKey, createLogger, deadLetterAttributes, INTERMEDIATE_TAG, pageKey, QueueProducer, type SinglePageMessage, type SmallDocMessage } from "@docpipe/queue";
 import { afterAll, afterEach, beforeAll, onTestFinished } from "vitest";
 import { describe, expect, test } from "../fixtures/index.js";
 import { createSplitter, type Splitter, type SplitterOptions } from "@docpipe/splitter";
@@ -134,6 +134,9 @@ describe("splitter, large role", () => {
     // Each chunk holds exactly its pages of the original, in order.
     expect(await readPdf(stack, chunkKey(doc, 731, 740))).toEqual(Array.from({ length: 10 }, (_, i) => original(big, 731 + i)));
     expect(await readPdf(stack, chunkKey(doc, 741, 745))).toEqual(Array.from({ length: 5 }, (_, i) => original(big, 741 + i)));
+    // Tagged as an intermediate, so the bucket's lifecycle rule expires it.
+    const tagging = await stack.s3.send(new GetObjectTaggingCommand({ Bucket: stack.workBucket, Key: chunkKey(doc, 741, 745) }));
+    expect(tagging.TagSet).toEqual([{ Key: INTERMEDIATE_TAG, Value: "chunk" }]);
 
     await waitFor("split-large to succeed", async () =>
       (await prisma.auditEvent.count({ where: { stage: "split-large", outcome: "succeeded" } })) === 1 ? true : undefined);
@@ -213,6 +216,8 @@ describe("splitter, small role", () => {
     const pages = await prisma.page.findMany({ where: { documentId: ref.documentId }, orderBy: { pageNumber: "asc" } });
     expect(pages.map((p) => [p.pageNumber, p.pdfKey, p.state])).toEqual(numbers.map((n) => [n, pageKey(ref, n), "pending"]));
     for (const n of [731, 735, 740]) expect(await readPdf(stack, pageKey(ref, n))).toEqual([original(big, n)]);
+    const tagging = await stack.s3.send(new GetObjectTaggingCommand({ Bucket: stack.workBucket, Key: pageKey(ref, 735) }));
+    expect(tagging.TagSet).toEqual([{ Key: INTERMEDIATE_TAG, Value: "page" }]);
     await waitFor("converting state", async () => {
       const d = await prisma.document.findUniqueOrThrow({ where: { id: ref.documentId } });
       return d.state === "converting" ? d : undefined;

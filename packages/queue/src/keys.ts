@@ -25,3 +25,11 @@ export function parseImageKey(key: string): (DocumentRef & { pageNumber: number 
   if (!m) return undefined;
   return { batchId: m[1]!, documentId: m[2]!, pageNumber: Number(m[3]) };
 }
+
+/**
+ * Object tag on intermediates (chunks and single-page PDFs): S3 lifecycle rules cannot match
+ * `chunks/` in the middle of a key, so the bucket expires intermediates by this tag instead.
+ */
+export const INTERMEDIATE_TAG = "docpipe-intermediate";
+export type IntermediateKind = "chunk" | "page";
+export const intermediateTags = (kind: IntermediateKind): Record<string, string> => ({ [INTERMEDIATE_TAG]: kind });

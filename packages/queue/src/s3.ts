@@ -1,7 +1,8 @@
+import type { Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { Readable } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
@@ -25,18 +26,37 @@ export function toS3Error(e: unknown, op: string, bucket: string, key: string): 
   return new S3Error("s3_unavailable", `S3 ${op} of s3://${bucket}/${key} failed: ${err.message}`, { cause: e, bucket, key });
 }
 
+export interface DownloadOptions {
+  /**
+   * Fed every byte of the object as it streams to disk (e.g. `createHash("sha256")`), so a
+   * content hash costs no second read of the file. Digest it after the download resolves.
+   */
+  hash?: Hash;
+}
+
 /**
  * Streams an object to `path` and returns its size in bytes. The body is never held in memory,
  * so a multi-gigabyte PDF costs a file, not a heap. The file is written beside `path` and renamed
  * into place, so a crash never leaves a truncated file under the final name.
  */
-export async function downloadToFile(s3: S3Client, bucket: string, key: string, path: string): Promise<number> {
+export async function downloadToFile(s3: S3Client, bucket: string, key: string, path: string, opts: DownloadOptions = {}): Promise<number> {
   const partial = `${path}.${process.pid}.${Date.now()}.part`;
   try {
     await mkdir(dirname(path), { recursive: true });
     const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     if (!out.Body) throw new Error("GetObject returned no body");
-    await pipeline(out.Body as Readable, createWriteStream(partial));
+    const { hash } = opts;
+    if (hash) {
+      const tap = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          hash.update(chunk);
+          done(null, chunk);
+        },
+      });
+      await pipeline(out.Body as Readable, tap, createWriteStream(partial));
+    } else {
+      await pipeline(out.Body as Readable, createWriteStream(partial));
+    }
     await rename(partial, path);
     return (await stat(path)).size;
   } catch (e) {
@@ -55,12 +75,20 @@ export async function uploadFile(
   key: string,
   pathOrBody: string | Uint8Array,
   contentType?: string,
+  opts: { tags?: Record<string, string> } = {},
 ): Promise<void> {
   try {
     const body = typeof pathOrBody === "string" ? createReadStream(pathOrBody) : pathOrBody;
     const upload = new Upload({
       client: s3,
-      params: { Bucket: bucket, Key: key, Body: body, ...(contentType && { ContentType: contentType }) },
+      params: {
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ...(contentType && { ContentType: contentType }),
+      },
+      // Set with PutObjectTagging once the object exists, for single and multipart uploads alike.
+      tags: Object.entries(opts.tags ?? {}).map(([Key, Value]) => ({ Key, Value })),
       partSize: PART_SIZE,
       queueSize: PART_QUEUE,
       // A failed multipart upload is aborted rather than left to accrue storage.

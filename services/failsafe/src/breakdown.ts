@@ -16,6 +16,7 @@ import {
   type AuditWriter,
   type DocumentRef,
   type Logger,
+  intermediateTags,
 } from "@docpipe/queue";
 import { recordPageFailed, recordPageRendered, recordPageSplit } from "./records.js";
 
@@ -114,7 +115,7 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, ctx: Ctx
         return;
       }
       if (upload) {
-        await uploadFile(s3, deps.workBucket, pdfKey, path, "application/pdf");
+        await uploadFile(s3, deps.workBucket, pdfKey, path, "application/pdf", { tags: intermediateTags("page") });
         await recordPageSplit(prisma, doc, pageNumber, pdfKey);
       }
       const ids = { ...doc, pageNumber, attempt: ctx.attempt, messageId: ctx.messageId };

@@ -28,6 +28,7 @@ import {
   type QueueKey,
   type QueueUrls,
   type Stage,
+  intermediateTags,
 } from "@docpipe/queue";
 
 export type SplitterRole = "large" | "small";
@@ -183,7 +184,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       for await (const chunk of splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, maxPages })) {
         checkAborted(ctx);
         const key = chunkKey(msg, chunk.first, chunk.last);
-        await uploadFile(s3, workBucket, key, chunk.path, "application/pdf");
+        await uploadFile(s3, workBucket, key, chunk.path, "application/pdf", { tags: intermediateTags("chunk") });
         await prisma.chunk.upsert({
           where: { documentId_firstPage: { documentId: msg.documentId, firstPage: chunk.first } },
           create: { documentId: msg.documentId, firstPage: chunk.first, lastPage: chunk.last, key },
@@ -220,7 +221,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
         // Page numbers are the original document's: a chunk of pages 731-740 yields pages 731..740.
         const pageNumber = msg.firstPage + piece.first - 1;
         const key = pageKey(msg, pageNumber);
-        await uploadFile(s3, workBucket, key, piece.path, "application/pdf");
+        await uploadFile(s3, workBucket, key, piece.path, "application/pdf", { tags: intermediateTags("page") });
         // The row exists before its message does, so the converter always finds it.
         await prisma.page.upsert({
           where: { documentId_pageNumber: { documentId: msg.documentId, pageNumber } },
