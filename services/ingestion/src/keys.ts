@@ -216,43 +216,6 @@ export type AuthResult =
   | { ok: true; key: CallerKey }
   | { ok: false; status: 401 | 403; code: "api_key_unknown" | "api_key_disabled" | "api_key_expired"; message: string };
 
-/** Looks a presented key up by its hash. Unknown → 401; disabled, or an old secret past its grace period → 403. */
-export async function authenticate(prisma: PrismaClient, presented: string): Promise<AuthResult> {
-  const hash = hashKey(presented);
-  const row = await prisma.apiKey.findFirst({
-    where: { OR: [{ hash }, { previousHash: hash }] },
-    include: { plan: true },
-  });
-  if (!row) return { ok: false, status: 401, code: "api_key_unknown", message: "this API key is not known" };
-  if (!row.enabled) return { ok: false, status: 403, code: "api_key_disabled", message: `API key ${row.prefix} is disabled` };
-  if (row.hash !== hash && !(row.previousExpiresAt && row.previousExpiresAt > new Date())) {
-    return {
-      ok: false,
-      status: 403,
-      code: "api_key_expired",
-      message: `this secret of API key ${row.previousPrefix ?? row.prefix} was rotated and its grace period is over; use the new one`,
-    };
-  }
-  return {
-    ok: true,
-    key: {
-      id: row.id,
-      prefix: row.hash === hash ? row.prefix : (row.previousPrefix ?? row.prefix),
-      name: row.name,
-      owner: row.owner,
-      allowedBuckets: row.allowedBuckets,
-      allowedPrefixes: row.allowedPrefixes,
-      plan: {
-        name: row.plan.name,
-        ratePerSecond: row.plan.ratePerSecond,
-        burst: row.plan.burst,
-        quotaDocuments: row.plan.quotaDocuments,
-        quotaPeriod: row.plan.quotaPeriod,
-      },
-    },
-  };
-}
-
 /** Why `bucket` and `prefixes` are outside the key's allow-list, or undefined when they are inside. */
 export function allowListProblem(key: Pick<CallerKey, "allowedBuckets" | "allowedPrefixes" | "prefix">, bucket: string, prefixes: readonly string[]) {
   if (!key.allowedBuckets.includes("*") && !key.allowedBuckets.includes(bucket)) {
@@ -277,46 +240,15 @@ export interface RateDecision {
 }
 
 /**
- * Takes one token from the key's bucket and meters the request, in one SQL statement so
- * several processes share the bucket without a race: the row lock serialises concurrent
- * requests, and the refill is computed from the stored timestamp with the database's clock
- * (clock_timestamp(), not now(): under contention a statement that waited for the lock would
- * otherwise refill from a time before the previous holder's). The same statement decides
- * whether the request passes and, if not, when one token will be back.
- */
-export async function takeToken(prisma: PrismaClient, key: Pick<CallerKey, "id" | "plan">): Promise<RateDecision> {
-  const { ratePerSecond: rate, burst } = key.plan;
-  const rows = await prisma.$queryRaw<{ tokens: number; allowed: boolean; retry_ms: number | null }[]>`
-    WITH bucket AS (
-      INSERT INTO "RateBucket" AS b ("apiKeyId", "tokens", "lastAllowed", "updatedAt")
-      VALUES (${key.id}::uuid, ${burst}::float8 - 1, true, clock_timestamp())
-      ON CONFLICT ("apiKeyId") DO UPDATE SET ("tokens", "lastAllowed", "updatedAt") = (
-        SELECT CASE WHEN avail >= 1 THEN avail - 1 ELSE avail END, avail >= 1, greatest(b."updatedAt", t)
-        FROM (
-          SELECT least(${burst}::float8, b."tokens" + ${rate}::float8 * greatest(0, extract(epoch FROM t - b."updatedAt"))::float8) AS avail, t
-          FROM (SELECT clock_timestamp() AS t) c
-        ) r
-      )
-      RETURNING "tokens", "lastAllowed"
-    ), metered AS (
-      INSERT INTO "UsageDaily" AS u ("apiKeyId", "day", "requests", "throttled")
-      SELECT ${key.id}::uuid, (now() AT TIME ZONE 'UTC')::date, 1, CASE WHEN "lastAllowed" THEN 0 ELSE 1 END FROM bucket
-      ON CONFLICT ("apiKeyId", "day") DO UPDATE SET "requests" = u."requests" + 1, "throttled" = u."throttled" + excluded."throttled"
-    ), touched AS (
-      UPDATE "ApiKey" SET "lastUsedAt" = now() AT TIME ZONE 'UTC'
-      WHERE "id" = ${key.id}::uuid AND ("lastUsedAt" IS NULL OR "lastUsedAt" < now() AT TIME ZONE 'UTC' - interval '10 seconds')
-    )
-    SELECT "tokens", "lastAllowed" AS allowed,
-           CASE WHEN "lastAllowed" THEN NULL ELSE ceil(1000 * (1 - "tokens") / ${rate}::float8)::float8 END AS retry_ms
-    FROM bucket`;
-  const r = rows[0]!;
-  return { allowed: r.allowed, tokens: r.tokens, retryAfterMs: r.allowed ? 0 : Math.max(1, Number(r.retry_ms)) };
-}
-
-/**
- * `authenticate` and `takeToken` in one statement, one round trip per request: what the API's
- * request hook runs. Rate is only charged to a key that is usable (known, enabled, secret
- * current or within its grace period).
+ * Authenticates a presented key and takes one token from its bucket, in one SQL statement (one
+ * round trip per request): the key is found by the SHA-256 of the secret; if it is usable
+ * (enabled, and the current secret or a previous one within its grace period) its token
+ * bucket row is refilled from the stored timestamp and charged, and the request is metered.
+ * Several processes share the bucket without a race: the row lock serialises concurrent
+ * requests, and the refill uses the database's clock (clock_timestamp(), not now(): under
+ * contention a statement that waited for the lock would otherwise refill from a time before
+ * the previous holder's). The same statement decides whether the request passes and, if not,
+ * when one token will be back. Unknown → 401; disabled or an expired old secret → 403.
  */
 export async function admitRequest(prisma: PrismaClient, presented: string): Promise<{ auth: AuthResult; rate?: RateDecision }> {
   const hash = hashKey(presented);
