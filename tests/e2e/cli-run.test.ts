@@ -104,7 +104,7 @@ function expectTotals(report: Omit<BatchReport, "perDocument">, docs: Record<str
   const totalPages = all.reduce((s, d) => s + (d.pageCount ?? 0), 0);
   expect(report).toMatchObject({
     state: "completed",
-    documents: { total: all.length, done: all.length - failed.length, failed: failed.length, inProgress: 0, skippedNonPdf: 1 },
+    documents: { total: all.length, done: all.length - failed.length, failed: failed.length, inProgress: 0, skippedNonPdf: 1, skippedDuplicates: 0 },
     pages: { total: totalPages, rendered: totalPages, withResults: totalPages, failed: 0 },
     failures: failed.map((d) => ({ code: d.failureCode, documents: 1, reason: d.failureReason })),
   });

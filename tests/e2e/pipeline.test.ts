@@ -126,7 +126,7 @@ test("every page of a generated corpus becomes one PNG of the right size and one
   let status: BatchStatus;
   let report: Awaited<ReturnType<ApiClient["report"]>>;
   try {
-    const api = new ApiClient(pipeline.apiUrl);
+    const api = new ApiClient(pipeline.apiUrl, pipeline.apiKey);
     ({ batchId } = await api.submit({ bucket: stack.stagingBucket, prefixes: [prefix], label: "e2e" }));
     status = await waitForBatch(api, batchId);
     report = await api.report(batchId);
@@ -273,7 +273,7 @@ test("every page of a generated corpus becomes one PNG of the right size and one
   expect(report).toMatchObject({
     batchId,
     state: "completed",
-    documents: { total: truth.length, done: truth.length, failed: 0, inProgress: 0, skippedNonPdf: 1 },
+    documents: { total: truth.length, done: truth.length, failed: 0, inProgress: 0, skippedNonPdf: 1, skippedDuplicates: 0 },
     pages: { total: totalPages, rendered: totalPages, withResults: totalPages, failed: 0 },
     failures: [],
   });
