@@ -21,9 +21,23 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["tests/**/*.test.ts", "infra/test/**/*.test.ts"],
+          exclude: ["tests/faults/**", "**/node_modules/**"],
           testTimeout: 300_000,
           hookTimeout: 180_000,
           // 2 cores: each file starts its own stack, so run files one after another.
+          fileParallelism: false,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Fault injection (kills, duplicates, SIGTERM mid-message): the heaviest files, so they
+          // run after every other project has finished (groupOrder), one after another.
+          name: "faults",
+          include: ["tests/faults/**/*.test.ts"],
+          sequence: { groupOrder: 1 },
+          testTimeout: 540_000,
+          hookTimeout: 180_000,
           fileParallelism: false,
         },
       },
