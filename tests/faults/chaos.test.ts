@@ -17,8 +17,14 @@ const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 100_000);
 /** Seconds a received message stays hidden: what a killed worker's message waits before it comes back. */
 const VISIBILITY_SECONDS = 8;
 const BATCH_TIMEOUT_MS = 6 * 60_000;
-/** Times each service is killed. The large queue dead-letters on the 4th receive, so at most 2 kills land on one split. */
-const KILLS_PER_SERVICE = 2;
+/**
+ * Each worker service is killed once in each window (shares of the batch's pages done). Two kills:
+ * the large queue dead-letters on the 4th receive, so no split can run out of receives.
+ */
+const KILL_WINDOWS = [
+  [0, 0.45],
+  [0.3, 0.85],
+] as const;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (msg: string) => process.stdout.write(`[chaos seed ${SEED}] ${msg}\n`);
@@ -93,19 +99,17 @@ test("SIGKILLed workers of every service and a failing model endpoint lose nothi
     await sleep(randomInt(random, 0, 300));
     killLater("ingestion#1");
 
-    // Then every worker service KILLS_PER_SERVICE times, in seeded random order, at seeded random
-    // points of the batch's progress (so kills land on work in every phase), one replica at a time.
+    // Then every worker service once per kill window, at a seeded random point of the window (a
+    // share of the batch's pages done), so kills land on work in every phase; the windows overlap,
+    // so the order of services is random too. One replica at a time.
     const workerServices = specs.map((s) => s.name).filter((n) => n !== "ingestion");
-    const victims = workerServices.flatMap((n) => Array.from({ length: KILLS_PER_SERVICE }, () => n));
-    for (let i = victims.length - 1; i > 0; i--) {
-      const j = randomInt(random, 0, i);
-      [victims[i], victims[j]] = [victims[j]!, victims[i]!];
-    }
-    const moments = victims.map(() => random() * 0.85).sort((a, b) => a - b);
+    const victims = workerServices
+      .flatMap((service) => KILL_WINDOWS.map(([lo, hi]) => ({ service, moment: lo + random() * (hi - lo) })))
+      .sort((a, b) => a.moment - b.moment);
     const killer = (async () => {
-      for (const [i, service] of victims.entries()) {
-        await progress(moments[i]!);
-        await sleep(randomInt(random, 0, 1_500));
+      for (const { service, moment } of victims) {
+        await progress(moment);
+        await sleep(randomInt(random, 0, 700));
         if (finished) return;
         const replicas = supervisor.instances(service).filter((id) => !down.has(id));
         if (replicas.length === 0) continue;
