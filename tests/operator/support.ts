@@ -52,6 +52,7 @@ export async function startWorkers(
   stack: LocalStack,
   prisma: PrismaClient,
   only: WorkerName[] = ["orchestrator", "splitters", "converter", "inference"],
+  opts: { /** The orchestrator's size limit: files over it go to the large splitter unopened. */ largeSizeBytes?: number } = {},
 ): Promise<Running> {
   const logger = testLogger();
   const { s3, sqs, queueUrls, workBucket } = stack;
@@ -63,7 +64,15 @@ export async function startWorkers(
   };
   try {
     const workers: { start(): void; stop(): Promise<void> }[] = [];
-    if (only.includes("orchestrator")) workers.push(createOrchestrator({ ...common, logger: logger.child({ service: "orchestrator" }) }));
+    if (only.includes("orchestrator")) {
+      workers.push(
+        createOrchestrator({
+          ...common,
+          ...(opts.largeSizeBytes !== undefined && { largeSizeBytes: opts.largeSizeBytes }),
+          logger: logger.child({ service: "orchestrator" }),
+        }),
+      );
+    }
     if (only.includes("splitters")) {
       workers.push(createSplitter({ ...common, role: "large", workBucket, logger: logger.child({ service: "splitter-large" }) }));
       workers.push(createSplitter({ ...common, role: "small", workBucket, logger: logger.child({ service: "splitter-small" }) }));

@@ -64,7 +64,7 @@ export class ApiClient {
     return json as T;
   }
 
-  submit(body: { bucket: string; prefixes: string[]; label?: string }): Promise<{ batchId: string; state: string }> {
+  submit(body: { bucket: string; prefixes: string[]; label?: string; skipAlreadyProcessed?: boolean }): Promise<{ batchId: string; state: string }> {
     return this.call("POST", "/batches", body);
   }
 

@@ -16,8 +16,9 @@ commands:
         print the report and stop. Exit 0 when the batch completed (failed documents are
         listed in the report; with --strict they make the exit status 3).
         --stack NAME names the local stack (its data stays under .local/NAME; default docpipe).
-  submit --bucket B --prefix P [--prefix P2 ...] [--label L] [--watch]
-        submit a batch to a running ingestion API ($DOCPIPE_API_URL).
+  submit --bucket B --prefix P [--prefix P2 ...] [--label L] [--skip-already-processed] [--watch]
+        submit a batch to a running ingestion API ($DOCPIPE_API_URL). --skip-already-processed:
+        a PDF whose content was done in an earlier batch ends done without being processed again.
   status <batch-id>     live progress per stage until the batch is done.
   report <batch-id> [--json]
                         documents, pages, failures by reason, features, stage timings.
@@ -52,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
       bucket: { type: "string" },
       prefix: { type: "string", multiple: true },
       watch: { type: "boolean" },
+      "skip-already-processed": { type: "boolean" },
       json: { type: "boolean" },
       to: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -87,6 +89,7 @@ async function main(argv: string[]): Promise<number> {
         bucket: values.bucket,
         prefixes: values.prefix,
         ...(values.label !== undefined && { label: values.label }),
+        ...(values["skip-already-processed"] && { skipAlreadyProcessed: true }),
       });
       console.log(batchId);
       if (values.watch) await watchBatch(api, batchId, {});

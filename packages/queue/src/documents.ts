@@ -49,3 +49,44 @@ export async function settleBatch(prisma: PrismaClient, batchId: string): Promis
   });
   return count > 0;
 }
+
+/** The document whose results stand for a skipped duplicate. */
+export interface DuplicateOf {
+  documentId: string;
+  batchId: string;
+}
+
+const skipsDuplicates = (options: unknown): boolean =>
+  typeof options === "object" && options !== null && (options as { skipAlreadyProcessed?: unknown }).skipAlreadyProcessed === true;
+
+/**
+ * Stores the document's content hash (always), then, when its batch asks for it
+ * (`options.skipAlreadyProcessed`), ends it done without processing if a document of an earlier
+ * batch of the same owner with the same SHA-256 was processed to done. The duplicate gets
+ * `duplicateOfId` and no pages of its own; its batch completes through `settleBatch` like any
+ * other. Only documents that were processed themselves stand for others, so a chain of skips
+ * always points at real pages and results. Returns that document, or undefined to process this one.
+ */
+export async function completeIfDuplicate(
+  prisma: PrismaClient,
+  doc: { batchId: string; documentId: string },
+  contentHash: string,
+): Promise<DuplicateOf | undefined> {
+  const [, batch] = await Promise.all([
+    prisma.document.updateMany({ where: { id: doc.documentId }, data: { contentHash } }),
+    prisma.batch.findUnique({ where: { id: doc.batchId }, select: { options: true, owner: true } }),
+  ]);
+  if (!batch || !skipsDuplicates(batch.options)) return undefined;
+  const original = await prisma.document.findFirst({
+    where: { contentHash, state: "done", duplicateOfId: null, batchId: { not: doc.batchId }, batch: { owner: batch.owner } },
+    orderBy: { completedAt: "asc" },
+    select: { id: true, batchId: true },
+  });
+  if (!original) return undefined;
+  const { count } = await prisma.document.updateMany({
+    where: { id: doc.documentId, state: { notIn: [...TERMINAL] } },
+    data: { state: "done", duplicateOfId: original.id, completedAt: new Date() },
+  });
+  if (count > 0) await settleBatch(prisma, doc.batchId);
+  return { documentId: original.id, batchId: original.batchId };
+}

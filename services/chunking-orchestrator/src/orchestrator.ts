@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +9,7 @@ import { inspectPdf } from "@docpipe/pdf";
 import {
   AuditWriter,
   IngestMessage,
+  completeIfDuplicate,
   PermanentError,
   QueueProducer,
   createLogger,
@@ -19,6 +21,7 @@ import {
   recordPoison,
   toS3Error,
   toStageError,
+  type DuplicateOf,
   type HandlerContext,
   type Logger,
   type QueueKey,
@@ -61,6 +64,13 @@ interface Route {
   pageCount?: number;
 }
 
+/** Same content as a document done in an earlier batch, which the batch asked to skip: nothing to route. */
+interface Duplicate {
+  duplicate: DuplicateOf;
+  size: number;
+  contentHash: string;
+}
+
 const STAGE = "classify" as const;
 
 /**
@@ -96,24 +106,37 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     }
   }
 
-  async function countPages(bucket: string, key: string, log: Logger): Promise<number> {
+  /**
+   * Downloads the file (hashing it on the way), stores its hash, and either finds it is a
+   * duplicate the batch skips (before opening it at all) or counts its pages.
+   */
+  async function openSource(
+    msg: IngestMessage,
+    log: Logger,
+  ): Promise<{ contentHash: string; duplicate: DuplicateOf } | { contentHash: string; pageCount: number }> {
     const dir = await mkdtemp(join(tmpRoot, "docpipe-classify-"));
     try {
       const path = join(dir, "source.pdf");
-      await downloadToFile(s3, bucket, key, path);
+      const hash = createHash("sha256");
+      await downloadToFile(s3, msg.bucket, msg.key, path, { hash });
+      const contentHash = hash.digest("hex");
+      const duplicate = await completeIfDuplicate(prisma, msg, contentHash);
+      if (duplicate) return { contentHash, duplicate };
       const { pageCount, repaired } = await inspectPdf(path, { maxPages });
       if (repaired) log.warn({ pageCount }, "source pdf was repaired on open");
-      return pageCount;
+      return { contentHash, pageCount };
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   }
 
-  async function route(msg: IngestMessage, log: Logger): Promise<Route> {
+  async function route(msg: IngestMessage, log: Logger): Promise<Route | Duplicate> {
     const size = await headSize(msg.bucket, msg.key);
+    // Over the limit the file is not downloaded here: the large splitter hashes it.
     if (isLargeBySize(size, thresholds)) return { cls: "large", size };
-    const pageCount = await countPages(msg.bucket, msg.key, log);
-    return { cls: classByPageCount(pageCount, thresholds), size, pageCount };
+    const opened = await openSource(msg, log);
+    if ("duplicate" in opened) return { duplicate: opened.duplicate, size, contentHash: opened.contentHash };
+    return { cls: classByPageCount(opened.pageCount, thresholds), size, pageCount: opened.pageCount };
   }
 
   async function dispatch(msg: IngestMessage, r: Route): Promise<void> {
@@ -153,6 +176,14 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
       }
       await audit.record({ stage: STAGE, outcome: "started", ...ids });
       const r = await route(msg, log);
+      if ("duplicate" in r) {
+        // completeIfDuplicate has ended the document done (and settled its batch).
+        await prisma.document.update({ where: { id: msg.documentId }, data: { size: BigInt(r.size) } });
+        log.info({ duplicateOf: r.duplicate.documentId }, "same content done in an earlier batch; document skipped");
+        await audit.record({ stage: STAGE, outcome: "skipped", ...ids, durationMs: Date.now() - started,
+          details: { duplicateOf: r.duplicate.documentId, batchId: r.duplicate.batchId, contentHash: r.contentHash } });
+        return;
+      }
       // Facts first (they never regress anything), then the message, then the state.
       await prisma.document.update({
         where: { id: msg.documentId },

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +14,7 @@ import {
   SmallDocMessage,
   TransientError,
   chunkKey,
+  completeIfDuplicate,
   createLogger,
   createWorker,
   downloadToFile,
@@ -142,7 +144,9 @@ export function createSplitter(opts: SplitterOptions): Splitter {
         // Gone before the outcome is recorded: a finished stage leaves nothing on disk.
         await rm(dir, { recursive: true, force: true });
       }
-      await audit.record({ stage, outcome: "succeeded", ...ids, durationMs: Date.now() - startedAt, details: { ...details, ...result } });
+      // A stage may end its document without doing the work (a skipped duplicate): recorded as skipped.
+      const { outcome = "succeeded", ...facts } = result as { outcome?: "succeeded" | "skipped" };
+      await audit.record({ stage, outcome, ...ids, durationMs: Date.now() - startedAt, details: { ...details, ...facts } });
     } catch (e) {
       const err = toStageError(e);
       log.warn({ errorCode: err.code, permanent: err instanceof PermanentError }, "split failed");
@@ -170,7 +174,18 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       }
       await advance(msg.documentId, ["queued", "classified"], "splitting");
       const src = join(dir, "source.pdf");
-      const bytes = await downloadToFile(s3, msg.bucket, msg.key, src);
+      // Over the size limit the orchestrator never downloaded the file: its content hash is taken
+      // here, on the stream, and a duplicate the batch skips ends before the file is even opened.
+      const hash = msg.pageCount === undefined ? createHash("sha256") : undefined;
+      const bytes = await downloadToFile(s3, msg.bucket, msg.key, src, { ...(hash && { hash }) });
+      if (hash) {
+        const contentHash = hash.digest("hex");
+        const duplicate = await completeIfDuplicate(prisma, msg, contentHash);
+        if (duplicate) {
+          log.info({ duplicateOf: duplicate.documentId }, "same content done in an earlier batch; document skipped");
+          return { outcome: "skipped", duplicateOf: duplicate.documentId, batchId: duplicate.batchId, contentHash, bytes };
+        }
+      }
       // Not a PDF, encrypted, corrupt or over MAX_PAGES: a permanent PdfError.
       const { pageCount } = await inspectPdf(src, { maxPages });
       if (msg.pageCount !== undefined && msg.pageCount !== pageCount) {

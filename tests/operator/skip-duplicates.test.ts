@@ -1,0 +1,86 @@
+// skipAlreadyProcessed: a document whose content (SHA-256, computed while the orchestrator or
+// the large splitter downloads it) matches a document done in an earlier batch ends done
+// without pages of its own; changed content is processed; without the option nothing is skipped.
+import { generatePdf, PAGE_SIZES } from "@docpipe/pdf";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, onTestFinished, test } from "../fixtures/index.js";
+import { ensureBucket, putFile, startApi, startWorkers, waitForBatch, withServices } from "./support.js";
+
+const BUCKET = "operator-skip";
+const [W, H] = PAGE_SIZES.letter;
+const page = (content: "text" | "image") => ({ widthPt: W, heightPt: H, rotate: 0 as const, content });
+const sha256 = async (path: string) => createHash("sha256").update(await readFile(path)).digest("hex");
+
+test("a document done in an earlier batch is skipped when the batch asks for it; a changed one is processed", async ({ stack, prisma }) =>
+  withServices(async (own) => {
+    const dir = await mkdtemp(join(tmpdir(), "docpipe-skip-"));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    await ensureBucket(stack.s3, BUCKET);
+    const three = join(dir, "three.pdf");
+    const changed = join(dir, "changed.pdf");
+    const big = join(dir, "big.pdf");
+    await generatePdf(three, [page("text"), page("image"), page("text")]);
+    await generatePdf(changed, [page("text"), page("image"), page("image")]);
+    await generatePdf(big, [page("image"), page("image"), page("image"), page("image")]);
+    // The orchestrator's size limit sits just under big.pdf: the large splitter is the one that downloads (and hashes) it.
+    const largeSizeBytes = (await stat(big)).size - 1;
+    expect((await stat(three)).size).toBeLessThan(largeSizeBytes);
+    expect((await stat(changed)).size).toBeLessThan(largeSizeBytes);
+
+    const app = own(await startApi(stack, prisma));
+    own(await startWorkers(stack, prisma, undefined, { largeSizeBytes }));
+
+    // Batch 1 processes everything; every document gets the hash of its bytes.
+    await putFile(stack.s3, BUCKET, "first/three.pdf", three);
+    await putFile(stack.s3, BUCKET, "first/big.pdf", big);
+    const first = await app.api.submit({ bucket: BUCKET, prefixes: ["first/"] });
+    expect(await waitForBatch(app.api, first.batchId)).toMatchObject({ state: "completed", documents: { done: 2, failed: 0 } });
+    const originals = await prisma.document.findMany({ where: { batchId: first.batchId }, orderBy: { key: "asc" } });
+    expect(originals.map((d) => [d.key, d.class, d.contentHash])).toEqual([
+      ["first/big.pdf", "large", await sha256(big)],
+      ["first/three.pdf", "small", await sha256(three)],
+    ]);
+    const [bigOriginal, threeOriginal] = originals as [(typeof originals)[0], (typeof originals)[0]];
+
+    // Batch 2 asks to skip: the same bytes under other keys are skipped, the changed file is processed.
+    await putFile(stack.s3, BUCKET, "second/copy-of-three.pdf", three);
+    await putFile(stack.s3, BUCKET, "second/copy-of-big.pdf", big);
+    await putFile(stack.s3, BUCKET, "second/changed.pdf", changed);
+    const second = await app.api.submit({ bucket: BUCKET, prefixes: ["second/"], skipAlreadyProcessed: true });
+    expect(await waitForBatch(app.api, second.batchId)).toMatchObject({ state: "completed", documents: { done: 3, failed: 0 } });
+    const docs = await prisma.document.findMany({
+      where: { batchId: second.batchId },
+      include: { _count: { select: { pages: true, results: true } }, auditEvents: { orderBy: { id: "asc" } } },
+      orderBy: { key: "asc" },
+    });
+    const [changedDoc, bigCopy, threeCopy] = docs as [(typeof docs)[0], (typeof docs)[0], (typeof docs)[0]];
+    expect(changedDoc).toMatchObject({ key: "second/changed.pdf", state: "done", duplicateOfId: null, contentHash: await sha256(changed), _count: { pages: 3, results: 3 } });
+    expect(threeCopy).toMatchObject({ state: "done", duplicateOfId: threeOriginal.id, contentHash: threeOriginal.contentHash, _count: { pages: 0, results: 0 } });
+    expect(bigCopy).toMatchObject({ state: "done", duplicateOfId: bigOriginal.id, contentHash: bigOriginal.contentHash, _count: { pages: 0, results: 0 } });
+    // Each skip is on the trail of the stage that hashed the file, naming the document and batch it stands for.
+    expect(threeCopy.auditEvents.find((e) => e.outcome === "skipped")).toMatchObject({
+      stage: "classify",
+      details: { duplicateOf: threeOriginal.id, batchId: first.batchId },
+    });
+    expect(bigCopy.auditEvents.find((e) => e.outcome === "skipped")).toMatchObject({
+      stage: "split-large",
+      details: { duplicateOf: bigOriginal.id, batchId: first.batchId },
+    });
+    expect(bigCopy.auditEvents.some((e) => e.stage === "split-small" || e.stage === "convert")).toBe(false);
+
+    const report = await app.api.report(second.batchId);
+    expect(report.documents).toMatchObject({ total: 3, done: 3, failed: 0, inProgress: 0, skippedDuplicates: 2 });
+    expect(report.pages).toMatchObject({ total: 3, withResults: 3 });
+    const perFeature = report.features.map((f) => f.documentsWith + f.documentsWithout);
+    expect(perFeature.every((n) => n === 1)).toBe(true);
+
+    // Batch 3 does not ask: the same bytes are processed again.
+    await putFile(stack.s3, BUCKET, "third/three.pdf", three);
+    const third = await app.api.submit({ bucket: BUCKET, prefixes: ["third/"] });
+    expect(await waitForBatch(app.api, third.batchId)).toMatchObject({ state: "completed", documents: { done: 1 } });
+    const again = await prisma.document.findFirstOrThrow({ where: { batchId: third.batchId }, include: { _count: { select: { results: true } } } });
+    expect(again).toMatchObject({ duplicateOfId: null, contentHash: threeOriginal.contentHash, _count: { results: 3 } });
+  }));
