@@ -70,8 +70,11 @@ test("SIGKILLed workers of every service and a failing model endpoint lose nothi
       const service = id.split("#")[0]!;
       down.add(id);
       try {
-        const done = await prisma.page.count({ where: { document: { batchId }, state: "done" } });
-        await supervisor.kill(id, `(${done} pages done)`);
+        const [listed, done] = await Promise.all([
+          prisma.document.count({ where: { batchId } }),
+          prisma.page.count({ where: { document: { batchId }, state: "done" } }),
+        ]);
+        await supervisor.kill(id, `(${listed} documents listed, ${done} pages done)`);
         killed.set(service, (killed.get(service) ?? 0) + 1);
         await sleep(pauseMs);
         await supervisor.restart(id);
