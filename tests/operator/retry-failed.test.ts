@@ -2,6 +2,8 @@
 // service running: only what failed is re-run, the batch completes again, and a second call
 // re-sends nothing.
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
+import { ChangeMessageVisibilityCommand, DeleteMessageCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { AuditWriter, parseImageKey, parseS3Event, PermanentError, recordPageDeadLetter, type HandlerContext } from "@docpipe/queue";
 import { generateHostileCorpus, generatePdf, PAGE_SIZES } from "@docpipe/pdf";
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -151,4 +153,72 @@ test("a document with one broken page gets only that page re-sent, fails again w
     ["convert", 3],
   ]);
   expect(replayed[1]!.details).toMatchObject({ event: "retry_failed", retry: 1, resentTo: "single-page", previousFailure: { code: "corrupt_page" } });
+}));
+
+test("a page whose inference was given up is re-announced from its PNG, scored without being rendered again, and its document completes", async ({ stack, prisma }) => withServices(async (own) => {
+  const dir = await tempDir();
+  await ensureBucket(stack.s3, BUCKET);
+  const prefix = "inference-gave-up/";
+  await generatePdf(join(dir, "three.pdf"), [letter("text"), letter("image"), letter("text")]);
+  await putFile(stack.s3, BUCKET, `${prefix}three.pdf`, join(dir, "three.pdf"));
+
+  const app = own(await startApi(stack, prisma));
+  // Everything but inference: the PNGs are written and announced on the converted-image queue.
+  own(await startWorkers(stack, prisma, ["orchestrator", "splitters", "converter"]));
+  const { batchId } = await app.api.submit({ bucket: BUCKET, prefixes: [prefix] });
+  const doc = await waitFor("three rendered pages", async () => {
+    const d = await prisma.document.findFirst({ where: { batchId }, include: { pages: true } });
+    return d && d.pages.length === 3 && d.pages.every((p) => p.state === "rendered") ? d : undefined;
+  });
+
+  // The inference client gives up on page 2: its notification goes (dead-lettered) and the page
+  // and document fail through the same shared transition the client's onDeadLetter runs.
+  const queueUrl = stack.queueUrls.convertedImage.url;
+  const notices = await waitFor("the three PNG notifications", async () => {
+    const seen = new Map<number, string>();
+    for (let i = 0; i < 5 && seen.size < 3; i++) {
+      const r = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 30 }));
+      for (const m of r.Messages ?? []) {
+        const event = parseS3Event(m.Body);
+        const ref = event.kind === "records" ? parseImageKey(event.records[0]!.key) : undefined;
+        if (ref?.documentId === doc.id) seen.set(ref.pageNumber, m.ReceiptHandle!);
+      }
+    }
+    return seen.size === 3 ? seen : undefined;
+  });
+  await stack.sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: notices.get(2)! }));
+  for (const n of [1, 3]) {
+    await stack.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: notices.get(n)!, VisibilityTimeout: 0 }));
+  }
+  const audit = new AuditWriter({ prisma, workerId: "operator-test" });
+  await recordPageDeadLetter({ prisma, audit }, "inference", { batchId, documentId: doc.id, pageNumber: 2 },
+    new PermanentError("model_rejected", "the model endpoint refused the page"),
+    { messageId: "test", attempt: 8 } as HandlerContext, { failFrom: ["pending", "rendered", "failed"] });
+
+  own(await startWorkers(stack, prisma, ["inference"]));
+  // The failed page completed the batch already; its siblings are still scored.
+  expect(await app.api.status(batchId)).toMatchObject({ state: "completed", documents: { failed: 1 } });
+  await waitFor("pages 1 and 3 scored", async () =>
+    (await prisma.page.count({ where: { documentId: doc.id, state: "done" } })) === 2 ? true : undefined);
+  expect((await prisma.inferenceResult.findMany({ where: { documentId: doc.id } })).map((r) => r.pageNumber).sort()).toEqual([1, 3]);
+  const rendersBefore = await prisma.auditEvent.count({ where: { documentId: doc.id, stage: "convert", outcome: "started" } });
+
+  const retry = await app.api.retryFailed(batchId);
+  expect(retry).toMatchObject({
+    state: "processing",
+    retried: { documents: 1, pages: 1 },
+    resent: { ingest: 0, singlePage: 0, convertedImage: 1 },
+    byFailureCode: { inference_model_rejected: 1 },
+    expectedToFailAgain: 0,
+  });
+  expect(await waitForBatch(app.api, batchId)).toMatchObject({ state: "completed", documents: { done: 1, failed: 0 } });
+  const after = await prisma.document.findUniqueOrThrow({ where: { id: doc.id }, include: { pages: { orderBy: { pageNumber: "asc" } } } });
+  expect(after).toMatchObject({ state: "done", failureCode: null });
+  expect(after.pages.map((p) => [p.state, p.failureCode])).toEqual([["done", null], ["done", null], ["done", null]]);
+  expect(await prisma.inferenceResult.count({ where: { documentId: doc.id } })).toBe(3);
+  // Scored from the PNG already in place: nothing was rendered again.
+  expect(await prisma.auditEvent.count({ where: { documentId: doc.id, stage: "convert", outcome: "started" } })).toBe(rendersBefore);
+  const replayed = await prisma.auditEvent.findMany({ where: { documentId: doc.id, outcome: "replayed" }, orderBy: { id: "asc" } });
+  expect(replayed.map((e) => [e.stage, e.pageNumber])).toEqual([["ingestion", null], ["inference", 2]]);
+  expect(replayed[1]!.details).toMatchObject({ resentTo: "converted-image", previousFailure: { code: "model_rejected" } });
 }));
