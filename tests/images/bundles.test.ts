@@ -1,0 +1,270 @@
+// What the images do, without Docker: each service's production bundle is built the way
+// docker/Dockerfile builds it (build.ts runs the Dockerfile's own commands), then started the
+// way its container starts (entrypoint, WORKDIR, ENV, the environment ECS gives the task) from a
+// directory outside the repository, against the local stack. The bundles migrate an empty
+// database, process a batch end to end and stop on SIGTERM.
+import { readdir, readlink, realpath, stat } from "node:fs/promises";
+import { createServer } from "node:net";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { createPrisma } from "@docpipe/db";
+import { generatePdf, PAGE_SIZES, type CorpusPageSpec } from "@docpipe/pdf";
+import { uploadFile } from "@docpipe/queue";
+import { startReferenceModel } from "@docpipe/reference-model";
+import { afterAll, beforeAll, onTestFailed } from "vitest";
+import { deployables } from "../../infra/lib/services.js";
+import { createApiKey } from "../../services/ingestion/src/keys.js";
+import { pngSize, testLogger } from "../e2e/support.js";
+import { describe, expect, onTestFinished, test } from "../fixtures/index.js";
+import { buildBundles, nodeModulesAbove, REPO_ROOT, type Bundles } from "./build.js";
+import { containerEnv, runContainer, startContainer, type Container } from "./container.js";
+
+/** ECS's stopTimeout for every service (infra/lib/pipeline-service.ts): SIGKILL comes after it. */
+const STOP_TIMEOUT_MS = 120_000;
+const BATCH_TIMEOUT_MS = 120_000;
+/** Low, to keep 14 pages quick on 2 cores; the deployment's DPI is just another variable. */
+const DPI = 50;
+
+const packages = [...new Set(deployables.map((d) => d.package))];
+let bundles: Bundles;
+
+// KEEP_IMAGE_BUNDLES=1 keeps the bundles (and build.log) after the run; REUSE_IMAGE_BUNDLES=<dir>
+// runs the tests on bundles kept by an earlier run instead of building them again.
+const reuse = process.env.REUSE_IMAGE_BUNDLES;
+
+beforeAll(async () => {
+  bundles = await buildBundles(packages, { ...(reuse && { reuse }) });
+}, 900_000);
+
+afterAll(async () => {
+  if (process.env.KEEP_IMAGE_BUNDLES || reuse) {
+    console.error(`image bundles kept in ${bundles?.root}`);
+    return;
+  }
+  await bundles?.remove();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Every symlink under dir that resolves to something outside it (the image would not have it). */
+async function linksOutOf(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isSymbolicLink()) {
+        const target = await realpath(p).catch(() => undefined); // dangling: nothing to reach
+        if (target && path.relative(dir, target).startsWith("..")) out.push(`${path.relative(dir, p)} -> ${await readlink(p)}`);
+      } else if (e.isDirectory()) {
+        await walk(p);
+      }
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+describe("service images (docker/Dockerfile), built and run without Docker", () => {
+  test("each bundle holds everything it runs: no link out of it, no node_modules above it", async ({ annotate }) => {
+    await annotate(`build steps (ms): ${JSON.stringify(bundles.timings)}`);
+    const roots = [...[...bundles.services.values()].map((r) => r.appDir), bundles.migrate.appDir];
+    for (const dir of roots) {
+      expect(nodeModulesAbove(dir), dir).toEqual([]);
+      expect(await linksOutOf(dir), dir).toEqual([]);
+    }
+    for (const [service, runtime] of bundles.services) {
+      expect((await stat(path.join(runtime.cwd, "dist/main.js"))).isFile(), service).toBe(true);
+      expect(path.relative(REPO_ROOT, runtime.appDir).startsWith(".."), service).toBe(true);
+    }
+  });
+
+  test(
+    "the migrate bundle migrates an empty database; the service bundles process a batch on it and stop on SIGTERM",
+    { timeout: 400_000 },
+    async ({ stack, annotate }) => {
+      const logger = testLogger();
+      const containers: Container[] = [];
+      onTestFinished(async () => {
+        for (const c of containers) c.kill();
+        await Promise.all(containers.map((c) => c.exited));
+      });
+      onTestFailed(() => {
+        for (const c of containers) console.error(`--- ${c.name} output (last 8 KiB) ---\n${c.output().slice(-8192)}`);
+      });
+
+      // An empty database, reached the way ECS tasks reach Aurora: DB_* variables that the
+      // entrypoint turns into DATABASE_URL (without TLS: the local Postgres has none).
+      const dbName = `images_${randomBytes(4).toString("hex")}`;
+      await stack.prisma.$executeRawUnsafe(`CREATE DATABASE ${dbName}`);
+      const stackUrl = new URL(stack.databaseUrl);
+      const dbEnv = {
+        DB_HOST: stackUrl.hostname,
+        DB_PORT: stackUrl.port,
+        DB_NAME: dbName,
+        DB_USERNAME: decodeURIComponent(stackUrl.username),
+        DB_PASSWORD: decodeURIComponent(stackUrl.password),
+        DB_SSL_PARAMS: "sslmode=disable",
+      };
+      const databaseUrl = Object.assign(new URL(stack.databaseUrl), { pathname: `/${dbName}` }).toString();
+      const prisma = createPrisma({ databaseUrl, poolMax: 2 });
+      onTestFinished(() => prisma.$disconnect());
+      const home = (name: string) => path.join(bundles.root, "home", name);
+
+      const phases: Record<string, number> = {};
+      let phaseStart = Date.now();
+      const phase = (name: string) => {
+        phases[name] = Date.now() - phaseStart;
+        phaseStart = Date.now();
+      };
+
+      // --- migrate: the one-shot task ECS runs before every deployment. Prisma 6.19's CLI lingers
+      // ~10 s after success (packages/db/src/migrate.ts), so the second run, a no-op as on every
+      // redeploy, goes on while the services start and work, as a redeploy's migration would.
+      const migrationDirs = (await readdir(path.join(bundles.migrate.appDir, "prisma/migrations"), { withFileTypes: true }))
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)
+        .sort();
+      expect(migrationDirs.length).toBeGreaterThan(0);
+      const migrateEnv = await containerEnv(bundles.migrate, home("migrate"), dbEnv);
+      const applied = async () =>
+        (
+          await prisma.$queryRaw<{ migration_name: string }[]>`
+            SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL ORDER BY migration_name`
+        ).map((r) => r.migration_name);
+      const first = await runContainer("migrate", bundles.migrate, migrateEnv, 120_000);
+      expect(first.code, first.output).toBe(0);
+      expect(first.output).toContain("All migrations have been successfully applied.");
+      expect(await applied()).toEqual(migrationDirs);
+      phase("migrate");
+      const again = runContainer("migrate again", bundles.migrate, migrateEnv, 120_000);
+
+      // --- the services, each as its ECS task runs it.
+      const model = await startReferenceModel({ s3: stack.s3, logger: logger.child({ service: "reference-model" }) });
+      onTestFinished(() => model.stop());
+      const { DATABASE_URL: _fromStack, ...stackEnv } = stack.env;
+      const port = await freePort();
+      const serviceEnv: Record<string, Record<string, string>> = {
+        ingestion: { PORT: String(port) },
+        "inference-client": { MODEL_URL: `${model.url}/invocations` },
+        "page-converter": { DPI: String(DPI) },
+        failsafe: { DPI: String(DPI) },
+      };
+      const envOf = new Map<string, Record<string, string>>();
+      for (const d of deployables) {
+        const runtime = bundles.services.get(d.package)!;
+        const env = await containerEnv(runtime, home(d.id), {
+          ...stackEnv,
+          ...dbEnv,
+          LOG_LEVEL: "info",
+          ...d.environment,
+          ...serviceEnv[d.id],
+        });
+        envOf.set(d.id, env);
+        containers.push(startContainer(d.id, runtime, env));
+      }
+      const byId = (id: string) => containers.find((c) => c.name === id)!;
+      const ingestion = byId("ingestion");
+      const api = `http://127.0.0.1:${port}`;
+      const stillRunning = () => {
+        const dead = containers.filter((c) => !c.running());
+        if (dead.length) throw new Error(`exited early: ${dead.map((c) => `${c.name}\n${c.output().slice(-4000)}`).join("\n")}`);
+      };
+
+      // Liveness, readiness, and the image's HEALTHCHECK script against the bundle.
+      for (let t = Date.now(); ; await sleep(200)) {
+        stillRunning();
+        const ok = await fetch(`${api}/healthz`).then((r) => r.ok, () => false);
+        if (ok) break;
+        if (Date.now() - t > 60_000) throw new Error(`ingestion never answered /healthz:\n${ingestion.output().slice(-4000)}`);
+      }
+      phase("ingestion healthy");
+      const ready = await fetch(`${api}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ status: "ready" });
+      // Docker runs the check inside the container: with its environment (SERVICE, PORT).
+      const healthcheck = () =>
+        promisify(execFile)(bundles.healthcheck, { env: envOf.get("ingestion")! }).then(
+          () => 0,
+          (e: { code?: number }) => e.code ?? -1,
+        );
+      expect(await healthcheck()).toBe(0);
+
+      // --- a tiny batch: a small document (3 pages) and one large by page count (12 pages: the
+      // large splitter cuts chunks of 10 + 2), so every worker has something to do.
+      const prefix = `images/${randomBytes(3).toString("hex")}/`;
+      const [w, h] = PAGE_SIZES.letter;
+      const spec = (n: number): CorpusPageSpec[] => Array.from({ length: n }, (_, i) => ({ widthPt: w, heightPt: h, content: i % 2 ? "image" : "text" }));
+      const files = { "three.pdf": 3, "twelve.pdf": 12 };
+      for (const [name, pages] of Object.entries(files)) {
+        const file = await generatePdf(path.join(bundles.root, name), spec(pages));
+        await uploadFile(stack.s3, stack.stagingBucket, prefix + name, file.path, "application/pdf");
+      }
+      // A key as an operator creates one (docpipe keys create), in the migrated database.
+      const { key } = await createApiKey(prisma, { name: "images test", owner: "tests", plan: "standard", buckets: [stack.stagingBucket] });
+      const auth = { "x-api-key": key };
+      const submitted = await fetch(`${api}/batches`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...auth },
+        body: JSON.stringify({ bucket: stack.stagingBucket, prefixes: [prefix], label: "images" }),
+      });
+      const submitBody = (await submitted.json()) as { batchId: string };
+      expect(submitted.status, JSON.stringify(submitBody)).toBe(202);
+      const { batchId } = submitBody;
+      const started = Date.now();
+      let status: { state: string; pages?: Record<string, number> };
+      for (;;) {
+        stillRunning();
+        status = (await (await fetch(`${api}/batches/${batchId}`, { headers: auth })).json()) as typeof status;
+        if (status.state === "completed" || status.state === "failed") break;
+        if (Date.now() - started > BATCH_TIMEOUT_MS) throw new Error(`batch not finished in ${BATCH_TIMEOUT_MS} ms: ${JSON.stringify(status)}`);
+        await sleep(300);
+      }
+      phase("batch of 15 pages");
+      const second = await again;
+      expect(second.code, second.output).toBe(0);
+      expect(second.output).toContain("No pending migrations to apply.");
+      expect(await applied()).toEqual(migrationDirs);
+      phase("migrate again");
+      expect(status).toMatchObject({ state: "completed", pages: { expected: 15, done: 15, failed: 0 } });
+
+      const documents = await prisma.document.findMany({ where: { batchId }, include: { pages: { include: { result: true } } } });
+      expect(documents.map((d) => [d.key, d.state, d.class, d.pageCount]).sort()).toEqual([
+        [`${prefix}three.pdf`, "done", "small", 3],
+        [`${prefix}twelve.pdf`, "done", "large", 12],
+      ]);
+      for (const d of documents) {
+        expect(d.pages.map((p) => p.pageNumber).sort((a, b) => a - b)).toEqual(Array.from({ length: d.pageCount! }, (_, i) => i + 1));
+        for (const p of d.pages) {
+          expect(p.state).toBe("done");
+          expect(p.result).not.toBeNull();
+          const png = await stack.s3.send(new GetObjectCommand({ Bucket: stack.workBucket, Key: p.imageKey! }));
+          const size = pngSize(await png.Body!.transformToByteArray());
+          expect(size).toEqual({ width: Math.round((w / 72) * DPI), height: Math.round((h / 72) * DPI) });
+        }
+      }
+
+      // Retries would hide a failure from the batch's outcome, not from the logs.
+      const errors = containers.flatMap((c) => c.output().split("\n").filter((l) => /^\{"level":(50|60)\b/.test(l)).map((l) => `${c.name}: ${l}`));
+      expect(errors).toEqual([]);
+
+      // --- SIGTERM, as ECS sends it on scale-in or deployment: every service ends cleanly in time.
+      phase("checks");
+      const stops = await Promise.all(containers.map(async (c) => ({ name: c.name, ...(await c.stop(STOP_TIMEOUT_MS)) })));
+      phase("stop");
+      await annotate(`phases (ms): ${JSON.stringify(phases)}; exit after SIGTERM (ms): ${JSON.stringify(Object.fromEntries(stops.map((s) => [s.name, s.ms])))}`);
+      for (const s of stops) expect({ name: s.name, code: s.code, signal: s.signal }).toEqual({ name: s.name, code: 0, signal: null });
+      expect(await healthcheck()).not.toBe(0);
+    },
+  );
+});
