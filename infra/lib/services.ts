@@ -53,7 +53,8 @@ export const deployables: readonly Deployable[] = [
     id: "ingestion",
     package: "ingestion",
     consumes: [],
-    produces: ["ingest"],
+    // retry-failed re-sends a failed page to the single-page queue, or re-announces its PNG on the converted-image queue.
+    produces: ["ingest", "singlePage", "convertedImage"],
     readsStaging: true,
     readsWork: [],
     writesWork: [],

@@ -349,7 +349,8 @@ describe("least privilege", () => {
   const all = (suffix: string) => Object.values(queues).map((q) => `${prefix}${q.name}${suffix}`);
   /** Written from DESIGN.md's table, independent of the deployables list in lib/services.ts. */
   const expected: Record<ServiceId, { receive: string[]; send: string[]; get: string[]; put: string[] }> = {
-    ingestion: { receive: [], send: ["docpipe-ingest"], get: ["staging/*"], put: [] },
+    // The single-page and converted-image queues for POST /batches/:id/retry-failed.
+    ingestion: { receive: [], send: ["docpipe-ingest", "docpipe-single-page", "docpipe-converted-image"], get: ["staging/*"], put: [] },
     "chunking-orchestrator": {
       receive: ["docpipe-ingest"],
       send: ["docpipe-ingest-dlq", "docpipe-large", "docpipe-small", "docpipe-single-page"],
