@@ -16,7 +16,9 @@ import { z } from "zod";
 import { AccessError, BucketError, HttpError, NotFoundError, ThrottledError, ValidationError, type ErrorBody } from "./errors.js";
 import { admitRequest, allowListProblem, keyUsage, meterBatch, meterQuotaRefusal, quotaStatus, type CallerKey } from "./keys.js";
 import { BatchLister, type ListerHooks } from "./lister.js";
+import { registerOperatorRoutes } from "./operator.js";
 import { buildBatchReport, pageProgress } from "./report.js";
+import { detectStall } from "./stall.js";
 import {
   BatchAccepted,
   BatchOptions,
@@ -53,8 +55,12 @@ export interface AppOptions {
   prisma: PrismaClient;
   s3: S3Client;
   sqs: SQSClient;
-  /** Only the ingest queue is used. */
-  queueUrls: { ingest: QueueUrls };
+  /** The ingest queue; retry-failed also re-sends single pages and PNG notifications when it has theirs. */
+  queueUrls: { ingest: QueueUrls; singlePage?: QueueUrls; convertedImage?: QueueUrls };
+  /** Bucket of split pages and PNGs, for retrying failed pages alone (else their whole document is re-run). */
+  workBucket?: string;
+  /** An unfinished batch with no audit event for this long is reported as stalled. @defaultValue `600` */
+  stallAfterSeconds?: number;
   logger: Logger;
   /** Written as `workerId` on audit records. @defaultValue `ingestion@<hostname>:<pid>` */
   workerId?: string;
@@ -329,7 +335,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
       );
     }
     await checkBucket(s3, body.bucket, body.prefixes[0]!, s3CheckTimeoutMs);
-    const options = BatchOptions.parse({ onTooLarge: body.onTooLarge });
+    const options = BatchOptions.parse({ onTooLarge: body.onTooLarge, skipAlreadyProcessed: body.skipAlreadyProcessed });
     const batch = await prisma.$transaction(async (tx) => {
       const b = await tx.batch.create({
         data: {
@@ -374,9 +380,10 @@ export function buildApp(opts: AppOptions): IngestionApp {
       include: { continuations: { select: { id: true }, orderBy: { createdAt: "asc" }, take: 1 } },
     });
     if (!batch) throw new NotFoundError("batch", id);
-    const [groups, pages] = await Promise.all([
+    const [groups, pages, stalled] = await Promise.all([
       prisma.document.groupBy({ by: ["state"], where: { batchId: id }, _count: { _all: true } }),
       pageProgress(prisma, id),
+      detectStall(prisma, batch, (opts.stallAfterSeconds ?? 600) * 1000),
     ]);
     const documents = Object.fromEntries(documentStates.map((s) => [s, 0])) as Record<(typeof documentStates)[number], number>;
     for (const g of groups) documents[g.state] = g._count._all;
@@ -402,6 +409,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
       createdAt: batch.createdAt,
       listedAt: batch.listedAt,
       completedAt: batch.completedAt,
+      stalled,
     };
   });
 
@@ -461,7 +469,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
     const { documents } = parse(ReportQuery, request.query, "query");
     const visible = await prisma.batch.count({ where: { id, owner: callerOf(request).owner } });
     if (!visible) throw new NotFoundError("batch", id);
-    const report = await buildBatchReport(prisma, id, { perDocument: documents });
+    const report = await buildBatchReport(prisma, id, { perDocument: documents, stallAfterSeconds: opts.stallAfterSeconds ?? 600 });
     if (!report) throw new NotFoundError("batch", id);
     return report;
   });
@@ -510,6 +518,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
     };
   });
 
+  registerOperatorRoutes(api, { prisma, sqs, logger, workerId, queueUrls: opts.queueUrls, ...(opts.workBucket !== undefined && { workBucket: opts.workBucket }) });
 
   api.get("/healthz", { config: { public: true }, schema: { summary: "Liveness", security: [] } }, async () => ({ status: "ok" }));
 

@@ -20,6 +20,8 @@ export const configSchema = commonEnv.extend({
   SEND_PARALLELISM: int("SEND_PARALLELISM", 1, 64, 8),
   S3_CHECK_TIMEOUT_MS: int("S3_CHECK_TIMEOUT_MS", 100, 60_000, 5_000),
   READY_TIMEOUT_MS: int("READY_TIMEOUT_MS", 100, 60_000, 2_000),
+  /** A batch with no audit event for this long, while not finished, is reported as stalled. */
+  STALL_AFTER_SECONDS: int("STALL_AFTER_SECONDS", 1, 604_800, 600),
   MAX_DOCUMENTS_PER_BATCH: int("MAX_DOCUMENTS_PER_BATCH", 1, 100_000_000, 1_000_000),
 });
 export type IngestionConfig = z.infer<typeof configSchema>;

@@ -23,6 +23,8 @@ async function main(): Promise<void> {
       sendParallelism: config.SEND_PARALLELISM,
       s3CheckTimeoutMs: config.S3_CHECK_TIMEOUT_MS,
       readyTimeoutMs: config.READY_TIMEOUT_MS,
+      workBucket: config.WORK_BUCKET,
+      stallAfterSeconds: config.STALL_AFTER_SECONDS,
       maxDocumentsPerBatch: config.MAX_DOCUMENTS_PER_BATCH,
     });
     await app.listen({ port: config.PORT, host: config.HOST });

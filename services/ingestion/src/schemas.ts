@@ -60,6 +60,11 @@ export const CreateBatchBody = z
           "`reject` (default) counts first and fails the batch with `batch_too_large` before queueing anything; " +
           "`split` continues the listing in follow-up batches (`parentBatchId` = the previous one).",
       }),
+    skipAlreadyProcessed: z.boolean().optional().meta({
+      description:
+        "Skip a document whose content (SHA-256) matches a document done in an earlier batch: it ends done " +
+        "without pages of its own, `duplicateOfId` naming that document (counted in the report's documents.skippedDuplicates).",
+    }),
   })
   .meta({ example: { bucket: "scans-inbox", prefixes: ["2026/11/"], label: "november scans", onTooLarge: "split" } })
   .superRefine((body, ctx) => {
@@ -76,6 +81,8 @@ export type CreateBatchBody = z.infer<typeof CreateBatchBody>;
 /** What `Batch.options` holds. */
 export const BatchOptions = z.object({
   onTooLarge: z.enum(["reject", "split"]).default("reject"),
+  /** Absent is false; see CreateBatchBody. */
+  skipAlreadyProcessed: z.boolean().optional(),
 });
 
 export const IdParams = z.strictObject({ id: z.uuid({ error: "must be a UUID" }) });
@@ -152,6 +159,10 @@ export const BatchStatusResponse = z.object({
   createdAt: timestamp,
   listedAt: timestamp.nullable(),
   completedAt: timestamp.nullable(),
+  stalled: z
+    .object({ since: timestamp, stage: z.string(), documents: z.int(), lastStage: z.string().nullable() })
+    .nullable()
+    .meta({ description: "Set when the unfinished batch has had no audit event for STALL_AFTER_SECONDS: since when, and the stage holding most of its unfinished documents." }),
 });
 
 export const DocumentsPage = z.object({
