@@ -77,7 +77,8 @@ export async function buildBatchReport(
     prisma.$queryRaw<{ code: string; reason: string; documents: bigint }[]>`
       SELECT code, reason, documents FROM (
         SELECT coalesce(d."failureCode", 'unknown') AS code, coalesce(d."failureReason", '') AS reason,
-               count(*) OVER (PARTITION BY d."failureCode") AS documents,
+               -- Rows here are (code, reason) groups: add up their documents, not the groups.
+               (sum(count(*)) OVER (PARTITION BY d."failureCode"))::bigint AS documents,
                row_number() OVER (PARTITION BY d."failureCode" ORDER BY count(*) DESC, d."failureReason") AS rank
         FROM "Document" d
         WHERE d."batchId" = ${batchId}::uuid AND d.state = 'failed'
