@@ -16,6 +16,10 @@ export interface PipelineOptions {
   apiPort?: number;
   /** DPI of the PNGs. @defaultValue 150 */
   dpi?: number;
+  /** MAX_PAGES of the orchestrator, splitters and failsafe: more pages fail as too_many_pages. @defaultValue 100000 */
+  maxPages?: number;
+  /** MAX_PIXELS of the converter and failsafe: a bigger page renders at a lower dpi. @defaultValue 50_000_000 */
+  maxPixels?: number;
   /** Faults the reference model starts with. */
   modelFaults?: Partial<Faults>;
   /** How long the model client's breaker stays open. @defaultValue 30000 */
@@ -61,6 +65,9 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     });
     started.push(model);
     const common = { sqs, s3, prisma, queueUrls, ...(waitTimeSeconds !== undefined && { waitTimeSeconds }) };
+    // The limits a deployment sets per service (MAX_PAGES, MAX_PIXELS), given once here.
+    const maxPages = opts.maxPages !== undefined ? { maxPages: opts.maxPages } : {};
+    const maxPixels = opts.maxPixels !== undefined ? { maxPixels: opts.maxPixels } : {};
     const ingestion = createIngestionService({
       prisma,
       s3,
@@ -74,13 +81,14 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     started.push(ingestion);
     const apiKey = await localRunnerKey(prisma);
     const workers = [
-      createOrchestrator({ ...common, logger: logger.child({ service: "chunking-orchestrator" }) }),
-      createSplitter({ ...common, role: "large", workBucket, logger: logger.child({ service: "splitter-large" }) }),
-      createSplitter({ ...common, role: "small", workBucket, logger: logger.child({ service: "splitter-small" }) }),
+      createOrchestrator({ ...common, ...maxPages, logger: logger.child({ service: "chunking-orchestrator" }) }),
+      createSplitter({ ...common, role: "large", workBucket, ...maxPages, logger: logger.child({ service: "splitter-large" }) }),
+      createSplitter({ ...common, role: "small", workBucket, ...maxPages, logger: logger.child({ service: "splitter-small" }) }),
       createPageConverter({
         ...common,
         workBucket,
         ...(opts.dpi !== undefined && { dpi: opts.dpi }),
+        ...maxPixels,
         logger: logger.child({ service: "page-converter" }),
       }),
       createInferenceClient({
@@ -93,6 +101,8 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
         ...common,
         workBucket,
         ...(opts.dpi !== undefined && { dpi: opts.dpi }),
+        ...maxPages,
+        ...maxPixels,
         ...opts.failsafe,
         logger: logger.child({ service: "failsafe" }),
       }),
