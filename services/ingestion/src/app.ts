@@ -302,239 +302,239 @@ export function buildApp(opts: AppOptions): IngestionApp {
   app.register(swaggerUi, { routePrefix: "/docs" });
   // Routes in a plugin registered after swagger, so its onRoute hook sees every one of them.
   app.register(async (api) => {
-  api.post("/batches", {
-    schema: {
-      summary: "Submit a batch of S3 prefixes",
-      body: doc(CreateBatchBody, "input"),
-      response: {
-        202: { description: "accepted; listing runs in the background", ...doc(BatchAccepted) },
-        400: errorDoc("`validation_error`, `invalid_json`"),
-        ...securedErrors,
-        403: errorDoc("`bucket_not_allowed` / `prefix_not_allowed` (the key's allow-list; S3 is not called), `bucket_forbidden`, or a key problem"),
-        413: errorDoc("`payload_too_large`"),
-        415: errorDoc("`unsupported_media_type`"),
-        422: errorDoc("`bucket_not_found`, `bucket_wrong_region`"),
-        429: errorDoc("`rate_limited`, or `quota_exceeded` (details: limit, used, period, resetsAt; header X-Quota-Reset)"),
-        503: errorDoc("`bucket_unavailable`"),
-      },
-    },
-  }, async (request, reply) => {
-    const caller = callerOf(request);
-    const body = parse(CreateBatchBody, request.body, "body");
-    const denied = allowListProblem(caller, body.bucket, body.prefixes);
-    if (denied) throw new AccessError(403, denied.code, denied.message, denied.details);
-    const quota = await quotaStatus(prisma, caller);
-    if (quota.remaining === 0) {
-      await meterQuotaRefusal(prisma, caller.id);
-      throw new ThrottledError(
-        "quota_exceeded",
-        `API key ${caller.prefix} has used its quota of ${quota.limit} documents per ${quota.period}; it resets at ${quota.resetsAt.toISOString()}`,
-        Math.max(1, Math.ceil((quota.resetsAt.getTime() - Date.now()) / 1000)),
-        { limit: quota.limit, used: quota.used, period: quota.period, resetsAt: quota.resetsAt.toISOString() },
-        { "x-quota-reset": quota.resetsAt.toISOString() },
-      );
-    }
-    await checkBucket(s3, body.bucket, body.prefixes[0]!, s3CheckTimeoutMs);
-    const options = BatchOptions.parse({ onTooLarge: body.onTooLarge, skipAlreadyProcessed: body.skipAlreadyProcessed });
-    const batch = await prisma.$transaction(async (tx) => {
-      const b = await tx.batch.create({
-        data: {
-          bucket: body.bucket,
-          prefixes: body.prefixes,
-          options,
-          apiKeyId: caller.id,
-          owner: caller.owner,
-          ...(body.label !== undefined && { label: body.label }),
+    api.post("/batches", {
+      schema: {
+        summary: "Submit a batch of S3 prefixes",
+        body: doc(CreateBatchBody, "input"),
+        response: {
+          202: { description: "accepted; listing runs in the background", ...doc(BatchAccepted) },
+          400: errorDoc("`validation_error`, `invalid_json`"),
+          ...securedErrors,
+          403: errorDoc("`bucket_not_allowed` / `prefix_not_allowed` (the key's allow-list; S3 is not called), `bucket_forbidden`, or a key problem"),
+          413: errorDoc("`payload_too_large`"),
+          415: errorDoc("`unsupported_media_type`"),
+          422: errorDoc("`bucket_not_found`, `bucket_wrong_region`"),
+          429: errorDoc("`rate_limited`, or `quota_exceeded` (details: limit, used, period, resetsAt; header X-Quota-Reset)"),
+          503: errorDoc("`bucket_unavailable`"),
         },
-        select: { id: true, state: true },
-      });
-      await meterBatch(tx, caller.id);
-      await tx.auditEvent.create({
-        data: {
-          batchId: b.id,
-          stage: "ingestion",
-          outcome: "started",
-          workerId,
-          details: { event: "batch_created", bucket: body.bucket, prefixes: body.prefixes },
-        },
-      });
-      return b;
-    });
-    request.log.info({ batchId: batch.id, bucket: body.bucket, prefixes: body.prefixes.length }, "batch accepted");
-    lister.start(batch.id);
-    return reply
-      .code(202)
-      .header("location", `/batches/${batch.id}`)
-      .send({ batchId: batch.id, state: batch.state });
-  });
-
-  // Batches and documents are visible to every key of the owner that submitted them (so a
-  // rotated or second key of the same team still sees them), and to nobody else: another
-  // owner's id answers 404, exactly like an id that does not exist, so ids leak nothing.
-  api.get("/batches/:id", {
-    schema: { summary: "A batch's state and progress", params: doc(IdParams, "input"), response: { 200: doc(BatchStatusResponse), 404: errorDoc("`batch_not_found`"), ...securedErrors } },
-  }, async (request) => {
-    const { id } = parse(IdParams, request.params, "path");
-    const batch = await prisma.batch.findFirst({
-      where: { id, owner: callerOf(request).owner },
-      include: { continuations: { select: { id: true }, orderBy: { createdAt: "asc" }, take: 1 } },
-    });
-    if (!batch) throw new NotFoundError("batch", id);
-    const [groups, pages, stalled] = await Promise.all([
-      prisma.document.groupBy({ by: ["state"], where: { batchId: id }, _count: { _all: true } }),
-      pageProgress(prisma, id),
-      detectStall(prisma, batch, (opts.stallAfterSeconds ?? 600) * 1000),
-    ]);
-    const documents = Object.fromEntries(documentStates.map((s) => [s, 0])) as Record<(typeof documentStates)[number], number>;
-    for (const g of groups) documents[g.state] = g._count._all;
-    return {
-      batchId: batch.id,
-      label: batch.label,
-      bucket: batch.bucket,
-      prefixes: batch.prefixes,
-      state: batch.state,
-      onTooLarge: BatchOptions.catch({ onTooLarge: "reject" }).parse(batch.options).onTooLarge,
-      failure: batch.failureCode ? { code: batch.failureCode, reason: batch.failureReason } : null,
-      parentBatchId: batch.parentBatchId,
-      continuedIn: batch.continuations[0]?.id ?? null,
-      documentCount: batch.documentCount,
-      skippedCount: batch.skippedCount,
-      documents,
-      pages,
-      listing: {
-        finished: batch.listingPrefix >= batch.prefixes.length,
-        prefixIndex: batch.listingPrefix,
-        prefix: batch.prefixes[batch.listingPrefix] ?? null,
       },
-      createdAt: batch.createdAt,
-      listedAt: batch.listedAt,
-      completedAt: batch.completedAt,
-      stalled,
-    };
-  });
-
-  api.get("/batches/:id/documents", {
-    schema: {
-      summary: "A batch's documents, a page at a time",
-      params: doc(IdParams, "input"),
-      querystring: doc(ListDocumentsQuery, "input"),
-      response: { 200: doc(DocumentsPage), 404: errorDoc("`batch_not_found`"), ...securedErrors },
-    },
-  }, async (request) => {
-    const { id } = parse(IdParams, request.params, "path");
-    const query = parse(ListDocumentsQuery, request.query, "query");
-    let after: string | undefined;
-    if (query.cursor !== undefined) {
-      after = decodeCursor(query.cursor);
-      if (after === undefined) {
-        throw new ValidationError("invalid request query", [{ path: "cursor", message: "not a cursor this API returned" }]);
+    }, async (request, reply) => {
+      const caller = callerOf(request);
+      const body = parse(CreateBatchBody, request.body, "body");
+      const denied = allowListProblem(caller, body.bucket, body.prefixes);
+      if (denied) throw new AccessError(403, denied.code, denied.message, denied.details);
+      const quota = await quotaStatus(prisma, caller);
+      if (quota.remaining === 0) {
+        await meterQuotaRefusal(prisma, caller.id);
+        throw new ThrottledError(
+          "quota_exceeded",
+          `API key ${caller.prefix} has used its quota of ${quota.limit} documents per ${quota.period}; it resets at ${quota.resetsAt.toISOString()}`,
+          Math.max(1, Math.ceil((quota.resetsAt.getTime() - Date.now()) / 1000)),
+          { limit: quota.limit, used: quota.used, period: quota.period, resetsAt: quota.resetsAt.toISOString() },
+          { "x-quota-reset": quota.resetsAt.toISOString() },
+        );
       }
-    }
-    const batch = await prisma.batch.findFirst({ where: { id, owner: callerOf(request).owner }, select: { bucket: true } });
-    if (!batch) throw new NotFoundError("batch", id);
-    // Keyset pagination on (batchId, bucket, key): with both fixed, the unique index serves keys in order.
-    const rows = await prisma.document.findMany({
-      where: { batchId: id, bucket: batch.bucket, ...(query.state && { state: query.state }), ...(after !== undefined && { key: { gt: after } }) },
-      orderBy: { key: "asc" },
-      take: query.limit + 1,
-      select: {
-        id: true,
-        bucket: true,
-        key: true,
-        state: true,
-        class: true,
-        size: true,
-        pageCount: true,
-        failureCode: true,
-        failureReason: true,
-        createdAt: true,
-        updatedAt: true,
-        completedAt: true,
-      },
+      await checkBucket(s3, body.bucket, body.prefixes[0]!, s3CheckTimeoutMs);
+      const options = BatchOptions.parse({ onTooLarge: body.onTooLarge, skipAlreadyProcessed: body.skipAlreadyProcessed });
+      const batch = await prisma.$transaction(async (tx) => {
+        const b = await tx.batch.create({
+          data: {
+            bucket: body.bucket,
+            prefixes: body.prefixes,
+            options,
+            apiKeyId: caller.id,
+            owner: caller.owner,
+            ...(body.label !== undefined && { label: body.label }),
+          },
+          select: { id: true, state: true },
+        });
+        await meterBatch(tx, caller.id);
+        await tx.auditEvent.create({
+          data: {
+            batchId: b.id,
+            stage: "ingestion",
+            outcome: "started",
+            workerId,
+            details: { event: "batch_created", bucket: body.bucket, prefixes: body.prefixes },
+          },
+        });
+        return b;
+      });
+      request.log.info({ batchId: batch.id, bucket: body.bucket, prefixes: body.prefixes.length }, "batch accepted");
+      lister.start(batch.id);
+      return reply
+        .code(202)
+        .header("location", `/batches/${batch.id}`)
+        .send({ batchId: batch.id, state: batch.state });
     });
-    const more = rows.length > query.limit;
-    const items = (more ? rows.slice(0, query.limit) : rows).map((d) => ({ ...d, size: toNumber(d.size) }));
-    return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!.key) : null };
-  });
 
-  api.get("/batches/:id/report", {
-    schema: {
-      summary: "A batch's report: documents, pages, failures by reason, features, stage timings",
-      params: doc(IdParams, "input"),
-      querystring: doc(ReportQuery, "input"),
-      response: { 200: { type: "object", additionalProperties: true }, 404: errorDoc("`batch_not_found`"), ...securedErrors },
-    },
-  }, async (request) => {
-    const { id } = parse(IdParams, request.params, "path");
-    const { documents } = parse(ReportQuery, request.query, "query");
-    const visible = await prisma.batch.count({ where: { id, owner: callerOf(request).owner } });
-    if (!visible) throw new NotFoundError("batch", id);
-    const report = await buildBatchReport(prisma, id, { perDocument: documents, stallAfterSeconds: opts.stallAfterSeconds ?? 600 });
-    if (!report) throw new NotFoundError("batch", id);
-    return report;
-  });
-
-  api.get("/documents/:id", {
-    schema: {
-      summary: "A document, its pages with result summaries, and its audit trail",
-      params: doc(IdParams, "input"),
-      response: { 200: { type: "object", additionalProperties: true }, 404: errorDoc("`document_not_found`"), ...securedErrors },
-    },
-  }, async (request) => {
-    const { id } = parse(IdParams, request.params, "path");
-    const document = await prisma.document.findFirst({
-      where: { id, batch: { owner: callerOf(request).owner } },
-      include: {
-        pages: {
-          orderBy: { pageNumber: "asc" },
-          include: { result: { select: { modelName: true, modelVersion: true, features: true, latencyMs: true, createdAt: true } } },
+    // Batches and documents are visible to every key of the owner that submitted them (so a
+    // rotated or second key of the same team still sees them), and to nobody else: another
+    // owner's id answers 404, exactly like an id that does not exist, so ids leak nothing.
+    api.get("/batches/:id", {
+      schema: { summary: "A batch's state and progress", params: doc(IdParams, "input"), response: { 200: doc(BatchStatusResponse), 404: errorDoc("`batch_not_found`"), ...securedErrors } },
+    }, async (request) => {
+      const { id } = parse(IdParams, request.params, "path");
+      const batch = await prisma.batch.findFirst({
+        where: { id, owner: callerOf(request).owner },
+        include: { continuations: { select: { id: true }, orderBy: { createdAt: "asc" }, take: 1 } },
+      });
+      if (!batch) throw new NotFoundError("batch", id);
+      const [groups, pages, stalled] = await Promise.all([
+        prisma.document.groupBy({ by: ["state"], where: { batchId: id }, _count: { _all: true } }),
+        pageProgress(prisma, id),
+        detectStall(prisma, batch, (opts.stallAfterSeconds ?? 600) * 1000),
+      ]);
+      const documents = Object.fromEntries(documentStates.map((s) => [s, 0])) as Record<(typeof documentStates)[number], number>;
+      for (const g of groups) documents[g.state] = g._count._all;
+      return {
+        batchId: batch.id,
+        label: batch.label,
+        bucket: batch.bucket,
+        prefixes: batch.prefixes,
+        state: batch.state,
+        onTooLarge: BatchOptions.catch({ onTooLarge: "reject" }).parse(batch.options).onTooLarge,
+        failure: batch.failureCode ? { code: batch.failureCode, reason: batch.failureReason } : null,
+        parentBatchId: batch.parentBatchId,
+        continuedIn: batch.continuations[0]?.id ?? null,
+        documentCount: batch.documentCount,
+        skippedCount: batch.skippedCount,
+        documents,
+        pages,
+        listing: {
+          finished: batch.listingPrefix >= batch.prefixes.length,
+          prefixIndex: batch.listingPrefix,
+          prefix: batch.prefixes[batch.listingPrefix] ?? null,
         },
-        auditEvents: { orderBy: [{ createdAt: "asc" }, { id: "asc" }] },
-      },
+        createdAt: batch.createdAt,
+        listedAt: batch.listedAt,
+        completedAt: batch.completedAt,
+        stalled,
+      };
     });
-    if (!document) throw new NotFoundError("document", id);
-    const { auditEvents, pages, size, ...rest } = document;
-    return {
-      ...rest,
-      size: toNumber(size),
-      pages,
-      auditTrail: auditEvents.map((a) => ({ ...a, id: a.id.toString() })),
-    };
-  });
 
-  api.get("/usage", {
-    schema: {
-      summary: "The calling key's plan, quota and metering per day (last 30 days)",
-      response: { 200: doc(UsageResponse), ...securedErrors },
-    },
-  }, async (request) => {
-    const caller = callerOf(request);
-    const [quota, days] = await Promise.all([quotaStatus(prisma, caller), keyUsage(prisma, caller.id)]);
-    return {
-      key: { id: caller.id, prefix: caller.prefix, name: caller.name, owner: caller.owner },
-      plan: caller.plan,
-      quota: { period: quota.period, limit: quota.limit, used: quota.used, remaining: quota.remaining, resetsAt: quota.resetsAt },
-      days,
-    };
-  });
+    api.get("/batches/:id/documents", {
+      schema: {
+        summary: "A batch's documents, a page at a time",
+        params: doc(IdParams, "input"),
+        querystring: doc(ListDocumentsQuery, "input"),
+        response: { 200: doc(DocumentsPage), 404: errorDoc("`batch_not_found`"), ...securedErrors },
+      },
+    }, async (request) => {
+      const { id } = parse(IdParams, request.params, "path");
+      const query = parse(ListDocumentsQuery, request.query, "query");
+      let after: string | undefined;
+      if (query.cursor !== undefined) {
+        after = decodeCursor(query.cursor);
+        if (after === undefined) {
+          throw new ValidationError("invalid request query", [{ path: "cursor", message: "not a cursor this API returned" }]);
+        }
+      }
+      const batch = await prisma.batch.findFirst({ where: { id, owner: callerOf(request).owner }, select: { bucket: true } });
+      if (!batch) throw new NotFoundError("batch", id);
+      // Keyset pagination on (batchId, bucket, key): with both fixed, the unique index serves keys in order.
+      const rows = await prisma.document.findMany({
+        where: { batchId: id, bucket: batch.bucket, ...(query.state && { state: query.state }), ...(after !== undefined && { key: { gt: after } }) },
+        orderBy: { key: "asc" },
+        take: query.limit + 1,
+        select: {
+          id: true,
+          bucket: true,
+          key: true,
+          state: true,
+          class: true,
+          size: true,
+          pageCount: true,
+          failureCode: true,
+          failureReason: true,
+          createdAt: true,
+          updatedAt: true,
+          completedAt: true,
+        },
+      });
+      const more = rows.length > query.limit;
+      const items = (more ? rows.slice(0, query.limit) : rows).map((d) => ({ ...d, size: toNumber(d.size) }));
+      return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!.key) : null };
+    });
 
-  registerOperatorRoutes(api, { prisma, sqs, logger, workerId, queueUrls: opts.queueUrls, ...(opts.workBucket !== undefined && { workBucket: opts.workBucket }) });
+    api.get("/batches/:id/report", {
+      schema: {
+        summary: "A batch's report: documents, pages, failures by reason, features, stage timings",
+        params: doc(IdParams, "input"),
+        querystring: doc(ReportQuery, "input"),
+        response: { 200: { type: "object", additionalProperties: true }, 404: errorDoc("`batch_not_found`"), ...securedErrors },
+      },
+    }, async (request) => {
+      const { id } = parse(IdParams, request.params, "path");
+      const { documents } = parse(ReportQuery, request.query, "query");
+      const visible = await prisma.batch.count({ where: { id, owner: callerOf(request).owner } });
+      if (!visible) throw new NotFoundError("batch", id);
+      const report = await buildBatchReport(prisma, id, { perDocument: documents, stallAfterSeconds: opts.stallAfterSeconds ?? 600 });
+      if (!report) throw new NotFoundError("batch", id);
+      return report;
+    });
 
-  api.get("/healthz", { config: { public: true }, schema: { summary: "Liveness", security: [] } }, async () => ({ status: "ok" }));
+    api.get("/documents/:id", {
+      schema: {
+        summary: "A document, its pages with result summaries, and its audit trail",
+        params: doc(IdParams, "input"),
+        response: { 200: { type: "object", additionalProperties: true }, 404: errorDoc("`document_not_found`"), ...securedErrors },
+      },
+    }, async (request) => {
+      const { id } = parse(IdParams, request.params, "path");
+      const document = await prisma.document.findFirst({
+        where: { id, batch: { owner: callerOf(request).owner } },
+        include: {
+          pages: {
+            orderBy: { pageNumber: "asc" },
+            include: { result: { select: { modelName: true, modelVersion: true, features: true, latencyMs: true, createdAt: true } } },
+          },
+          auditEvents: { orderBy: [{ createdAt: "asc" }, { id: "asc" }] },
+        },
+      });
+      if (!document) throw new NotFoundError("document", id);
+      const { auditEvents, pages, size, ...rest } = document;
+      return {
+        ...rest,
+        size: toNumber(size),
+        pages,
+        auditTrail: auditEvents.map((a) => ({ ...a, id: a.id.toString() })),
+      };
+    });
 
-  api.get("/readyz", { config: { public: true }, schema: { summary: "Readiness: database and ingest queue", security: [] } }, async (_request, reply) => {
-    const [database, queue] = await Promise.allSettled([
-      withTimeout(prisma.$queryRaw`SELECT 1`, readyTimeoutMs, "database"),
-      sqs.send(new GetQueueAttributesCommand({ QueueUrl: opts.queueUrls.ingest.url, AttributeNames: ["QueueArn"] }), {
-        abortSignal: AbortSignal.timeout(readyTimeoutMs),
-      }),
-    ]);
-    const describe = (r: PromiseSettledResult<unknown>): string => (r.status === "fulfilled" ? "ok" : coerceError(r.reason).message);
-    const checks = { database: describe(database), queue: describe(queue), lister: lister.stopping ? "stopping" : "ok" };
-    if (database.status === "fulfilled" && queue.status === "fulfilled" && !lister.stopping) return { status: "ready", checks };
-    const body: ErrorBody = { error: { code: "not_ready", message: "a dependency is unreachable", details: checks } };
-    return reply.code(503).send(body);
-  });
+    api.get("/usage", {
+      schema: {
+        summary: "The calling key's plan, quota and metering per day (last 30 days)",
+        response: { 200: doc(UsageResponse), ...securedErrors },
+      },
+    }, async (request) => {
+      const caller = callerOf(request);
+      const [quota, days] = await Promise.all([quotaStatus(prisma, caller), keyUsage(prisma, caller.id)]);
+      return {
+        key: { id: caller.id, prefix: caller.prefix, name: caller.name, owner: caller.owner },
+        plan: caller.plan,
+        quota: { period: quota.period, limit: quota.limit, used: quota.used, remaining: quota.remaining, resetsAt: quota.resetsAt },
+        days,
+      };
+    });
+
+    registerOperatorRoutes(api, { prisma, sqs, logger, workerId, queueUrls: opts.queueUrls, ...(opts.workBucket !== undefined && { workBucket: opts.workBucket }) });
+
+    api.get("/healthz", { config: { public: true }, schema: { summary: "Liveness", security: [] } }, async () => ({ status: "ok" }));
+
+    api.get("/readyz", { config: { public: true }, schema: { summary: "Readiness: database and ingest queue", security: [] } }, async (_request, reply) => {
+      const [database, queue] = await Promise.allSettled([
+        withTimeout(prisma.$queryRaw`SELECT 1`, readyTimeoutMs, "database"),
+        sqs.send(new GetQueueAttributesCommand({ QueueUrl: opts.queueUrls.ingest.url, AttributeNames: ["QueueArn"] }), {
+          abortSignal: AbortSignal.timeout(readyTimeoutMs),
+        }),
+      ]);
+      const describe = (r: PromiseSettledResult<unknown>): string => (r.status === "fulfilled" ? "ok" : coerceError(r.reason).message);
+      const checks = { database: describe(database), queue: describe(queue), lister: lister.stopping ? "stopping" : "ok" };
+      if (database.status === "fulfilled" && queue.status === "fulfilled" && !lister.stopping) return { status: "ready", checks };
+      const body: ErrorBody = { error: { code: "not_ready", message: "a dependency is unreachable", details: checks } };
+      return reply.code(503).send(body);
+    });
   });
 
   return app;
