@@ -195,11 +195,12 @@ test("a page whose inference was given up is re-announced from its PNG, scored w
     new PermanentError("model_rejected", "the model endpoint refused the page"),
     { messageId: "test", attempt: 8 } as HandlerContext, { failFrom: ["pending", "rendered", "failed"] });
 
+  // The failed page leaves the document open until its siblings are scored; then it fails.
+  expect(await app.api.status(batchId)).toMatchObject({ state: "processing", documents: { failed: 0 } });
   own(await startWorkers(stack, prisma, ["inference"]));
-  // The failed page completed the batch already; its siblings are still scored.
-  expect(await app.api.status(batchId)).toMatchObject({ state: "completed", documents: { failed: 1 } });
   await waitFor("pages 1 and 3 scored", async () =>
     (await prisma.page.count({ where: { documentId: doc.id, state: "done" } })) === 2 ? true : undefined);
+  expect(await waitForBatch(app.api, batchId)).toMatchObject({ state: "completed", documents: { failed: 1 } });
   expect((await prisma.inferenceResult.findMany({ where: { documentId: doc.id } })).map((r) => r.pageNumber).sort()).toEqual([1, 3]);
   const rendersBefore = await prisma.auditEvent.count({ where: { documentId: doc.id, stage: "convert", outcome: "started" } });
 

@@ -1,4 +1,4 @@
-import type { PrismaClient } from "@docpipe/db";
+import type { PageState, PrismaClient } from "@docpipe/db";
 
 const TERMINAL = ["done", "failed"] as const;
 
@@ -20,22 +20,62 @@ export async function failDocument(
 }
 
 /**
- * Marks a document done once every one of its pages has a result, or has failed on its own
- * (a broken page fails alone while its siblings are done). Idempotent and safe to call from
- * concurrent workers: one conditional UPDATE decides. Returns whether it changed.
+ * Ends a document once every one of its pages has a result or has failed on its own: `done`
+ * when none failed, else `failed` with the first page failure recorded on it (see
+ * failPage). A broken page thus fails alone while its siblings are still rendered and
+ * scored, and the document (and its batch) ends only when the last of them has. Idempotent
+ * and safe to call from concurrent workers: one conditional UPDATE decides. Returns whether
+ * it changed.
  */
 export async function completeDocumentIfFinished(
   prisma: PrismaClient,
   doc: { batchId: string; documentId: string },
 ): Promise<boolean> {
   const changed = await prisma.$executeRaw`
-    UPDATE "Document" d SET state = 'done', "completedAt" = now(), "updatedAt" = now()
+    UPDATE "Document" d
+    SET state = CASE WHEN EXISTS (SELECT 1 FROM "Page" f WHERE f."documentId" = d.id AND f.state = 'failed')
+                     THEN 'failed'::"DocumentState" ELSE 'done'::"DocumentState" END,
+        "completedAt" = now(), "updatedAt" = now()
     WHERE d.id = ${doc.documentId}::uuid
       AND d.state NOT IN ('done', 'failed')
       AND d."pageCount" IS NOT NULL
       AND (SELECT count(*) FROM "Page" p WHERE p."documentId" = d.id AND p.state IN ('done', 'failed')) >= d."pageCount"`;
   if (changed > 0) await settleBatch(prisma, doc.batchId);
   return changed > 0;
+}
+
+/**
+ * Fails one page with its reason and notes the failure on its document (the first one wins),
+ * without ending the document: its other pages go on, and completeDocumentIfFinished ends it
+ * as failed once they have all finished. A page already past `failFrom` is left as it is.
+ */
+export async function failPage(
+  prisma: PrismaClient,
+  page: { batchId: string; documentId: string; pageNumber: number },
+  failure: { pageCode: string; pageReason: string; documentCode: string; documentReason: string; failFrom: readonly PageState[] },
+): Promise<void> {
+  const { count } = await prisma.page.updateMany({
+    where: { documentId: page.documentId, pageNumber: page.pageNumber, state: { in: [...failure.failFrom] } },
+    data: { state: "failed", failureCode: failure.pageCode, failureReason: failure.pageReason },
+  });
+  if (count === 0) return;
+  await noteDocumentFailure(prisma, page, { code: failure.documentCode, reason: failure.documentReason });
+}
+
+/**
+ * Records why an unfinished document will end failed (the first reason wins) and ends it if
+ * its pages have all finished; otherwise completeDocumentIfFinished ends it when they have.
+ */
+export async function noteDocumentFailure(
+  prisma: PrismaClient,
+  doc: { batchId: string; documentId: string },
+  failure: { code: string; reason: string },
+): Promise<void> {
+  await prisma.document.updateMany({
+    where: { id: doc.documentId, state: { notIn: [...TERMINAL] }, failureCode: null },
+    data: { failureCode: failure.code, failureReason: failure.reason },
+  });
+  await completeDocumentIfFinished(prisma, doc);
 }
 
 /**

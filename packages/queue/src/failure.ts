@@ -1,7 +1,7 @@
 import type { PageState, PrismaClient } from "@docpipe/db";
 import type { AuditWriter } from "./audit.js";
 import type { Stage } from "./contracts.js";
-import { failDocument } from "./documents.js";
+import { failDocument, failPage } from "./documents.js";
 import { coerceError, errorCode, PermanentError, TransientError } from "./errors.js";
 import type { HandlerContext, PoisonInfo } from "./worker.js";
 
@@ -96,9 +96,9 @@ export async function recordDeadLetter(
 
 /**
  * The worker's `onDeadLetter` for a stage that works on one page (convert, inference). On a
- * permanent failure the page fails with the reason, unless it has already moved past `failFrom`; its document can
- * then never be done, so it fails as `${stage}_${code}` with `page N: reason` (which also
- * completes the batch if this was its last open document).
+ * permanent failure the page fails with the reason, unless it has already moved past
+ * `failFrom`; its document can then never be done, so once its other pages have finished it
+ * fails as `${stage}_${code}` with `page N: reason` (see failPage).
  */
 export async function recordPageDeadLetter(
   deps: FailureDeps,
@@ -125,11 +125,13 @@ export async function recordPageDeadLetter(
   // Out of retries is not a verdict on the page: the failsafe drains the DLQ and may still
   // finish it, as it does for whole documents (see recordDeadLetter).
   if (error.code === "retries_exhausted") return;
-  await deps.prisma.page.updateMany({
-    where: { documentId: page.documentId, pageNumber: page.pageNumber, state: { in: [...opts.failFrom] } },
-    data: { state: "failed", failureCode: error.code, failureReason: reason },
+  await failPage(deps.prisma, page, {
+    pageCode: error.code,
+    pageReason: reason,
+    documentCode: `${stage}_${error.code}`,
+    documentReason: `page ${page.pageNumber}: ${reason}`,
+    failFrom: opts.failFrom,
   });
-  await failDocument(deps.prisma, page, { code: `${stage}_${error.code}`, reason: `page ${page.pageNumber}: ${reason}` });
 }
 
 /**

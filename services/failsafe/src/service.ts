@@ -8,6 +8,8 @@ import {
   AuditWriter,
   createWorker,
   failDocument,
+  failPage,
+  noteDocumentFailure,
   failureReason,
   fullJitterBackoff,
   IngestMessage,
@@ -182,8 +184,9 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
       const durationMs = Math.round(performance.now() - started);
       const firstFailure = result.failed[0];
       if (firstFailure) {
-        // A page no path can render keeps the document from done: fail it as the converter would.
-        await failDocument(prisma, msg, {
+        // A page no path can render keeps the document from done: it fails as the converter's
+        // would, once the pages that did render have their results.
+        await noteDocumentFailure(prisma, msg, {
           code: `convert_${firstFailure.code}`,
           reason: `page ${firstFailure.pageNumber}: ${firstFailure.reason}`,
         });
@@ -260,12 +263,14 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
       );
       const reason = `inference failed after ${replays} replays by the failsafe; parked for a person (last error ${cause.errorCode}: ${cause.errorMessage})`;
       await each(async (ref) => {
-        await prisma.page.updateMany({
-          where: { documentId: ref.documentId, pageNumber: ref.pageNumber, state: { not: "done" } },
-          data: { state: "failed", failureCode: "replay_limit", failureReason: reason },
-        });
         // The page will never get a result, so its document cannot be done.
-        await failDocument(prisma, ref, { code: "inference_replay_limit", reason: `page ${ref.pageNumber}: ${reason}` });
+        await failPage(prisma, ref, {
+          pageCode: "replay_limit",
+          pageReason: reason,
+          documentCode: "inference_replay_limit",
+          documentReason: `page ${ref.pageNumber}: ${reason}`,
+          failFrom: ["pending", "rendered", "failed"],
+        });
         await audit.record({
           stage: STAGE,
           outcome: "dead_lettered",
