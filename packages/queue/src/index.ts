@@ -38,6 +38,7 @@ export { downloadToFile, uploadFile, toS3Error, type DownloadOptions } from "./s
 export { parseS3Event, decodeS3Key, type S3Event, type S3EventRecord } from "./s3-events.js";
 export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptions } from "./audit.js";
 export { commonEnv, loadEnv, intEnv, ConfigError, createAwsClients, type CommonEnv, type IntEnvOptions } from "./config.js";
+export { recordPageSplit, recordPageRendered, recordPageFailed, type RenderedFacts } from "./pages.js";
 export { failDocument, failPage, noteDocumentFailure, completeDocumentIfFinished, settleBatch, completeIfDuplicate, type DuplicateOf } from "./documents.js";
 export { runService, type RunServiceOptions, type RunnableService, type ServiceDeps } from "./run-service.js";
 export {

@@ -26,6 +26,7 @@ import {
   type Logger,
   type QueueKey,
   type QueueUrls,
+  recordPageSplit,
 } from "@docpipe/queue";
 import { classByPageCount, defaultThresholds, isLargeBySize } from "./classify.js";
 
@@ -150,11 +151,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
         return;
       case "single":
         // The page row exists before its message does, so the converter always finds it.
-        await prisma.page.upsert({
-          where: { documentId_pageNumber: { documentId: msg.documentId, pageNumber: 1 } },
-          create: { documentId: msg.documentId, pageNumber: 1, pdfKey: msg.key },
-          update: { pdfKey: msg.key },
-        });
+        await recordPageSplit(prisma, msg, 1, msg.key);
         await producers.singlePage.send([{ ...base, pageNumber: 1 }]);
         return;
     }

@@ -17,8 +17,10 @@ import {
   type DocumentRef,
   type Logger,
   intermediateTags,
+  recordPageFailed,
+  recordPageRendered,
+  recordPageSplit,
 } from "@docpipe/queue";
-import { recordPageFailed, recordPageRendered, recordPageSplit } from "./records.js";
 
 /** A file in S3 to break down to pages and PNGs, and how its pages map onto the document. */
 export interface BreakdownJob extends DocumentRef {

@@ -23,6 +23,7 @@ import {
   type Logger,
   type QueueKey,
   type QueueUrls,
+  recordPageRendered,
 } from "@docpipe/queue";
 import { pino } from "pino";
 
@@ -138,20 +139,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
       await uploadFile(s3, opts.workBucket, key, png.png, "image/png");
       // A page over the pixel cap renders at a fractional DPI; the column holds it rounded.
       const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
-      await prisma.page.upsert({
-        where,
-        create: { documentId: msg.documentId, pageNumber: msg.pageNumber, pdfKey: msg.key, state: "rendered", ...facts },
-        update: { ...facts, failureCode: null, failureReason: null },
-      });
-      // Forward only: inference may already have marked the page done (it reacts to the upload).
-      await prisma.page.updateMany({
-        where: { documentId: msg.documentId, pageNumber: msg.pageNumber, state: { in: ["pending", "failed"] } },
-        data: { state: "rendered" },
-      });
-      await prisma.document.updateMany({
-        where: { id: msg.documentId, state: { in: ["queued", "classified", "splitting"] } },
-        data: { state: "converting" },
-      });
+      await recordPageRendered(prisma, msg, msg.pageNumber, msg.key, facts);
       const durationMs = Math.round(performance.now() - started);
       await audit.record({
         stage: STAGE,

@@ -31,6 +31,7 @@ import {
   type QueueUrls,
   type Stage,
   intermediateTags,
+  recordPageSplit,
 } from "@docpipe/queue";
 
 export type SplitterRole = "large" | "small";
@@ -238,11 +239,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
         const key = pageKey(msg, pageNumber);
         await uploadFile(s3, workBucket, key, piece.path, "application/pdf", { tags: intermediateTags("page") });
         // The row exists before its message does, so the converter always finds it.
-        await prisma.page.upsert({
-          where: { documentId_pageNumber: { documentId: msg.documentId, pageNumber } },
-          create: { documentId: msg.documentId, pageNumber, pdfKey: key },
-          update: { pdfKey: key },
-        });
+        await recordPageSplit(prisma, msg, pageNumber, key);
         await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key, pageNumber });
       }
       await send.flush();

@@ -1,13 +1,10 @@
 import type { PrismaClient } from "@docpipe/db";
-import type { DocumentRef } from "@docpipe/queue";
+import type { DocumentRef } from "./keys.js";
 
 /**
- * The rows the normal path writes for a page, written the same way so that a page the
- * failsafe made cannot be told from one the splitter and converter made.
- *
- * TODO(move): these belong in @docpipe/queue next to failDocument (e.g. `recordPageSplit`,
- * `recordPageRendered`), called by the small splitter, the page converter and the failsafe
- * alike. Until then tests/failsafe runs both paths on one file and compares the rows.
+ * The rows a page gets as it moves through the pipeline, written by the small splitter, the
+ * page converter and the failsafe alike, so a page the failsafe made cannot be told from one
+ * the normal path made.
  */
 
 /** As the small splitter: the page row exists with its PDF before anything renders it. */
