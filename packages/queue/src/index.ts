@@ -1,5 +1,6 @@
 export * from "./contracts.js";
 export * from "./keys.js";
+export { classByPageCount, isLargeBySize, defaultThresholds, type ClassifyThresholds } from "./classify.js";
 export { createLogger, childLogger, type Logger, type LogIds, type CreateLoggerOptions } from "./logger.js";
 export {
   PermanentError,

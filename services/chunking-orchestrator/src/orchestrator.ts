@@ -27,8 +27,10 @@ import {
   type QueueKey,
   type QueueUrls,
   recordPageSplit,
+  classByPageCount,
+  defaultThresholds,
+  isLargeBySize,
 } from "@docpipe/queue";
-import { classByPageCount, defaultThresholds, isLargeBySize } from "./classify.js";
 
 export interface OrchestratorOptions {
   sqs: SQSClient;

@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { classByPageCount, isLargeBySize, type ClassifyThresholds } from "@docpipe/chunking-orchestrator";
 import type { PrismaClient } from "@docpipe/db";
 import { inspectPdf, PdfError, splitChunks, type RenderPool, type RenderResult } from "@docpipe/pdf";
 import {
@@ -20,6 +19,9 @@ import {
   recordPageFailed,
   recordPageRendered,
   recordPageSplit,
+  classByPageCount,
+  isLargeBySize,
+  type ClassifyThresholds,
 } from "@docpipe/queue";
 
 /** A file in S3 to break down to pages and PNGs, and how its pages map onto the document. */

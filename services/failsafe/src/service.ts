@@ -1,7 +1,6 @@
 import { tmpdir } from "node:os";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import { defaultThresholds, type ClassifyThresholds } from "@docpipe/chunking-orchestrator";
 import type { PrismaClient } from "@docpipe/db";
 import { DEFAULT_DPI, DEFAULT_MAX_PIXELS, RenderPool } from "@docpipe/pdf";
 import {
@@ -27,6 +26,8 @@ import {
   type QueueUrls,
   type S3Event,
   type Worker,
+  defaultThresholds,
+  type ClassifyThresholds,
 } from "@docpipe/queue";
 import { pino } from "pino";
 import { allAttributes, deadLetterCause, REPLAYS_ATTRIBUTE, replaysOf, resendAttributes, type DeadLetterCause } from "./attributes.js";
