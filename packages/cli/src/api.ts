@@ -4,7 +4,7 @@ export interface ApiErrorBody {
   error: { code: string; message: string; details?: unknown };
 }
 
-import type { BatchReport } from "@docpipe/ingestion";
+import type { BatchReport, RetryResult } from "@docpipe/ingestion";
 
 export class ApiError extends Error {
   override readonly name = "ApiError";
@@ -29,16 +29,8 @@ export interface BatchStatus {
   stalled?: { since: string; stage: string; documents?: number; lastStage?: string | null } | null;
 }
 
-/** The answer of `POST /batches/:id/retry-failed`. */
-export interface RetryFailedResult {
-  batchId: string;
-  state: string;
-  retried: { documents: number; pages: number };
-  resent: { ingest: number; singlePage: number; convertedImage: number };
-  byFailureCode: Record<string, number>;
-  expectedToFailAgain: number;
-  note?: string;
-}
+/** The answer of `POST /batches/:id/retry-failed`: the retry's counts, with a note when some will fail again. */
+export type RetryFailedResult = RetryResult & { note?: string };
 
 export class ApiClient {
   constructor(

@@ -30,3 +30,4 @@ export {
 } from "./keys.js";
 export { BatchAccepted, BatchStatusResponse, DocumentsPage, UsageResponse, ErrorResponse } from "./schemas.js";
 export { buildBatchReport, type BatchReport, type DocumentReport } from "./report.js";
+export { retryFailed, RetryError, isContentFailure, type RetryResult, type RetryDeps } from "./retry.js";
