@@ -16,6 +16,7 @@ import {
   parseImageKey,
   parseS3Event,
   PermanentError,
+  recordDeadLetter,
   recordPoison,
   SinglePageMessage,
   SmallDocMessage,
@@ -221,18 +222,8 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
   /** The failsafe's own give-up: a transient fault on every attempt. Parked for a person; the document fails. */
   async function onDocumentGivenUp(queue: DocumentQueue, msg: DocumentMessage, error: PermanentError, ctx: HandlerContext): Promise<void> {
     const reason = `the failsafe gave up after ${ctx.attempt} attempts; the message is parked for a person (${error.message})`;
-    await failDocument(prisma, msg, { code: `failsafe_${error.code}`, reason });
-    await audit.record({
-      stage: STAGE,
-      outcome: "dead_lettered",
-      batchId: msg.batchId,
-      documentId: msg.documentId,
-      attempt: ctx.attempt,
-      messageId: ctx.messageId,
-      errorCode: error.code,
-      errorMessage: reason,
-      details: { queue, parked: true },
-    });
+    const givenUp = new PermanentError(`failsafe_${error.code}`, reason, { cause: error });
+    await recordDeadLetter({ prisma, audit }, STAGE, msg, givenUp, ctx, { queue, parked: true });
   }
 
   async function handleImage(event: S3Event, ctx: HandlerContext): Promise<void> {
