@@ -20,6 +20,12 @@ export const commonEnv = z.object({
     .transform((v) => v === "true"),
   QUEUE_PREFIX: z.string().default(""),
   WORK_BUCKET: z.string({ error: "WORK_BUCKET is required: the bucket for chunks, pages and PNGs" }).min(3),
+  /**
+   * Queue workers: visibility timeout of their messages instead of the catalog's (heartbeats
+   * extend it while a message is worked on). Short values make a killed worker's message come
+   * back sooner; unset, the catalog's per-queue value applies.
+   */
+  VISIBILITY_TIMEOUT_SECONDS: intEnv("VISIBILITY_TIMEOUT_SECONDS", { min: 1, max: 43_200 }),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Static credentials (the local stand-ins); unset on AWS, where the task role's are used. */
   AWS_ACCESS_KEY_ID: z.string().min(1).optional(),

@@ -13,8 +13,6 @@ export const configSchema = commonEnv.extend({
   CONCURRENCY: intEnv("CONCURRENCY", { min: 1, default: 4 }),
   /** Where sources under the size limit are downloaded to be opened; defaults to the OS temp dir. */
   TMP_DIR: z.string().min(1).optional(),
-  /** How long a received message stays hidden from other workers (extended while it runs); defaults to the queue's. */
-  VISIBILITY_TIMEOUT_SECONDS: intEnv("VISIBILITY_TIMEOUT_SECONDS", { min: 1 }),
 });
 export type OrchestratorConfig = z.infer<typeof configSchema>;
 

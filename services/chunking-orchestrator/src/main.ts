@@ -13,6 +13,6 @@ runService({
       maxPages: config.MAX_PAGES,
       concurrency: config.CONCURRENCY,
       ...(config.TMP_DIR ? { tmpDir: config.TMP_DIR } : {}),
-      ...(config.VISIBILITY_TIMEOUT_SECONDS ? { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS } : {}),
+      ...(config.VISIBILITY_TIMEOUT_SECONDS && { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS }),
     }),
 }).catch(() => process.exit(1));

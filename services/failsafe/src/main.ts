@@ -24,6 +24,7 @@ runService({
       replayMaxSeconds: config.FAILSAFE_REPLAY_MAX_SECONDS,
       thresholds: { largeSizeBytes: config.LARGE_SIZE_BYTES, largePageCount: config.LARGE_PAGE_COUNT },
       ...(config.TMP_DIR && { tmpDir: config.TMP_DIR }),
+      ...(config.VISIBILITY_TIMEOUT_SECONDS && { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS }),
       logger,
     }),
 }).catch(() => process.exit(1));

@@ -19,8 +19,6 @@ const configSchema = commonEnv
     BREAKER_FAILURE_THRESHOLD: intEnv("BREAKER_FAILURE_THRESHOLD", { min: 1, default: 5 }),
     BREAKER_COOLDOWN_MS: intEnv("BREAKER_COOLDOWN_MS", { min: 0, default: 30_000 }),
     WORKER_CONCURRENCY: intEnv("WORKER_CONCURRENCY", { min: 0, default: 0 }),
-    /** How long a received message stays hidden from other workers (extended while it runs); 0 = the queue's. */
-    VISIBILITY_TIMEOUT_SECONDS: intEnv("VISIBILITY_TIMEOUT_SECONDS", { min: 0, default: 0 }),
   })
   .refine((c) => c.MODEL_URL !== undefined || c.SAGEMAKER_ENDPOINT_NAME !== undefined, {
     message: "set MODEL_URL (HTTP endpoint) or SAGEMAKER_ENDPOINT_NAME (InvokeEndpoint)",

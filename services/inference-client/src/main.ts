@@ -19,7 +19,7 @@ runService({
       breakerFailureThreshold: config.BREAKER_FAILURE_THRESHOLD,
       breakerCooldownMs: config.BREAKER_COOLDOWN_MS,
       ...(config.WORKER_CONCURRENCY > 0 && { workerConcurrency: config.WORKER_CONCURRENCY }),
-      ...(config.VISIBILITY_TIMEOUT_SECONDS > 0 && { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS }),
+      ...(config.VISIBILITY_TIMEOUT_SECONDS && { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS }),
       logger,
     }),
 }).catch(() => process.exit(1));

@@ -8,8 +8,6 @@ const configSchema = commonEnv.extend({
   RENDER_TIMEOUT_ATTEMPTS: intEnv("RENDER_TIMEOUT_ATTEMPTS", { min: 1, default: 2 }),
   RENDER_THREADS: intEnv("RENDER_THREADS", { min: 0, default: 0 }),
   TMP_DIR: z.string().min(1).optional(),
-  /** How long a received message stays hidden from other workers (extended while it runs); 0 = the queue's. */
-  VISIBILITY_TIMEOUT_SECONDS: intEnv("VISIBILITY_TIMEOUT_SECONDS", { min: 0, default: 0 }),
 });
 
 export type PageConverterConfig = z.infer<typeof configSchema>;

@@ -18,7 +18,7 @@ runService({
       renderTimeoutAttempts: config.RENDER_TIMEOUT_ATTEMPTS,
       ...(config.RENDER_THREADS > 0 && { renderThreads: config.RENDER_THREADS }),
       ...(config.TMP_DIR && { tmpDir: config.TMP_DIR }),
-      ...(config.VISIBILITY_TIMEOUT_SECONDS > 0 && { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS }),
+      ...(config.VISIBILITY_TIMEOUT_SECONDS && { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS }),
       logger,
     }),
 }).catch(() => process.exit(1));

@@ -14,8 +14,6 @@ export const configSchema = commonEnv.extend({
   CONCURRENCY: intEnv("CONCURRENCY", { min: 1 }),
   /** How often the worker extends a message's visibility while a split runs; defaults to the worker's. */
   HEARTBEAT_SECONDS: intEnv("HEARTBEAT_SECONDS", { min: 1 }),
-  /** How long a received message stays hidden from other workers (extended while it runs); defaults to the queue's. */
-  VISIBILITY_TIMEOUT_SECONDS: intEnv("VISIBILITY_TIMEOUT_SECONDS", { min: 1 }),
   /** Where sources and pieces are written while a message is worked on; defaults to the OS temp dir. */
   TMP_DIR: z.string().min(1).optional(),
 });

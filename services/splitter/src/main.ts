@@ -14,7 +14,7 @@ runService({
       maxPages: config.MAX_PAGES,
       ...(config.CONCURRENCY ? { concurrency: config.CONCURRENCY } : {}),
       ...(config.HEARTBEAT_SECONDS ? { heartbeatSeconds: config.HEARTBEAT_SECONDS } : {}),
-      ...(config.VISIBILITY_TIMEOUT_SECONDS ? { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS } : {}),
+      ...(config.VISIBILITY_TIMEOUT_SECONDS && { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS }),
       ...(config.TMP_DIR ? { tmpDir: config.TMP_DIR } : {}),
     }),
 }).catch(() => process.exit(1));
