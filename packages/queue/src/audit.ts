@@ -80,8 +80,12 @@ export class AuditWriter {
     await Promise.allSettled([...this.pending]);
   }
 
-  private async write(e: AuditRecord): Promise<void> {
-    const data: Prisma.AuditEventUncheckedCreateInput = {
+  /**
+   * The row a record becomes, for a caller that must store it in the same transaction as the
+   * work it reports (so a crash cannot leave the work done and the trail without it).
+   */
+  row(e: AuditRecord): Prisma.AuditEventUncheckedCreateInput {
+    return {
       stage: e.stage,
       outcome: e.outcome,
       workerId: this.workerId,
@@ -95,6 +99,10 @@ export class AuditWriter {
       messageId: e.messageId ?? null,
       ...(e.details !== undefined && { details: e.details as Prisma.InputJsonValue }),
     };
+  }
+
+  private async write(e: AuditRecord): Promise<void> {
+    const data = this.row(e);
     try {
       await this.prisma.auditEvent.create({ data });
     } catch (err) {

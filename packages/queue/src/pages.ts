@@ -1,4 +1,4 @@
-import type { PrismaClient } from "@docpipe/db";
+import type { Prisma, PrismaClient } from "@docpipe/db";
 import type { DocumentRef } from "./keys.js";
 
 /**
@@ -25,27 +25,35 @@ export interface RenderedFacts {
   renderMs: number;
 }
 
-/** As the page converter, after the PNG is in S3: the page is rendered, forward only, and its document converting. */
+/**
+ * As the page converter, after the PNG is in S3: the page is rendered (forward only) and its
+ * document converting. `succeeded`, the stage's audit row, commits in the same transaction, so
+ * a crash cannot leave a rendered page whose trail lacks the stage.
+ */
 export async function recordPageRendered(
   prisma: PrismaClient,
   doc: DocumentRef,
   pageNumber: number,
   pdfKey: string,
   facts: RenderedFacts,
+  succeeded?: Prisma.AuditEventUncheckedCreateInput,
 ): Promise<void> {
-  await prisma.page.upsert({
-    where: { documentId_pageNumber: { documentId: doc.documentId, pageNumber } },
-    create: { documentId: doc.documentId, pageNumber, pdfKey, state: "rendered", ...facts },
-    update: { ...facts, failureCode: null, failureReason: null },
-  });
-  // Inference may already have marked the page done (it reacts to the upload).
-  await prisma.page.updateMany({
-    where: { documentId: doc.documentId, pageNumber, state: { in: ["pending", "failed"] } },
-    data: { state: "rendered" },
-  });
-  await prisma.document.updateMany({
-    where: { id: doc.documentId, state: { in: ["queued", "classified", "splitting"] } },
-    data: { state: "converting" },
+  await prisma.$transaction(async (tx) => {
+    await tx.page.upsert({
+      where: { documentId_pageNumber: { documentId: doc.documentId, pageNumber } },
+      create: { documentId: doc.documentId, pageNumber, pdfKey, state: "rendered", ...facts },
+      update: { ...facts, failureCode: null, failureReason: null },
+    });
+    // Inference may already have marked the page done (it reacts to the upload).
+    await tx.page.updateMany({
+      where: { documentId: doc.documentId, pageNumber, state: { in: ["pending", "failed"] } },
+      data: { state: "rendered" },
+    });
+    await tx.document.updateMany({
+      where: { id: doc.documentId, state: { in: ["queued", "classified", "splitting"] } },
+      data: { state: "converting" },
+    });
+    if (succeeded) await tx.auditEvent.create({ data: succeeded });
   });
 }
 

@@ -141,8 +141,8 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, ctx: Ctx
       // This upload is what triggers inference (S3 notification), so it comes after a good render only.
       await uploadFile(s3, deps.workBucket, key, png.png, "image/png");
       const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
-      await recordPageRendered(prisma, doc, pageNumber, pdfKey, facts);
-      await deps.audit.record({ stage: STAGE, outcome: "succeeded", ...ids, durationMs: renderMs, details: { ...facts, pdfKey } });
+      const succeeded = deps.audit.row({ stage: STAGE, outcome: "succeeded", ...ids, durationMs: renderMs, details: { ...facts, pdfKey } });
+      await recordPageRendered(prisma, doc, pageNumber, pdfKey, facts, succeeded);
       result.rendered++;
     };
 

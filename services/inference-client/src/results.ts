@@ -32,8 +32,11 @@ export async function storeResult(
   page: PageRef,
   response: ModelResponse,
   latencyMs: number,
+  /** The stage's `succeeded` audit row, stored in the same transaction as the result it reports. */
+  succeeded?: Prisma.AuditEventUncheckedCreateInput,
 ): Promise<StoreOutcome> {
-  const { count } = await prisma.inferenceResult.createMany({
+  const count = await prisma.$transaction(async (tx) => {
+    const { count } = await tx.inferenceResult.createMany({
     data: [
       {
         pageId: page.id,
@@ -47,6 +50,9 @@ export async function storeResult(
       },
     ],
     skipDuplicates: true,
+    });
+    if (count === 1 && succeeded) await tx.auditEvent.create({ data: succeeded });
+    return count;
   });
   return { created: count === 1, documentDone: await finishPage(prisma, page) };
 }

@@ -122,22 +122,20 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
     await audit.record({ stage: STAGE, outcome: "started", ...ids });
     try {
       const outcome = await client.invoke({ bucket: record.bucket, key: record.key }, signal, ctx.signal);
-      const stored = await storeResult(prisma, page, outcome.response, outcome.latencyMs);
       const durationMs = Math.round(performance.now() - started);
-      await audit.record({
-        stage: STAGE,
-        outcome: stored.created ? "succeeded" : "skipped",
-        ...ids,
-        durationMs,
-        details: {
-          model: outcome.response.model,
-          features: outcome.response.features,
-          latencyMs: outcome.latencyMs,
-          calls: outcome.calls,
-          documentDone: stored.documentDone,
-          ...(!stored.created && { reason: "result_exists" }),
-        },
-      });
+      const details = {
+        model: outcome.response.model,
+        features: outcome.response.features,
+        latencyMs: outcome.latencyMs,
+        calls: outcome.calls,
+      };
+      // The succeeded record commits with the result: a kill between the two cannot leave a
+      // scored page whose trail lacks the stage.
+      const succeeded = audit.row({ stage: STAGE, outcome: "succeeded", ...ids, durationMs, details });
+      const stored = await storeResult(prisma, page, outcome.response, outcome.latencyMs, succeeded);
+      if (!stored.created) {
+        await audit.record({ stage: STAGE, outcome: "skipped", ...ids, durationMs, details: { ...details, reason: "result_exists" } });
+      }
       log.info({ durationMs, latencyMs: outcome.latencyMs, calls: outcome.calls, features: outcome.response.features }, "page scored");
       if (stored.documentDone) log.info("document done");
     } catch (e) {

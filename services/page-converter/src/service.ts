@@ -139,15 +139,15 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
       await uploadFile(s3, opts.workBucket, key, png.png, "image/png");
       // A page over the pixel cap renders at a fractional DPI; the column holds it rounded.
       const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
-      await recordPageRendered(prisma, msg, msg.pageNumber, msg.key, facts);
       const durationMs = Math.round(performance.now() - started);
-      await audit.record({
+      const succeeded = audit.row({
         stage: STAGE,
         outcome: "succeeded",
         ...ids,
         durationMs,
         details: { ...facts, pdfBytes: bytes, pngBytes: png.png.byteLength, scaledDown: png.dpi < dpi },
       });
+      await recordPageRendered(prisma, msg, msg.pageNumber, msg.key, facts, succeeded);
       ctx.logger.info({ ...facts, durationMs, scaledDown: png.dpi < dpi }, "page rendered");
     } catch (e) {
       const err = coerceError(e);
