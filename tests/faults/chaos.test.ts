@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { startReferenceModel } from "@docpipe/reference-model";
 import { ApiClient } from "../../packages/cli/src/api.js";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
-import { buildCorpus, createTestApiKey, expectBatchMatchesTruth, planCorpus, randomInt, seededRandom, totalPages, waitForBatch } from "./support/scenario.js";
+import { buildCorpus, createTestApiKey, expectBatchMatchesTruth, planCorpus, randomInt, seededRandom, totalPages, waitForBatch, waitForQuietQueues } from "./support/scenario.js";
 import { freePort, pipelineProcesses } from "./support/services.js";
 import { Supervisor, type SupervisorEvent } from "./support/supervisor.js";
 
@@ -147,6 +147,9 @@ test("SIGKILLed workers of every service and a failing model endpoint lose nothi
     }
     say(`batch ${state} ${((Date.now() - submitted) / 1000).toFixed(1)} s after submission; model answered ${JSON.stringify(model.stats().byStatus)}`);
 
+    // Messages of workers killed after their work but before their audit record come back after
+    // their visibility timeout and complete the trail; wait for them while the workers still run.
+    await waitForQuietQueues(stack, 4 * VISIBILITY_SECONDS * 1000);
     const report = await api.report(batchId);
     // ECS's scale-in: SIGTERM to every process; each must exit cleanly within the stop timeout.
     const stops = await supervisor.stopAll();

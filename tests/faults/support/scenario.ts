@@ -1,5 +1,6 @@
 // What the fault tests share: a seeded corpus with its truth, waiting for a batch with a useful
 // message when it does not finish, and the checks of the outcome against that truth.
+import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { PrismaClient } from "@docpipe/db";
@@ -238,4 +239,28 @@ export async function createTestApiKey(prisma: PrismaClient, bucket: string): Pr
   const { createApiKey } = await import("../../../services/ingestion/src/keys.js");
   const created = await createApiKey(prisma, { name: "fault tests", owner: "tests", plan: "local", buckets: [bucket] });
   return created.key;
+}
+
+/**
+ * Waits until no message of the pipeline's queues is waiting or in flight: a worker killed
+ * between its last message and its audit record leaves that message to come back after its
+ * visibility timeout and write the record then, possibly after the batch has completed.
+ * Nothing in flight means every such redelivery has been handled.
+ */
+export async function waitForQuietQueues(stack: LocalStack, timeoutMs: number): Promise<void> {
+  const urls = Object.entries(stack.queueUrls).filter(([key]) => key !== "parked").map(([, q]) => q.url);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const counts = await Promise.all(
+      urls.map(async (QueueUrl) => {
+        const { Attributes: a = {} } = await stack.sqs.send(
+          new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
+        );
+        return Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0);
+      }),
+    );
+    if (counts.every((c) => c === 0)) return;
+    if (Date.now() > deadline) throw new Error(`queues still busy after ${timeoutMs} ms: ${counts.join(", ")}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
