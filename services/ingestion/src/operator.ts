@@ -1,21 +1,11 @@
-import type { SQSClient } from "@aws-sdk/client-sqs";
-import type { PrismaClient } from "@docpipe/db";
-import type { Logger, QueueUrls } from "@docpipe/queue";
+import type { Logger } from "@docpipe/queue";
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from "fastify";
 import { HttpError, NotFoundError, ValidationError } from "./errors.js";
-import { retryFailed, RetryError } from "./retry.js";
+import { retryFailed, RetryError, type RetryDeps } from "./retry.js";
 import { IdParams, issuesToDetails } from "./schemas.js";
 
-/** Options of the operator routes, a subset of the app's. */
-export interface OperatorOptions {
-  prisma: PrismaClient;
-  sqs: SQSClient;
-  logger: Logger;
-  workerId: string;
-  queueUrls: { ingest: QueueUrls; singlePage?: QueueUrls; convertedImage?: QueueUrls };
-  /** Bucket of split pages and PNGs; without it failed pages are retried by re-running their document. */
-  workBucket?: string;
-}
+/** Options of the operator routes, a subset of the app's: what a retry needs. */
+export type OperatorOptions = Omit<RetryDeps, "chunkSize">;
 
 /**
  * Routes for the person running the pipeline:
