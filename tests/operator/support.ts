@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import { ApiClient, type BatchStatus } from "../../packages/cli/src/api.js";
 import { createIngestionService } from "../../services/ingestion/src/index.js";
 import { createApiKey } from "../../services/ingestion/src/keys.js";
+import { waitFor as sharedWaitFor } from "../fixtures/wait.js";
 
 /** Quiet unless TEST_LOG names a level. */
 export function testLogger(): Logger {
@@ -108,16 +109,9 @@ export async function putFile(s3: S3Client, bucket: string, key: string, path: s
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: await readFile(path), ContentType: "application/pdf" }));
 }
 
-/** Polls until `check` returns a value, or fails naming what it waited for. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** Operator runs wait on whole batches: a longer default than the shared helper's. */
+export const waitFor = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> =>
+  sharedWaitFor(what, check, timeoutMs);
 
 /** Waits for the batch to be completed (or failed), through the API as a person would. */
 export function waitForBatch(api: ApiClient, batchId: string, timeoutMs = 120_000): Promise<BatchStatus> {

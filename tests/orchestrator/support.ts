@@ -70,16 +70,7 @@ export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<numb
   return Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0);
 }
 
-/** Polls `check` until it returns a value other than undefined, or fails with `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+export { waitFor } from "../fixtures/wait.js";
 
 export async function putObject(s3: S3Client, bucket: string, key: string, body: string | Uint8Array): Promise<number> {
   const bytes = typeof body === "string" ? await readFile(body) : body;

@@ -11,17 +11,7 @@ import { expect } from "vitest";
 import type { BatchReport } from "../../../packages/cli/src/api.js";
 import { listKeys, mapLimit } from "../../e2e/support.js";
 
-/** mulberry32: a tiny seeded PRNG, so a failing run can be replayed with the same kills and corpus. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from "../../fixtures/wait.js";
 
 export const randomInt = (random: () => number, min: number, max: number): number => min + Math.floor(random() * (max - min + 1));
 
