@@ -15,8 +15,8 @@ const dockerfile = read("docker/Dockerfile");
 const compose = read("docker/compose.yaml");
 
 describe("docker/Dockerfile", () => {
-  it("pins the Node 22 base image and the repository's pnpm version", () => {
-    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:22\.\d+\.\d+-bookworm-slim$/m);
+  it("pins the Node 24 base image and the repository's pnpm version", () => {
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:24\.\d+\.\d+-bookworm-slim$/m);
     const pkg = JSON.parse(read("package.json")) as { packageManager: string };
     expect(dockerfile).toContain(`npm install -g ${pkg.packageManager}`);
     expect(dockerfile).toContain("pnpm install --frozen-lockfile --offline");
