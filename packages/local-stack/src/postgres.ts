@@ -11,6 +11,7 @@ import type { Logger } from "@docpipe/queue";
 import pg from "pg";
 import { LocalStackError } from "./errors.js";
 import { freePort, isAlive } from "./process.js";
+import { PostmasterWatchdog } from "./watchdog.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -115,6 +116,7 @@ export class PostgresCluster {
   readonly #owner = postgresOwner();
   #process: ChildProcess | undefined;
   #exited: Promise<void> | undefined;
+  #watchdog: PostmasterWatchdog | undefined;
   #port = 0;
   #log = "";
 
@@ -128,6 +130,11 @@ export class PostgresCluster {
 
   get pid(): number | undefined {
     return this.#process?.pid;
+  }
+
+  /** The process that stops Postgres should this process die without doing it (see PostmasterWatchdog). */
+  get watchdogPid(): number | undefined {
+    return this.#watchdog?.pid;
   }
 
   url(database = MAIN_DATABASE): string {
@@ -247,6 +254,11 @@ export class PostgresCluster {
     });
     this.#process = child;
     this.#exited = new Promise((resolve) => child.once("exit", () => resolve()));
+    if (child.pid !== undefined) {
+      const watchdog = new PostmasterWatchdog(child.pid, dataDir, this.#owner);
+      this.#watchdog = watchdog;
+      child.once("exit", () => watchdog.release());
+    }
     return new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer) => {
         const text = chunk.toString("utf8");

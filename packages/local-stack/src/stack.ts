@@ -110,6 +110,8 @@ export interface StackState {
   name: string;
   ephemeral: boolean;
   postgresPid?: number;
+  /** Stops Postgres should this stack's process die without stopping it. */
+  watchdogPid?: number;
   env?: Record<string, string>;
 }
 
@@ -268,7 +270,11 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
       stop,
     };
     const stack: LocalStack = { ...base, env: stackEnv(base) };
-    await writeState({ ...(postgres.pid !== undefined && { postgresPid: postgres.pid }), env: stack.env });
+    await writeState({
+      ...(postgres.pid !== undefined && { postgresPid: postgres.pid }),
+      ...(postgres.watchdogPid !== undefined && { watchdogPid: postgres.watchdogPid }),
+      env: stack.env,
+    });
     logger.info({ name, ms: Date.now() - started, postgresPort: postgres.port, s3: stack.s3Endpoint, sqs: stack.sqsEndpoint }, "local stack started");
     return stack;
   } catch (e) {
