@@ -3,6 +3,7 @@ import { App, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { ConfigError, configFromContext } from "../lib/config.js";
 import { DocpipeStack } from "../lib/docpipe-stack.js";
+import { projectContext } from "../lib/project-context.js";
 
 // `pnpm synth -c key=value` runs this file without the CDK CLI, so read `-c` here too; under
 // the CLI, context arrives through CDK_CONTEXT_JSON and argv is empty.
@@ -11,8 +12,9 @@ const argvContext = Object.fromEntries(
   (values.context as string[] | undefined)?.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]) ?? [],
 );
 
-// Under the CLI the output directory comes from CDK_OUTDIR; `pnpm synth` writes cdk.out.
-const app = new App({ outdir: process.env.CDK_OUTDIR ?? "cdk.out", context: argvContext });
+// Under the CLI the output directory comes from CDK_OUTDIR; `pnpm synth` writes cdk.out. The
+// feature flags of cdk.json apply either way.
+const app = new App({ outdir: process.env.CDK_OUTDIR ?? "cdk.out", context: { ...projectContext(), ...argvContext } });
 const config = configFromContext((key) => app.node.tryGetContext(key));
 // The load balancer's access logging needs a concrete region. The CLI passes the one of your
 // AWS profile; an offline `pnpm synth` takes `-c region=...` or AWS_REGION.

@@ -90,6 +90,10 @@ export class PipelineService extends Construct {
       minHealthyPercent: 100,
       maxHealthyPercent: 200,
       circuitBreaker: { rollback: true },
+      // Explicit, as the services were first deployed: with cdk.json's
+      // disableExplicitDeploymentControllerForCircuitBreaker flag CDK would drop it, and
+      // CloudFormation replaces a service whose DeploymentController changes.
+      deploymentController: { type: ecs.DeploymentControllerType.ECS },
       enableExecuteCommand: false,
     });
   }

@@ -1,4 +1,4 @@
-import { aws_iam as iam, aws_s3 as s3, cx_api as cxapi, Duration, RemovalPolicy } from "aws-cdk-lib";
+import { aws_iam as iam, aws_s3 as s3, Duration, RemovalPolicy } from "aws-cdk-lib";
 import { INTERMEDIATE_TAG } from "@docpipe/queue";
 import { Construct } from "constructs";
 
@@ -41,9 +41,6 @@ export class Storage extends Construct {
 
   constructor(scope: Construct, id: string, props: StorageProps) {
     super(scope, id);
-    // Grant log delivery through the bucket policy, not an ACL, so every bucket can keep
-    // ACLs disabled (BucketOwnerEnforced).
-    this.node.setContext(cxapi.S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY, true);
     this.logsBucket = new s3.Bucket(this, "Logs", {
       ...secure,
       // Log delivery (S3 server access logs, ALB access logs) requires SSE-S3, set above.

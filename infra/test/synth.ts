@@ -6,6 +6,7 @@ import { Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { configFromContext, type DocpipeConfig } from "../lib/config.js";
 import { DocpipeStack } from "../lib/docpipe-stack.js";
+import { projectContext } from "../lib/project-context.js";
 
 export const env = { account: "123456789012", region: "eu-west-1" } as const;
 
@@ -28,8 +29,9 @@ export interface Synthesized {
  */
 export function synth(context: Record<string, string>): Synthesized {
   const outdir = mkdtempSync(path.join(tmpdir(), "docpipe-cdk-"));
-  // Hash image assets but do not copy the build context into the assembly: tests never deploy it.
-  const app = new App({ outdir, context: { "aws:cdk:disable-asset-staging": true } });
+  // cdk.json's feature flags, as `cdk synth` applies them. Hash image assets but do not copy the
+  // build context into the assembly: tests never deploy it.
+  const app = new App({ outdir, context: { ...projectContext(), "aws:cdk:disable-asset-staging": true } });
   const config = configFromContext((k) => context[k]);
   const stack = new DocpipeStack(app, "Docpipe", { config, env });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
