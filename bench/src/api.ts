@@ -8,7 +8,8 @@
 import { createPrisma } from "../../packages/db/src/index.ts";
 import { start } from "../../packages/local-stack/src/index.ts";
 import { createLogger } from "../../packages/queue/src/index.ts";
-import { createApiKey, createIngestionService, upsertPlan, type IngestionService } from "../../services/ingestion/src/index.ts";
+import { createApiKey, upsertPlan } from "../../packages/api-keys/src/index.ts";
+import { createIngestionService, type IngestionService } from "../../services/ingestion/src/index.ts";
 import { table } from "./common.ts";
 
 const rate = Number(process.env.BENCH_API_RATE ?? 20);

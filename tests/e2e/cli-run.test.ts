@@ -9,8 +9,8 @@ import { promisify } from "node:util";
 import { findRunningStack, LOCAL_DIR, REPO_ROOT } from "@docpipe/local-stack";
 import { generatePdf, openPdf, PAGE_SIZES, type CorpusPageSpec } from "@docpipe/pdf";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import type { BatchReport } from "../../packages/cli/src/api.js";
-import { runFolder } from "../../packages/cli/src/run.js";
+import type { BatchReport } from "@docpipe/cli";
+import { runFolder } from "@docpipe/cli";
 import { captureOut, testLogger } from "./support.js";
 
 const DPI = 60;
@@ -194,7 +194,7 @@ describe("docpipe run", () => {
     try {
       const { stdout } = await promisify(execFile)(
         process.execPath,
-        ["--conditions=@docpipe/source", "--import", "tsx", "packages/cli/src/main.ts", "run", samples,
+        ["--conditions=@docpipe/source", "--import", "tsx", "services/cli/src/main.ts", "run", samples,
           "--report-json", reportJson, "--stack", STACKS.child, "--dpi", String(DPI)],
         { cwd: REPO_ROOT, timeout: 140_000, env: { ...env, LOG_LEVEL: "error" }, maxBuffer: 16 * 1024 * 1024 },
       );

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import type { LocalStack } from "@docpipe/local-stack";
 import { generateHostileCorpus, generatePdf, PAGE_SIZES, type HostileFixture } from "@docpipe/pdf";
 import { imageKey, uploadFile } from "@docpipe/queue";
-import { ApiClient, type BatchStatus } from "../../packages/cli/src/api.js";
-import { startPipeline } from "../../packages/cli/src/pipeline.js";
+import { ApiClient, type BatchStatus } from "@docpipe/cli";
+import { startPipeline } from "@docpipe/cli";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
 import { expectedPixels, listKeys, mapLimit, pngSize, readHead, testLogger } from "./support.js";
 

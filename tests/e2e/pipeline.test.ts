@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { generateLargePdf, generatePdf, PAGE_SIZES, type CorpusFile, type CorpusPageSpec, type Rotation } from "@docpipe/pdf";
 import { chunkKey, imageKey, parseImageKey, uploadFile } from "@docpipe/queue";
-import { ApiClient, type BatchStatus } from "../../packages/cli/src/api.js";
-import { startPipeline } from "../../packages/cli/src/pipeline.js";
+import { ApiClient, type BatchStatus } from "@docpipe/cli";
+import { startPipeline } from "@docpipe/cli";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
 import { expectedPixels, listKeys, mapLimit, pngSize, readHead, testLogger } from "./support.js";
 

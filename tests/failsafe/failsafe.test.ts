@@ -21,9 +21,9 @@ import {
 } from "@docpipe/queue";
 import { startReferenceModel } from "@docpipe/reference-model";
 import { afterAll, beforeAll } from "vitest";
-import { redriveCommand } from "../../packages/cli/src/redrive.js";
-import { createFailsafe, redrive, REPLAYS_ATTRIBUTE, type Failsafe, type FailsafeOptions } from "../../services/failsafe/src/index.js";
-import { createSplitter } from "../../services/splitter/src/index.js";
+import { redriveCommand } from "@docpipe/cli";
+import { createFailsafe, redrive, REPLAYS_ATTRIBUTE, type Failsafe, type FailsafeOptions } from "@docpipe/failsafe";
+import { createSplitter } from "@docpipe/splitter";
 import { describe, expect, test } from "../fixtures/index.js";
 import { s3Event, uploadPageImage, pagePngs } from "../inference/helpers.js";
 import { createDocuments, putObject, queueDepth, receiveMessages, waitFor } from "../orchestrator/support.js";

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startReferenceModel } from "@docpipe/reference-model";
-import { ApiClient } from "../../packages/cli/src/api.js";
+import { ApiClient } from "@docpipe/cli";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
 import { buildCorpus, createTestApiKey, expectBatchMatchesTruth, planCorpus, randomInt, seededRandom, totalPages, waitForBatch, waitForQuietQueues } from "./support/scenario.js";
 import { freePort, pipelineProcesses } from "./support/services.js";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { QueueKey } from "@docpipe/queue";
 import { startReferenceModel } from "@docpipe/reference-model";
-import { ApiClient } from "../../packages/cli/src/api.js";
+import { ApiClient } from "@docpipe/cli";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
 import { buildCorpus, createTestApiKey, expectBatchMatchesTruth, planCorpus, seededRandom, totalPages, waitForBatch } from "./support/scenario.js";
 import { freePort, pipelineProcesses } from "./support/services.js";

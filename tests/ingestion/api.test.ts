@@ -2,7 +2,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import type { LocalStack } from "@docpipe/local-stack";
 import { createLogger } from "@docpipe/queue";
 import type request from "supertest";
-import { buildApp, type AppOptions, type IngestionApp } from "../../services/ingestion/src/index.js";
+import { buildApp, type AppOptions, type IngestionApp } from "@docpipe/ingestion";
 import { describe, expect, test as stackTest } from "../fixtures/index.js";
 import { authed, createTestKey, drainIngestQueue, pdfKeys, putObjects } from "./helpers.js";
 

@@ -2,16 +2,9 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { createPrisma, type PrismaClient } from "@docpipe/db";
 import { createLogger } from "@docpipe/queue";
 import request from "supertest";
-import {
-  BatchStatusResponse,
-  buildApp,
-  disableApiKey,
-  rotateApiKey,
-  upsertPlan,
-  UsageResponse,
-  type AppOptions,
-  type IngestionApp,
-} from "../../services/ingestion/src/index.js";
+import { BatchStatusResponse, UsageResponse } from "@docpipe/api-contract";
+import { disableApiKey, rotateApiKey, upsertPlan } from "@docpipe/api-keys";
+import { buildApp, type AppOptions, type IngestionApp } from "@docpipe/ingestion";
 import { describe, expect, test as stackTest } from "../fixtures/index.js";
 import { authed, createTestKey, pdfKeys, putObjects } from "./helpers.js";
 

@@ -11,7 +11,7 @@
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { start } from "@docpipe/local-stack";
 import { createLogger } from "@docpipe/queue";
-import { buildApp } from "../../services/ingestion/src/index.js";
+import { buildApp } from "@docpipe/ingestion";
 import { authed, createTestKey, pdfKeys, putObjects } from "./helpers.js";
 
 const n = Number(process.env.INGEST_BENCH_N ?? 10_000);

@@ -4,7 +4,7 @@ import type { PrismaClient } from "@docpipe/db";
 import { IngestMessage } from "@docpipe/queue";
 import type { Server } from "node:http";
 import request from "supertest";
-import { createApiKey, type CreatedKey, type CreateKeyInput } from "../../services/ingestion/src/index.js";
+import { createApiKey, type CreatedKey, type CreateKeyInput } from "@docpipe/api-keys";
 
 /** Creates a bucket and fills it with tiny objects (the ingestion service never reads their bodies). */
 export async function putObjects(s3: S3Client, bucket: string, keys: readonly string[], concurrency = 16): Promise<void> {

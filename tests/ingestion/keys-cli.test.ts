@@ -1,6 +1,6 @@
 import { createLogger } from "@docpipe/queue";
-import { adminCommand } from "../../packages/cli/src/keys.js";
-import { buildApp } from "../../services/ingestion/src/index.js";
+import { adminCommand } from "@docpipe/cli";
+import { buildApp } from "@docpipe/ingestion";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
 import { authed } from "./helpers.js";
 

@@ -1,7 +1,7 @@
 import type { LocalStack } from "@docpipe/local-stack";
 import type { PrismaClient } from "@docpipe/db";
 import { createLogger, type IngestMessage } from "@docpipe/queue";
-import { buildApp, type AppOptions, type IngestionApp } from "../../services/ingestion/src/index.js";
+import { buildApp, type AppOptions, type IngestionApp } from "@docpipe/ingestion";
 import { describe, expect, test as stackTest } from "../fixtures/index.js";
 import { authed, createTestKey, drainIngestQueue, TEST_OWNER, pdfKeys, putObjects } from "./helpers.js";
 

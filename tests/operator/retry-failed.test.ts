@@ -101,7 +101,7 @@ test("a document whose source was missing is done after the object is uploaded a
   // The CLI command, against the same API: nothing failed is left, so nothing is re-sent.
   const cli = await promisify(execFile)(
     process.execPath,
-    ["--conditions=@docpipe/source", "--import", "tsx", resolve(import.meta.dirname, "../../packages/cli/src/main.ts"), "retry-failed", batchId, "--json"],
+    ["--conditions=@docpipe/source", "--import", "tsx", resolve(import.meta.dirname, "../../services/cli/src/main.ts"), "retry-failed", batchId, "--json"],
     { env: { ...process.env, DOCPIPE_API_URL: app.url, DOCPIPE_API_KEY: app.key }, cwd: resolve(import.meta.dirname, "../..") },
   );
   expect(JSON.parse(cli.stdout)).toMatchObject({ batchId, state: "completed", retried: { documents: 0, pages: 0 } });

@@ -1,16 +1,16 @@
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { createOrchestrator } from "../../services/chunking-orchestrator/src/index.js";
+import { createOrchestrator } from "@docpipe/chunking-orchestrator";
 import type { PrismaClient } from "@docpipe/db";
 import { createInferenceClient } from "@docpipe/inference-client";
 import type { LocalStack } from "@docpipe/local-stack";
 import { createPageConverter } from "@docpipe/page-converter";
 import { createLogger, type Logger } from "@docpipe/queue";
 import { startReferenceModel } from "@docpipe/reference-model";
-import { createSplitter } from "../../services/splitter/src/index.js";
+import { createSplitter } from "@docpipe/splitter";
 import { readFile } from "node:fs/promises";
-import { ApiClient, type BatchStatus } from "../../packages/cli/src/api.js";
-import { createIngestionService } from "../../services/ingestion/src/index.js";
-import { createApiKey } from "../../services/ingestion/src/keys.js";
+import { ApiClient, type BatchStatus } from "@docpipe/cli";
+import { createIngestionService } from "@docpipe/ingestion";
+import { createApiKey } from "@docpipe/api-keys";
 import { waitFor as sharedWaitFor } from "../fixtures/wait.js";
 
 /** Quiet unless TEST_LOG names a level. */

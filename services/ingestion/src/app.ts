@@ -14,14 +14,14 @@ import swaggerUi from "@fastify/swagger-ui";
 import { hostname } from "node:os";
 import { z } from "zod";
 import { AccessError, BucketError, HttpError, NotFoundError, ThrottledError, ValidationError, type ErrorBody } from "./errors.js";
-import { admitRequest, allowListProblem, keyUsage, meterBatch, meterQuotaRefusal, quotaStatus, type CallerKey } from "./keys.js";
+import { admitRequest, allowListProblem, keyUsage, meterBatch, meterQuotaRefusal, quotaStatus, type CallerKey } from "@docpipe/api-keys";
 import { BatchLister, type ListerHooks } from "./lister.js";
 import { registerOperatorRoutes } from "./operator.js";
 import { buildBatchReport, pageProgress } from "./report.js";
 import { detectStall } from "./stall.js";
+import { BatchOptions } from "./batch-options.js";
 import {
   BatchAccepted,
-  BatchOptions,
   BatchStatusResponse,
   CreateBatchBody,
   DocumentsPage,
@@ -34,7 +34,7 @@ import {
   issuesToDetails,
   ListDocumentsQuery,
   ReportQuery,
-} from "./schemas.js";
+} from "@docpipe/api-contract";
 
 declare module "fastify" {
   interface FastifyInstance {

@@ -4,8 +4,8 @@ import { coerceError, settleBatch, TransientError, type IngestMessage, type Logg
 import { setTimeout as delay } from "node:timers/promises";
 import { ListingError } from "./errors.js";
 import { insertPage, type InsertedPage } from "./insert-page.js";
-import { chargeDocuments, quotaStatus, type CallerKey, type QuotaStatus } from "./keys.js";
-import { BatchOptions } from "./schemas.js";
+import { chargeDocuments, quotaStatus, type CallerKey, type QuotaStatus } from "@docpipe/api-keys";
+import { BatchOptions } from "./batch-options.js";
 
 /** Where a batch's listing stands: the prefix being listed and the continuation token of the next page to list. */
 export interface ListingPosition {

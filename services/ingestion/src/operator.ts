@@ -2,7 +2,7 @@ import type { Logger } from "@docpipe/queue";
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from "fastify";
 import { HttpError, NotFoundError, ValidationError } from "./errors.js";
 import { retryFailed, RetryError, type RetryDeps } from "./retry.js";
-import { IdParams, issuesToDetails } from "./schemas.js";
+import { IdParams, issuesToDetails } from "@docpipe/api-contract";
 
 /** Options of the operator routes, a subset of the app's: what a retry needs. */
 export type OperatorOptions = Omit<RetryDeps, "chunkSize">;

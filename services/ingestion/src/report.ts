@@ -1,52 +1,6 @@
 import type { PrismaClient } from "@docpipe/db";
-import { detectStall, type Stall } from "./stall.js";
-
-/** What happened to a batch, computed from the database alone. */
-export interface BatchReport {
-  batchId: string;
-  label: string | null;
-  state: string;
-  /**
-   * `done` includes `skippedDuplicates`: documents of a batch with `skipAlreadyProcessed` whose
-   * content matched a document done in an earlier batch. They end done with no pages of their
-   * own (their `duplicateOfId` names the document whose results stand for them), so they add
-   * nothing to `pages` and are left out of `features`' documentsWithout.
-   */
-  documents: {
-    total: number;
-    done: number;
-    failed: number;
-    inProgress: number;
-    skippedNonPdf: number;
-    skippedDuplicates: number;
-  };
-  pages: { total: number; rendered: number; withResults: number; failed: number };
-  /** Failed documents grouped by failure code, with the most common reason of each. */
-  failures: { code: string; reason: string; documents: number }[];
-  /** Per feature the model reported: pages with it, and done documents with and without it. */
-  features: { feature: string; pages: number; documentsWith: number; documentsWithout: number }[];
-  /** Duration of finished stage attempts (succeeded, failed or dead-lettered), per stage. */
-  stages: { stage: string; attempts: number; failures: number; p50Ms: number | null; p90Ms: number | null; p99Ms: number | null }[];
-  throughput: { elapsedSeconds: number; pagesPerMinute: number; documentsPerMinute: number };
-  /** Set while the batch is unfinished and nothing has happened to it for the stall threshold. */
-  stalled: Stall | null;
-  /** One entry per document, when asked for. */
-  perDocument?: DocumentReport[];
-}
-
-export interface DocumentReport {
-  documentId: string;
-  bucket: string;
-  key: string;
-  state: string;
-  pageCount: number | null;
-  pngCount: number;
-  resultCount: number;
-  failureCode: string | null;
-  failureReason: string | null;
-  /** The document of an earlier batch this one was skipped for (same content). */
-  duplicateOfId: string | null;
-}
+import type { BatchReport, DocumentReport, PageProgress } from "@docpipe/api-contract";
+import { detectStall } from "./stall.js";
 
 const n = (v: bigint | number | null | undefined): number => Number(v ?? 0);
 const pct = (v: number | null): number | null => (v === null ? null : Math.round(v));
@@ -146,7 +100,7 @@ export async function buildBatchReport(
       pagesPerMinute: (withResults / elapsedSeconds) * 60,
       documentsPerMinute: ((done + failed) / elapsedSeconds) * 60,
     },
-    stalled,
+    stalled: stalled && { ...stalled, since: stalled.since.toISOString() },
   };
   if (opts.perDocument) report.perDocument = await documentReports(prisma, batchId);
   return report;
@@ -189,7 +143,7 @@ async function documentReports(prisma: PrismaClient, batchId: string): Promise<D
 export async function pageProgress(
   prisma: PrismaClient,
   batchId: string,
-): Promise<{ expected: number; split: number; rendered: number; done: number; failed: number }> {
+): Promise<PageProgress> {
   const [row] = await prisma.$queryRaw<{ expected: bigint; split: bigint; rendered: bigint; done: bigint; failed: bigint }[]>`
     SELECT (SELECT coalesce(sum(d."pageCount"), 0) FROM "Document" d WHERE d."batchId" = ${batchId}::uuid) AS expected,
            count(p.id) AS split,

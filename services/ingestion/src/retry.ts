@@ -1,4 +1,5 @@
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { RetryFailedResponse } from "@docpipe/api-contract";
 import type { Prisma, PrismaClient } from "@docpipe/db";
 import { coerceError, QueueProducer, QueueSendError, settleBatch, sleep, type Logger, type QueueUrls } from "@docpipe/queue";
 
@@ -31,18 +32,8 @@ export interface RetryDeps {
   chunkSize?: number;
 }
 
-export interface RetryResult {
-  batchId: string;
-  /** The batch's state after the retry: `processing` when anything was re-sent. */
-  state: string;
-  retried: { documents: number; pages: number };
-  /** Messages sent: whole documents to the ingest queue, pages to the single-page or converted-image queue. */
-  resent: { ingest: number; singlePage: number; convertedImage: number };
-  /** Documents retried, per the failure code they had. */
-  byFailureCode: Record<string, number>;
-  /** Of those, documents whose failure was in the file itself (not a PDF, encrypted, corrupt…): they fail again unless the object was replaced. */
-  expectedToFailAgain: number;
-}
+/** What a retry did: the answer of `POST /batches/:id/retry-failed` without its note. */
+export type RetryResult = Omit<RetryFailedResponse, "note">;
 
 interface FailedDoc {
   id: string;

@@ -8,7 +8,7 @@ import type { LocalStack } from "@docpipe/local-stack";
 import { generatePdf, PAGE_SIZES, type CorpusFile, type CorpusPageSpec } from "@docpipe/pdf";
 import { parseImageKey, uploadFile } from "@docpipe/queue";
 import { expect } from "vitest";
-import type { BatchReport } from "../../../packages/cli/src/api.js";
+import type { BatchReport } from "@docpipe/cli";
 import { listKeys, mapLimit } from "../../e2e/support.js";
 
 export { seededRandom } from "../../fixtures/wait.js";
@@ -226,7 +226,7 @@ export const chunkRanges = (n: number): (readonly [number, number])[] =>
  * "local" usage plan the migrations seed.
  */
 export async function createTestApiKey(prisma: PrismaClient, bucket: string): Promise<string> {
-  const { createApiKey } = await import("../../../services/ingestion/src/keys.js");
+  const { createApiKey } = await import("@docpipe/api-keys");
   const created = await createApiKey(prisma, { name: "fault tests", owner: "tests", plan: "local", buckets: [bucket] });
   return created.key;
 }

@@ -1,4 +1,4 @@
-import type { BatchReport, RetryFailedResult } from "./api.js";
+import type { BatchReport, RetryFailedResponse } from "./api.js";
 
 function table(head: string[], rows: (string | number)[][]): string {
   const cells = [head, ...rows.map((r) => r.map(String))];
@@ -64,7 +64,7 @@ export function formatReport(r: BatchReport): string {
 }
 
 /** What `docpipe retry-failed` re-sent, as a person reads it. */
-export function formatRetry(r: RetryFailedResult): string {
+export function formatRetry(r: RetryFailedResponse): string {
   const out = [
     `Batch ${r.batchId}: ${r.retried.documents} failed documents retried (${r.retried.pages} pages alone), batch now ${r.state}`,
     `  re-sent: ${r.resent.ingest} documents from the start, ${r.resent.singlePage} pages to render, ${r.resent.convertedImage} pages to score`,

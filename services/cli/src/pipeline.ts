@@ -1,7 +1,8 @@
 import { createOrchestrator } from "@docpipe/chunking-orchestrator";
 import { createFailsafe, type FailsafeOptions } from "@docpipe/failsafe";
 import { createInferenceClient } from "@docpipe/inference-client";
-import { createApiKey, createIngestionService, rotateApiKey } from "@docpipe/ingestion";
+import { createApiKey, rotateApiKey } from "@docpipe/api-keys";
+import { createIngestionService } from "@docpipe/ingestion";
 import type { LocalStack } from "@docpipe/local-stack";
 import { createPageConverter } from "@docpipe/page-converter";
 import type { Logger } from "@docpipe/queue";

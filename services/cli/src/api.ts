@@ -1,10 +1,5 @@
-/** A small client for the ingestion API, used by every CLI command. */
-
-export interface ApiErrorBody {
-  error: { code: string; message: string; details?: unknown };
-}
-
-import type { BatchReport, RetryResult } from "@docpipe/ingestion";
+/** A small client for the ingestion API, used by every CLI command; its types are the API's contract. */
+import type { BatchAccepted, BatchReport, BatchStatus, CreateBatchRequest, ErrorResponse, RetryFailedResponse } from "@docpipe/api-contract";
 
 export class ApiError extends Error {
   override readonly name = "ApiError";
@@ -17,20 +12,6 @@ export class ApiError extends Error {
     super(message);
   }
 }
-
-export interface BatchStatus {
-  batchId: string;
-  label: string | null;
-  state: "listing" | "processing" | "completed" | "failed";
-  documentCount: number;
-  skippedCount: number;
-  documents: Record<string, number>;
-  pages?: { expected: number; split: number; rendered: number; done: number; failed: number };
-  stalled?: { since: string; stage: string; documents?: number; lastStage?: string | null } | null;
-}
-
-/** The answer of `POST /batches/:id/retry-failed`: the retry's counts, with a note when some will fail again. */
-export type RetryFailedResult = RetryResult & { note?: string };
 
 export class ApiClient {
   constructor(
@@ -50,13 +31,13 @@ export class ApiClient {
     const text = await res.text();
     const json: unknown = text ? JSON.parse(text) : undefined;
     if (!res.ok) {
-      const err = (json as Partial<ApiErrorBody> | undefined)?.error;
+      const err = (json as Partial<ErrorResponse> | undefined)?.error;
       throw new ApiError(res.status, err?.code ?? "http_error", err?.message ?? `${method} ${path}: HTTP ${res.status}`, err?.details);
     }
     return json as T;
   }
 
-  submit(body: { bucket: string; prefixes: string[]; label?: string; skipAlreadyProcessed?: boolean }): Promise<{ batchId: string; state: string }> {
+  submit(body: CreateBatchRequest): Promise<BatchAccepted> {
     return this.call("POST", "/batches", body);
   }
 
@@ -64,7 +45,7 @@ export class ApiClient {
     return this.call("GET", `/batches/${encodeURIComponent(batchId)}`);
   }
 
-  retryFailed(batchId: string): Promise<RetryFailedResult> {
+  retryFailed(batchId: string): Promise<RetryFailedResponse> {
     return this.call("POST", `/batches/${encodeURIComponent(batchId)}/retry-failed`);
   }
 
@@ -73,4 +54,4 @@ export class ApiClient {
   }
 }
 
-export type { BatchReport } from "@docpipe/ingestion";
+export type { BatchReport, BatchStatus, RetryFailedResponse } from "@docpipe/api-contract";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allowListProblem, generateKey, hashKey } from "./keys.js";
+import { allowListProblem, generateKey, hashKey } from "./index.js";
 
 describe("generateKey", () => {
   it("makes a dp_ key whose prefix is its start and whose hash is the SHA-256 of the whole key", () => {

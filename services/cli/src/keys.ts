@@ -9,7 +9,7 @@ import {
   upsertPlan,
   usageReport,
   type QuotaPeriod,
-} from "@docpipe/ingestion";
+} from "@docpipe/api-keys";
 import { parseArgs } from "node:util";
 
 /**

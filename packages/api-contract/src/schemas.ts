@@ -77,13 +77,8 @@ export const CreateBatchBody = z
     }
   });
 export type CreateBatchBody = z.infer<typeof CreateBatchBody>;
-
-/** What `Batch.options` holds. */
-export const BatchOptions = z.object({
-  onTooLarge: z.enum(["reject", "split"]).default("reject"),
-  /** Absent is false; see CreateBatchBody. */
-  skipAlreadyProcessed: z.boolean().optional(),
-});
+/** What a client sends to `POST /batches` (optional fields may be left out). */
+export type CreateBatchRequest = z.input<typeof CreateBatchBody>;
 
 export const IdParams = z.strictObject({ id: z.uuid({ error: "must be a UUID" }) });
 
@@ -123,92 +118,3 @@ export function decodeCursor(cursor: string): string | undefined {
 export function issuesToDetails(error: z.ZodError): { path: string; message: string }[] {
   return error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
 }
-
-// ---- Responses: documented at /docs (OpenAPI), checked against real answers in the tests. ----
-
-const timestamp = z.iso.datetime({ offset: true }).meta({ example: "2026-11-26T19:00:00.000Z" });
-const uuid = z.uuid().meta({ example: "6f1c1a52-3f0e-4a8e-9a43-0b7b1d1f2c3a" });
-
-export const ErrorResponse = z
-  .object({
-    error: z.object({
-      code: z.string().meta({ example: "rate_limited" }),
-      message: z.string(),
-      details: z.unknown(),
-    }),
-  })
-  .meta({ example: { error: { code: "prefix_not_allowed", message: 'API key dp_1a2b3c4d may not submit "other/" in bucket scans-inbox', details: { bucket: "scans-inbox", prefixes: ["other/"], allowedPrefixes: ["2026/"] } } } });
-
-export const BatchAccepted = z.object({ batchId: uuid, state: z.literal("listing") });
-
-export const BatchStatusResponse = z.object({
-  batchId: uuid,
-  label: z.string().nullable(),
-  bucket: z.string(),
-  prefixes: z.array(z.string()),
-  state: z.enum(["listing", "processing", "completed", "failed"]),
-  onTooLarge: z.enum(["reject", "split"]),
-  failure: z.object({ code: z.string(), reason: z.string().nullable() }).nullable(),
-  parentBatchId: uuid.nullable(),
-  continuedIn: uuid.nullable().meta({ description: "The follow-up batch a split listing continued in." }),
-  documentCount: z.int(),
-  skippedCount: z.int(),
-  documents: z.record(z.enum(documentStates), z.int()),
-  pages: z.looseObject({}),
-  listing: z.object({ finished: z.boolean(), prefixIndex: z.int(), prefix: z.string().nullable() }),
-  createdAt: timestamp,
-  listedAt: timestamp.nullable(),
-  completedAt: timestamp.nullable(),
-  stalled: z
-    .object({ since: timestamp, stage: z.string(), documents: z.int(), lastStage: z.string().nullable() })
-    .nullable()
-    .meta({ description: "Set when the unfinished batch has had no audit event for STALL_AFTER_SECONDS: since when, and the stage holding most of its unfinished documents." }),
-});
-
-export const DocumentsPage = z.object({
-  items: z.array(
-    z.object({
-      id: uuid,
-      bucket: z.string(),
-      key: z.string(),
-      state: z.enum(documentStates),
-      class: z.enum(["large", "small", "single"]).nullable(),
-      size: z.number().nullable(),
-      pageCount: z.int().nullable(),
-      failureCode: z.string().nullable(),
-      failureReason: z.string().nullable(),
-      createdAt: timestamp,
-      updatedAt: timestamp,
-      completedAt: timestamp.nullable(),
-    }),
-  ),
-  nextCursor: z.string().nullable(),
-});
-
-export const UsageResponse = z
-  .object({
-    key: z.object({ id: uuid, prefix: z.string(), name: z.string(), owner: z.string() }),
-    plan: z.object({
-      name: z.string(),
-      ratePerSecond: z.number(),
-      burst: z.int(),
-      quotaDocuments: z.int().nullable(),
-      quotaPeriod: z.enum(["day", "month"]),
-    }),
-    quota: z.object({
-      period: z.enum(["day", "month"]),
-      limit: z.int().nullable(),
-      used: z.int(),
-      remaining: z.int().nullable(),
-      resetsAt: timestamp,
-    }),
-    days: z.array(z.object({ day: z.iso.date(), requests: z.int(), throttled: z.int(), batches: z.int(), documents: z.int() })),
-  })
-  .meta({
-    example: {
-      key: { id: "6f1c1a52-3f0e-4a8e-9a43-0b7b1d1f2c3a", prefix: "dp_1a2b3c4d", name: "scanner-3", owner: "records-team" },
-      plan: { name: "standard", ratePerSecond: 10, burst: 20, quotaDocuments: 100000, quotaPeriod: "day" },
-      quota: { period: "day", limit: 100000, used: 1200, remaining: 98800, resetsAt: "2026-11-27T00:00:00.000Z" },
-      days: [{ day: "2026-11-26", requests: 310, throttled: 4, batches: 3, documents: 1200 }],
-    },
-  });

@@ -1,0 +1,26 @@
+export {
+  bucketNameProblem,
+  overlappingPrefixes,
+  CreateBatchBody,
+  type CreateBatchRequest,
+  IdParams,
+  documentStates,
+  ListDocumentsQuery,
+  ReportQuery,
+  encodeCursor,
+  decodeCursor,
+  issuesToDetails,
+} from "./schemas.js";
+export {
+  ErrorResponse,
+  BatchAccepted,
+  PageProgress,
+  Stall,
+  BatchStatusResponse,
+  DocumentsPage,
+  UsageResponse,
+  BatchReport,
+  DocumentReport,
+  RetryFailedResponse,
+  type BatchStatus,
+} from "./responses.js";

@@ -1,0 +1,188 @@
+import { z } from "zod";
+import { documentStates } from "./schemas.js";
+
+// ---- Responses: documented at /docs (OpenAPI), checked against real answers in the tests. ----
+
+const timestamp = z.iso.datetime({ offset: true }).meta({ example: "2026-11-26T19:00:00.000Z" });
+const uuid = z.uuid().meta({ example: "6f1c1a52-3f0e-4a8e-9a43-0b7b1d1f2c3a" });
+
+export const ErrorResponse = z
+  .object({
+    error: z.object({
+      code: z.string().meta({ example: "rate_limited" }),
+      message: z.string(),
+      details: z.unknown(),
+    }),
+  })
+  .meta({ example: { error: { code: "prefix_not_allowed", message: 'API key dp_1a2b3c4d may not submit "other/" in bucket scans-inbox', details: { bucket: "scans-inbox", prefixes: ["other/"], allowedPrefixes: ["2026/"] } } } });
+
+export const BatchAccepted = z.object({ batchId: uuid, state: z.literal("listing") });
+
+/** Pages of a batch per stage, for progress bars: `expected` counts the pages of documents whose page count is known. */
+export const PageProgress = z.object({ expected: z.int(), split: z.int(), rendered: z.int(), done: z.int(), failed: z.int() });
+
+/** A batch that has made no progress for too long, and where its unfinished work waits. */
+export const Stall = z
+  .object({
+    since: timestamp.meta({ description: "Time of the batch's last audit event (its creation when it has none): nothing has happened since." }),
+    stage: z.string().meta({
+      description:
+        "The pipeline stage holding most of the batch's unfinished documents (`ingestion` while the listing has not finished, " +
+        "then `classify`, `split-large`, `split-small`, `convert`, `inference`).",
+    }),
+    documents: z.int().meta({ description: "Unfinished documents at that stage." }),
+    lastStage: z.string().nullable().meta({ description: "Stage of the last audit event, when there is one." }),
+  })
+  .nullable();
+
+export const BatchStatusResponse = z.object({
+  batchId: uuid,
+  label: z.string().nullable(),
+  bucket: z.string(),
+  prefixes: z.array(z.string()),
+  state: z.enum(["listing", "processing", "completed", "failed"]),
+  onTooLarge: z.enum(["reject", "split"]),
+  failure: z.object({ code: z.string(), reason: z.string().nullable() }).nullable(),
+  parentBatchId: uuid.nullable(),
+  continuedIn: uuid.nullable().meta({ description: "The follow-up batch a split listing continued in." }),
+  documentCount: z.int(),
+  skippedCount: z.int(),
+  documents: z.record(z.enum(documentStates), z.int()),
+  pages: PageProgress,
+  listing: z.object({ finished: z.boolean(), prefixIndex: z.int(), prefix: z.string().nullable() }),
+  createdAt: timestamp,
+  listedAt: timestamp.nullable(),
+  completedAt: timestamp.nullable(),
+  stalled: Stall.meta({ description: "Set when the unfinished batch has had no audit event for STALL_AFTER_SECONDS: since when, and the stage holding most of its unfinished documents." }),
+});
+
+export const DocumentsPage = z.object({
+  items: z.array(
+    z.object({
+      id: uuid,
+      bucket: z.string(),
+      key: z.string(),
+      state: z.enum(documentStates),
+      class: z.enum(["large", "small", "single"]).nullable(),
+      size: z.number().nullable(),
+      pageCount: z.int().nullable(),
+      failureCode: z.string().nullable(),
+      failureReason: z.string().nullable(),
+      createdAt: timestamp,
+      updatedAt: timestamp,
+      completedAt: timestamp.nullable(),
+    }),
+  ),
+  nextCursor: z.string().nullable(),
+});
+
+export const UsageResponse = z
+  .object({
+    key: z.object({ id: uuid, prefix: z.string(), name: z.string(), owner: z.string() }),
+    plan: z.object({
+      name: z.string(),
+      ratePerSecond: z.number(),
+      burst: z.int(),
+      quotaDocuments: z.int().nullable(),
+      quotaPeriod: z.enum(["day", "month"]),
+    }),
+    quota: z.object({
+      period: z.enum(["day", "month"]),
+      limit: z.int().nullable(),
+      used: z.int(),
+      remaining: z.int().nullable(),
+      resetsAt: timestamp,
+    }),
+    days: z.array(z.object({ day: z.iso.date(), requests: z.int(), throttled: z.int(), batches: z.int(), documents: z.int() })),
+  })
+  .meta({
+    example: {
+      key: { id: "6f1c1a52-3f0e-4a8e-9a43-0b7b1d1f2c3a", prefix: "dp_1a2b3c4d", name: "scanner-3", owner: "records-team" },
+      plan: { name: "standard", ratePerSecond: 10, burst: 20, quotaDocuments: 100000, quotaPeriod: "day" },
+      quota: { period: "day", limit: 100000, used: 1200, remaining: 98800, resetsAt: "2026-11-27T00:00:00.000Z" },
+      days: [{ day: "2026-11-26", requests: 310, throttled: 4, batches: 3, documents: 1200 }],
+    },
+  });
+
+export const DocumentReport = z.object({
+  documentId: uuid,
+  bucket: z.string(),
+  key: z.string(),
+  state: z.string(),
+  pageCount: z.int().nullable(),
+  pngCount: z.int(),
+  resultCount: z.int(),
+  failureCode: z.string().nullable(),
+  failureReason: z.string().nullable(),
+  duplicateOfId: uuid.nullable().meta({ description: "The document of an earlier batch this one was skipped for (same content)." }),
+});
+
+/** What happened to a batch, computed from the database alone. */
+export const BatchReport = z.object({
+  batchId: uuid,
+  label: z.string().nullable(),
+  state: z.string(),
+  documents: z
+    .object({
+      total: z.int(),
+      done: z.int(),
+      failed: z.int(),
+      inProgress: z.int(),
+      skippedNonPdf: z.int(),
+      skippedDuplicates: z.int(),
+    })
+    .meta({
+      description:
+        "`done` includes `skippedDuplicates`: documents of a batch with `skipAlreadyProcessed` whose content matched a document " +
+        "done in an earlier batch. They end done with no pages of their own (their `duplicateOfId` names the document whose " +
+        "results stand for them), so they add nothing to `pages` and are left out of `features`' documentsWithout.",
+    }),
+  pages: z.object({ total: z.int(), rendered: z.int(), withResults: z.int(), failed: z.int() }),
+  failures: z
+    .array(z.object({ code: z.string(), reason: z.string(), documents: z.int() }))
+    .meta({ description: "Failed documents grouped by failure code, with the most common reason of each." }),
+  features: z
+    .array(z.object({ feature: z.string(), pages: z.int(), documentsWith: z.int(), documentsWithout: z.int() }))
+    .meta({ description: "Per feature the model reported: pages with it, and done documents with and without it." }),
+  stages: z
+    .array(
+      z.object({
+        stage: z.string(),
+        attempts: z.int(),
+        failures: z.int(),
+        p50Ms: z.int().nullable(),
+        p90Ms: z.int().nullable(),
+        p99Ms: z.int().nullable(),
+      }),
+    )
+    .meta({ description: "Duration of finished stage attempts (succeeded, failed or dead-lettered), per stage." }),
+  throughput: z.object({ elapsedSeconds: z.number(), pagesPerMinute: z.number(), documentsPerMinute: z.number() }),
+  stalled: Stall.meta({ description: "Set while the batch is unfinished and nothing has happened to it for the stall threshold." }),
+  perDocument: z.array(DocumentReport).optional().meta({ description: "One entry per document, with `?documents=true`." }),
+});
+
+/** The answer of `POST /batches/:id/retry-failed`. */
+export const RetryFailedResponse = z.object({
+  batchId: uuid,
+  state: z.string().meta({ description: "The batch's state after the retry: `processing` when anything was re-sent." }),
+  retried: z.object({ documents: z.int(), pages: z.int() }),
+  resent: z
+    .object({ ingest: z.int(), singlePage: z.int(), convertedImage: z.int() })
+    .meta({ description: "Messages sent: whole documents to the ingest queue, pages to the single-page or converted-image queue." }),
+  byFailureCode: z.record(z.string(), z.int()).meta({ description: "Documents retried, per the failure code they had." }),
+  expectedToFailAgain: z.int().meta({
+    description:
+      "Of those, documents whose failure was in the file itself (not a PDF, encrypted, corrupt…): they fail again unless the object was replaced.",
+  }),
+  note: z.string().optional().meta({ description: "Set when some retried documents will fail again." }),
+});
+
+export type ErrorResponse = z.infer<typeof ErrorResponse>;
+export type BatchAccepted = z.infer<typeof BatchAccepted>;
+export type PageProgress = z.infer<typeof PageProgress>;
+export type BatchStatus = z.infer<typeof BatchStatusResponse>;
+export type DocumentsPage = z.infer<typeof DocumentsPage>;
+export type UsageResponse = z.infer<typeof UsageResponse>;
+export type BatchReport = z.infer<typeof BatchReport>;
+export type DocumentReport = z.infer<typeof DocumentReport>;
+export type RetryFailedResponse = z.infer<typeof RetryFailedResponse>;
