@@ -3,7 +3,7 @@ import type { Stage } from "./contracts.js";
 import { coerceError, TransientError } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
 
-export type AuditOutcome = "started" | "succeeded" | "failed" | "dead_lettered" | "replayed" | "skipped";
+export type AuditOutcome = "started" | "succeeded" | "failed" | "dead_lettered" | "replayed" | "skipped" | "reconciled";
 
 export interface AuditRecord {
   stage: Stage;
