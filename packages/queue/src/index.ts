@@ -41,6 +41,17 @@ export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptio
 export { commonEnv, loadEnv, intEnv, ConfigError, createAwsClients, type CommonEnv, type IntEnvOptions } from "./config.js";
 export { recordPageSplit, recordPageRendered, recordPageFailed, type RenderedFacts } from "./pages.js";
 export { failDocument, failPage, noteDocumentFailure, completeDocumentIfFinished, settleBatch, completeIfDuplicate, type DuplicateOf } from "./documents.js";
+export {
+  StageRunner,
+  alreadyDone,
+  AlreadyDone,
+  type StageRunnerOptions,
+  type StageAttempt,
+  type StageScope,
+  type StageResult,
+  type Committed,
+} from "./stage/attempt.js";
+export { type StageUnit, type TrailOutcome } from "./stage/trail.js";
 export { runService, type RunServiceOptions, type RunnableService, type ServiceDeps } from "./run-service.js";
 export {
   failureReason,

@@ -1,35 +1,31 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { PrismaClient } from "@docpipe/db";
 import { inspectPdf, splitChunks } from "@docpipe/pdf";
 import {
-  AuditWriter,
+  StageRunner,
+  alreadyDone,
   LargeDocMessage,
   PermanentError,
   QueueProducer,
   SmallDocMessage,
-  TransientError,
   chunkKey,
   completeIfDuplicate,
   createLogger,
   createWorker,
   downloadToFile,
-  failureReason,
   pageKey,
   queues,
   recordDeadLetter,
   recordPoison,
-  toStageError,
   uploadFile,
-  type HandlerContext,
+  type StageResult,
+  type StageScope,
   type Logger,
   type QueueKey,
   type QueueUrls,
-  type Stage,
   intermediateTags,
   recordPageSplit,
 } from "@docpipe/queue";
@@ -91,11 +87,6 @@ function batcher<K extends "small" | "singlePage">(producer: QueueProducer<K>) {
   };
 }
 
-interface MessageIds {
-  batchId: string;
-  documentId: string;
-}
-
 /**
  * The splitter service. Both roles stream their input from S3 to a local file and open it with
  * random-access reads, so memory does not grow with the file; pieces are written one at a
@@ -108,53 +99,19 @@ export function createSplitter(opts: SplitterOptions): Splitter {
   const logger = opts.logger ?? createLogger({ service: name });
   const chunkPages = opts.chunkPages ?? 10;
   const maxPages = opts.maxPages ?? 100_000;
-  const tmpRoot = opts.tmpDir ?? tmpdir();
-  const audit = new AuditWriter({ prisma, workerId: name, logger });
+  const stages = new StageRunner({ prisma, workerId: name, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
   const smallProducer = new QueueProducer({ sqs, queueUrl: queueUrls.small.url, queue: "small", logger });
   const singlePageProducer = new QueueProducer({ sqs, queueUrl: queueUrls.singlePage.url, queue: "singlePage", logger });
 
   /**
-   * Runs one stage attempt with its audit trail (skipped for documents already finished,
-   * started, then succeeded or failed) in a temp directory that is always removed. Errors are
-   * normalised to permanent or transient; the worker's `onDeadLetter` fails the document.
+   * A document already done or failed has nothing left to split; a missing one is a message
+   * that belongs to no batch.
    */
-  async function runStage(
-    stage: Stage,
-    msg: MessageIds,
-    ctx: HandlerContext,
-    details: object,
-    work: (dir: string, log: Logger) => Promise<object>,
-  ): Promise<void> {
-    const startedAt = Date.now();
-    const log = Object.keys(details).length > 0 ? ctx.logger.child(details) : ctx.logger;
-    const ids = { batchId: msg.batchId, documentId: msg.documentId, attempt: ctx.attempt, messageId: ctx.messageId };
-    try {
-      const doc = await prisma.document.findUnique({ where: { id: msg.documentId }, select: { state: true } });
-      if (!doc) throw new PermanentError("document_missing", `document ${msg.documentId} not found`);
-      if (doc.state === "failed" || doc.state === "done") {
-        log.info({ state: doc.state }, "document already finished; skipping");
-        await audit.record({ stage, outcome: "skipped", ...ids, details: { ...details, state: doc.state } });
-        return;
-      }
-      await audit.record({ stage, outcome: "started", ...ids, details });
-      const dir = await mkdtemp(join(tmpRoot, `docpipe-${stage}-`));
-      let result: object;
-      try {
-        result = await work(dir, log);
-      } finally {
-        // Gone before the outcome is recorded: a finished stage leaves nothing on disk.
-        await rm(dir, { recursive: true, force: true });
-      }
-      // A stage may end its document without doing the work (a skipped duplicate): recorded as skipped.
-      const { outcome = "succeeded", ...facts } = result as { outcome?: "succeeded" | "skipped" };
-      await audit.record({ stage, outcome, ...ids, durationMs: Date.now() - startedAt, details: { ...details, ...facts } });
-    } catch (e) {
-      const err = toStageError(e);
-      log.warn({ errorCode: err.code, permanent: err instanceof PermanentError }, "split failed");
-      await audit.record({ stage, outcome: "failed", ...ids, durationMs: Date.now() - startedAt, errorCode: err.code,
-        errorMessage: err instanceof PermanentError ? failureReason(err) : err.message, details });
-      throw err;
-    }
+  async function unfinished(documentId: string) {
+    const doc = await prisma.document.findUnique({ where: { id: documentId }, select: { state: true } });
+    if (!doc) throw new PermanentError("document_missing", `document ${documentId} not found`);
+    if (doc.state === "failed" || doc.state === "done") return alreadyDone({ state: doc.state });
+    return undefined;
   }
 
   /** Moves the document forward to `state` from any of `from`; never backwards. */
@@ -162,91 +119,86 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     await prisma.document.updateMany({ where: { id: documentId, state: { in: from } }, data: { state } });
   }
 
-  /** A stop (SIGTERM) releases a long split between pieces instead of holding the task past its grace period. */
-  function checkAborted(ctx: HandlerContext): void {
-    if (ctx.signal.aborted) throw new TransientError("interrupted", "worker is stopping; message released for another worker");
+  async function splitLarge(msg: LargeDocMessage, a: StageScope): Promise<StageResult> {
+    const { log } = a;
+    const dir = await a.dir();
+    if (msg.pageCount !== undefined && msg.pageCount > maxPages) {
+      // Counted by the orchestrator already: no need to download gigabytes to refuse it.
+      throw new PermanentError("too_many_pages", `${msg.pageCount} pages is over MAX_PAGES ${maxPages}`);
+    }
+    await advance(msg.documentId, ["queued", "classified"], "splitting");
+    const src = join(dir, "source.pdf");
+    // Over the size limit the orchestrator never downloaded the file: its content hash is taken
+    // here, on the stream, and a duplicate the batch skips ends before the file is even opened.
+    const hash = msg.pageCount === undefined ? createHash("sha256") : undefined;
+    const bytes = await downloadToFile(s3, msg.bucket, msg.key, src, { ...(hash && { hash }) });
+    if (hash) {
+      const contentHash = hash.digest("hex");
+      const duplicate = await completeIfDuplicate(prisma, msg, contentHash);
+      if (duplicate) {
+        log.info({ duplicateOf: duplicate.documentId }, "same content done in an earlier batch; document skipped");
+        return { outcome: "skipped", details: { duplicateOf: duplicate.documentId, batchId: duplicate.batchId, contentHash, bytes } };
+      }
+    }
+    // Not a PDF, encrypted, corrupt or over MAX_PAGES: a permanent PdfError.
+    const { pageCount } = await inspectPdf(src, { maxPages });
+    if (msg.pageCount !== undefined && msg.pageCount !== pageCount) {
+      log.warn({ expected: msg.pageCount, pageCount }, "page count differs from the orchestrator's");
+    }
+    // Over the size limit the orchestrator never opened the file: this is the first count.
+    await prisma.document.updateMany({ where: { id: msg.documentId, pageCount: null }, data: { pageCount } });
+    const send = batcher(smallProducer);
+    let chunks = 0;
+    // One chunk file exists at a time; splitChunks deletes it when the loop moves on.
+    for await (const chunk of splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, maxPages })) {
+      // A stop (SIGTERM) releases a long split between pieces instead of holding the task past its grace period.
+      a.throwIfStopping();
+      const key = chunkKey(msg, chunk.first, chunk.last);
+      await uploadFile(s3, workBucket, key, chunk.path, "application/pdf", { tags: intermediateTags("chunk") });
+      await prisma.chunk.upsert({
+        where: { documentId_firstPage: { documentId: msg.documentId, firstPage: chunk.first } },
+        create: { documentId: msg.documentId, firstPage: chunk.first, lastPage: chunk.last, key },
+        update: { lastPage: chunk.last, key },
+      });
+      await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key,
+        firstPage: chunk.first, lastPage: chunk.last });
+      chunks++;
+    }
+    await send.flush();
+    log.info({ pageCount, chunks, bytes }, "document split into chunks");
+    return { details: { pageCount, chunks, bytes } };
   }
 
-  async function splitLarge(msg: LargeDocMessage, ctx: HandlerContext): Promise<void> {
-    await runStage("split-large", msg, ctx, {}, async (dir, log) => {
-      if (msg.pageCount !== undefined && msg.pageCount > maxPages) {
-        // Counted by the orchestrator already: no need to download gigabytes to refuse it.
-        throw new PermanentError("too_many_pages", `${msg.pageCount} pages is over MAX_PAGES ${maxPages}`);
-      }
-      await advance(msg.documentId, ["queued", "classified"], "splitting");
-      const src = join(dir, "source.pdf");
-      // Over the size limit the orchestrator never downloaded the file: its content hash is taken
-      // here, on the stream, and a duplicate the batch skips ends before the file is even opened.
-      const hash = msg.pageCount === undefined ? createHash("sha256") : undefined;
-      const bytes = await downloadToFile(s3, msg.bucket, msg.key, src, { ...(hash && { hash }) });
-      if (hash) {
-        const contentHash = hash.digest("hex");
-        const duplicate = await completeIfDuplicate(prisma, msg, contentHash);
-        if (duplicate) {
-          log.info({ duplicateOf: duplicate.documentId }, "same content done in an earlier batch; document skipped");
-          return { outcome: "skipped", duplicateOf: duplicate.documentId, batchId: duplicate.batchId, contentHash, bytes };
-        }
-      }
-      // Not a PDF, encrypted, corrupt or over MAX_PAGES: a permanent PdfError.
-      const { pageCount } = await inspectPdf(src, { maxPages });
-      if (msg.pageCount !== undefined && msg.pageCount !== pageCount) {
-        log.warn({ expected: msg.pageCount, pageCount }, "page count differs from the orchestrator's");
-      }
-      // Over the size limit the orchestrator never opened the file: this is the first count.
-      await prisma.document.updateMany({ where: { id: msg.documentId, pageCount: null }, data: { pageCount } });
-      const send = batcher(smallProducer);
-      let chunks = 0;
-      // One chunk file exists at a time; splitChunks deletes it when the loop moves on.
-      for await (const chunk of splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, maxPages })) {
-        checkAborted(ctx);
-        const key = chunkKey(msg, chunk.first, chunk.last);
-        await uploadFile(s3, workBucket, key, chunk.path, "application/pdf", { tags: intermediateTags("chunk") });
-        await prisma.chunk.upsert({
-          where: { documentId_firstPage: { documentId: msg.documentId, firstPage: chunk.first } },
-          create: { documentId: msg.documentId, firstPage: chunk.first, lastPage: chunk.last, key },
-          update: { lastPage: chunk.last, key },
-        });
-        await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key,
-          firstPage: chunk.first, lastPage: chunk.last });
-        chunks++;
-      }
-      await send.flush();
-      log.info({ pageCount, chunks, bytes }, "document split into chunks");
-      return { pageCount, chunks, bytes };
-    });
-  }
-
-  async function splitSmall(msg: SmallDocMessage, ctx: HandlerContext): Promise<void> {
-    const range = { firstPage: msg.firstPage, lastPage: msg.lastPage };
-    await runStage("split-small", msg, ctx, range, async (dir, log) => {
-      if (msg.lastPage > maxPages) {
-        throw new PermanentError("too_many_pages", `page ${msg.lastPage} is past MAX_PAGES ${maxPages}`);
-      }
-      await advance(msg.documentId, ["queued", "classified"], "splitting");
-      const src = join(dir, "source.pdf");
-      await downloadToFile(s3, msg.bucket, msg.key, src);
-      const expected = msg.lastPage - msg.firstPage + 1;
-      const { pageCount } = await inspectPdf(src, { maxPages });
-      if (pageCount !== expected) {
-        throw new PermanentError("page_count_mismatch",
-          `s3://${msg.bucket}/${msg.key} has ${pageCount} pages, the message names pages ${msg.firstPage}-${msg.lastPage}`);
-      }
-      const send = batcher(singlePageProducer);
-      for await (const piece of splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages })) {
-        checkAborted(ctx);
-        // Page numbers are the original document's: a chunk of pages 731-740 yields pages 731..740.
-        const pageNumber = msg.firstPage + piece.first - 1;
-        const key = pageKey(msg, pageNumber);
-        await uploadFile(s3, workBucket, key, piece.path, "application/pdf", { tags: intermediateTags("page") });
-        // The row exists before its message does, so the converter always finds it.
-        await recordPageSplit(prisma, msg, pageNumber, key);
-        await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key, pageNumber });
-      }
-      await send.flush();
-      await advance(msg.documentId, ["queued", "classified", "splitting"], "converting");
-      log.info({ pages: expected }, "split into pages");
-      return { pages: expected };
-    });
+  async function splitSmall(msg: SmallDocMessage, a: StageScope): Promise<StageResult> {
+    const { log } = a;
+    const dir = await a.dir();
+    if (msg.lastPage > maxPages) {
+      throw new PermanentError("too_many_pages", `page ${msg.lastPage} is past MAX_PAGES ${maxPages}`);
+    }
+    await advance(msg.documentId, ["queued", "classified"], "splitting");
+    const src = join(dir, "source.pdf");
+    await downloadToFile(s3, msg.bucket, msg.key, src);
+    const expected = msg.lastPage - msg.firstPage + 1;
+    const { pageCount } = await inspectPdf(src, { maxPages });
+    if (pageCount !== expected) {
+      throw new PermanentError("page_count_mismatch",
+        `s3://${msg.bucket}/${msg.key} has ${pageCount} pages, the message names pages ${msg.firstPage}-${msg.lastPage}`);
+    }
+    const send = batcher(singlePageProducer);
+    for await (const piece of splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages })) {
+      a.throwIfStopping();
+      // Page numbers are the original document's: a chunk of pages 731-740 yields pages 731..740.
+      const pageNumber = msg.firstPage + piece.first - 1;
+      const key = pageKey(msg, pageNumber);
+      await uploadFile(s3, workBucket, key, piece.path, "application/pdf", { tags: intermediateTags("page") });
+      // The row exists before its message does, so the converter always finds it.
+      await recordPageSplit(prisma, msg, pageNumber, key);
+      await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key, pageNumber });
+    }
+    await send.flush();
+    await advance(msg.documentId, ["queued", "classified", "splitting"], "converting");
+    log.info({ pages: expected }, "split into pages");
+    return { details: { pages: expected } };
   }
 
   const worker =
@@ -257,9 +209,10 @@ export function createSplitter(opts: SplitterOptions): Splitter {
           dlqUrl: queueUrls.large.dlqUrl,
           sqs,
           parse: (body) => LargeDocMessage.parse(body),
-          handle: splitLarge,
-          onPoison: (info) => recordPoison(audit, "split-large", info),
-          onDeadLetter: (msg, error, ctx) => recordDeadLetter({ prisma, audit }, "split-large", msg, error, ctx),
+          handle: (msg, ctx) =>
+            stages.run({ stage: "split-large", unit: msg, ctx, lookup: () => unfinished(msg.documentId), work: (a) => splitLarge(msg, a) }),
+          onPoison: (info) => recordPoison(stages.audit, "split-large", info),
+          onDeadLetter: (msg, error, ctx) => recordDeadLetter(stages, "split-large", msg, error, ctx),
           maxReceiveCount: queues.large.maxReceiveCount,
           concurrency: opts.concurrency ?? 1,
           batchSize: 1,
@@ -274,10 +227,17 @@ export function createSplitter(opts: SplitterOptions): Splitter {
           dlqUrl: queueUrls.small.dlqUrl,
           sqs,
           parse: (body) => SmallDocMessage.parse(body),
-          handle: splitSmall,
-          onPoison: (info) => recordPoison(audit, "split-small", info),
+          handle: (msg, ctx) =>
+            stages.run({
+              stage: "split-small",
+              unit: { batchId: msg.batchId, documentId: msg.documentId, firstPage: msg.firstPage, lastPage: msg.lastPage },
+              ctx,
+              lookup: () => unfinished(msg.documentId),
+              work: (a) => splitSmall(msg, a),
+            }),
+          onPoison: (info) => recordPoison(stages.audit, "split-small", info),
           onDeadLetter: (msg, error, ctx) =>
-            recordDeadLetter({ prisma, audit }, "split-small", msg, error, ctx, { firstPage: msg.firstPage, lastPage: msg.lastPage }),
+            recordDeadLetter(stages, "split-small", msg, error, ctx, { firstPage: msg.firstPage, lastPage: msg.lastPage }),
           maxReceiveCount: queues.small.maxReceiveCount,
           concurrency: opts.concurrency ?? 2,
           visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? queues.small.visibilityTimeoutSeconds,
@@ -290,7 +250,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     start: () => worker.start(),
     stop: async (o) => {
       await worker.stop(o);
-      await audit.flush();
+      await stages.flush();
     },
   };
 }

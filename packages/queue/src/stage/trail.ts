@@ -1,0 +1,122 @@
+import type { Prisma } from "@docpipe/db";
+import type { AuditRecord, AuditWriter } from "../audit.js";
+import type { Stage } from "../contracts.js";
+import { PermanentError, type TransientError } from "../errors.js";
+import { failureReason } from "../failure.js";
+
+/**
+ * What a stage attempt works on. Its identity (stage, document, page or page range) is the
+ * unit an audit record speaks of.
+ */
+export interface StageUnit {
+  batchId: string;
+  documentId: string;
+  /** A page stage's page (convert, inference), or a dead letter's. */
+  pageNumber?: number;
+  /** A range of the document's pages (a chunk for split-small); recorded in `details`. */
+  firstPage?: number;
+  lastPage?: number;
+}
+
+/** The attempt as the trail needs it: which unit, which delivery, and what every record says. */
+export interface TrailAttempt {
+  stage: Stage;
+  unit: StageUnit;
+  attempt: number;
+  messageId: string;
+  /** Facts on every record of the attempt. */
+  details?: object;
+  /** An error code and message on the records before the work: why this delivery exists (the failsafe's dead letters). */
+  cause?: { errorCode: string; errorMessage: string };
+}
+
+/** How a finished attempt ended, as the trail records it. */
+export interface TrailOutcome {
+  outcome: "succeeded" | "skipped" | "failed";
+  durationMs?: number;
+  details?: object;
+  error?: { code: string; message: string };
+}
+
+/**
+ * The audit strategy of every stage attempt: which records an attempt writes, with which fields,
+ * and through which statement. The lifecycle (`StageRunner`) decides when; this decides what
+ * and how, so that a change to the write path (batched or narrower inserts, counters kept
+ * with the outcome) is made here once for every stage.
+ */
+export class StageTrail {
+  constructor(private readonly audit: AuditWriter) {}
+
+  /** A delivery of a unit that an earlier one finished; see `AuditWriter.recordAlreadyDone`. */
+  async alreadyDone(a: TrailAttempt, details: object | undefined, checkRecorded: boolean): Promise<void> {
+    const record = { ...this.base(a), ...a.cause, ...this.detailsOf(a, details) };
+    if (checkRecorded) await this.audit.recordAlreadyDone(record);
+    else await this.audit.record({ ...record, outcome: "skipped" });
+  }
+
+  async started(a: TrailAttempt): Promise<void> {
+    await this.audit.record({ ...this.base(a), ...a.cause, outcome: "started", ...this.detailsOf(a) });
+  }
+
+  /** The attempt's outcome; with `tx`, stored in that transaction alongside the work it reports. */
+  async finished(a: TrailAttempt, o: TrailOutcome, tx?: Prisma.TransactionClient): Promise<void> {
+    await this.write(this.outcomeRecord(a, o), tx);
+  }
+
+  /**
+   * A failed attempt that returns its message to the queue (transient) or dead-letters it
+   * (permanent, whose reason then reads as on the document).
+   */
+  async failed(a: TrailAttempt, err: PermanentError | TransientError, durationMs: number): Promise<void> {
+    const message = err instanceof PermanentError ? failureReason(err) : err.message;
+    await this.audit.record(this.outcomeRecord(a, { outcome: "failed", durationMs, error: { code: err.code, message } }));
+  }
+
+  /** One page finished inside an attempt on a larger unit (the failsafe's breakdown), with its own outcome. */
+  async part(a: TrailAttempt, pageNumber: number, o: TrailOutcome, tx?: Prisma.TransactionClient): Promise<void> {
+    await this.write(
+      {
+        ...this.base(a),
+        pageNumber,
+        outcome: o.outcome,
+        ...(o.durationMs !== undefined && { durationMs: o.durationMs }),
+        ...(o.error && { errorCode: o.error.code, errorMessage: o.error.message }),
+        ...(o.details && { details: o.details }),
+      },
+      tx,
+    );
+  }
+
+  private outcomeRecord(a: TrailAttempt, o: TrailOutcome): AuditRecord {
+    return {
+      ...this.base(a),
+      outcome: o.outcome,
+      ...(o.durationMs !== undefined && { durationMs: o.durationMs }),
+      ...(o.error && { errorCode: o.error.code, errorMessage: o.error.message }),
+      ...this.detailsOf(a, o.details),
+    };
+  }
+
+  private async write(record: AuditRecord, tx?: Prisma.TransactionClient): Promise<void> {
+    if (tx) await tx.auditEvent.create({ data: this.audit.row(record) });
+    else await this.audit.record(record);
+  }
+
+  private base(a: TrailAttempt): Omit<AuditRecord, "outcome"> {
+    return {
+      stage: a.stage,
+      batchId: a.unit.batchId,
+      documentId: a.unit.documentId,
+      ...(a.unit.pageNumber !== undefined && { pageNumber: a.unit.pageNumber }),
+      attempt: a.attempt,
+      messageId: a.messageId,
+    };
+  }
+
+  /** The unit's range, the attempt's facts and the record's own; none at all stores no `details`. */
+  private detailsOf(a: TrailAttempt, more?: object): { details?: object } {
+    const range = a.unit.firstPage !== undefined ? { firstPage: a.unit.firstPage, lastPage: a.unit.lastPage } : {};
+    const details = { ...range, ...a.details, ...more };
+    return Object.keys(details).length > 0 ? { details } : {};
+  }
+}
