@@ -1,7 +1,7 @@
 /**
  * Deployment settings of the docpipe stack, read from CDK context (`cdk deploy -c key=value`,
- * or the `context` block of cdk.json). Everything has a default except the model endpoint,
- * so a first deploy needs one flag.
+ * or the `context` block of cdk.json). Everything has a default except the model endpoint and
+ * the API's certificate (or an explicit `allowHttp`), so a first deploy needs two flags.
  */
 
 /** The deployables that run as ECS services. The splitter image runs twice, once per role. */
@@ -55,8 +55,13 @@ export interface DocpipeConfig {
   readonly natGateways: number;
   /** CIDR allowed to reach the internal ingestion load balancer. @defaultValue the VPC's CIDR */
   readonly ingestionAllowedCidr?: string;
-  /** ACM certificate for an HTTPS listener on the ingestion load balancer; unset serves HTTP on port 80. */
+  /**
+   * ACM certificate for the ingestion load balancer: HTTPS on 443, and port 80 redirects to it.
+   * Required unless `allowHttp` is set, because API keys would otherwise cross the network in clear text.
+   */
   readonly certificateArn?: string;
+  /** Serve the API over plain HTTP on port 80 when no certificate is given. @defaultValue false */
+  readonly allowHttp: boolean;
   /** Aurora Serverless v2 capacity in ACUs; a minimum of 0 pauses the database when idle. */
   readonly databaseMinCapacity: number;
   readonly databaseMaxCapacity: number;
@@ -211,6 +216,17 @@ export function configFromContext(get: Lookup): DocpipeConfig {
   if (alarmEmail && !/^[^@\s]+@[^@\s]+$/.test(alarmEmail)) {
     throw new ConfigError(`context "alarmEmail" must be an e-mail address, got ${alarmEmail}`);
   }
+  const certificateArn = str(get, "certificateArn");
+  if (certificateArn && !/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[\w-]+$/.test(certificateArn)) {
+    throw new ConfigError(`context "certificateArn" must be an ACM certificate ARN (arn:aws:acm:eu-west-1:123456789012:certificate/...), got ${certificateArn}`);
+  }
+  const allowHttp = bool(get, "allowHttp", false);
+  if (!certificateArn && !allowHttp) {
+    throw new ConfigError(
+      "the ingestion API needs HTTPS: give -c certificateArn=arn:aws:acm:<region>:<account>:certificate/<id> " +
+        "(a certificate for the name you will call it by), or -c allowHttp=true to accept API keys in clear text",
+    );
+  }
   const databaseMinCapacity = num(get, "databaseMinCapacity", 0, 0, 256);
   const databaseMaxCapacity = num(get, "databaseMaxCapacity", 16, 1, 256);
   if (databaseMaxCapacity < databaseMinCapacity) {
@@ -226,7 +242,8 @@ export function configFromContext(get: Lookup): DocpipeConfig {
     queuePrefix: str(get, "queuePrefix") ?? "docpipe-",
     natGateways: num(get, "natGateways", 1, 1, 3),
     ingestionAllowedCidr: str(get, "ingestionAllowedCidr"),
-    certificateArn: str(get, "certificateArn"),
+    certificateArn,
+    allowHttp,
     databaseMinCapacity,
     databaseMaxCapacity,
     deletionProtection: bool(get, "deletionProtection", true),

@@ -69,7 +69,7 @@ export class DocpipeStack extends Stack {
 
     new CfnOutput(this, "IngestionUrl", {
       description: "POST /batches here (internal load balancer)",
-      value: `${config.certificateArn ? "https" : "http"}://${this.services.loadBalancer.loadBalancerDnsName}`,
+      value: this.services.ingestionUrl,
     });
     new CfnOutput(this, "StagingBucket", { value: this.storage.stagingBucket.bucketName });
     new CfnOutput(this, "WorkBucket", { value: this.storage.workBucket.bucketName });

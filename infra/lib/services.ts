@@ -1,21 +1,13 @@
-import {
-  aws_certificatemanager as acm,
-  aws_ec2 as ec2,
-  aws_ecs as ecs,
-  aws_elasticloadbalancingv2 as elbv2,
-  aws_iam as iam,
-  aws_secretsmanager as secretsmanager,
-  Duration,
-  Stack,
-} from "aws-cdk-lib";
-import type { aws_s3 as s3 } from "aws-cdk-lib";
+import { aws_ecs as ecs, aws_iam as iam, aws_secretsmanager as secretsmanager, Stack } from "aws-cdk-lib";
+import type { aws_ec2 as ec2, aws_elasticloadbalancingv2 as elbv2, aws_s3 as s3 } from "aws-cdk-lib";
 import { Construct } from "constructs";
 import type { QueueKey } from "@docpipe/queue";
 import type { DocpipeConfig, ServiceId } from "./config.js";
 import type { Database } from "./database.js";
 import { migrateImage, serviceImage } from "./images.js";
 import { Migration } from "./migration.js";
-import { acknowledge, acknowledgeWildcardResource } from "./nag.js";
+import { addIngestionEndpoint } from "./ingestion-endpoint.js";
+import { acknowledgeWildcardResource } from "./nag.js";
 import { PipelineService } from "./pipeline-service.js";
 import { QueueScaling, targetBacklogPerTask } from "./queue-scaling.js";
 import type { Queues } from "./queues.js";
@@ -150,6 +142,8 @@ export class Services extends Construct {
   public readonly scaling: Readonly<Partial<Record<ServiceId, QueueScaling>>>;
   public readonly loadBalancer: elbv2.ApplicationLoadBalancer;
   public readonly targetGroup: elbv2.ApplicationTargetGroup;
+  /** Where operators call the API: `https://` with a certificate, `http://` without. */
+  public readonly ingestionUrl: string;
   public readonly migration: Migration;
 
   constructor(scope: Construct, id: string, props: ServicesProps) {
@@ -258,60 +252,17 @@ export class Services extends Construct {
     this.scaling = scaling;
 
     const ingestion = this.byId.ingestion;
-    const albSecurityGroup = new ec2.SecurityGroup(this, "IngestionLbSecurityGroup", {
+    const endpoint = addIngestionEndpoint(this, {
       vpc: props.vpc,
-      description: "docpipe ingestion load balancer",
-      allowAllOutbound: false,
+      service: ingestion.service,
+      containerPort: INGESTION_PORT,
+      certificateArn: config.certificateArn,
+      allowedCidr: config.ingestionAllowedCidr,
+      logsBucket: props.logsBucket,
     });
-    const listenPort = config.certificateArn ? 443 : 80;
-    albSecurityGroup.addIngressRule(
-      ec2.Peer.ipv4(config.ingestionAllowedCidr ?? props.vpc.vpcCidrBlock),
-      ec2.Port.tcp(listenPort),
-      "Operators calling POST /batches",
-    );
-    // cdk-nag cannot evaluate the VPC CIDR (a CloudFormation reference). A CIDR given in
-    // context is a literal and is checked as usual, so 0.0.0.0/0 would still be reported.
-    if (!config.ingestionAllowedCidr) {
-      acknowledge(
-        albSecurityGroup,
-        "EC23",
-        "Ingress is limited to the VPC's own CIDR block (an intrinsic reference cdk-nag cannot evaluate); the load balancer is internal.",
-      );
-    }
-    // Internal: starting batches is an operator action from inside the network (VPN, bastion
-    // or peered VPC), not a public API.
-    this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, "IngestionLb", {
-      vpc: props.vpc,
-      internetFacing: false,
-      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-      securityGroup: albSecurityGroup,
-      dropInvalidHeaderFields: true,
-    });
-    this.loadBalancer.logAccessLogs(props.logsBucket, "alb/ingestion");
-    const listener = this.loadBalancer.addListener("Listener", {
-      port: listenPort,
-      open: false,
-      ...(config.certificateArn
-        ? {
-            protocol: elbv2.ApplicationProtocol.HTTPS,
-            certificates: [acm.Certificate.fromCertificateArn(this, "Certificate", config.certificateArn)],
-            sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
-          }
-        : { protocol: elbv2.ApplicationProtocol.HTTP }),
-    });
-    this.targetGroup = listener.addTargets("Ingestion", {
-      port: INGESTION_PORT,
-      protocol: elbv2.ApplicationProtocol.HTTP,
-      targets: [ingestion.service],
-      healthCheck: {
-        path: "/healthz",
-        healthyHttpCodes: "200",
-        interval: Duration.seconds(15),
-        healthyThresholdCount: 2,
-        unhealthyThresholdCount: 3,
-      },
-      deregistrationDelay: Duration.seconds(30),
-    });
+    this.loadBalancer = endpoint.loadBalancer;
+    this.targetGroup = endpoint.targetGroup;
+    this.ingestionUrl = endpoint.url;
     const ingestionScaling = ingestion.service.autoScaleTaskCount({
       minCapacity: config.sizes.ingestion.minTasks,
       maxCapacity: config.sizes.ingestion.maxTasks,

@@ -3,13 +3,14 @@ import { ConfigError, configFromContext, defaultSizes } from "../lib/config.js";
 import { targetBacklogPerTask } from "../lib/queue-scaling.js";
 
 const from = (ctx: Record<string, unknown>) => configFromContext((k) => ctx[k]);
-const model = { modelEndpointUrl: "https://model.example.com/invocations" };
+const certificateArn = "arn:aws:acm:eu-west-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+const model = { modelEndpointUrl: "https://model.example.com/invocations", certificateArn };
 
 describe("configFromContext", () => {
   it("needs exactly one model endpoint, and says how to set it", () => {
     expect(() => from({})).toThrow(/modelEndpointUrl.*sagemakerEndpointName/);
     expect(() => from({ ...model, sagemakerEndpointName: "scorer" })).toThrow(ConfigError);
-    expect(from({ sagemakerEndpointName: "scorer" }).sagemakerEndpointName).toBe("scorer");
+    expect(from({ sagemakerEndpointName: "scorer", certificateArn }).sagemakerEndpointName).toBe("scorer");
     expect(() => from({ modelEndpointUrl: "model.example.com" })).toThrow(/http\(s\) URL/);
   });
 
@@ -40,6 +41,17 @@ describe("configFromContext", () => {
     expect(() => from({ ...model, serviceSizes: '{"renderer":{}}' })).toThrow(/unknown service "renderer"/);
     expect(() => from({ ...model, serviceSizes: "{maxTasks:1}" })).toThrow(/must be JSON/);
     expect(() => from({ ...model, serviceSizes: '{"failsafe":{"minTasks":3,"maxTasks":2}}' })).toThrow(/minTasks <= maxTasks/);
+  });
+});
+
+describe("HTTPS", () => {
+  it("refuses to serve the API without a certificate unless plain HTTP is asked for, naming both ways out", () => {
+    const { certificateArn: _, ...noCert } = model;
+    expect(() => from(noCert)).toThrow(/-c certificateArn=arn:aws:acm:.*-c allowHttp=true/);
+    expect(from({ ...noCert, allowHttp: "true" })).toMatchObject({ allowHttp: true, certificateArn: undefined });
+    expect(from(model)).toMatchObject({ allowHttp: false, certificateArn });
+    expect(() => from({ ...model, certificateArn: "my-cert" })).toThrow(/"certificateArn" must be an ACM certificate ARN/);
+    expect(() => from({ ...noCert, allowHttp: "yes" })).toThrow(/"allowHttp" must be true or false/);
   });
 });
 

@@ -17,7 +17,11 @@ let s: Synthesized;
 let t: Template;
 
 beforeAll(() => {
-  s = synth({ modelEndpointUrl: "https://model.example.com/invocations", alarmEmail: "ops@example.com" });
+  s = synth({
+    modelEndpointUrl: "https://model.example.com/invocations",
+    alarmEmail: "ops@example.com",
+    certificateArn: "arn:aws:acm:eu-west-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+  });
   if (!s.template) throw new Error(`synthesis failed: ${String(s.error)}`);
   t = s.template;
 });

@@ -14,6 +14,7 @@ describe("an existing staging bucket and a SageMaker endpoint", () => {
       modelRoleArn: "arn:aws:iam::123456789012:role/page-scorer",
       modelApiKeySecretName: "docpipe/model-api-key",
       deletionProtection: "false",
+      allowHttp: "true",
     });
     if (!s.template) throw new Error(`synthesis failed: ${String(s.error)}`);
     t = s.template;
@@ -23,6 +24,13 @@ describe("an existing staging bucket and a SageMaker endpoint", () => {
   it("passes cdk-nag too", () => {
     expect(s.error).toBeUndefined();
     expect(s.report.pluginReports.flatMap((r) => r.violations)).toEqual([]);
+  });
+
+  it("serves plain HTTP on port 80 only when asked to (allowHttp), with no HTTPS listener or redirect", () => {
+    const listeners = Object.values(resources(t, "AWS::ElasticLoadBalancingV2::Listener")).map((l) => l.Properties);
+    expect(listeners).toHaveLength(1);
+    expect(listeners[0]).toMatchObject({ Port: 80, Protocol: "HTTP", DefaultActions: [{ Type: "forward" }] });
+    expect(JSON.stringify(t.toJSON().Outputs.IngestionUrl.Value)).toContain('"http://"');
   });
 
   it("creates no staging bucket and reads the named one", () => {

@@ -5,11 +5,12 @@ import type { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resources, synth, type Synthesized } from "./synth.js";
 
+const certificateArn = "arn:aws:acm:eu-west-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
 let s: Synthesized;
 let t: Template;
 
 beforeAll(() => {
-  s = synth({ modelEndpointUrl: "https://model.example.com/invocations" });
+  s = synth({ modelEndpointUrl: "https://model.example.com/invocations", certificateArn });
   if (!s.template) throw new Error(`synthesis failed: ${String(s.error)}`);
   t = s.template;
 });
@@ -35,5 +36,31 @@ describe("CDK feature flags", () => {
     for (const [id, svc] of Object.entries(resources(t, "AWS::ECS::Service"))) {
       expect(svc.Properties.DeploymentController, id).toEqual({ Type: "ECS" });
     }
+  });
+});
+
+describe("HTTPS", () => {
+  const listeners = () => Object.values(resources(t, "AWS::ElasticLoadBalancingV2::Listener")).map((l) => l.Properties);
+
+  it("serves the API on 443 with the certificate and a current TLS policy, and redirects port 80 to it", () => {
+    const byPort = Object.fromEntries(listeners().map((l) => [l.Port as number, l]));
+    expect(Object.keys(byPort).sort()).toEqual(["443", "80"]);
+    expect(byPort[443]).toMatchObject({
+      Protocol: "HTTPS",
+      Certificates: [{ CertificateArn: certificateArn }],
+      SslPolicy: "ELBSecurityPolicy-TLS13-1-2-2021-06",
+      DefaultActions: [{ Type: "forward", TargetGroupArn: { Ref: logicalId(s.stack.services.targetGroup) } }],
+    });
+    expect(byPort[80]).toMatchObject({
+      Protocol: "HTTP",
+      DefaultActions: [{ Type: "redirect", RedirectConfig: { Protocol: "HTTPS", Port: "443", StatusCode: "HTTP_301" } }],
+    });
+  });
+
+  it("admits callers from the VPC on 443 and 80 only, and gives the https:// URL", () => {
+    const sg = resources(t, "AWS::EC2::SecurityGroup")[logicalId(s.stack.services.loadBalancer.connections.securityGroups[0]!)]!;
+    const ingress = (sg.Properties.SecurityGroupIngress as { FromPort: number; ToPort: number; CidrIp: unknown }[]).map((r) => [r.FromPort, r.ToPort]);
+    expect(ingress.sort()).toEqual([[443, 443], [80, 80]]);
+    expect(JSON.stringify(t.toJSON().Outputs.IngestionUrl.Value)).toMatch(/^\{"Fn::Join":\["",\["https:\/\/"/);
   });
 });
