@@ -1,6 +1,7 @@
 export {
   bucketNameProblem,
   overlappingPrefixes,
+  isPdfKey,
   CreateBatchBody,
   type CreateBatchRequest,
   IdParams,

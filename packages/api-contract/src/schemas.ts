@@ -31,6 +31,9 @@ export function overlappingPrefixes(prefixes: readonly string[]): [string, strin
   return overlaps;
 }
 
+/** A PDF, by its key's extension: the API lists only these, and counts every other key as skipped. */
+export const isPdfKey = (key: string): boolean => /\.pdf$/i.test(key);
+
 /** S3 keys are at most 1024 bytes of UTF-8. */
 const MAX_KEY_BYTES = 1024;
 

@@ -40,4 +40,20 @@ describe("createLogger", () => {
     log.error({ err: new Error("outer", { cause: new Error("inner") }) }, "failed");
     expect(JSON.stringify(lines[0])).toContain("inner");
   });
+
+  it("prints each key once when a child binds a key its parent has, with the child's value", () => {
+    const raw: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        raw.push(chunk.toString());
+        cb();
+      },
+    });
+    const runner = createLogger({ service: "docpipe", destination: stream });
+    const service = runner.child({ service: "inference-client" }).child({ component: "inference-client" });
+    service.child({ component: "worker", worker: "converted-image" }).child({ documentId: "d1" }).info("message handled");
+    expect(raw).toHaveLength(1);
+    for (const key of ["service", "component", "worker", "documentId"]) expect(raw[0]!.split(`"${key}":`)).toHaveLength(2);
+    expect(JSON.parse(raw[0]!)).toMatchObject({ service: "inference-client", component: "worker", worker: "converted-image", documentId: "d1" });
+  });
 });

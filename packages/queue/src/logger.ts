@@ -12,8 +12,20 @@ export interface CreateLoggerOptions {
 }
 
 /**
+ * A child re-binding a key its parent has (a runner's `service` under the process's, a worker's
+ * `component` under its service's) would print that key twice on every line: its bindings are
+ * rebuilt with each key once, the child's value winning.
+ */
+function bindEachKeyOnce(child: pino.Logger): void {
+  const bindings = child.bindings(); // parsed from the serialised bindings: a repeated key keeps its last value
+  (child as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] = "";
+  child.setBindings(bindings);
+}
+
+/**
  * The one logger factory: JSON lines with `service` bound, ISO timestamps, errors serialised
- * with their cause chain, and credentials redacted should one ever reach a log call.
+ * with their cause chain, credentials redacted should one ever reach a log call, and no key
+ * twice in one line.
  */
 export function createLogger(opts: CreateLoggerOptions): Logger {
   const options: pino.LoggerOptions = {
@@ -21,6 +33,7 @@ export function createLogger(opts: CreateLoggerOptions): Logger {
     base: { service: opts.service },
     timestamp: pino.stdTimeFunctions.isoTime,
     serializers: { err: pino.stdSerializers.errWithCause },
+    onChild: bindEachKeyOnce,
     redact: {
       paths: [
         "password",

@@ -4,5 +4,6 @@ export { runFolder, watchBatch, listFiles, type RunOptions, type RunResult } fro
 export { ApiClient, ApiError, type BatchStatus, type BatchReport } from "./api.js";
 export { formatReport } from "./report-table.js";
 export { progressLines } from "./progress.js";
-export { adminCommand } from "./keys.js";
+export { execute, adminCommand } from "./cli.js";
+export { EXIT } from "./context.js";
 export { redriveCommand } from "./redrive.js";

@@ -1,11 +1,5 @@
 import type { BatchReport, RetryFailedResponse } from "./api.js";
-
-function table(head: string[], rows: (string | number)[][]): string {
-  const cells = [head, ...rows.map((r) => r.map(String))];
-  const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
-}
+import { formatTable as table } from "./table.js";
 
 const ms = (v: number | null) => (v === null ? "-" : `${v} ms`);
 

@@ -6,6 +6,7 @@ import { ListingError } from "./errors.js";
 import { insertPage, type InsertedPage } from "./insert-page.js";
 import { chargeDocuments, quotaStatus, type CallerKey, type QuotaStatus } from "@docpipe/api-keys";
 import { BatchOptions } from "./batch-options.js";
+import { isPdfKey } from "@docpipe/api-contract";
 
 /** Where a batch's listing stands: the prefix being listed and the continuation token of the next page to list. */
 export interface ListingPosition {
@@ -62,8 +63,6 @@ export interface BatchListerOptions {
   hooks?: ListerHooks;
 }
 
-/** A PDF, by extension; anything else is skipped and counted. */
-const isPdfKey = (key: string): boolean => /\.pdf$/i.test(key);
 /** Zero-byte "folder" objects the S3 console creates. */
 const isDirectoryMarker = (key: string): boolean => key.endsWith("/");
 
