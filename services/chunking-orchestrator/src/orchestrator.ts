@@ -1,13 +1,14 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DocumentClass, PrismaClient } from "@docpipe/db";
 import { inspectPdf } from "@docpipe/pdf";
 import {
-  AuditWriter,
+  StageRunner,
+  alreadyDone,
+  type StageResult,
+  type StageScope,
   IngestMessage,
   completeIfDuplicate,
   PermanentError,
@@ -15,14 +16,11 @@ import {
   createLogger,
   createWorker,
   downloadToFile,
-  failureReason,
   queues,
   recordDeadLetter,
   recordPoison,
   toS3Error,
-  toStageError,
   type DuplicateOf,
-  type HandlerContext,
   type Logger,
   type QueueKey,
   type QueueUrls,
@@ -91,8 +89,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     largePageCount: opts.largePageCount ?? defaultThresholds.largePageCount,
   };
   const maxPages = opts.maxPages ?? 100_000;
-  const tmpRoot = opts.tmpDir ?? tmpdir();
-  const audit = new AuditWriter({ prisma, workerId: name, logger });
+  const stages = new StageRunner({ prisma, workerId: name, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
   const producers = {
     large: new QueueProducer({ sqs, queueUrl: queueUrls.large.url, queue: "large", logger }),
     small: new QueueProducer({ sqs, queueUrl: queueUrls.small.url, queue: "small", logger }),
@@ -115,29 +112,24 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
    */
   async function openSource(
     msg: IngestMessage,
-    log: Logger,
+    a: StageScope,
   ): Promise<{ contentHash: string; duplicate: DuplicateOf } | { contentHash: string; pageCount: number }> {
-    const dir = await mkdtemp(join(tmpRoot, "docpipe-classify-"));
-    try {
-      const path = join(dir, "source.pdf");
-      const hash = createHash("sha256");
-      await downloadToFile(s3, msg.bucket, msg.key, path, { hash });
-      const contentHash = hash.digest("hex");
-      const duplicate = await completeIfDuplicate(prisma, msg, contentHash);
-      if (duplicate) return { contentHash, duplicate };
-      const { pageCount, repaired } = await inspectPdf(path, { maxPages });
-      if (repaired) log.warn({ pageCount }, "source pdf was repaired on open");
-      return { contentHash, pageCount };
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const path = join(await a.dir(), "source.pdf");
+    const hash = createHash("sha256");
+    await downloadToFile(s3, msg.bucket, msg.key, path, { hash });
+    const contentHash = hash.digest("hex");
+    const duplicate = await completeIfDuplicate(prisma, msg, contentHash);
+    if (duplicate) return { contentHash, duplicate };
+    const { pageCount, repaired } = await inspectPdf(path, { maxPages });
+    if (repaired) a.log.warn({ pageCount }, "source pdf was repaired on open");
+    return { contentHash, pageCount };
   }
 
-  async function route(msg: IngestMessage, log: Logger): Promise<Route | Duplicate> {
+  async function route(msg: IngestMessage, a: StageScope): Promise<Route | Duplicate> {
     const size = await headSize(msg.bucket, msg.key);
     // Over the limit the file is not downloaded here: the large splitter hashes it.
     if (isLargeBySize(size, thresholds)) return { cls: "large", size };
-    const opened = await openSource(msg, log);
+    const opened = await openSource(msg, a);
     if ("duplicate" in opened) return { duplicate: opened.duplicate, size, contentHash: opened.contentHash };
     return { cls: classByPageCount(opened.pageCount, thresholds), size, pageCount: opened.pageCount };
   }
@@ -159,50 +151,37 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     }
   }
 
-  async function handle(msg: IngestMessage, ctx: HandlerContext): Promise<void> {
-    const started = Date.now();
-    const log = ctx.logger;
-    const ids = { batchId: msg.batchId, documentId: msg.documentId, attempt: ctx.attempt, messageId: ctx.messageId };
-    try {
-      const doc = await prisma.document.findUnique({ where: { id: msg.documentId }, select: { state: true } });
-      if (!doc) throw new PermanentError("document_missing", `document ${msg.documentId} not found`);
-      // The state moves past `queued` only after the routed message was sent, so a document
-      // that has moved on was routed already: a redelivery has nothing left to do.
-      if (doc.state !== "queued") {
-        log.info({ state: doc.state }, "document already classified; skipping redelivery");
-        await audit.record({ stage: STAGE, outcome: "skipped", ...ids, details: { state: doc.state } });
-        return;
-      }
-      await audit.record({ stage: STAGE, outcome: "started", ...ids });
-      const r = await route(msg, log);
-      if ("duplicate" in r) {
-        // completeIfDuplicate has ended the document done (and settled its batch).
-        await prisma.document.update({ where: { id: msg.documentId }, data: { size: BigInt(r.size) } });
-        log.info({ duplicateOf: r.duplicate.documentId }, "same content done in an earlier batch; document skipped");
-        await audit.record({ stage: STAGE, outcome: "skipped", ...ids, durationMs: Date.now() - started,
-          details: { duplicateOf: r.duplicate.documentId, batchId: r.duplicate.batchId, contentHash: r.contentHash } });
-        return;
-      }
-      // Facts first (they never regress anything), then the message, then the state.
-      await prisma.document.update({
-        where: { id: msg.documentId },
-        data: { class: r.cls, size: BigInt(r.size), ...(r.pageCount ? { pageCount: r.pageCount } : {}) },
-      });
-      await dispatch(msg, r);
-      await prisma.document.updateMany({
-        where: { id: msg.documentId, state: { in: r.cls === "single" ? ["queued", "classified"] : ["queued"] } },
-        data: { state: r.cls === "single" ? "converting" : "classified" },
-      });
-      log.info({ class: r.cls, size: r.size, pageCount: r.pageCount }, "document classified");
-      await audit.record({ stage: STAGE, outcome: "succeeded", ...ids, durationMs: Date.now() - started,
-        details: { class: r.cls, size: r.size, pageCount: r.pageCount ?? null } });
-    } catch (e) {
-      const err = toStageError(e);
-      log.warn({ errorCode: err.code, permanent: err instanceof PermanentError }, "classification failed");
-      await audit.record({ stage: STAGE, outcome: "failed", ...ids, durationMs: Date.now() - started,
-        errorCode: err.code, errorMessage: err instanceof PermanentError ? failureReason(err) : err.message });
-      throw err;
+  /**
+   * The state moves past `queued` only after the routed message was sent, so a document that
+   * has moved on was routed already: a redelivery has nothing left to do.
+   */
+  async function unrouted(msg: IngestMessage) {
+    const doc = await prisma.document.findUnique({ where: { id: msg.documentId }, select: { state: true } });
+    if (!doc) throw new PermanentError("document_missing", `document ${msg.documentId} not found`);
+    if (doc.state !== "queued") return alreadyDone({ state: doc.state });
+    return undefined;
+  }
+
+  async function classify(msg: IngestMessage, a: StageScope): Promise<StageResult> {
+    const r = await route(msg, a);
+    if ("duplicate" in r) {
+      // completeIfDuplicate has ended the document done (and settled its batch).
+      await prisma.document.update({ where: { id: msg.documentId }, data: { size: BigInt(r.size) } });
+      a.log.info({ duplicateOf: r.duplicate.documentId }, "same content done in an earlier batch; document skipped");
+      return { outcome: "skipped", details: { duplicateOf: r.duplicate.documentId, batchId: r.duplicate.batchId, contentHash: r.contentHash } };
     }
+    // Facts first (they never regress anything), then the message, then the state.
+    await prisma.document.update({
+      where: { id: msg.documentId },
+      data: { class: r.cls, size: BigInt(r.size), ...(r.pageCount ? { pageCount: r.pageCount } : {}) },
+    });
+    await dispatch(msg, r);
+    await prisma.document.updateMany({
+      where: { id: msg.documentId, state: { in: r.cls === "single" ? ["queued", "classified"] : ["queued"] } },
+      data: { state: r.cls === "single" ? "converting" : "classified" },
+    });
+    a.log.info({ class: r.cls, size: r.size, pageCount: r.pageCount }, "document classified");
+    return { details: { class: r.cls, size: r.size, pageCount: r.pageCount ?? null } };
   }
 
   const worker = createWorker<IngestMessage>({
@@ -211,9 +190,9 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     dlqUrl: queueUrls.ingest.dlqUrl,
     sqs,
     parse: (body) => IngestMessage.parse(body),
-    handle,
-    onPoison: (info) => recordPoison(audit, STAGE, info),
-    onDeadLetter: (msg, error, ctx) => recordDeadLetter({ prisma, audit }, STAGE, msg, error, ctx),
+    handle: (msg, ctx) => stages.run({ stage: STAGE, unit: msg, ctx, lookup: () => unrouted(msg), work: (a) => classify(msg, a) }),
+    onPoison: (info) => recordPoison(stages.audit, STAGE, info),
+    onDeadLetter: (msg, error, ctx) => recordDeadLetter(stages, STAGE, msg, error, ctx),
     maxReceiveCount: queues.ingest.maxReceiveCount,
     concurrency: opts.concurrency ?? 4,
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? queues.ingest.visibilityTimeoutSeconds,
@@ -225,7 +204,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     start: () => worker.start(),
     stop: async (o) => {
       await worker.stop(o);
-      await audit.flush();
+      await stages.flush();
     },
   };
 }
