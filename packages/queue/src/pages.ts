@@ -27,39 +27,35 @@ export interface RenderedFacts {
 
 /**
  * As the page converter, after the PNG is in S3: the page is rendered (forward only) and its
- * document converting. `succeeded`, the stage's audit row, commits in the same transaction, so
- * a crash cannot leave a rendered page whose trail lacks the stage.
+ * document converting. Run it in the transaction that stores the stage's outcome
+ * (`StageScope.commit`), so a crash cannot leave a rendered page whose trail lacks the stage.
  */
 export async function recordPageRendered(
-  prisma: PrismaClient,
+  tx: Prisma.TransactionClient,
   doc: DocumentRef,
   pageNumber: number,
   pdfKey: string,
   facts: RenderedFacts,
-  succeeded?: Prisma.AuditEventUncheckedCreateInput,
 ): Promise<void> {
-  await prisma.$transaction(async (tx) => {
-    await tx.page.upsert({
-      where: { documentId_pageNumber: { documentId: doc.documentId, pageNumber } },
-      create: { documentId: doc.documentId, pageNumber, pdfKey, state: "rendered", ...facts },
-      update: { ...facts, failureCode: null, failureReason: null },
-    });
-    // Inference may already have marked the page done (it reacts to the upload).
-    await tx.page.updateMany({
-      where: { documentId: doc.documentId, pageNumber, state: { in: ["pending", "failed"] } },
-      data: { state: "rendered" },
-    });
-    await tx.document.updateMany({
-      where: { id: doc.documentId, state: { in: ["queued", "classified", "splitting"] } },
-      data: { state: "converting" },
-    });
-    if (succeeded) await tx.auditEvent.create({ data: succeeded });
+  await tx.page.upsert({
+    where: { documentId_pageNumber: { documentId: doc.documentId, pageNumber } },
+    create: { documentId: doc.documentId, pageNumber, pdfKey, state: "rendered", ...facts },
+    update: { ...facts, failureCode: null, failureReason: null },
+  });
+  // Inference may already have marked the page done (it reacts to the upload).
+  await tx.page.updateMany({
+    where: { documentId: doc.documentId, pageNumber, state: { in: ["pending", "failed"] } },
+    data: { state: "rendered" },
+  });
+  await tx.document.updateMany({
+    where: { id: doc.documentId, state: { in: ["queued", "classified", "splitting"] } },
+    data: { state: "converting" },
   });
 }
 
 /** A page no path can render: failed with the reason, unless it already got further. */
 export async function recordPageFailed(
-  prisma: PrismaClient,
+  prisma: PrismaClient | Prisma.TransactionClient,
   doc: DocumentRef,
   pageNumber: number,
   failure: { code: string; reason: string; pdfKey?: string },

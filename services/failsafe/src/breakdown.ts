@@ -142,7 +142,10 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, ctx: Ctx
       await uploadFile(s3, deps.workBucket, key, png.png, "image/png");
       const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
       const succeeded = deps.audit.row({ stage: STAGE, outcome: "succeeded", ...ids, durationMs: renderMs, details: { ...facts, pdfKey } });
-      await recordPageRendered(prisma, doc, pageNumber, pdfKey, facts, succeeded);
+      await prisma.$transaction(async (tx) => {
+        await recordPageRendered(tx, doc, pageNumber, pdfKey, facts);
+        await tx.auditEvent.create({ data: succeeded });
+      });
       result.rendered++;
     };
 

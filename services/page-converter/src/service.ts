@@ -1,16 +1,16 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { PrismaClient } from "@docpipe/db";
 import { DEFAULT_DPI, DEFAULT_MAX_PIXELS, PdfError, RenderPool, type RenderResult } from "@docpipe/pdf";
 import {
-  AuditWriter,
+  StageRunner,
+  alreadyDone,
+  type Committed,
+  type StageScope,
   coerceError,
   createWorker,
   downloadToFile,
-  errorCode,
   imageKey,
   PermanentError,
   queues,
@@ -19,7 +19,6 @@ import {
   SinglePageMessage,
   TransientError,
   uploadFile,
-  type HandlerContext,
   type Logger,
   type QueueKey,
   type QueueUrls,
@@ -84,7 +83,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
   const timeoutAttempts = Math.max(1, opts.renderTimeoutAttempts ?? 2);
   const ownPool = opts.pool === undefined;
   const pool = opts.pool ?? new RenderPool({ timeoutMs: renderTimeoutMs, ...(opts.renderThreads && { size: opts.renderThreads }) });
-  const audit = new AuditWriter({ prisma: opts.prisma, workerId, logger });
+  const stages = new StageRunner({ prisma: opts.prisma, workerId, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
   const { prisma, s3 } = opts;
   const spec = queues.singlePage;
 
@@ -106,69 +105,43 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     }
   }
 
-  async function handle(msg: SinglePageMessage, ctx: HandlerContext): Promise<void> {
-    const ids = {
-      batchId: msg.batchId,
-      documentId: msg.documentId,
-      pageNumber: msg.pageNumber,
-      attempt: ctx.attempt,
-      messageId: ctx.messageId,
-    };
+  /**
+   * The PNG is uploaded before the row gets its imageKey, so a row with one means the PNG is
+   * there. A done row without one was scored from a PNG whose converter died before writing the
+   * row (inference reacts to the upload): render again, so the page gets its facts.
+   */
+  async function unrendered(msg: SinglePageMessage) {
     const where = { documentId_pageNumber: { documentId: msg.documentId, pageNumber: msg.pageNumber } };
     const existing = await prisma.page.findUnique({ where, select: { state: true, imageKey: true } });
-    // The PNG is uploaded before the row gets its imageKey, so a row with one means the PNG is there.
-    // A done row without one was scored from a PNG whose converter died before writing the row
-    // (inference reacts to the upload): render again, so the page gets its facts.
     if (existing?.imageKey && (existing.state === "done" || existing.state === "rendered")) {
-      await audit.recordAlreadyDone({ stage: STAGE, ...ids, details: { reason: `page already ${existing.state}` } });
-      ctx.logger.info({ state: existing.state }, "page already rendered; duplicate delivery skipped");
-      return;
+      return alreadyDone({ reason: `page already ${existing.state}` }, { checkRecorded: true });
     }
+    return undefined;
+  }
 
-    await audit.record({ stage: STAGE, outcome: "started", ...ids });
-    const started = performance.now();
-    const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), "docpipe-page-"));
+  async function convert(msg: SinglePageMessage, a: StageScope): Promise<Committed> {
+    const path = join(await a.dir(), "page.pdf");
+    const bytes = await downloadToFile(s3, msg.bucket, msg.key, path);
+    const renderStarted = performance.now();
+    const png = await render(path, msg, a.attempt);
+    const renderMs = Math.round(performance.now() - renderStarted);
+    const key = imageKey(msg, msg.pageNumber);
+    // This upload is what triggers inference (S3 notification), so it comes after a good render only.
+    await uploadFile(s3, opts.workBucket, key, png.png, "image/png");
+    // A page over the pixel cap renders at a fractional DPI; the column holds it rounded.
+    const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
+    const scaledDown = png.dpi < dpi;
+    let committed: Committed;
     try {
-      const path = join(dir, "page.pdf");
-      const bytes = await downloadToFile(s3, msg.bucket, msg.key, path);
-      const renderStarted = performance.now();
-      const png = await render(path, msg, ctx.attempt);
-      const renderMs = Math.round(performance.now() - renderStarted);
-      const key = imageKey(msg, msg.pageNumber);
-      // This upload is what triggers inference (S3 notification), so it comes after a good render only.
-      await uploadFile(s3, opts.workBucket, key, png.png, "image/png");
-      // A page over the pixel cap renders at a fractional DPI; the column holds it rounded.
-      const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
-      const durationMs = Math.round(performance.now() - started);
-      const succeeded = audit.row({
-        stage: STAGE,
-        outcome: "succeeded",
-        ...ids,
-        durationMs,
-        details: { ...facts, pdfBytes: bytes, pngBytes: png.png.byteLength, scaledDown: png.dpi < dpi },
-      });
-      await recordPageRendered(prisma, msg, msg.pageNumber, msg.key, facts, succeeded);
-      ctx.logger.info({ ...facts, durationMs, scaledDown: png.dpi < dpi }, "page rendered");
+      committed = await a.commit({ ...facts, pdfBytes: bytes, pngBytes: png.png.byteLength, scaledDown }, (tx) =>
+        recordPageRendered(tx, msg, msg.pageNumber, msg.key, facts),
+      );
     } catch (e) {
-      const err = coerceError(e);
-      if (!(err instanceof PermanentError)) {
-        await audit
-          .record({
-            stage: STAGE,
-            outcome: "failed",
-            ...ids,
-            durationMs: Math.round(performance.now() - started),
-            errorCode: errorCode(err),
-            errorMessage: err.message,
-          })
-          .catch(() => undefined);
-      }
-      throw isForeignKeyViolation(e)
-        ? new PermanentError("unknown_document", `no document ${msg.documentId} for page ${msg.pageNumber}`, { cause: e, documentId: msg.documentId })
-        : err;
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+      if (!isForeignKeyViolation(e)) throw e;
+      throw new PermanentError("unknown_document", `no document ${msg.documentId} for page ${msg.pageNumber}`, { cause: e, documentId: msg.documentId });
     }
+    a.log.info({ ...facts, scaledDown }, "page rendered");
+    return committed;
   }
 
   const worker = createWorker<SinglePageMessage>({
@@ -177,10 +150,12 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     dlqUrl: opts.queueUrls.singlePage.dlqUrl,
     sqs: opts.sqs,
     parse: (body) => SinglePageMessage.parse(body),
-    handle,
+    // A permanent failure is recorded once, by onDeadLetter, with the page's reason.
+    handle: (msg, ctx) =>
+      stages.run({ stage: STAGE, unit: msg, ctx, recordPermanentFailure: false, lookup: () => unrendered(msg), work: (a) => convert(msg, a) }),
     // A rendered page has its PNG, so only a page still waiting for one fails.
-    onDeadLetter: (msg, error, ctx) => recordPageDeadLetter({ prisma, audit }, STAGE, msg, error, ctx, { failFrom: ["pending", "failed"] }),
-    onPoison: (info) => recordPoison(audit, STAGE, info),
+    onDeadLetter: (msg, error, ctx) => recordPageDeadLetter(stages, STAGE, msg, error, ctx, { failFrom: ["pending", "failed"] }),
+    onPoison: (info) => recordPoison(stages.audit, STAGE, info),
     concurrency: opts.concurrency ?? pool.size,
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? spec.visibilityTimeoutSeconds,
     maxReceiveCount: spec.maxReceiveCount,
@@ -198,7 +173,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
         await worker.stop({ timeoutMs: (opts.stopTimeoutSeconds ?? 25) * 1000 });
       } finally {
         if (ownPool) await pool.close();
-        await audit.flush();
+        await stages.flush();
       }
     },
   };
