@@ -9,34 +9,21 @@ export interface PageRef {
   pageNumber: number;
 }
 
-export interface StoreOutcome {
-  /** False when the page already had a result (a duplicate delivery): nothing was added. */
-  created: boolean;
-  /** True when this call moved the document to done. */
-  documentDone: boolean;
-}
-
 /** Document states a result may move to `inferring` (never back from done or failed). */
 const BEFORE_INFERRING = ["queued", "classified", "splitting", "converting"] as const;
 
 /**
- * Stores a page's result exactly once and moves page and document forward.
- *
- * - The result is inserted with `skipDuplicates` on the unique `pageId`, so a duplicate
- *   delivery (or two workers racing on one page) adds nothing.
- * - The page goes to `done`: a page with a result is done, whatever it was before.
- * - The document is done when all its pages are; see {@link finishPage}.
+ * Stores a page's result exactly once: inserted with `skipDuplicates` on the unique `pageId`,
+ * so a duplicate delivery (or two workers racing on one page) adds nothing. Returns whether
+ * this call added it. Run it in the transaction that records the stage's outcome.
  */
-export async function storeResult(
-  prisma: PrismaClient,
+export async function insertResult(
+  tx: Prisma.TransactionClient,
   page: PageRef,
   response: ModelResponse,
   latencyMs: number,
-  /** The stage's `succeeded` audit row, stored in the same transaction as the result it reports. */
-  succeeded?: Prisma.AuditEventUncheckedCreateInput,
-): Promise<StoreOutcome> {
-  const count = await prisma.$transaction(async (tx) => {
-    const { count } = await tx.inferenceResult.createMany({
+): Promise<boolean> {
+  const { count } = await tx.inferenceResult.createMany({
     data: [
       {
         pageId: page.id,
@@ -50,11 +37,8 @@ export async function storeResult(
       },
     ],
     skipDuplicates: true,
-    });
-    if (count === 1 && succeeded) await tx.auditEvent.create({ data: succeeded });
-    return count;
   });
-  return { created: count === 1, documentDone: await finishPage(prisma, page) };
+  return count === 1;
 }
 
 /**

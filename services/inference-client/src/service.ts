@@ -1,11 +1,14 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { PrismaClient } from "@docpipe/db";
 import {
-  AuditWriter,
+  StageRunner,
+  alreadyDone,
+  type AlreadyDone,
+  type Committed,
+  type StageScope,
+  type DocumentRef,
   childLogger,
-  coerceError,
   createWorker,
-  errorCode,
   failureReason,
   parseImageKey,
   parseS3Event,
@@ -25,7 +28,7 @@ import { pino } from "pino";
 import { ProtectedModelClient, type ProtectionOptions } from "./protected-client.js";
 import type { BreakerState } from "./limits/circuit-breaker.js";
 import { HttpModelInvoker, type HttpInvokerOptions, type ModelInvoker } from "./model/invoker.js";
-import { finishPage, storeResult } from "./results.js";
+import { finishPage, insertResult, type PageRef } from "./results.js";
 
 export interface InferenceClientOptions extends ProtectionOptions {
   sqs: SQSClient;
@@ -76,7 +79,7 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
   const workerId = opts.workerId ?? `inference-client/${process.pid}`;
   const invoker = "invoke" in opts.model ? opts.model : new HttpModelInvoker(opts.model);
   const client = new ProtectedModelClient(invoker, { ...opts, logger });
-  const audit = new AuditWriter({ prisma: opts.prisma, workerId, logger });
+  const stages = new StageRunner({ prisma: opts.prisma, workerId, logger });
   const { prisma } = opts;
   // Ends any wait still running after the worker has stopped (belt and braces: the worker
   // aborts each message's own signal when it releases it).
@@ -94,60 +97,50 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
       return;
     }
     const log = childLogger(ctx.logger, { batchId: ref.batchId, documentId: ref.documentId, pageNumber: ref.pageNumber });
-    const ids = { batchId: ref.batchId, documentId: ref.documentId, pageNumber: ref.pageNumber, attempt: ctx.attempt, messageId: ctx.messageId };
-    const started = performance.now();
+    await stages.run({
+      stage: STAGE,
+      unit: ref,
+      ctx: { ...ctx, logger: log },
+      // A permanent failure is recorded once, by onDeadLetter, with the page's reason.
+      recordPermanentFailure: false,
+      lookup: () => unscored(ref, record.key),
+      work: (a, page) => score(record, page, a, signal),
+    });
+  }
 
+  async function unscored(ref: DocumentRef & { pageNumber: number }, key: string): Promise<PageRef | AlreadyDone> {
     const row = await prisma.page.findUnique({
       where: { documentId_pageNumber: { documentId: ref.documentId, pageNumber: ref.pageNumber } },
       select: { id: true, documentId: true, pageNumber: true, result: { select: { id: true } } },
     });
     if (!row) {
       const doc = await prisma.document.findUnique({ where: { id: ref.documentId }, select: { id: true } });
-      const errIds = { documentId: ref.documentId, pageNumber: ref.pageNumber, key: record.key };
+      const errIds = { documentId: ref.documentId, pageNumber: ref.pageNumber, key };
       // No document: a stray object no retry will explain. A document without this page row
       // is a producer that has not written it yet: retry.
-      if (!doc) throw new PermanentError("unknown_document", `no document ${ref.documentId} for ${record.key}`, errIds);
+      if (!doc) throw new PermanentError("unknown_document", `no document ${ref.documentId} for ${key}`, errIds);
       throw new TransientError("unknown_page", `document has no page ${ref.pageNumber} yet`, errIds);
     }
-
     const page = { id: row.id, batchId: ref.batchId, documentId: row.documentId, pageNumber: row.pageNumber };
-    if (row.result) {
-      // Duplicate delivery: the result exists; only make sure page and document caught up.
-      const documentDone = await finishPage(prisma, page);
-      await audit.recordAlreadyDone({ stage: STAGE, ...ids, details: { reason: "result_exists", documentDone } });
-      log.info("page already has a result; duplicate delivery skipped");
-      return;
-    }
+    if (!row.result) return page;
+    // Duplicate delivery: the result exists; only make sure page and document caught up.
+    const documentDone = await finishPage(prisma, page);
+    return alreadyDone({ reason: "result_exists", documentDone }, { checkRecorded: true });
+  }
 
-    await audit.record({ stage: STAGE, outcome: "started", ...ids });
-    try {
-      const outcome = await client.invoke({ bucket: record.bucket, key: record.key }, signal, ctx.signal);
-      const durationMs = Math.round(performance.now() - started);
-      const details = {
-        model: outcome.response.model,
-        features: outcome.response.features,
-        latencyMs: outcome.latencyMs,
-        calls: outcome.calls,
-      };
-      // The succeeded record commits with the result: a kill between the two cannot leave a
-      // scored page whose trail lacks the stage.
-      const succeeded = audit.row({ stage: STAGE, outcome: "succeeded", ...ids, durationMs, details });
-      const stored = await storeResult(prisma, page, outcome.response, outcome.latencyMs, succeeded);
-      if (!stored.created) {
-        await audit.record({ stage: STAGE, outcome: "skipped", ...ids, durationMs, details: { ...details, reason: "result_exists" } });
-      }
-      log.info({ durationMs, latencyMs: outcome.latencyMs, calls: outcome.calls, features: outcome.response.features }, "page scored");
-      if (stored.documentDone) log.info("document done");
-    } catch (e) {
-      const err = coerceError(e);
-      // Stopping is not a failure of the page; the worker releases the message.
-      if (!signal.aborted && !(err instanceof PermanentError)) {
-        await audit
-          .record({ stage: STAGE, outcome: "failed", ...ids, durationMs: Math.round(performance.now() - started), errorCode: errorCode(err), errorMessage: err.message })
-          .catch(() => undefined);
-      }
-      throw err;
-    }
+  async function score(record: S3EventRecord, page: PageRef, a: StageScope, signal: AbortSignal): Promise<Committed> {
+    const outcome = await client.invoke({ bucket: record.bucket, key: record.key }, signal, a.signal);
+    const { latencyMs, calls } = outcome;
+    const details = { model: outcome.response.model, features: outcome.response.features, latencyMs, calls };
+    // The succeeded record commits with the result: a kill between the two cannot leave a
+    // scored page whose trail lacks the stage.
+    const committed = await a.commit(details, async (tx) =>
+      (await insertResult(tx, page, outcome.response, latencyMs)) ? undefined : { outcome: "skipped", details: { reason: "result_exists" } },
+    );
+    const documentDone = await finishPage(prisma, page);
+    a.log.info({ latencyMs, calls, features: outcome.response.features }, "page scored");
+    if (documentDone) a.log.info("document done");
+    return committed;
   }
 
   async function onDeadLetter(event: S3Event, error: PermanentError, ctx: HandlerContext): Promise<void> {
@@ -156,10 +149,10 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
     const ref = record ? parseImageKey(record.key) : undefined;
     if (ref) {
       // A page that will never get a result keeps its document from done: fail both, with the reason.
-      await recordPageDeadLetter({ prisma, audit }, STAGE, ref, error, ctx, { failFrom: ["pending", "rendered", "failed"] });
+      await recordPageDeadLetter(stages, STAGE, ref, error, ctx, { failFrom: ["pending", "rendered", "failed"] });
       return;
     }
-    await audit.record({
+    await stages.audit.record({
       stage: STAGE,
       outcome: "dead_lettered",
       attempt: ctx.attempt,
@@ -189,7 +182,7 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
       // S3 sends one record per event; several are handled in turn.
       for (const record of event.records) await handleRecord(record, ctx, signal);
     },
-    onPoison: (info) => recordPoison(audit, STAGE, info),
+    onPoison: (info) => recordPoison(stages.audit, STAGE, info),
     onDeadLetter,
   });
 
@@ -207,7 +200,7 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
         await worker.stop({ timeoutMs });
       } finally {
         stopping.abort(new Error("inference client stopped"));
-        await audit.flush();
+        await stages.flush();
       }
     },
     status: () => ({
