@@ -112,7 +112,7 @@ test("a document with one broken page gets only that page re-sent, fails again w
   await ensureBucket(stack.s3, BUCKET);
   const prefix = "broken-page/";
   const fixture = (await generateHostileCorpus(join(dir, "hostile"))).find((f) => f.name === "one-broken-page.pdf")!;
-  expect(fixture.expect).toEqual({ kind: "partial", pageCount: 5, brokenPages: [3] });
+  expect(fixture.expect).toEqual({ kind: "processed", pageCount: 5, degradedPages: [3] });
   await putFile(stack.s3, BUCKET, `${prefix}one-broken-page.pdf`, fixture.path);
 
   const app = own(await startApi(stack, prisma));

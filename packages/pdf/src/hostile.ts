@@ -10,14 +10,21 @@ import type { PdfErrorCode } from "./errors.js";
  * - `rejected`: the whole document fails with this permanent code, without retries;
  * - `processed`: every page renders (`repaired`: mupdf had to rebuild the cross-reference
  *   table; `scaledDownPages`: 1-based pages whose box is too big for the default 50 M pixel
- *   cap at any resolution above 35 dpi, so their PNG records a lower dpi than requested);
- * - `partial`: the document splits into `pageCount` pages, the pages in `brokenPages` (1-based)
- *   fail alone with "corrupt_page" and every other page renders.
+ *   cap at any resolution above 35 dpi, so their PNG records a lower dpi than requested;
+ *   `degradedPages`: 1-based pages no engine draws cleanly, kept and flagged `degraded`, or
+ *   failed alone as "corrupt_page" under `rejectDamaged` / `onDamagedPage: "fail"`).
  */
 export type HostileExpectation =
   | { kind: "rejected"; code: PdfErrorCode }
-  | { kind: "processed"; pageCount: number; repaired?: boolean; scaledDownPages?: number[] }
-  | { kind: "partial"; pageCount: number; brokenPages: number[] };
+  | {
+      kind: "processed";
+      pageCount: number;
+      repaired?: boolean;
+      scaledDownPages?: number[];
+      degradedPages?: number[];
+      /** Only pdfium opens it: mupdf finds no pages. */
+      onlyPdfium?: boolean;
+    };
 
 export interface HostileFixture {
   /** File name inside the corpus directory, also a stable id for tests. */
@@ -277,7 +284,8 @@ export async function generateHostileCorpus(dir: string): Promise<HostileFixture
     "billion-pages.pdf",
     buildPdf(documentBodies(letterPages(1), CLAIMED_PAGES)),
     `one page; the page tree's /Count claims ${CLAIMED_PAGES}`,
-    { kind: "rejected", code: "too_many_pages" },
+    // Counted by its leaves, as a viewer does: the count is bounded by the file, not the claim.
+    { kind: "processed", pageCount: 1 },
   );
 
   // Viewers show the pages the tree holds; mupdf corrects the count once it has walked the tree.
@@ -285,12 +293,12 @@ export async function generateHostileCorpus(dir: string): Promise<HostileFixture
     kind: "processed",
     pageCount: 2,
   });
-  // The page tree lists itself as a kid: a naive walk never ends.
+  // The page tree lists itself as a kid: a naive walk never ends; a viewer shows the 2 pages.
   await add(
     "page-tree-cycle.pdf",
     buildPdf(documentBodies(letterPages(2), 3, " 2 0 R")),
     "2 pages; the page tree is its own third kid (/Count 3)",
-    { kind: "rejected", code: "corrupt" },
+    { kind: "processed", pageCount: 2 },
   );
 
   await add(
@@ -319,20 +327,46 @@ export async function generateHostileCorpus(dir: string): Promise<HostileFixture
   }
 
   // 60000 × 60000 RGB is 10.8 GB decoded, from 10 kB in the file. mupdf refuses to decode it
-  // ("image is too large") and would draw the page without it.
+  // ("image is too large") and draws the page without it; pdfium cannot decode it either.
   await add(
     "image-bomb.pdf",
     buildPdf(documentBodies([{}, { image: { width: 60_000, height: 60_000, bytes: 1_000_000 } }, {}])),
     "3 pages; page 2 draws an image that claims 60000 × 60000 pixels",
-    { kind: "partial", pageCount: 3, brokenPages: [2] },
+    { kind: "processed", pageCount: 3, degradedPages: [2] },
   );
 
   await add(
     "one-broken-page.pdf",
     buildPdf(documentBodies([{}, {}, { content: bitRot }, {}, {}])),
     "5 pages; page 3's compressed content stream has flipped bits",
-    { kind: "partial", pageCount: 5, brokenPages: [3] },
+    { kind: "processed", pageCount: 5, degradedPages: [3] },
   );
+
+  {
+    // An update section whose trailer gives /Prev as an array: mupdf reads only that section,
+    // finds no objects and no pages; pdfium (like poppler) reads the file as a viewer would.
+    const base = buildPdf(documentBodies(letterPages(1)));
+    const prev = base.lastIndexOf("startxref\n") + "startxref\n".length;
+    const xref = Number(base.subarray(prev).toString("latin1").split("\n")[0]);
+    const update = `xref\n0 1\n0000000000 65535 f\r\ntrailer\n<< /Size 6 /Root 1 0 R /Prev [${xref}] >>\nstartxref\n${base.length}\n%%EOF\n`;
+    await add("only-pdfium-opens.pdf", Buffer.concat([base, Buffer.from(update, "latin1")]), "1 page; its last trailer's /Prev is an array", {
+      kind: "processed",
+      pageCount: 1,
+      onlyPdfium: true,
+    });
+  }
+
+  {
+    // The page tree's root is the page itself: no /Kids to walk. Viewers show the page.
+    const bodies = documentBodies(letterPages(1));
+    bodies[1] = `<< /Type /Pages /Kids [2 0 R] /Count 1 >>`;
+    bodies[3] = (bodies[3] as string).replace("/Parent 2 0 R ", "");
+    const onePage = buildPdf([bodies[0] as string, "<< /Type /Pages /Kids [] /Count 0 >>", ...bodies.slice(2)]);
+    await add("page-outside-tree.pdf", onePage, "1 page; the page tree's /Kids is empty and the page hangs outside it", {
+      kind: "processed",
+      pageCount: 1,
+    });
+  }
 
   return fixtures;
 }

@@ -20,13 +20,13 @@ export {
 } from "./split.js";
 export {
   renderPage,
-  fitPixels,
   DEFAULT_DPI,
   DEFAULT_MAX_PIXELS,
   DAMAGE,
   type RenderOptions,
   type RenderResult,
 } from "./render.js";
+export { fitPixels } from "./pixels.js";
 export { RenderPool, type RenderPoolOptions, type PoolRenderOptions } from "./pool.js";
 export {
   generateCorpus,

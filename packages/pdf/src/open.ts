@@ -3,6 +3,8 @@ import { open as openAsync } from "node:fs/promises";
 import * as mupdf from "mupdf";
 import { PdfError } from "./errors.js";
 import { nativeInspect, type NativeOptions } from "./native.js";
+import { orphanPages, trustLeaves, walkPageTree, type PageTree } from "./page-tree.js";
+import { withPdfium } from "./fallback.js";
 
 /**
  * mupdf's WASM build passes stream positions to JavaScript as signed 32-bit integers, so any
@@ -14,21 +16,31 @@ export const MAX_MUPDF_FILE_BYTES = 2 ** 31 - 1;
 const MAGIC = Buffer.from("%PDF-", "latin1");
 const MAGIC_WINDOW = 1024;
 
-/** Throws PdfError("not_pdf") unless `%PDF-` occurs in the first 1024 bytes. Returns the size. */
-export async function checkPdfMagic(path: string): Promise<number> {
+/**
+ * The file's size and whether `%PDF-` occurs in its first 1024 bytes. Only an empty file is
+ * refused here (not_pdf): mupdf opens a PDF whose header is further in, or missing, by repairing
+ * it, so a file without one is refused only when no engine can open it (see notPdfUnlessHeader).
+ */
+export async function sniffPdf(path: string): Promise<{ size: number; header: boolean }> {
   const fh = await openAsync(path, "r");
   try {
     const { size } = await fh.stat();
     if (size === 0) throw new PdfError("not_pdf", "file is empty", { path });
     const head = Buffer.alloc(Math.min(MAGIC_WINDOW, size));
     const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    if (head.subarray(0, bytesRead).indexOf(MAGIC) < 0) {
-      throw new PdfError("not_pdf", "no %PDF- header in the first 1024 bytes", { path });
-    }
-    return size;
+    return { size, header: head.subarray(0, bytesRead).indexOf(MAGIC) >= 0 };
   } finally {
     await fh.close();
   }
+}
+
+/** A file without a PDF header that no engine opens is not a PDF: the reason says so. */
+export function notPdfUnlessHeader(e: unknown, header: boolean, path: string): unknown {
+  if (header || !(e instanceof PdfError) || e.code === "file_too_large" || e.code === "too_many_pages") return e;
+  return new PdfError("not_pdf", `no %PDF- header in the first 1024 bytes, and no engine can open it (${e.message})`, {
+    path,
+    cause: e,
+  });
 }
 
 /**
@@ -100,38 +112,72 @@ export interface DocumentLimits extends NativeOptions {
 
 export type InspectOptions = DocumentLimits;
 
+export type Engine = "mupdf" | "pdfium";
+
 export interface PdfInfo {
   pageCount: number;
   /** mupdf had to rebuild a broken cross-reference table to read the file. */
   repaired: boolean;
   sizeBytes: number;
+  /** The engine that opened it: pdfium when mupdf cannot (see README, "Two engines"). */
+  engine: Engine;
+  /** What the engines said while opening it (mupdf's messages, why mupdf refused it), distinct. */
+  warnings: string[];
 }
 
 /**
- * Tells whether a file is a PDF this pipeline can process, without loading it into memory.
- * Every failure is a permanent PdfError: not_pdf, encrypted, corrupt, too_many_pages, and
- * file_too_large for a file of 2 GiB or more when native mutool is unavailable or disabled.
+ * Tells whether a file is a PDF this pipeline can process, without loading it into memory
+ * (pdfium, the fallback, holds files up to PDFIUM_MAX_BYTES in its heap). Every failure is a
+ * permanent PdfError: not_pdf, encrypted, corrupt, too_many_pages, and file_too_large for a
+ * file of 2 GiB or more when native mutool is unavailable or disabled.
  *
- * The work is bounded by the file, not by what it claims: a page tree's /Count is checked
- * against maxPages before anything is walked, mupdf itself refuses a /Count larger than the
- * number of objects in the file, and the page tree walk that follows visits each object once.
+ * Opens like a viewer: mupdf first, pdfium when mupdf refuses it (corrupt, no pages, needs a
+ * password: pdfium tries the empty one too). Pages are counted by the page tree's leaves, each
+ * object visited once, so the count is bounded by the file, not by the /Count it claims.
  */
 export async function inspectPdf(path: string, opts: InspectOptions = {}): Promise<PdfInfo> {
-  const sizeBytes = await checkPdfMagic(path);
+  const { size: sizeBytes, header } = await sniffPdf(path);
   checkByteLimit(sizeBytes, opts.maxBytes, path);
   if (sizeBytes > MAX_MUPDF_FILE_BYTES) {
     const { pageCount, repaired } = await nativeInspect(path, sizeBytes, opts);
     checkPageLimit(pageCount, opts.maxPages, path);
-    return { pageCount, repaired, sizeBytes };
+    return { pageCount, repaired, sizeBytes, engine: "mupdf", warnings: [] };
   }
-  const doc = openPdf(path);
+  const messages: string[] = [];
   try {
-    if (doc.needsPassword()) throw new PdfError("encrypted", "the PDF needs a password", { path });
-    const pageCount = checkedPageCount(doc, { path, maxPages: opts.maxPages, verifyPages: true });
-    return { pageCount, repaired: doc.wasRepaired(), sizeBytes };
-  } finally {
-    doc.destroy();
+    try {
+      return captureMupdfLog(() => {
+        const doc = openPdf(path);
+        try {
+          if (doc.needsPassword()) throw new PdfError("encrypted", "the PDF needs a password", { path });
+          const pageCount = checkedPageCount(doc, { path, maxPages: opts.maxPages, verifyPages: true });
+          return { pageCount, repaired: doc.wasRepaired(), sizeBytes, engine: "mupdf" as const, warnings: distinct(messages) };
+        } finally {
+          doc.destroy();
+        }
+      }, messages).result;
+    } catch (e) {
+      return await withPdfium(path, e, (pdfium) => {
+        checkPageLimit(pdfium.pageCount, opts.maxPages, path);
+        return {
+          pageCount: pdfium.pageCount,
+          repaired: false,
+          sizeBytes,
+          engine: "pdfium" as const,
+          warnings: distinct([...messages, `mupdf: ${errorText(e)}`]),
+        };
+      });
+    }
+  } catch (e) {
+    throw notPdfUnlessHeader(e, header, path);
   }
+}
+
+const MAX_WARNINGS = 20;
+
+/** The distinct messages, in order, at most 20. */
+export function distinct(messages: string[]): string[] {
+  return [...new Set(messages)].slice(0, MAX_WARNINGS);
 }
 
 export function checkByteLimit(sizeBytes: number, maxBytes: number | undefined, path?: string): void {
@@ -146,114 +192,95 @@ export function checkPageLimit(pageCount: number, maxPages: number | undefined, 
   }
 }
 
-/** The /Count the document's page tree claims, read without trusting it. */
-function claimedPageCount(doc: mupdf.PDFDocument): number | undefined {
-  try {
-    const count = doc.getTrailer().get("Root", "Pages", "Count");
-    return count.isNumber() ? count.asNumber() : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 const MISSING_LISTED = 5;
 
-/**
- * Walks the page tree once, in page order: the number of leaves and the (1-based) positions of
- * those that are not dictionaries, i.e. objects the file does not hold. One pass over the Kids
- * arrays, each intermediate node visited at most once, so a cycle or a shared node cannot make
- * it loop; an explicit stack, so a deep tree cannot overflow. (Asking mupdf page by page is
- * quadratic on a flat tree it failed to load.)
- */
-function walkPageTree(doc: mupdf.PDFDocument): { pages: number; missing: number[] } {
-  const root = doc.getTrailer().get("Root", "Pages");
-  const rootKids = root.get("Kids");
-  if (!rootKids.isArray()) return { pages: 0, missing: [] };
-  const seen = new Set<number>();
-  if (root.isIndirect()) seen.add(root.asIndirect());
-  const stack = [{ kids: rootKids, next: 0, length: rootKids.length }];
-  const missing: number[] = [];
-  let pages = 0;
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1]!;
-    if (top.next >= top.length) {
-      stack.pop();
-      continue;
-    }
-    const kid = top.kids.get(top.next++);
-    const kids = kid.isDictionary() ? kid.get("Kids") : undefined;
-    if (kids?.isArray() && kid.get("Type").asName() !== "Page") {
-      if (kid.isIndirect()) {
-        const num = kid.asIndirect();
-        if (seen.has(num)) continue;
-        seen.add(num);
-      }
-      stack.push({ kids, next: 0, length: kids.length });
-    } else {
-      pages++;
-      if (!kid.isDictionary()) missing.push(pages);
-    }
-  }
-  return { pages, missing };
-}
+// A document's page tree is walked once, however many pages are then drawn from it.
+const counted = new WeakMap<mupdf.PDFDocument, { pages: number; missing: number[] }>();
 
 /**
- * The number of pages of an open document, checked against what the file really holds:
- * - the page tree's claimed /Count is checked against maxPages first (too_many_pages), before
- *   any page is looked at, so a claim of a billion pages costs nothing;
- * - mupdf refuses a /Count at or above the number of objects in the file ("Invalid number of
- *   pages"): that is a lie, so corrupt;
- * - loading the first page makes mupdf walk the page tree once and, when the tree is sound,
- *   replace a /Count that overstates the pages by the number it found;
- * - with verifyPages, every page must be a dictionary: a truncated file keeps a page tree
- *   naming objects that were cut off, which mupdf would otherwise render as blank pages.
+ * The number of pages of an open document, as a viewer counts them: the leaves of its page
+ * tree, whatever /Count claims, so the count is bounded by the objects in the file.
+ * - when /Count disagrees with the leaves (an overstated or absurd claim, a tree mupdf could not
+ *   walk), the tree is rebuilt in memory from the leaves, so mupdf counts, loads and copies
+ *   pages the same way;
+ * - the leaves are checked against maxPages (too_many_pages);
+ * - with verifyPages, every page must be a dictionary: a truncated file keeps a page tree naming
+ *   objects that were cut off, which mupdf would otherwise render as blank pages (corrupt).
  */
 export function checkedPageCount(
   doc: mupdf.PDFDocument,
   opts: { path?: string | undefined; maxPages?: number | undefined; verifyPages?: boolean } = {},
 ): number {
   const { path, maxPages } = opts;
-  let claimed: number;
-  try {
-    claimed = doc.countPages();
-  } catch (e) {
-    const raw = claimedPageCount(doc);
-    if (raw === undefined) throw new PdfError("corrupt", `cannot count pages: ${errorText(e)}`, { path, cause: e });
-    checkPageLimit(raw, maxPages, path);
+  let known = counted.get(doc);
+  if (!known) {
+    known = countLeaves(doc, path);
+    counted.set(doc, known);
+  }
+  checkPageLimit(known.pages, maxPages, path);
+  if (opts.verifyPages && known.missing.length > 0) {
+    const { missing } = known;
+    const listed = missing.slice(0, MISSING_LISTED).join(", ") + (missing.length > MISSING_LISTED ? ", ..." : "");
     throw new PdfError(
       "corrupt",
-      `the page tree claims ${raw} pages, more than the ${doc.countObjects()} objects in the file can hold`,
-      { path, cause: e },
+      `${missing.length} of ${known.pages} pages are missing from the file (pages ${listed}): truncated or damaged`,
+      { path },
     );
   }
-  checkPageLimit(claimed, maxPages, path);
-  if (claimed < 1) throw new PdfError("corrupt", "the PDF has no pages", { path });
-  let count: number;
+  return known.pages;
+}
+
+function countLeaves(doc: mupdf.PDFDocument, path: string | undefined): { pages: number; missing: number[] } {
+  let tree = walkPageTree(doc);
+  // No leaf in the tree: the pages the file holds, as viewers recover them.
+  if (tree.leaves.length === 0 && hasCatalog(doc)) tree = orphanPages(doc);
+  let mupdfCount: number | undefined;
   try {
-    doc.loadPage(0).destroy();
-    count = doc.countPages();
-  } catch (e) {
-    throw new PdfError("corrupt", `cannot read the page tree: ${errorText(e)}`, { path, cause: e });
-  }
-  if (count < 1) throw new PdfError("corrupt", "the PDF has no pages", { path });
-  if (opts.verifyPages) {
-    const tree = walkPageTree(doc);
-    if (tree.missing.length > 0) {
-      const listed =
-        tree.missing.slice(0, MISSING_LISTED).join(", ") + (tree.missing.length > MISSING_LISTED ? ", ..." : "");
-      throw new PdfError(
-        "corrupt",
-        `${tree.missing.length} of ${tree.pages} pages are missing from the file (pages ${listed}): truncated or damaged`,
-        { path },
-      );
+    mupdfCount = doc.countPages();
+    // Loading a page makes mupdf walk the tree and correct an overstated /Count it can see through.
+    if (mupdfCount > 0) {
+      doc.loadPage(0).destroy();
+      mupdfCount = doc.countPages();
     }
-    if (tree.pages !== count) {
-      // mupdf could not make sense of the tree either (it keeps /Count when its own walk
-      // fails): some pages would be unreachable or phantom.
-      throw new PdfError("corrupt", `the page tree says ${count} pages but holds ${tree.pages}`, { path });
+  } catch {
+    // /Count is absurd (mupdf refuses one at or above the number of objects) or the tree is broken.
+  }
+  if (tree.leaves.length === 0) {
+    // A tree the walk cannot read (no /Kids) that mupdf still makes pages of: mupdf knows better.
+    if (mupdfCount !== undefined && mupdfCount > 0) return { pages: mupdfCount, missing: [] };
+    throw new PdfError("corrupt", "the PDF has no pages", { path });
+  }
+  if (mupdfCount !== tree.leaves.length || !reachable(doc, tree)) {
+    trustLeaves(doc, tree);
+    let now: number | undefined;
+    try {
+      now = doc.countPages();
+    } catch {
+      // reported below
+    }
+    if (now !== tree.leaves.length) {
+      throw new PdfError("corrupt", `the page tree holds ${tree.leaves.length} pages but mupdf counts ${now ?? "none"}`, { path });
     }
   }
-  return count;
+  return { pages: tree.leaves.length, missing: tree.missing };
+}
+
+function hasCatalog(doc: mupdf.PDFDocument): boolean {
+  try {
+    return doc.getTrailer().get("Root").isDictionary();
+  } catch {
+    return false;
+  }
+}
+
+/** mupdf finds the first and last leaves where the walk found them (a deep tree can defeat its lookup). */
+function reachable(doc: mupdf.PDFDocument, tree: PageTree): boolean {
+  const ends = [0, tree.leaves.length - 1];
+  try {
+    return ends.every((i) => !tree.leaves[i]!.isDictionary() || doc.findPage(i).isDictionary());
+  } catch {
+    return false;
+  }
 }
 
 export function errorText(e: unknown): string {
@@ -265,13 +292,15 @@ export type MupdfLog = (level: "warning" | "error", message: string) => void;
 
 // mupdf has one log per thread. This module owns it, so that renderDocPage can see the
 // messages of one page while they still reach the sink chosen with setMupdfLog.
-let sink: MupdfLog | "silent" | "stderr" = "stderr";
+// Silent by default: a library does not print. Callers capture messages per operation (they come
+// back as `warnings`) or route them all to a logger with setMupdfLog.
+let sink: MupdfLog | "silent" | "stderr" = "silent";
 let installed = false;
 let capture: string[] | undefined;
 let muted = false;
 
 function dispatch(level: "warning" | "error", message: string): void {
-  if (muted) return;
+  if (muted || message.startsWith("... repeated")) return;
   capture?.push(message);
   if (sink === "stderr") process.stderr.write(`${level}: ${message}\n`);
   else if (sink !== "silent") sink(level, message);
@@ -282,15 +311,17 @@ function installLog(): void {
   installed = true;
   mupdf.setLog({ warning: (m) => dispatch("warning", m), error: (m) => dispatch("error", m) });
 }
+// From the first import on, mupdf's messages go through dispatch: never straight to stderr.
+installLog();
 
 /**
  * Routes this thread's mupdf messages to `log` (e.g. a pino child logger), drops them
- * ("silent"), or restores mupdf's default of printing them to stderr ("stderr"). Each worker
- * thread has its own mupdf; RenderPool takes `onMupdfLog` for its workers.
+ * ("silent", the default), or prints them to stderr as mupdf's own tools do ("stderr"). Each
+ * worker thread has its own mupdf; RenderPool takes `onMupdfLog` for its workers.
  */
 export function setMupdfLog(log: MupdfLog | "silent" | "stderr"): void {
   sink = log;
-  if (log !== "stderr") installLog();
+  installLog();
 }
 
 const NOT_A_PDF = new Uint8Array(Buffer.from("%PDF-1.0\n"));
@@ -311,11 +342,14 @@ function resetRepeatedWarnings(): void {
   }
 }
 
-/** Runs fn and returns the mupdf warnings and errors it caused (they still reach the sink too). */
-export function captureMupdfLog<T>(fn: () => T): { result: T; messages: string[] } {
+/**
+ * Runs fn and returns the mupdf warnings and errors it caused (they still reach the sink too).
+ * They are also pushed to `into`, which keeps them when fn throws.
+ */
+export function captureMupdfLog<T>(fn: () => T, into: string[] = []): { result: T; messages: string[] } {
   installLog();
   resetRepeatedWarnings();
-  const messages: string[] = [];
+  const messages = into;
   const outer = capture;
   capture = messages;
   try {

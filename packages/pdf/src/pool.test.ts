@@ -71,3 +71,25 @@ describe("RenderPool mupdf log", () => {
     expect(messages.join("\n")).toMatch(/repair/);
   });
 });
+
+describe("RenderPool recycling", () => {
+  it("replaces a worker whose heap grew past the bound after a page, and loses no page", async () => {
+    // Pages with a large image grow a worker's mupdf heap well past 1 MiB; a bound that low
+    // recycles the worker after every page.
+    const heavy = join(dir, "heavy.pdf");
+    await generatePdf(heavy, Array.from({ length: 6 }, () => ({ widthPt: 612, heightPt: 792, content: "image" as const, imagePixels: 1500 })));
+    const p = new RenderPool({ size: 1, recycleAboveBytes: 1 << 20 });
+    try {
+      const results = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => p.render(heavy, i, { dpi: 30 })));
+      expect(results.map((r) => r.width)).toEqual([255, 255, 255, 255, 255, 255]);
+      expect(p.recycled).toBe(6);
+      expect(p.size).toBe(1);
+    } finally {
+      await p.close();
+    }
+    // With the default bound (512 MiB) the same pages keep their worker.
+    const results = await Promise.all([0, 1, 2].map((i) => pool.render(heavy, i, { dpi: 30 })));
+    expect(results).toHaveLength(3);
+    expect(pool.recycled).toBe(0);
+  });
+});

@@ -15,9 +15,17 @@ export interface RenderPoolOptions {
   timeoutMs?: number;
   /** Pages waiting for a worker beyond this are refused at once. @defaultValue Infinity */
   maxQueue?: number;
-  /** Receives the workers' mupdf warnings and errors instead of stderr. @defaultValue mupdf prints to stderr */
+  /** Receives every mupdf warning and error of the workers (each page's also come back as its `warnings`). @defaultValue dropped */
   onMupdfLog?: MupdfLog;
+  /**
+   * A worker whose WASM heaps (mupdf's and pdfium's) have grown past this many bytes after a
+   * page is replaced by a fresh one: a WASM heap never shrinks, so one hostile page would
+   * otherwise pin its peak for the worker's life. @defaultValue 512 MiB
+   */
+  recycleAboveBytes?: number;
 }
+
+export const DEFAULT_RECYCLE_ABOVE_BYTES = 512 * 2 ** 20;
 
 export interface PoolRenderOptions extends RenderOptions {
   /** Overrides the pool's timeoutMs for this page. */
@@ -64,14 +72,17 @@ export class RenderPool {
   private readonly slots = new Set<Slot>();
   private readonly idle: Slot[] = [];
   private readonly queue: Task[] = [];
+  private readonly recycleAboveBytes: number;
   private nextId = 1;
   private closed = false;
+  private recycledWorkers = 0;
 
   constructor(opts: RenderPoolOptions = {}) {
     this.size = Math.max(1, opts.size ?? availableParallelism());
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.maxQueue = opts.maxQueue ?? Infinity;
     this.onMupdfLog = opts.onMupdfLog;
+    this.recycleAboveBytes = opts.recycleAboveBytes ?? DEFAULT_RECYCLE_ABOVE_BYTES;
     for (let i = 0; i < this.size; i++) this.spawn();
   }
 
@@ -88,10 +99,16 @@ export class RenderPool {
         path: pdfPath,
         pageIndex,
         opts: { dpi: DEFAULT_DPI, ...renderOpts },
+        recycleAboveBytes: this.recycleAboveBytes,
       };
       this.queue.push({ req, timeoutMs, resolve, reject });
       this.dispatch();
     });
+  }
+
+  /** Workers replaced because a page grew their heap past recycleAboveBytes. */
+  get recycled(): number {
+    return this.recycledWorkers;
   }
 
   /** Pages waiting for a worker. */
@@ -154,11 +171,15 @@ export class RenderPool {
     if (slot.task?.req.id !== reply.id) return;
     const task = this.finish(slot)!;
     if (reply.ok) {
-      task.resolve({ png: reply.png, width: reply.width, height: reply.height, dpi: reply.dpi });
+      const { id: _id, ok: _ok, recycle: _recycle, ...result } = reply;
+      task.resolve(result);
     } else {
       task.reject(rebuildError(reply.error, task.req.path));
     }
-    if (!this.closed) {
+    if (reply.recycle) {
+      this.recycledWorkers++;
+      this.replace(slot);
+    } else if (!this.closed) {
       this.idle.push(slot);
       this.dispatch();
     }

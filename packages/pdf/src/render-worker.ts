@@ -1,21 +1,24 @@
 // Entry point of a RenderPool worker thread: loads mupdf once, then renders one page per message.
 import { statSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
-import type * as mupdf from "mupdf";
+import * as mupdf from "mupdf";
 import { isWasmAbort, PdfError } from "./errors.js";
 import { errorText, openPdf, setMupdfLog } from "./open.js";
-import { renderDocPage, type RenderOptions } from "./render.js";
+import { pdfiumHeapBytes } from "./pdfium.js";
+import { renderPageWith, type RenderOptions, type RenderResult } from "./render.js";
 
 export interface RenderRequest {
   id: number;
   path: string;
   pageIndex: number;
   opts: RenderOptions;
+  /** Exit after this page when the engines' WASM heaps together have grown past this many bytes. */
+  recycleAboveBytes: number;
 }
 
 export type RenderReply =
-  | { id: number; ok: true; png: Uint8Array; width: number; height: number; dpi: number }
-  | { id: number; ok: false; error: { name: string; message: string; code?: string; stack?: string } };
+  | ({ id: number; ok: true; recycle: boolean } & RenderResult)
+  | { id: number; ok: false; recycle: boolean; error: { name: string; message: string; code?: string; stack?: string } };
 
 // Rendering several pages of one file in a row should not reopen it each time; the identity
 // check notices a file replaced at the same path (a reused temp name).
@@ -32,10 +35,23 @@ function documentFor(path: string): mupdf.PDFDocument {
   return doc;
 }
 
-function handle(req: RenderRequest): RenderReply {
+/**
+ * Bytes held by this thread's WASM heaps. A heap never shrinks: a page that needed 900 MB keeps
+ * the worker at 900 MB until the worker goes, hence the recycling.
+ */
+function heapBytes(): number {
+  const probe = new mupdf.Buffer();
   try {
-    const r = renderDocPage(documentFor(req.path), req.pageIndex, req.opts);
-    return { id: req.id, ok: true, ...r };
+    return probe.asUint8Array().buffer.byteLength + pdfiumHeapBytes();
+  } finally {
+    probe.destroy();
+  }
+}
+
+async function handle(req: RenderRequest): Promise<RenderReply> {
+  try {
+    const r = await renderPageWith(() => documentFor(req.path), req.path, req.pageIndex, req.opts);
+    return { id: req.id, ok: true, recycle: heapBytes() > req.recycleAboveBytes, ...r };
   } catch (e) {
     // A document that failed once is not worth keeping open.
     cached?.doc.destroy();
@@ -45,11 +61,17 @@ function handle(req: RenderRequest): RenderReply {
       // mupdf aborted (e.g. out of WASM memory) and cannot be used again: report, then exit so
       // the pool starts a fresh worker.
       setImmediate(() => process.exit(1));
-      return { id: req.id, ok: false, error: { name: "PdfError", message: `mupdf aborted: ${err.message}`, code: "worker_crashed" } };
+      return {
+        id: req.id,
+        ok: false,
+        recycle: true,
+        error: { name: "PdfError", message: `mupdf aborted: ${err.message}`, code: "worker_crashed" },
+      };
     }
     return {
       id: req.id,
       ok: false,
+      recycle: heapBytes() > req.recycleAboveBytes,
       error: { name: err.name, message: err.message, code: e instanceof PdfError ? e.code : undefined, stack: err.stack },
     };
   }
@@ -59,7 +81,7 @@ const port = parentPort;
 if (!port) throw new Error("render-worker must run in a worker thread");
 port.on("message", (msg: RenderRequest | { close: true } | { forwardLog: boolean }) => {
   if ("forwardLog" in msg) {
-    setMupdfLog(msg.forwardLog ? (level, message) => port.postMessage({ log: { level, message } }) : "stderr");
+    setMupdfLog(msg.forwardLog ? (level, message) => port.postMessage({ log: { level, message } }) : "silent");
     return;
   }
   if ("close" in msg) {
@@ -68,7 +90,8 @@ port.on("message", (msg: RenderRequest | { close: true } | { forwardLog: boolean
     port.close();
     return;
   }
-  const reply = handle(msg);
-  if (reply.ok) port.postMessage(reply, [reply.png.buffer as ArrayBuffer]);
-  else port.postMessage(reply);
+  void handle(msg).then((reply) => {
+    if (reply.ok) port.postMessage(reply, [reply.png.buffer as ArrayBuffer]);
+    else port.postMessage(reply);
+  });
 });

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateCorpus, generatePdf, PAGE_SIZES, type Corpus } from "./corpus.js";
 import { PdfError } from "./errors.js";
-import { fitPixels, renderPage } from "./render.js";
+import { fitPixels } from "./pixels.js";
+import { renderPage } from "./render.js";
 import { decodePng, expectedPixels } from "./test-helpers.js";
 
 let dir: string;

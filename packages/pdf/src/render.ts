@@ -1,6 +1,8 @@
 import * as mupdf from "mupdf";
-import { isWasmAbort, PdfError } from "./errors.js";
-import { captureMupdfLog, checkedPageCount, errorText, openPdf } from "./open.js";
+import { isWasmAbort, PdfError, type PdfErrorCode } from "./errors.js";
+import { captureMupdfLog, checkedPageCount, distinct, errorText, openPdf, type Engine } from "./open.js";
+import { loadPdfium, PdfiumDocument } from "./pdfium.js";
+import { encodePixmap, encodePng, fitPixels, inkOf } from "./pixels.js";
 
 export interface RenderOptions {
   /** Resolution in dots per inch. @defaultValue 150 */
@@ -13,12 +15,13 @@ export interface RenderOptions {
    */
   maxPixels?: number;
   /**
-   * Fail a page whose drawing mupdf could not read in full (PdfError "corrupt_page") instead of
-   * returning the partial, often blank, image it draws: undecodable or truncated compressed
-   * streams, syntax errors in the content stream, a content stream that is missing or not a
-   * stream, broken images. See DAMAGE. @defaultValue true
+   * Fail a page that no engine draws cleanly (PdfError "corrupt_page", the damage in its
+   * message) instead of returning the best image with `degraded: true`: the batch option
+   * `onDamagedPage: "fail"`. See DAMAGE. @defaultValue false
    */
   rejectDamaged?: boolean;
+  /** Ask pdfium when mupdf cannot open the file, finds no pages or draws the page with damage. @defaultValue true */
+  secondEngine?: boolean;
 }
 
 /**
@@ -36,44 +39,31 @@ export interface RenderResult {
   height: number;
   /** The resolution actually used: lower than requested when maxPixels forced a scale-down. */
   dpi: number;
+  /** The engine whose image this is. */
+  engine: Engine;
+  /** No engine drew the page cleanly: this is the best image there is, parts may be missing. */
+  degraded: boolean;
+  /** What the engines said about this page (mupdf's messages, why an engine failed), distinct. */
+  warnings: string[];
 }
 
 export const DEFAULT_DPI = 150;
 export const DEFAULT_MAX_PIXELS = 50_000_000;
 
-/**
- * Pixel size of a page box of widthPt × heightPt points (already rotated) at dpi, scaled down
- * to fit maxPixels. Width is round(widthPt / 72 × dpi), likewise height.
- */
-export function fitPixels(
-  widthPt: number,
-  heightPt: number,
-  dpi: number,
-  maxPixels: number,
-): { width: number; height: number; dpi: number } {
-  const at = (d: number) => ({
-    width: Math.round((widthPt * d) / 72),
-    height: Math.round((heightPt * d) / 72),
-    dpi: d,
-  });
-  let size = at(dpi);
-  if (size.width * size.height > maxPixels) {
-    let d = dpi * Math.sqrt(maxPixels / ((widthPt * dpi) / 72) / ((heightPt * dpi) / 72));
-    size = at(d);
-    // Rounding up either side may still overshoot by a row or column.
-    while (size.width * size.height > maxPixels && d > 0) {
-      d *= 0.999;
-      size = at(d);
-    }
-  }
-  return size;
+interface Drawing {
+  png: Uint8Array;
+  width: number;
+  height: number;
+  dpi: number;
+  /** Pixels that are not white: how much of the page got drawn. */
+  ink: number;
 }
 
-/** Renders page pageIndex (0-based) of an open document. Synchronous: runs mupdf on this thread. */
-export function renderDocPage(doc: mupdf.PDFDocument, pageIndex: number, opts: RenderOptions = {}): RenderResult {
-  const dpi = opts.dpi ?? DEFAULT_DPI;
-  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (!(dpi > 0) || !(maxPixels > 0)) throw new RangeError(`dpi and maxPixels must be positive (${dpi}, ${maxPixels})`);
+// mupdf's verdicts that pdfium may see differently. Limits, timeouts and aborts are final.
+const SECOND_OPINION: ReadonlySet<PdfErrorCode> = new Set(["corrupt", "corrupt_page", "encrypted", "not_pdf"]);
+
+/** Draws page pageIndex (0-based) of an open document with mupdf, on this thread. */
+function drawWithMupdf(doc: mupdf.PDFDocument, pageIndex: number, dpi: number, maxPixels: number, messages: string[]): Drawing {
   if (doc.needsPassword()) throw new PdfError("encrypted", "the PDF needs a password");
   const count = checkedPageCount(doc);
   if (!Number.isInteger(pageIndex) || pageIndex < 0 || pageIndex >= count) {
@@ -112,15 +102,12 @@ export function renderDocPage(doc: mupdf.PDFDocument, pageIndex: number, opts: R
     pixmap = new mupdf.Pixmap(mupdf.ColorSpace.DeviceRGB, [0, 0, size.width, size.height], false);
     pixmap.clear(255);
     device = new mupdf.DrawDevice(mupdf.Matrix.identity, pixmap);
-    const drawn = captureMupdfLog(() => {
+    captureMupdfLog(() => {
       page!.run(device!, ctm);
       device!.close();
-    });
-    const damage = drawn.messages.filter((m) => DAMAGE.test(m));
-    if (damage.length > 0 && opts.rejectDamaged !== false) {
-      throw new PdfError("corrupt_page", `page ${pageIndex + 1} is damaged: ${summarise(damage)}`);
-    }
-    return { png: pixmap.asPNG(), width: size.width, height: size.height, dpi: size.dpi };
+    }, messages);
+    const damaged = messages.some((m) => DAMAGE.test(m));
+    return { png: encodePixmap(pixmap), ...size, ink: damaged ? inkOf(pixmap.getPixels()) : 0 };
   } catch (e) {
     // An abort (WebAssembly.RuntimeError) leaves this mupdf instance unusable: not the page's fault
     // alone, so it is not labelled corrupt. RenderPool replaces a worker that hits one.
@@ -137,26 +124,88 @@ export function renderDocPage(doc: mupdf.PDFDocument, pageIndex: number, opts: R
   }
 }
 
+async function drawWithPdfium(path: string, pageIndex: number, dpi: number, maxPixels: number): Promise<Drawing & { problems: string[] }> {
+  const doc = PdfiumDocument.open(await loadPdfium(), path);
+  try {
+    if (pageIndex >= doc.pageCount) throw new PdfError("corrupt_page", `pdfium finds ${doc.pageCount} pages, not page ${pageIndex + 1}`);
+    const r = doc.render(pageIndex, dpi, maxPixels);
+    return { png: encodePng(r.rgb, r.width, r.height), width: r.width, height: r.height, dpi: r.dpi, ink: inkOf(r.rgb), problems: r.problems };
+  } finally {
+    doc.destroy();
+  }
+}
+
+/**
+ * Renders page pageIndex (0-based) of the PDF at path, with the document mupdf opened from it
+ * (`open`, which may throw). mupdf draws first; when it cannot open the file, finds no pages or
+ * draws the page with damage (see DAMAGE), pdfium draws it too, and pdfium's image wins when it
+ * has no undecodable image and draws more of the page than mupdf could. Otherwise the best image
+ * there is comes back `degraded`; a page fails only when no engine draws it.
+ */
+export async function renderPageWith(
+  open: () => mupdf.PDFDocument,
+  path: string,
+  pageIndex: number,
+  opts: RenderOptions = {},
+): Promise<RenderResult> {
+  const dpi = opts.dpi ?? DEFAULT_DPI;
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (!(dpi > 0) || !(maxPixels > 0)) throw new RangeError(`dpi and maxPixels must be positive (${dpi}, ${maxPixels})`);
+  const opening: string[] = [];
+  const drawing: string[] = [];
+  let mu: Drawing | undefined;
+  let refused: PdfError | undefined;
+  try {
+    const doc = captureMupdfLog(open, opening).result;
+    mu = drawWithMupdf(doc, pageIndex, dpi, maxPixels, drawing);
+  } catch (e) {
+    if (!(e instanceof PdfError) || !SECOND_OPINION.has(e.code)) throw e;
+    refused = e;
+  }
+  const damage = drawing.filter((m) => DAMAGE.test(m));
+  const said = [...opening, ...drawing];
+  let result: RenderResult | undefined;
+  if (mu && damage.length === 0) return { ...mu, engine: "mupdf", degraded: false, warnings: distinct(said) };
+  if (refused) said.push(`mupdf: ${refused.message}`);
+  if (opts.secondEngine !== false) {
+    try {
+      const pd = await drawWithPdfium(path, pageIndex, dpi, maxPixels);
+      if (pd.problems.length === 0 && (!mu || pd.ink > mu.ink)) {
+        return { ...pd, engine: "pdfium", degraded: false, warnings: distinct(said) };
+      }
+      if (!mu) result = { ...pd, engine: "pdfium", degraded: true, warnings: distinct([...said, ...pd.problems]) };
+    } catch (e) {
+      said.push(`pdfium: ${errorText(e).replace(/^pdfium /, "")}`);
+    }
+  }
+  if (mu) result = { ...mu, engine: "mupdf", degraded: true, warnings: distinct(said) };
+  if (!result) throw new PdfError(refused!.code, summarise(said), { cause: refused });
+  if (opts.rejectDamaged) {
+    throw new PdfError("corrupt_page", `page ${pageIndex + 1} is damaged: ${summarise(damage.length > 0 ? damage : said)}`);
+  }
+  return result;
+}
+
 function summarise(messages: string[]): string {
-  const distinct = [...new Set(messages)];
-  return distinct.slice(0, 3).join("; ") + (distinct.length > 3 ? `; and ${distinct.length - 3} more` : "");
+  const unique = [...new Set(messages)];
+  return unique.slice(0, 3).join("; ") + (unique.length > 3 ? `; and ${unique.length - 3} more` : "");
 }
 
 /**
  * Renders page pageIndex (0-based) of the PDF at pdfPath to PNG, honouring /Rotate and the
- * CropBox as mupdf does. Runs on the calling thread; use RenderPool to render in parallel with
- * a time limit.
+ * CropBox as mupdf does, with pdfium as the second engine (see renderPageWith). Runs on the
+ * calling thread; use RenderPool to render in parallel with a time limit.
  */
 export async function renderPage(pdfPath: string, pageIndex: number, opts: RenderOptions = {}): Promise<RenderResult> {
-  const doc = openPdf(pdfPath);
+  let doc: mupdf.PDFDocument | undefined;
   try {
-    return renderDocPage(doc, pageIndex, opts);
+    return await renderPageWith(() => (doc = openPdf(pdfPath)), pdfPath, pageIndex, opts);
   } catch (e) {
     if (e instanceof PdfError && e.path === undefined) {
       throw new PdfError(e.code, e.message, { cause: e.cause, path: pdfPath });
     }
     throw e;
   } finally {
-    doc.destroy();
+    doc?.destroy();
   }
 }

@@ -3,6 +3,7 @@ import { mkdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import * as mupdf from "mupdf";
 import { PdfError } from "./errors.js";
+import { openInPdfium, withPdfium } from "./fallback.js";
 import { nativeInspect, nativeSplitRange } from "./native.js";
 import {
   checkByteLimit,
@@ -101,9 +102,21 @@ export async function splitRange(
     await nativeSplitRange(src, size, first, last, outPath, opts);
     return;
   }
-  const doc = openReadable(src);
+  let doc: mupdf.PDFDocument | undefined;
   try {
+    doc = openReadable(src);
     checkRange(first, last, countPages(doc, src, opts.maxPages));
+  } catch (e) {
+    doc?.destroy();
+    if (e instanceof RangeError) throw e;
+    await withPdfium(src, e, (pdfium) => {
+      checkPageLimit(pdfium.pageCount, opts.maxPages, src);
+      checkRange(first, last, pdfium.pageCount);
+      pdfium.writePages(first, last, outPath);
+    });
+    return;
+  }
+  try {
     writeRange(doc, first, last, outPath);
   } finally {
     doc.destroy();
@@ -123,32 +136,58 @@ export async function* splitChunks(src: string, opts: SplitOptions): AsyncGenera
   await mkdir(opts.dir, { recursive: true });
   const { size } = await stat(src);
   checkByteLimit(size, opts.maxBytes, src);
-  const native = size > MAX_MUPDF_FILE_BYTES;
-  const doc = native ? undefined : openReadable(src);
+  if (size > MAX_MUPDF_FILE_BYTES) {
+    const total = (await nativeInspect(src, size, opts)).pageCount;
+    checkPageLimit(total, opts.maxPages, src);
+    yield* chunks(total, per, opts, (first, last, path) => nativeSplitRange(src, size, first, last, path, opts));
+    return;
+  }
+  let doc: mupdf.PDFDocument | undefined;
+  let total: number;
   try {
-    const total = doc ? countPages(doc, src, opts.maxPages) : (await nativeInspect(src, size, opts)).pageCount;
-    if (!doc) checkPageLimit(total, opts.maxPages, src);
-    const start = opts.fromPage ?? 1;
-    if (start > total) return;
-    checkRange(start, start, total);
-    for (let first = start; first <= total; first += per) {
-      const last = Math.min(total, first + per - 1);
-      const path = join(opts.dir, `${first}-${last}.pdf`);
-      if (doc) {
-        writeRange(doc, first, last, path);
-        // Decoded fonts and images cached while copying are of no use to the next chunk.
-        mupdf.emptyStore();
-      } else {
-        await nativeSplitRange(src, size, first, last, path, opts);
-      }
-      try {
-        yield { first, last, path, totalPages: total };
-      } finally {
-        if (!opts.keepFiles) await rm(path, { force: true });
-      }
-    }
-  } finally {
+    doc = openReadable(src);
+    total = countPages(doc, src, opts.maxPages);
+  } catch (e) {
     doc?.destroy();
+    const pdfium = await openInPdfium(src, e);
+    try {
+      checkPageLimit(pdfium.pageCount, opts.maxPages, src);
+      yield* chunks(pdfium.pageCount, per, opts, (first, last, path) => pdfium.writePages(first, last, path));
+    } finally {
+      pdfium.destroy();
+    }
+    return;
+  }
+  try {
+    yield* chunks(total, per, opts, (first, last, path) => {
+      writeRange(doc, first, last, path);
+      // Decoded fonts and images cached while copying are of no use to the next chunk.
+      mupdf.emptyStore();
+    });
+  } finally {
+    doc.destroy();
+  }
+}
+
+/** Writes and yields the chunks of a document of `total` pages, one at a time, with `write`. */
+async function* chunks(
+  total: number,
+  per: number,
+  opts: SplitOptions,
+  write: (first: number, last: number, path: string) => void | Promise<void>,
+): AsyncGenerator<SplitChunk, void, undefined> {
+  const start = opts.fromPage ?? 1;
+  if (start > total) return;
+  checkRange(start, start, total);
+  for (let first = start; first <= total; first += per) {
+    const last = Math.min(total, first + per - 1);
+    const path = join(opts.dir, `${first}-${last}.pdf`);
+    await write(first, last, path);
+    try {
+      yield { first, last, path, totalPages: total };
+    } finally {
+      if (!opts.keepFiles) await rm(path, { force: true });
+    }
   }
 }
 

@@ -1,12 +1,13 @@
 import * as mupdf from "mupdf";
-import { openPdf } from "./open.js";
+import { checkedPageCount, openPdf } from "./open.js";
 
 /** The text mupdf extracts from each page, in page order. */
 export function pageTexts(path: string): string[] {
   const doc = openPdf(path);
   try {
     const texts: string[] = [];
-    for (let i = 0; i < doc.countPages(); i++) {
+    // Counted as the library counts: by the page tree's leaves.
+    for (let i = 0, n = checkedPageCount(doc); i < n; i++) {
       const page = doc.loadPage(i);
       const st = page.toStructuredText("");
       texts.push(st.asText().trim());
@@ -24,7 +25,8 @@ export function pageBounds(path: string): { width: number; height: number; rotat
   const doc = openPdf(path);
   try {
     const out = [];
-    for (let i = 0; i < doc.countPages(); i++) {
+    // Counted as the library counts: by the page tree's leaves.
+    for (let i = 0, n = checkedPageCount(doc); i < n; i++) {
       const page = doc.loadPage(i);
       const [x0, y0, x1, y1] = page.getBounds();
       out.push({ width: x1 - x0, height: y1 - y0, rotate: page.getObject().getInheritable("Rotate").asNumber() });

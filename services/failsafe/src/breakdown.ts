@@ -167,7 +167,12 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, ctx: Ctx
 /** Renders page 1 of a one-page PDF; permanent problems (and a timeout: this is the last try) fail the page. */
 async function render(deps: BreakdownDeps, path: string, pageNumber: number): Promise<RenderResult> {
   try {
-    return await deps.pool().render(path, 0, { dpi: deps.dpi, maxPixels: deps.maxPixels, timeoutMs: deps.renderTimeoutMs });
+    return await deps.pool().render(path, 0, {
+      dpi: deps.dpi,
+      maxPixels: deps.maxPixels,
+      timeoutMs: deps.renderTimeoutMs,
+      rejectDamaged: true,
+    });
   } catch (e) {
     if (e instanceof PdfError) {
       if (e.permanent) throw new PermanentError(e.code, `page ${pageNumber} cannot be rendered: ${e.message}`, { cause: e, pageNumber });

@@ -89,7 +89,8 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
 
   async function render(path: string, msg: SinglePageMessage, attempt: number): Promise<RenderResult> {
     try {
-      return await pool.render(path, 0, { dpi, maxPixels, timeoutMs: renderTimeoutMs });
+      // Strict until the Page row can carry the degraded flag: a page drawn with damage fails.
+      return await pool.render(path, 0, { dpi, maxPixels, timeoutMs: renderTimeoutMs, rejectDamaged: true });
     } catch (e) {
       const ids = { documentId: msg.documentId, pageNumber: msg.pageNumber, key: msg.key, cause: e };
       if (e instanceof PdfError) {
