@@ -1,4 +1,3 @@
-import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { PrismaClient } from "@docpipe/db";
@@ -12,9 +11,8 @@ import {
   PermanentError,
   TransientError,
   uploadFile,
-  type AuditWriter,
+  type StageScope,
   type DocumentRef,
-  type Logger,
   intermediateTags,
   recordPageFailed,
   recordPageRendered,
@@ -44,7 +42,6 @@ export interface BreakdownJob extends DocumentRef {
 export interface BreakdownDeps {
   prisma: PrismaClient;
   s3: S3Client;
-  audit: AuditWriter;
   /** The render pool, built on first use. */
   pool: () => RenderPool;
   workBucket: string;
@@ -53,7 +50,6 @@ export interface BreakdownDeps {
   renderTimeoutMs: number;
   maxPages: number;
   thresholds: ClassifyThresholds;
-  tmpDir: string;
 }
 
 export interface BreakdownResult {
@@ -64,15 +60,6 @@ export interface BreakdownResult {
   failed: { pageNumber: number; code: string; reason: string }[];
 }
 
-interface Ctx {
-  attempt: number;
-  messageId: string;
-  logger: Logger;
-  signal: AbortSignal;
-}
-
-const STAGE = "failsafe";
-
 /**
  * Breaks a document (or a chunk, or a page) down to single-page PDFs and PNGs in this one
  * process: the slow, sure path, with no queue in between. Keys and rows are the normal
@@ -80,88 +67,82 @@ const STAGE = "failsafe";
  * rendered are left alone, and each PNG upload triggers inference as usual. A page that
  * cannot be rendered fails alone; the caller fails the document.
  */
-export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, ctx: Ctx): Promise<BreakdownResult> {
+export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: StageScope): Promise<BreakdownResult> {
   const { prisma, s3 } = deps;
   const doc: DocumentRef = { batchId: job.batchId, documentId: job.documentId };
-  const dir = await mkdtemp(join(deps.tmpDir, "docpipe-failsafe-"));
+  const dir = await a.dir();
   const result: BreakdownResult = { pages: 0, rendered: 0, skipped: 0, failed: [] };
-  try {
-    const src = join(dir, "source.pdf");
-    const bytes = await downloadToFile(s3, job.bucket, job.key, src);
-    const { pageCount } = await inspectPdf(src, { maxPages: deps.maxPages });
-    if (job.lastPage !== undefined && pageCount !== job.lastPage - job.firstPage + 1) {
-      throw new PermanentError(
-        "page_count_mismatch",
-        `s3://${job.bucket}/${job.key} has ${pageCount} pages, the message names pages ${job.firstPage}-${job.lastPage}`,
-      );
-    }
-    result.pages = pageCount;
-
-    let kind = job.kind;
-    if (job.kind === "document") {
-      const large = isLargeBySize(bytes, deps.thresholds);
-      const cls = large ? "large" : classByPageCount(pageCount, deps.thresholds);
-      // The normal path renders a one-page document under the size limit from its own key.
-      if (job.classify && cls === "single") kind = "page";
-      await prisma.document.updateMany({ where: { id: doc.documentId, pageCount: null }, data: { pageCount } });
-      await prisma.document.updateMany({ where: { id: doc.documentId, size: null }, data: { size: BigInt(bytes) } });
-      if (job.classify) await prisma.document.updateMany({ where: { id: doc.documentId, class: null }, data: { class: cls } });
-    }
-    await prisma.document.updateMany({ where: { id: doc.documentId, state: { in: ["queued", "classified"] } }, data: { state: "splitting" } });
-
-    const renderOne = async (pageNumber: number, path: string, pdfKey: string, upload: boolean): Promise<void> => {
-      if (ctx.signal.aborted) throw new TransientError("interrupted", "worker is stopping; message released for another worker");
-      const where = { documentId_pageNumber: { documentId: doc.documentId, pageNumber } };
-      const existing = await prisma.page.findUnique({ where, select: { state: true, imageKey: true } });
-      // The PNG is uploaded before the row says rendered, so a rendered row means the PNG is there.
-      if (existing && (existing.state === "done" || (existing.state === "rendered" && existing.imageKey))) {
-        result.skipped++;
-        return;
-      }
-      if (upload) {
-        await uploadFile(s3, deps.workBucket, pdfKey, path, "application/pdf", { tags: intermediateTags("page") });
-        await recordPageSplit(prisma, doc, pageNumber, pdfKey);
-      }
-      const ids = { ...doc, pageNumber, attempt: ctx.attempt, messageId: ctx.messageId };
-      const started = performance.now();
-      let png: RenderResult;
-      try {
-        png = await render(deps, path, pageNumber);
-      } catch (e) {
-        if (!(e instanceof PermanentError)) throw e;
-        const reason = failureReason(e);
-        await recordPageFailed(prisma, doc, pageNumber, { code: e.code, reason, pdfKey });
-        await deps.audit.record({ stage: STAGE, outcome: "failed", ...ids, errorCode: e.code, errorMessage: reason });
-        result.failed.push({ pageNumber, code: e.code, reason });
-        ctx.logger.warn({ pageNumber, errorCode: e.code }, "page cannot be rendered, even by the failsafe");
-        return;
-      }
-      const renderMs = Math.round(performance.now() - started);
-      const key = imageKey(doc, pageNumber);
-      // This upload is what triggers inference (S3 notification), so it comes after a good render only.
-      await uploadFile(s3, deps.workBucket, key, png.png, "image/png");
-      const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
-      const succeeded = deps.audit.row({ stage: STAGE, outcome: "succeeded", ...ids, durationMs: renderMs, details: { ...facts, pdfKey } });
-      await prisma.$transaction(async (tx) => {
-        await recordPageRendered(tx, doc, pageNumber, pdfKey, facts);
-        await tx.auditEvent.create({ data: succeeded });
-      });
-      result.rendered++;
-    };
-
-    if (kind === "page") {
-      await renderOne(job.firstPage, src, job.key, false);
-    } else {
-      // One page file exists at a time; splitChunks deletes it when the loop moves on.
-      for await (const piece of splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages: deps.maxPages })) {
-        const pageNumber = job.firstPage + piece.first - 1;
-        await renderOne(pageNumber, piece.path, pageKey(doc, pageNumber), true);
-      }
-    }
-    return result;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  const src = join(dir, "source.pdf");
+  const bytes = await downloadToFile(s3, job.bucket, job.key, src);
+  const { pageCount } = await inspectPdf(src, { maxPages: deps.maxPages });
+  if (job.lastPage !== undefined && pageCount !== job.lastPage - job.firstPage + 1) {
+    throw new PermanentError(
+      "page_count_mismatch",
+      `s3://${job.bucket}/${job.key} has ${pageCount} pages, the message names pages ${job.firstPage}-${job.lastPage}`,
+    );
   }
+  result.pages = pageCount;
+
+  let kind = job.kind;
+  if (job.kind === "document") {
+    const large = isLargeBySize(bytes, deps.thresholds);
+    const cls = large ? "large" : classByPageCount(pageCount, deps.thresholds);
+    // The normal path renders a one-page document under the size limit from its own key.
+    if (job.classify && cls === "single") kind = "page";
+    await prisma.document.updateMany({ where: { id: doc.documentId, pageCount: null }, data: { pageCount } });
+    await prisma.document.updateMany({ where: { id: doc.documentId, size: null }, data: { size: BigInt(bytes) } });
+    if (job.classify) await prisma.document.updateMany({ where: { id: doc.documentId, class: null }, data: { class: cls } });
+  }
+  await prisma.document.updateMany({ where: { id: doc.documentId, state: { in: ["queued", "classified"] } }, data: { state: "splitting" } });
+
+  const renderOne = async (pageNumber: number, path: string, pdfKey: string, upload: boolean): Promise<void> => {
+    a.throwIfStopping();
+    const where = { documentId_pageNumber: { documentId: doc.documentId, pageNumber } };
+    const existing = await prisma.page.findUnique({ where, select: { state: true, imageKey: true } });
+    // The PNG is uploaded before the row says rendered, so a rendered row means the PNG is there.
+    if (existing && (existing.state === "done" || (existing.state === "rendered" && existing.imageKey))) {
+      result.skipped++;
+      return;
+    }
+    if (upload) {
+      await uploadFile(s3, deps.workBucket, pdfKey, path, "application/pdf", { tags: intermediateTags("page") });
+      await recordPageSplit(prisma, doc, pageNumber, pdfKey);
+    }
+    const started = performance.now();
+    let png: RenderResult;
+    try {
+      png = await render(deps, path, pageNumber);
+    } catch (e) {
+      if (!(e instanceof PermanentError)) throw e;
+      const reason = failureReason(e);
+      await a.commitPage(pageNumber, { outcome: "failed", error: { code: e.code, message: reason } }, (tx) =>
+        recordPageFailed(tx, doc, pageNumber, { code: e.code, reason, pdfKey }),
+      );
+      result.failed.push({ pageNumber, code: e.code, reason });
+      a.log.warn({ pageNumber, errorCode: e.code }, "page cannot be rendered, even by the failsafe");
+      return;
+    }
+    const renderMs = Math.round(performance.now() - started);
+    const key = imageKey(doc, pageNumber);
+    // This upload is what triggers inference (S3 notification), so it comes after a good render only.
+    await uploadFile(s3, deps.workBucket, key, png.png, "image/png");
+    const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
+    await a.commitPage(pageNumber, { outcome: "succeeded", durationMs: renderMs, details: { ...facts, pdfKey } }, (tx) =>
+      recordPageRendered(tx, doc, pageNumber, pdfKey, facts),
+    );
+    result.rendered++;
+  };
+
+  if (kind === "page") {
+    await renderOne(job.firstPage, src, job.key, false);
+  } else {
+    // One page file exists at a time; splitChunks deletes it when the loop moves on.
+    for await (const piece of splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages: deps.maxPages })) {
+      const pageNumber = job.firstPage + piece.first - 1;
+      await renderOne(pageNumber, piece.path, pageKey(doc, pageNumber), true);
+    }
+  }
+  return result;
 }
 
 /** Renders page 1 of a one-page PDF; permanent problems (and a timeout: this is the last try) fail the page. */

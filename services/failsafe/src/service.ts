@@ -1,10 +1,12 @@
-import { tmpdir } from "node:os";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { PrismaClient } from "@docpipe/db";
 import { DEFAULT_DPI, DEFAULT_MAX_PIXELS, RenderPool } from "@docpipe/pdf";
 import {
-  AuditWriter,
+  StageRunner,
+  alreadyDone,
+  type StageResult,
+  type StageScope,
   createWorker,
   failDocument,
   failPage,
@@ -32,7 +34,7 @@ import {
 } from "@docpipe/queue";
 import { pino } from "pino";
 import { allAttributes, deadLetterCause, REPLAYS_ATTRIBUTE, replaysOf, resendAttributes, type DeadLetterCause } from "./attributes.js";
-import { breakDown, type BreakdownDeps, type BreakdownJob } from "./breakdown.js";
+import { breakDown, type BreakdownDeps, type BreakdownJob, type BreakdownResult } from "./breakdown.js";
 
 export interface FailsafeOptions {
   sqs: SQSClient;
@@ -127,13 +129,12 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
   const logger = (opts.logger ?? pino({ level: "silent" })).child({ component: "failsafe" });
   const workerId = opts.workerId ?? `failsafe/${process.pid}`;
   const { prisma, sqs, queueUrls } = opts;
-  const audit = new AuditWriter({ prisma, workerId, logger });
+  const stages = new StageRunner({ prisma, workerId, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
   let pool = opts.pool;
   let ownPool: RenderPool | undefined;
   const deps: BreakdownDeps = {
     prisma,
     s3: opts.s3,
-    audit,
     pool: () => (pool ??= ownPool = new RenderPool({ size: opts.renderThreads ?? 1, timeoutMs: opts.renderTimeoutMs ?? 120_000 })),
     workBucket: opts.workBucket,
     dpi: opts.dpi ?? DEFAULT_DPI,
@@ -141,7 +142,6 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
     renderTimeoutMs: opts.renderTimeoutMs ?? 120_000,
     maxPages: opts.maxPages ?? 100_000,
     thresholds: opts.thresholds ?? defaultThresholds,
-    tmpDir: opts.tmpDir ?? tmpdir(),
   };
   const maxReplays = opts.maxReplays ?? 5;
   const replayBase = opts.replayBaseSeconds ?? 30;
@@ -158,72 +158,59 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
 
   async function handleDocument(queue: DocumentQueue, msg: DocumentMessage, ctx: HandlerContext): Promise<void> {
     const cause = deadLetterCause(ctx.message);
-    const ids = {
-      batchId: msg.batchId,
-      documentId: msg.documentId,
-      ...("pageNumber" in msg && { pageNumber: msg.pageNumber }),
-      attempt: ctx.attempt,
-      messageId: ctx.messageId,
-    };
-    const details = { queue, ...cause.details, ...("firstPage" in msg && { firstPage: msg.firstPage, lastPage: msg.lastPage }) };
-    if (cause.reason === "permanent" || cause.reason === "poison") {
-      // Redoing it would fail the same way; its stage already failed the document with the reason.
-      await audit.record({ stage: STAGE, outcome: "skipped", ...ids, ...why(cause), details: { ...details, action: "not reprocessed: permanent failure" } });
-      ctx.logger.info({ errorCode: cause.errorCode }, "permanent dead letter; recorded, not reprocessed");
-      return;
-    }
+    await stages.run({
+      stage: STAGE,
+      unit: {
+        batchId: msg.batchId,
+        documentId: msg.documentId,
+        ...("pageNumber" in msg && { pageNumber: msg.pageNumber }),
+        ...("firstPage" in msg && { firstPage: msg.firstPage, lastPage: msg.lastPage }),
+      },
+      ctx,
+      details: { queue, ...cause.details },
+      cause: why(cause),
+      lookup: () => unfinished(msg, cause),
+      work: (a) => rescue(queue, msg, a),
+    });
+  }
+
+  async function unfinished(msg: DocumentMessage, cause: DeadLetterCause) {
+    // Redoing it would fail the same way; its stage already failed the document with the reason.
+    if (cause.reason === "permanent" || cause.reason === "poison") return alreadyDone({ action: "not reprocessed: permanent failure" });
     const doc = await prisma.document.findUnique({ where: { id: msg.documentId }, select: { state: true } });
-    if (!doc || doc.state === "done" || doc.state === "failed") {
-      const state = doc?.state ?? "missing";
-      await audit.record({ stage: STAGE, outcome: "skipped", ...ids, ...why(cause), details: { ...details, action: `document ${state}` } });
-      ctx.logger.info({ state }, "document already finished (or unknown); dead letter skipped");
-      return;
-    }
-    await audit.record({ stage: STAGE, outcome: "started", ...ids, ...why(cause), details: { ...details, action: "break down" } });
-    const started = performance.now();
+    if (!doc || doc.state === "done" || doc.state === "failed") return alreadyDone({ action: `document ${doc?.state ?? "missing"}` });
+    return undefined;
+  }
+
+  /** Breaks the dead letter's document, chunk or page down to PNGs; what cannot be saved fails the document here, not in a DLQ. */
+  async function rescue(queue: DocumentQueue, msg: DocumentMessage, a: StageScope): Promise<StageResult> {
+    let result: BreakdownResult;
     try {
-      const result = await breakDown(deps, jobOf(queue, msg), ctx);
-      const durationMs = Math.round(performance.now() - started);
-      const firstFailure = result.failed[0];
-      if (firstFailure) {
-        // A page no path can render keeps the document from done: it fails as the converter's
-        // would, once the pages that did render have their results.
-        await noteDocumentFailure(prisma, msg, {
-          code: `convert_${firstFailure.code}`,
-          reason: `page ${firstFailure.pageNumber}: ${firstFailure.reason}`,
-        });
-      }
-      await audit.record({
-        stage: STAGE,
-        outcome: firstFailure ? "failed" : "succeeded",
-        ...ids,
-        durationMs,
-        ...(firstFailure && { errorCode: `convert_${firstFailure.code}`, errorMessage: firstFailure.reason }),
-        details: { ...details, pages: result.pages, rendered: result.rendered, skipped: result.skipped, failedPages: result.failed.map((f) => f.pageNumber) },
-      });
-      ctx.logger.info({ durationMs, ...result, failed: result.failed.length }, "document broken down by the failsafe");
+      result = await breakDown(deps, jobOf(queue, msg), a);
     } catch (e) {
       const err = toStageError(e);
-      const durationMs = Math.round(performance.now() - started);
-      if (err instanceof PermanentError) {
-        const reason = failureReason(err);
-        await failDocument(prisma, msg, { code: err.code, reason });
-        await audit.record({ stage: STAGE, outcome: "failed", ...ids, durationMs, errorCode: err.code, errorMessage: reason, details });
-        ctx.logger.warn({ errorCode: err.code }, "document cannot be broken down; failed");
-        return;
-      }
-      await audit
-        .record({ stage: STAGE, outcome: "failed", ...ids, durationMs, errorCode: err.code, errorMessage: err.message, details: { ...details, willRetry: true } })
-        .catch(() => undefined);
-      throw err;
+      if (!(err instanceof PermanentError)) throw err;
+      const reason = failureReason(err);
+      await failDocument(prisma, msg, { code: err.code, reason });
+      a.log.warn({ errorCode: err.code }, "document cannot be broken down; failed");
+      return { outcome: "failed", error: { code: err.code, message: reason } };
     }
+    const details = { pages: result.pages, rendered: result.rendered, skipped: result.skipped, failedPages: result.failed.map((f) => f.pageNumber) };
+    a.log.info({ ...result, failed: result.failed.length }, "document broken down by the failsafe");
+    const firstFailure = result.failed[0];
+    if (!firstFailure) return { details };
+    // A page no path can render keeps the document from done: it fails as the converter's
+    // would, once the pages that did render have their results.
+    const code = `convert_${firstFailure.code}`;
+    await noteDocumentFailure(prisma, msg, { code, reason: `page ${firstFailure.pageNumber}: ${firstFailure.reason}` });
+    return { outcome: "failed", error: { code, message: firstFailure.reason }, details };
   }
 
   /** The failsafe's own give-up: a transient fault on every attempt. Parked for a person; the document fails. */
   async function onDocumentGivenUp(queue: DocumentQueue, msg: DocumentMessage, error: PermanentError, ctx: HandlerContext): Promise<void> {
     const reason = `the failsafe gave up after ${ctx.attempt} attempts; the message is parked for a person (${error.message})`;
     const givenUp = new PermanentError(`failsafe_${error.code}`, reason, { cause: error });
-    await recordDeadLetter({ prisma, audit }, STAGE, msg, givenUp, ctx, { queue, parked: true });
+    await recordDeadLetter(stages, STAGE, msg, givenUp, ctx, { queue, parked: true });
   }
 
   async function handleImage(event: S3Event, ctx: HandlerContext): Promise<void> {
@@ -236,7 +223,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
 
     if (cause.reason === "permanent" || cause.reason === "poison") {
       await each((ref) =>
-        audit.record({ stage: STAGE, outcome: "skipped", ...ref, ...base, details: { queue: "convertedImage", ...cause.details, action: "not replayed: permanent failure" } }),
+        stages.audit.record({ stage: STAGE, outcome: "skipped", ...ref, ...base, details: { queue: "convertedImage", ...cause.details, action: "not replayed: permanent failure" } }),
       );
       return;
     }
@@ -245,7 +232,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
       select: { state: true },
     });
     if (refs.length > 0 && pages.length === refs.length && pages.every((p) => p.state === "done")) {
-      await each((ref) => audit.record({ stage: STAGE, outcome: "skipped", ...ref, ...base, details: { queue: "convertedImage", action: "page already done" } }));
+      await each((ref) => stages.audit.record({ stage: STAGE, outcome: "skipped", ...ref, ...base, details: { queue: "convertedImage", action: "page already done" } }));
       return;
     }
 
@@ -263,7 +250,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
           documentReason: `page ${ref.pageNumber}: ${reason}`,
           failFrom: ["pending", "rendered", "failed"],
         });
-        await audit.record({
+        await stages.audit.record({
           stage: STAGE,
           outcome: "dead_lettered",
           ...ref,
@@ -292,7 +279,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
       }),
     );
     await each((ref) =>
-      audit.record({
+      stages.audit.record({
         stage: STAGE,
         outcome: "replayed",
         ...ref,
@@ -311,7 +298,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
       queueUrl: queueUrls[queue].dlqUrl,
       parse: parsers[queue],
       handle: (msg, ctx) => handleDocument(queue, msg, ctx),
-      onPoison: (info) => recordPoison(audit, STAGE, info),
+      onPoison: (info) => recordPoison(stages.audit, STAGE, info),
       onDeadLetter: (msg, error, ctx) => onDocumentGivenUp(queue, msg, error, ctx),
       concurrency: opts.concurrency ?? 1,
       batchSize: 1,
@@ -325,7 +312,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
       queueUrl: queueUrls.convertedImage.dlqUrl,
       parse: parseS3Event,
       handle: handleImage,
-      onPoison: (info) => recordPoison(audit, STAGE, info),
+      onPoison: (info) => recordPoison(stages.audit, STAGE, info),
       concurrency: 4,
       visibilityTimeoutSeconds: 60,
     }),
@@ -341,7 +328,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
         await Promise.all(workers.map((w) => w.stop({ timeoutMs: (opts.stopTimeoutSeconds ?? 25) * 1000 })));
       } finally {
         await ownPool?.close();
-        await audit.flush();
+        await stages.flush();
       }
     },
   };
