@@ -3,7 +3,7 @@ import type { AuditWriter } from "./audit.js";
 import type { Stage } from "./contracts.js";
 import { failDocument, failPage } from "./documents.js";
 import { coerceError, errorCode, PermanentError, TransientError } from "./errors.js";
-import type { HandlerContext, PoisonInfo } from "./worker.js";
+import type { HandlerContext, PoisonInfo } from "./worker/types.js";
 
 /**
  * Reasons a person can act on, by failure code, for every stage; the error's own message

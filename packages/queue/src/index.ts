@@ -27,7 +27,8 @@ export {
   type MessageQueueKey,
   type BatchLimits,
 } from "./producer.js";
-export { createWorker, type Worker, type WorkerOptions, type WorkerStats, type HandlerContext, type PoisonInfo } from "./worker.js";
+export { createWorker } from "./worker/worker.js";
+export type { Worker, WorkerOptions, WorkerStats, HandlerContext, PoisonInfo } from "./worker/types.js";
 export {
   deadLetterAttributes,
   readDeadLetterInfo,

@@ -7,7 +7,7 @@ import type { Stage } from "../contracts.js";
 import { PermanentError, TransientError } from "../errors.js";
 import { toStageError } from "../failure.js";
 import { silentLogger, type Logger } from "../logger.js";
-import type { HandlerContext } from "../worker.js";
+import type { HandlerContext } from "../worker/types.js";
 import { StageTrail, type StageUnit, type TrailAttempt, type TrailOutcome } from "./trail.js";
 
 /** What `lookup` returns for a unit an earlier delivery finished: the attempt records it and does nothing. */

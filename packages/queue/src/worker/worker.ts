@@ -1,124 +1,25 @@
-import {
-  ChangeMessageVisibilityCommand,
-  DeleteMessageCommand,
-  type Message,
-  type QueueAttributeName,
-  type SQSClient,
-} from "@aws-sdk/client-sqs";
+import { DeleteMessageCommand, type Message, type QueueAttributeName } from "@aws-sdk/client-sqs";
 import { Consumer } from "sqs-consumer";
-import { fullJitterBackoff, sleep } from "./backoff.js";
-import { sendToDeadLetterQueue, type DeadLetterReason } from "./dead-letter.js";
-import { coerceError, errorCode, PermanentError, PoisonMessageError } from "./errors.js";
-import { childLogger, silentLogger, type Logger } from "./logger.js";
+import { fullJitterBackoff, sleep } from "../backoff.js";
+import { sendToDeadLetterQueue, type DeadLetterReason } from "../dead-letter.js";
+import { coerceError, errorCode, PermanentError, type PoisonMessageError } from "../errors.js";
+import { childLogger, silentLogger, type Logger } from "../logger.js";
+import { changeVisibility as setVisibility, Heartbeat, MAX_VISIBILITY_SECONDS } from "./heartbeat.js";
+import { decodeBody, messageIds, receiveCount } from "./message.js";
+import type { HandlerContext, Worker, WorkerOptions, WorkerStats } from "./types.js";
 
-export interface HandlerContext {
-  messageId: string;
-  /** SQS ApproximateReceiveCount: 1 on the first delivery, higher on every retry. */
-  attempt: number;
-  /** Bound with `messageId`, `attempt` and, when the message has them, `batchId`/`documentId`/`pageNumber`. */
-  logger: Logger;
-  /**
-   * Aborted when the worker gives the message back: `stop()` ran out of time, or a heartbeat
-   * found the message no longer ours. Long handlers should pass it on to what they wait for.
-   */
-  signal: AbortSignal;
-  /** The SQS message as received, with its attributes (e.g. for `readDeadLetterInfo`); never log its body. */
-  message: Message;
-}
-
-export interface PoisonInfo {
-  messageId: string;
-  /** The raw body; record its size or a hash, never log it. */
-  body: string;
-  error: Error;
-  attempt: number;
-}
-
-export interface WorkerOptions<T> {
-  /** Service name, used for logs and as the dead-letter `workerId`. */
-  name: string;
-  queueUrl: string;
-  dlqUrl: string;
-  sqs: SQSClient;
-  /** Turns the JSON-parsed body into a message, e.g. `(b) => SmallDocMessage.parse(b)`. Throwing makes it poison. */
-  parse: (body: unknown) => T;
-  /** Does the work. Resolve to acknowledge; throw {@link PermanentError} to dead-letter; throw anything else to retry. */
-  handle: (message: T, ctx: HandlerContext) => Promise<void>;
-  /** Records a poison message (audit). If it throws, the message is retried instead of dead-lettered unrecorded. */
-  onPoison?: (info: PoisonInfo) => Promise<void>;
-  /** Records a permanent failure (audit, document state). If it throws, the message is retried. */
-  onDeadLetter?: (message: T, error: PermanentError, ctx: HandlerContext) => Promise<void>;
-  /** Messages handled at once by this process. @defaultValue `1` */
-  concurrency?: number;
-  /** Most messages asked for per ReceiveMessage (1–10); never more than `concurrency`. @defaultValue `10` */
-  batchSize?: number;
-  /** Visibility given on receive and on every heartbeat. @defaultValue `60` */
-  visibilityTimeoutSeconds?: number;
-  /** Seconds between visibility extensions while a handler runs; less than the visibility timeout. @defaultValue a third of it */
-  heartbeatSeconds?: number;
-  logger?: Logger;
-  /** Long-poll wait (1–20). @defaultValue `20` */
-  waitTimeSeconds?: number;
-  /**
-   * The queue's redrive `maxReceiveCount`. When set, a transient failure on the last receive is
-   * dead-lettered by the worker (with reason `retries_exhausted` and `onDeadLetter`) instead of
-   * left for SQS to move silently. @defaultValue unset: SQS's redrive handles it
-   */
-  maxReceiveCount?: number;
-  /** Ceiling of the first retry's delay (exponential, full jitter). @defaultValue `5` */
-  retryBaseSeconds?: number;
-  /** Longest retry delay. @defaultValue `900` */
-  retryMaxSeconds?: number;
-}
-
-export interface Worker {
-  start(): void;
-  /**
-   * Stops receiving and waits for in-flight handlers. Those still running after `timeoutMs`
-   * are given back to the queue (visibility 0) and their `signal` aborted; nothing is lost.
-   * @defaultValue `timeoutMs: 25000` (ECS waits 30 s between SIGTERM and SIGKILL)
-   */
-  stop(opts?: { timeoutMs?: number }): Promise<void>;
-  readonly running: boolean;
-  /** Messages being handled right now. */
-  readonly inFlight: number;
-  readonly stats: Readonly<WorkerStats>;
-}
-
+/** A message being handled. */
 interface Job {
   message: Message;
   controller: AbortController;
-  heartbeat?: NodeJS.Timeout;
-  /** The heartbeat request in flight, awaited before the message's fate is sent so it cannot overwrite it. */
-  beat?: Promise<void>;
+  heartbeat: Heartbeat;
+  /** Bound with the message id and attempt. */
+  log: Logger;
+  /** Given back by stop(): its fate is no longer ours to send. */
   released: boolean;
-  done: boolean;
 }
-
-/** Counters since start, for health checks and tests. */
-export interface WorkerStats {
-  received: number;
-  succeeded: number;
-  retried: number;
-  deadLettered: number;
-  poison: number;
-}
-
-/** Codes SQS answers when a receipt handle is no longer ours (the message was redelivered or deleted). */
-const LOST_RECEIPT = new Set(["ReceiptHandleIsInvalid", "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight"]);
-const MAX_VISIBILITY_SECONDS = 43_200;
 
 const clamp = (n: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, n));
-
-function messageIds(value: unknown): { batchId?: string; documentId?: string; pageNumber?: number } {
-  if (typeof value !== "object" || value === null) return {};
-  const v = value as Record<string, unknown>;
-  return {
-    ...(typeof v.batchId === "string" && { batchId: v.batchId }),
-    ...(typeof v.documentId === "string" && { documentId: v.documentId }),
-    ...(typeof v.pageNumber === "number" && { pageNumber: v.pageNumber }),
-  };
-}
 
 /**
  * A queue worker on sqs-consumer.
@@ -205,69 +106,31 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     logger.error({ err, consecutiveFailures: receiveFailures }, "receiving messages failed");
   });
 
-  async function changeVisibility(m: Message, seconds: number, log: Logger): Promise<boolean> {
-    try {
-      await sqs.send(
-        new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: seconds }),
-      );
-      return true;
-    } catch (e) {
-      log.warn({ err: coerceError(e), visibilitySeconds: seconds }, "changing message visibility failed");
-      return false;
-    }
-  }
+  const changeVisibility = (m: Message, seconds: number, log: Logger) => setVisibility(sqs, queueUrl, m, seconds, log);
 
   async function deleteMessage(m: Message): Promise<void> {
     await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }));
   }
 
-  function startHeartbeat(job: Job, log: Logger): void {
-    job.heartbeat = setInterval(() => {
-      if (job.beat) return; // the previous extension is still on its way
-      job.beat = sqs
-        .send(
-          new ChangeMessageVisibilityCommand({
-            QueueUrl: queueUrl,
-            ReceiptHandle: job.message.ReceiptHandle,
-            VisibilityTimeout: visibility,
-          }),
-        )
-        .then(() => log.debug({ visibilitySeconds: visibility }, "visibility extended"))
-        .catch((e: unknown) => {
-          if (job.done) return;
-          const err = coerceError(e);
-          if (LOST_RECEIPT.has(err.name)) {
-            // Someone else may now hold this message; the handler should stop wasting work.
-            clearInterval(job.heartbeat);
-            log.warn({ err }, "message lost to the queue during a heartbeat; aborting its handler");
-            job.controller.abort(err);
-          } else {
-            log.warn({ err }, "visibility heartbeat failed; will try again");
-          }
-        })
-        .finally(() => {
-          job.beat = undefined;
-        });
-    }, heartbeatSeconds * 1000);
-    job.heartbeat.unref();
-  }
-
-  /** Ends the heartbeat before the message is acknowledged, retried or moved, so no late extension undoes that. */
-  async function stopHeartbeat(job: Job): Promise<void> {
-    job.done = true;
-    clearInterval(job.heartbeat);
-    await job.beat;
-  }
-
   function dispatch(message: Message): void {
-    const job: Job = { message, controller: new AbortController(), released: false, done: false };
+    const controller = new AbortController();
+    const log = childLogger(logger, { messageId: message.MessageId ?? "unknown", attempt: receiveCount(message) });
+    const heartbeat = new Heartbeat({
+      sqs,
+      queueUrl,
+      message,
+      visibilitySeconds: visibility,
+      periodSeconds: heartbeatSeconds,
+      log,
+      onLost: (err) => controller.abort(err),
+    });
+    const job: Job = { message, controller, heartbeat, log, released: false };
     jobs.add(job);
     stats.received++;
     void handleJob(job)
       .catch((e: unknown) => logger.error({ err: coerceError(e), messageId: message.MessageId }, "message processing crashed"))
       .finally(() => {
-        job.done = true;
-        clearInterval(job.heartbeat);
+        heartbeat.cancel();
         jobs.delete(job);
         wake();
       });
@@ -276,31 +139,15 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
   async function handleJob(job: Job): Promise<void> {
     const m = job.message;
     const messageId = m.MessageId ?? "unknown";
-    const attempt = Math.max(1, Number(m.Attributes?.ApproximateReceiveCount ?? 1) || 1);
-    let log = childLogger(logger, { messageId, attempt });
-    startHeartbeat(job, log);
+    const attempt = receiveCount(m);
+    let log = job.log;
+    job.heartbeat.start();
     const startedAt = performance.now();
     const body = m.Body ?? "";
 
     let value: T;
     try {
-      let json: unknown;
-      try {
-        json = JSON.parse(body);
-      } catch (e) {
-        throw new PoisonMessageError("invalid_json", "message body is not JSON", { cause: e, queueUrl, messageId });
-      }
-      try {
-        value = opts.parse(json);
-      } catch (e) {
-        if (e instanceof PoisonMessageError) throw e;
-        const err = coerceError(e);
-        throw new PoisonMessageError("invalid_message", `message does not match its schema: ${err.message}`, {
-          cause: err,
-          queueUrl,
-          messageId,
-        });
-      }
+      value = decodeBody(body, opts.parse, { queueUrl, messageId });
     } catch (e) {
       const error = e as PoisonMessageError;
       log.warn({ errorCode: error.code, bytes: Buffer.byteLength(body) }, "poison message; dead-lettering");
@@ -348,7 +195,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
       return;
     }
 
-    await stopHeartbeat(job);
+    await job.heartbeat.stop();
     try {
       await deleteMessage(m);
       stats.succeeded++;
@@ -360,7 +207,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
   }
 
   async function retryLater(job: Job, attempt: number, err: Error, log: Logger, msg: string, durationMs?: number): Promise<void> {
-    await stopHeartbeat(job);
+    await job.heartbeat.stop();
     if (job.released) return;
     stats.retried++;
     const delay = Math.round(fullJitterBackoff(attempt, { base: retryBase, cap: retryMax }));
@@ -369,7 +216,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
   }
 
   async function deadLetter(job: Job, reason: DeadLetterReason, err: Error, attempt: number, log: Logger): Promise<void> {
-    await stopHeartbeat(job);
+    await job.heartbeat.stop();
     // Given back by stop(): another worker may hold it now, and a DLQ copy would duplicate it.
     if (job.released) return;
     try {
@@ -409,9 +256,9 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     await Promise.all(
       unfinished.map(async (job) => {
         job.released = true;
-        await stopHeartbeat(job);
+        await job.heartbeat.stop();
         job.controller.abort(new Error("worker stopped; message released to the queue"));
-        await changeVisibility(job.message, 0, logger.child({ messageId: job.message.MessageId }));
+        await changeVisibility(job.message, 0, job.log);
       }),
     );
   }
