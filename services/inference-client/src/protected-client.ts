@@ -1,5 +1,5 @@
 import type { Logger } from "@docpipe/queue";
-import { retryDelayMs, type BackoffOptions } from "./limits/backoff.js";
+import { retryDelayMs, type ModelBackoff } from "./limits/backoff.js";
 import { CircuitBreaker } from "./limits/circuit-breaker.js";
 import { systemClock, type Clock } from "./limits/clock.js";
 import { Semaphore } from "./limits/semaphore.js";
@@ -17,7 +17,7 @@ export interface ProtectionOptions {
   /** Calls per page while the breaker stays closed (first try included); then the message is retried by the queue. @defaultValue 5 */
   maxAttempts?: number;
   /** Backoff between attempts (full jitter; Retry-After wins when longer). @defaultValue base 200 ms, cap 10 s */
-  backoff?: BackoffOptions;
+  backoff?: ModelBackoff;
   /** Consecutive failures that open the breaker. @defaultValue 5 */
   breakerFailureThreshold?: number;
   /** How long the breaker stays open before one probe. @defaultValue 30000 */
@@ -54,7 +54,7 @@ export class ProtectedModelClient {
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly maxAttempts: number;
-  private readonly backoff: BackoffOptions;
+  private readonly backoff: ModelBackoff;
   private readonly logger: Logger | undefined;
 
   constructor(

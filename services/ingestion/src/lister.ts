@@ -1,6 +1,6 @@
 import { ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client, type _Object } from "@aws-sdk/client-s3";
 import type { PrismaClient } from "@docpipe/db";
-import { coerceError, settleBatch, TransientError, type IngestMessage, type Logger, type QueueProducer } from "@docpipe/queue";
+import { coerceError, fullJitterBackoff, settleBatch, TransientError, type IngestMessage, type Logger, type QueueProducer } from "@docpipe/queue";
 import { setTimeout as delay } from "node:timers/promises";
 import { ListingError } from "./errors.js";
 import { insertPage, type InsertedPage } from "./insert-page.js";
@@ -225,7 +225,7 @@ export class BatchLister {
           return;
         }
         if (progress.pages > 0) attempt = 1;
-        const ms = Math.round(Math.random() * Math.min(this.maxRetryDelayMs, 250 * 2 ** (attempt - 1)));
+        const ms = Math.round(fullJitterBackoff(attempt, { base: 250, cap: this.maxRetryDelayMs }));
         log.warn({ err, attempt, retryInMs: ms }, "listing failed transiently; retrying from the saved position");
         try {
           await delay(ms, undefined, { signal: this.abort.signal });

@@ -1,7 +1,7 @@
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { RetryFailedResponse } from "@docpipe/api-contract";
 import type { Prisma, PrismaClient } from "@docpipe/db";
-import { coerceError, QueueProducer, QueueSendError, settleBatch, sleep, type Logger, type QueueUrls } from "@docpipe/queue";
+import { coerceError, fullJitterBackoff, QueueProducer, QueueSendError, settleBatch, sleep, type Logger, type QueueUrls } from "@docpipe/queue";
 
 /**
  * Failure codes that say the file itself is unusable (possibly behind a stage prefix, as in
@@ -165,7 +165,7 @@ export async function retryFailed(deps: RetryDeps, batchId: string): Promise<Ret
         }
         if (entries.length > 0) {
           if (attempt >= 5) throw new QueueSendError(`${entries.length} messages refused by ${url}`, { queueUrl: url, failedCount: entries.length });
-          await sleep(100 * 2 ** attempt);
+          await sleep(fullJitterBackoff(attempt, { base: 200, cap: 1_600 }));
         }
       }
     }

@@ -1,36 +1,23 @@
-export interface BackoffOptions {
-  /** Delay ceiling of the first retry. @defaultValue 200 */
-  baseMs?: number;
-  /** No retry waits longer than this (except when the server asks for longer with Retry-After). @defaultValue 10000 */
-  capMs?: number;
+import { fullJitterBackoff } from "@docpipe/queue";
+
+/** The window of the waits between model calls for one page. */
+export interface ModelBackoff {
+  /** Delay ceiling of the first retry. */
+  baseMs: number;
+  /** No retry waits longer than this (except when the server asks for longer with Retry-After). */
+  capMs: number;
 }
 
 /**
- * "Full jitter" exponential backoff (AWS Architecture Blog, "Exponential Backoff And Jitter"):
- * a uniformly random delay in [0, min(cap, base * 2^attempt)). Spreading retries over the
- * whole window keeps a fleet of clients from retrying in lock step.
+ * The wait before a retry: exponential with full jitter (the pipeline's one backoff), but
+ * never less than what the server asked for in Retry-After (a throttled endpoint knows better
+ * than our guess).
  *
  * @param attempt 0 for the first retry, 1 for the second, ...
  * @param random a source of numbers in [0, 1); injectable for tests
  */
-export function fullJitterDelayMs(attempt: number, opts: BackoffOptions = {}, random: () => number = Math.random): number {
-  const base = opts.baseMs ?? 200;
-  const cap = opts.capMs ?? 10_000;
-  const ceiling = Math.min(cap, base * 2 ** Math.max(0, attempt));
-  return Math.floor(random() * ceiling);
-}
-
-/**
- * The wait before a retry: full jitter, but never less than what the server asked for in
- * Retry-After (a throttled endpoint knows better than our guess).
- */
-export function retryDelayMs(
-  attempt: number,
-  opts: BackoffOptions = {},
-  retryAfterMs?: number,
-  random: () => number = Math.random,
-): number {
-  const jitter = fullJitterDelayMs(attempt, opts, random);
+export function retryDelayMs(attempt: number, backoff: ModelBackoff, retryAfterMs?: number, random: () => number = Math.random): number {
+  const jitter = Math.floor(fullJitterBackoff(attempt + 1, { base: backoff.baseMs, cap: backoff.capMs, random }));
   return retryAfterMs !== undefined && retryAfterMs > jitter ? retryAfterMs : jitter;
 }
 
