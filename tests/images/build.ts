@@ -29,6 +29,8 @@ export interface Bundles {
   /** By service directory name (SERVICE build arg). */
   services: Map<string, ImageRuntime>;
   migrate: ImageRuntime;
+  /** The reference model's endpoint image (target `model`). */
+  model: ImageRuntime;
   /** The service image's HEALTHCHECK command, mapped to the repository's file. */
   healthcheck: string;
   /** Wall-clock ms of each step, for the test's report. */
@@ -222,6 +224,14 @@ export async function buildBundles(services: readonly string[], opts: { reuse?: 
       for (const command of runs(stage(stages, "migrate-build"))) await sh(mapPath(command, "/app", migrateApp));
     });
 
+    // Model-build stage: its one RUN (build and deploy of @docpipe/reference-model), /out mapped.
+    const modelApp = path.join(root, "bundles", "model");
+    await timed("deploy model", async () => {
+      for (const command of runs(stage(stages, "model-build"))) await sh(mapPath(command, "/out", modelApp));
+    });
+    const modelCopy = stage(stages, "model").instructions.find((i) => i.op === "COPY" && i.args.includes("--from=model-build"));
+    if (!modelCopy || !/\s\/out \/app$/.test(modelCopy.args)) throw new BuildStepError("model stage: expected COPY --from=model-build … /out /app");
+
     // Nothing in a bundle may lean on the build's workspace: the image has no /repo.
     await timed("remove context", () => rm(context, { recursive: true, force: true }));
 
@@ -251,6 +261,7 @@ async function describeBundles(services: readonly string[], root: string): Promi
     root,
     services: new Map(services.map((s) => [s, imageRuntime(stages, "service", path.join(root, "bundles", s), { SERVICE: s })])),
     migrate: imageRuntime(stages, "migrate", path.join(root, "bundles", "migrate"), {}),
+    model: imageRuntime(stages, "model", path.join(root, "bundles", "model"), {}),
     healthcheck: healthcheckCommand(stages),
     timings: {},
     logFile: path.join(root, "build.log"),

@@ -4,7 +4,6 @@
 // directory outside the repository, against the local stack. The bundles migrate an empty
 // database, process a batch end to end and stop on SIGTERM.
 import { readdir, readlink, realpath, stat } from "node:fs/promises";
-import { createServer } from "node:net";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { execFile } from "node:child_process";
@@ -13,11 +12,11 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { createPrisma } from "@docpipe/db";
 import { generatePdf, PAGE_SIZES, type CorpusPageSpec } from "@docpipe/pdf";
 import { uploadFile } from "@docpipe/queue";
-import { startReferenceModel } from "@docpipe/reference-model";
 import { afterAll, beforeAll, onTestFailed } from "vitest";
 import { deployables } from "@docpipe/infra/services";
 import { createApiKey } from "@docpipe/api-keys";
-import { pngSize, testLogger } from "../e2e/support.js";
+import { pngSize } from "../e2e/support.js";
+import { freePort } from "@docpipe/local-stack";
 import { describe, expect, onTestFinished, test } from "../fixtures/index.js";
 import { buildBundles, nodeModulesAbove, REPO_ROOT, type Bundles } from "./build.js";
 import { containerEnv, runContainer, startContainer, type Container } from "./container.js";
@@ -49,14 +48,6 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** Every symlink under dir that resolves to something outside it (the image would not have it). */
 async function linksOutOf(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -78,7 +69,7 @@ async function linksOutOf(dir: string): Promise<string[]> {
 describe("service images (docker/Dockerfile), built and run without Docker", () => {
   test("each bundle holds everything it runs: no link out of it, no node_modules above it", async ({ annotate }) => {
     await annotate(`build steps (ms): ${JSON.stringify(bundles.timings)}`);
-    const roots = [...[...bundles.services.values()].map((r) => r.appDir), bundles.migrate.appDir];
+    const roots = [...[...bundles.services.values()].map((r) => r.appDir), bundles.migrate.appDir, bundles.model.appDir];
     for (const dir of roots) {
       expect(nodeModulesAbove(dir), dir).toEqual([]);
       expect(await linksOutOf(dir), dir).toEqual([]);
@@ -87,13 +78,13 @@ describe("service images (docker/Dockerfile), built and run without Docker", () 
       expect((await stat(path.join(runtime.cwd, "dist/main.js"))).isFile(), service).toBe(true);
       expect(path.relative(REPO_ROOT, runtime.appDir).startsWith(".."), service).toBe(true);
     }
+    expect((await stat(path.join(bundles.model.cwd, "dist/main.js"))).isFile()).toBe(true);
   });
 
   test(
     "the migrate bundle migrates an empty database; the service bundles process a batch on it and stop on SIGTERM",
     { timeout: 400_000 },
     async ({ stack, annotate }) => {
-      const logger = testLogger();
       const containers: Container[] = [];
       onTestFinished(async () => {
         for (const c of containers) c.kill();
@@ -149,14 +140,31 @@ describe("service images (docker/Dockerfile), built and run without Docker", () 
       phase("migrate");
       const again = runContainer("migrate again", bundles.migrate, migrateEnv, 120_000);
 
-      // --- the services, each as its ECS task runs it.
-      const model = await startReferenceModel({ s3: stack.s3, logger: logger.child({ service: "reference-model" }) });
-      onTestFinished(() => model.stop());
+      // --- the model image, started as SageMaker starts it (`<image> serve`, port from the
+      // environment), two processes sharing the port; it reads the PNGs with the credentials the
+      // SDK finds (on SageMaker, the endpoint's execution role).
       const { DATABASE_URL: _fromStack, ...stackEnv } = stack.env;
+      const modelPort = await freePort();
+      const modelUrl = `http://127.0.0.1:${modelPort}`;
+      const s3Env = Object.fromEntries(
+        ["AWS_REGION", "AWS_ENDPOINT_URL_S3", "S3_FORCE_PATH_STYLE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"].map((k) => [k, stack.env[k]!]),
+      );
+      const model = startContainer(
+        "model",
+        { ...bundles.model, command: [...bundles.model.command, "serve"] },
+        await containerEnv(bundles.model, home("model"), { ...s3Env, PORT: String(modelPort), MODEL_WORKERS: "2" }),
+      );
+      containers.push(model);
+      for (let t = Date.now(); !(await fetch(`${modelUrl}/ping`).then((r) => r.ok, () => false)); await sleep(200)) {
+        if (!model.running() || Date.now() - t > 60_000) throw new Error(`the model never answered /ping:\n${model.output().slice(-4000)}`);
+      }
+      phase("model answers /ping");
+
+      // --- the services, each as its ECS task runs it.
       const port = await freePort();
       const serviceEnv: Record<string, Record<string, string>> = {
         ingestion: { PORT: String(port) },
-        "inference-client": { MODEL_URL: `${model.url}/invocations` },
+        "inference-client": { MODEL_URL: `${modelUrl}/invocations` },
         "page-converter": { DPI: String(DPI) },
         failsafe: { DPI: String(DPI) },
       };

@@ -9,4 +9,5 @@ export {
   type StackState,
 } from "./stack.js";
 export { LocalStackError } from "./errors.js";
+export { freePort } from "./process.js";
 export { openStudio, type StudioOptions } from "./studio.js";
