@@ -1,8 +1,14 @@
 /**
  * Deployment settings of the docpipe stack, read from CDK context (`cdk deploy -c key=value`,
- * or the `context` block of cdk.json). Everything has a default except the model endpoint and
- * the API's certificate (or an explicit `allowHttp`), so a first deploy needs two flags.
+ * or the `context` block of cdk.json). Everything has a default except the API's certificate
+ * (or an explicit `allowHttp`), so a first deploy needs one flag; a deploy that names no model
+ * endpoint gets its own (the model tier, lib/model-tier.ts).
  */
+
+import { bool, ConfigError, num, str, type Lookup } from "./context.js";
+import { modelTierFromContext, type ModelTierConfig } from "./model-capacity.js";
+
+export { ConfigError } from "./context.js";
 
 /** The deployables that run as ECS services. The splitter image runs twice, once per role. */
 export const serviceIds = [
@@ -36,7 +42,7 @@ export interface ServiceSize {
 export interface DocpipeConfig {
   /** Name of an existing bucket holding the PDFs to ingest; unset creates a staging bucket. */
   readonly stagingBucketName?: string;
-  /** HTTPS URL of the model endpoint (API Gateway in front of SageMaker). Exactly one of this and `sagemakerEndpointName`. */
+  /** HTTPS URL of your model endpoint (API Gateway in front of SageMaker). At most one of this and `sagemakerEndpointName`. */
   readonly modelEndpointUrl?: string;
   /** Secrets Manager secret (name) holding the model endpoint's API key, sent as MODEL_AUTH_HEADER_VALUE. */
   readonly modelApiKeySecretName?: string;
@@ -47,6 +53,8 @@ export interface DocpipeConfig {
   readonly modelRoleArn?: string;
   /** Name of a SageMaker endpoint the inference client invokes directly. */
   readonly sagemakerEndpointName?: string;
+  /** The model tier to deploy: set when neither `modelEndpointUrl` nor `sagemakerEndpointName` is. */
+  readonly modelTier?: ModelTierConfig;
   /** E-mail address subscribed to the alarm topic; unset leaves the topic without subscribers. */
   readonly alarmEmail?: string;
   /** Prefix of every queue name, so two deployments can share an account. @defaultValue "docpipe-" */
@@ -121,38 +129,6 @@ export const defaultSizes: Record<ServiceId, ServiceSize> = {
   },
 };
 
-/** Thrown when a context value is missing or malformed; the message names the key and how to set it. */
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
-}
-
-type Lookup = (key: string) => unknown;
-
-const str = (get: Lookup, key: string): string | undefined => {
-  const v = get(key);
-  if (v === undefined || v === null || v === "") return undefined;
-  if (typeof v !== "string") throw new ConfigError(`context "${key}" must be a string, e.g. -c ${key}=value`);
-  return v;
-};
-
-const num = (get: Lookup, key: string, fallback: number, min: number, max: number): number => {
-  const v = get(key);
-  if (v === undefined || v === null || v === "") return fallback;
-  const n = typeof v === "number" ? v : Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new ConfigError(`context "${key}" must be a number from ${min} to ${max}, got ${JSON.stringify(v)}`);
-  }
-  return n;
-};
-
-const bool = (get: Lookup, key: string, fallback: boolean): boolean => {
-  const v = get(key);
-  if (v === undefined || v === null || v === "") return fallback;
-  if (v === true || v === "true") return true;
-  if (v === false || v === "false") return false;
-  throw new ConfigError(`context "${key}" must be true or false, got ${JSON.stringify(v)}`);
-};
-
 /** Merges `-c serviceSizes='{"page-converter":{"maxTasks":400}}'` over the defaults. */
 const sizes = (get: Lookup): Record<ServiceId, ServiceSize> => {
   const raw = get("serviceSizes");
@@ -203,14 +179,17 @@ const arn = (get: Lookup, key: string): string | undefined => {
 export function configFromContext(get: Lookup): DocpipeConfig {
   const modelEndpointUrl = str(get, "modelEndpointUrl");
   const sagemakerEndpointName = str(get, "sagemakerEndpointName");
-  if (!modelEndpointUrl === !sagemakerEndpointName) {
+  if (modelEndpointUrl && sagemakerEndpointName) {
     throw new ConfigError(
-      "set exactly one of the context keys modelEndpointUrl (-c modelEndpointUrl=https://...) " +
-        "and sagemakerEndpointName (-c sagemakerEndpointName=my-endpoint)",
+      "set at most one of the context keys modelEndpointUrl (-c modelEndpointUrl=https://...) " +
+        "and sagemakerEndpointName (-c sagemakerEndpointName=my-endpoint); with neither, the stack deploys its own model tier",
     );
   }
   if (modelEndpointUrl && !/^https?:\/\//.test(modelEndpointUrl)) {
     throw new ConfigError(`context "modelEndpointUrl" must be an http(s) URL, got ${modelEndpointUrl}`);
+  }
+  if (!modelEndpointUrl && !sagemakerEndpointName && str(get, "modelApiKeySecretName")) {
+    throw new ConfigError(`context "modelApiKeySecretName" goes with modelEndpointUrl: the model tier keeps its own key`);
   }
   const alarmEmail = str(get, "alarmEmail");
   if (alarmEmail && !/^[^@\s]+@[^@\s]+$/.test(alarmEmail)) {
@@ -236,6 +215,7 @@ export function configFromContext(get: Lookup): DocpipeConfig {
     stagingBucketName: str(get, "stagingBucketName"),
     modelEndpointUrl,
     sagemakerEndpointName,
+    modelTier: modelEndpointUrl || sagemakerEndpointName ? undefined : modelTierFromContext(get),
     modelApiKeySecretName: str(get, "modelApiKeySecretName"),
     modelRoleArn: arn(get, "modelRoleArn"),
     alarmEmail,

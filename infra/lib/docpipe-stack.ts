@@ -2,6 +2,7 @@ import { aws_s3 as s3, aws_s3_notifications as s3n, CfnOutput, Stack, type Stack
 import type { Construct } from "constructs";
 import type { DocpipeConfig } from "./config.js";
 import { Database } from "./database.js";
+import { ModelTier } from "./model-tier.js";
 import { Monitoring } from "./monitoring.js";
 import { Network } from "./network.js";
 import { acknowledge } from "./nag.js";
@@ -19,6 +20,8 @@ export class DocpipeStack extends Stack {
   public readonly storage: Storage;
   public readonly queues: Queues;
   public readonly database: Database;
+  /** The model endpoint, when the deploy names none. */
+  public readonly modelTier?: ModelTier;
   public readonly services: Services;
   public readonly monitoring: Monitoring;
 
@@ -48,6 +51,13 @@ export class DocpipeStack extends Stack {
       maxCapacity: config.databaseMaxCapacity,
       deletionProtection: config.deletionProtection,
     });
+    if (config.modelTier) {
+      this.modelTier = new ModelTier(this, "ModelTier", {
+        config: config.modelTier,
+        workBucket: this.storage.workBucket,
+        logRetentionDays: config.logRetentionDays,
+      });
+    }
     this.services = new Services(this, "Services", {
       config,
       vpc: this.network.vpc,
@@ -57,6 +67,7 @@ export class DocpipeStack extends Stack {
       workBucket: this.storage.workBucket,
       logsBucket: this.storage.logsBucket,
       database: this.database,
+      ...(this.modelTier && { model: { url: this.modelTier.invocationUrl, apiKeySecret: this.modelTier.apiKeySecret } }),
     });
     this.monitoring = new Monitoring(this, "Monitoring", {
       queues: this.queues,
@@ -67,6 +78,8 @@ export class DocpipeStack extends Stack {
       maxMessageAgeSeconds: config.maxMessageAgeSeconds,
     });
 
+    this.modelTier?.notify(this.monitoring.topic);
+
     new CfnOutput(this, "IngestionUrl", {
       description: "POST /batches here (internal load balancer)",
       value: this.services.ingestionUrl,
@@ -75,6 +88,11 @@ export class DocpipeStack extends Stack {
     new CfnOutput(this, "WorkBucket", { value: this.storage.workBucket.bucketName });
     new CfnOutput(this, "AlarmTopic", { value: this.monitoring.topic.topicArn });
     new CfnOutput(this, "DatabaseSecret", { value: this.database.secret.secretArn });
+    if (this.modelTier) {
+      new CfnOutput(this, "ModelEndpointName", { value: this.modelTier.endpoint.endpointName });
+      new CfnOutput(this, "ModelApiUrl", { description: "POST {bucket, key} here with x-api-key", value: this.modelTier.invocationUrl });
+      new CfnOutput(this, "ModelApiKeySecret", { value: this.modelTier.apiKeySecret.secretArn });
+    }
 
     const notificationsHandler = this.node.children.find((c) => c.node.id.startsWith("BucketNotificationsHandler"));
     if (notificationsHandler) {

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { aws_ecr_assets as ecrAssets, aws_ecs as ecs, IgnoreMode } from "aws-cdk-lib";
+import type { Construct } from "constructs";
 
 /** The monorepo root: the Docker build context of every image. */
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
@@ -46,5 +47,21 @@ export function migrateImage(): ecs.ContainerImage {
     exclude,
     ignoreMode: IgnoreMode.DOCKER,
     displayName: "docpipe-migrate",
+  });
+}
+
+/**
+ * The reference model's endpoint image (docker/Dockerfile target `model`), pushed to the
+ * bootstrap ECR repository by `cdk deploy`; SageMaker pulls it by URI.
+ */
+export function modelImageAsset(scope: Construct, id: string): ecrAssets.DockerImageAsset {
+  return new ecrAssets.DockerImageAsset(scope, id, {
+    directory: repoRoot,
+    file: dockerfile,
+    target: "model",
+    platform,
+    exclude,
+    ignoreMode: IgnoreMode.DOCKER,
+    displayName: "docpipe-reference-model",
   });
 }

@@ -130,6 +130,8 @@ export interface ServicesProps {
   readonly workBucket: s3.IBucket;
   readonly logsBucket: s3.IBucket;
   readonly database: Database;
+  /** The deployed model tier's URL and API key (lib/model-tier.ts); unset when the config names an endpoint. */
+  readonly model?: { readonly url: string; readonly apiKeySecret: secretsmanager.ISecret };
 }
 
 /**
@@ -176,17 +178,16 @@ export class Services extends Construct {
       LOG_LEVEL: "info",
       NODE_ENV: "production",
     };
-    const modelEnv: Record<string, string> = config.modelEndpointUrl
-      ? { MODEL_URL: config.modelEndpointUrl }
+    const modelUrl = props.model?.url ?? config.modelEndpointUrl;
+    const modelEnv: Record<string, string> = modelUrl
+      ? { MODEL_URL: modelUrl }
       : { SAGEMAKER_ENDPOINT_NAME: config.sagemakerEndpointName ?? "" };
 
-    const modelSecrets: Record<string, ecs.Secret> = config.modelApiKeySecretName
-      ? {
-          MODEL_AUTH_HEADER_VALUE: ecs.Secret.fromSecretsManager(
-            secretsmanager.Secret.fromSecretNameV2(this, "ModelApiKey", config.modelApiKeySecretName),
-          ),
-        }
-      : {};
+    // A container secret: ECS reads it with the inference client's execution role at task start.
+    const modelKey =
+      props.model?.apiKeySecret ??
+      (config.modelApiKeySecretName && secretsmanager.Secret.fromSecretNameV2(this, "ModelApiKey", config.modelApiKeySecretName));
+    const modelSecrets: Record<string, ecs.Secret> = modelKey ? { MODEL_AUTH_HEADER_VALUE: ecs.Secret.fromSecretsManager(modelKey) } : {};
 
     this.migration = new Migration(this, "Migration", {
       cluster: this.cluster,

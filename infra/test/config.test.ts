@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, configFromContext, defaultSizes } from "../lib/config.js";
+import { configFromContext, defaultSizes } from "../lib/config.js";
+import { DEFAULT_INSTANCE_TYPE, limitsFromCapacity, REFERENCE_REQUESTS_PER_SECOND_PER_VCPU } from "../lib/model-capacity.js";
 import { targetBacklogPerTask } from "../lib/queue-scaling.js";
 
 const from = (ctx: Record<string, unknown>) => configFromContext((k) => ctx[k]);
@@ -7,11 +8,36 @@ const certificateArn = "arn:aws:acm:eu-west-1:123456789012:certificate/0b1c2d3e-
 const model = { modelEndpointUrl: "https://model.example.com/invocations", certificateArn };
 
 describe("configFromContext", () => {
-  it("needs exactly one model endpoint, and says how to set it", () => {
-    expect(() => from({})).toThrow(/modelEndpointUrl.*sagemakerEndpointName/);
-    expect(() => from({ ...model, sagemakerEndpointName: "scorer" })).toThrow(ConfigError);
-    expect(from({ sagemakerEndpointName: "scorer", certificateArn }).sagemakerEndpointName).toBe("scorer");
-    expect(() => from({ modelEndpointUrl: "model.example.com" })).toThrow(/http\(s\) URL/);
+  it("takes at most one model endpoint, and deploys the model tier when none is named", () => {
+    expect(() => from({ ...model, sagemakerEndpointName: "scorer" })).toThrow(/at most one.*modelEndpointUrl.*sagemakerEndpointName/);
+    expect(from({ sagemakerEndpointName: "scorer", certificateArn })).toMatchObject({ sagemakerEndpointName: "scorer", modelTier: undefined });
+    expect(from(model).modelTier).toBeUndefined();
+    expect(() => from({ certificateArn, modelEndpointUrl: "model.example.com" })).toThrow(/http\(s\) URL/);
+    const tier = from({ certificateArn }).modelTier!;
+    expect(tier.instanceType).toBe(DEFAULT_INSTANCE_TYPE);
+    expect(tier.imageUri).toBeUndefined();
+    expect(tier.capacity).toEqual({ requestsPerSecondPerVcpu: REFERENCE_REQUESTS_PER_SECOND_PER_VCPU, vcpusPerInstance: 2, minInstances: 1, maxInstances: 4 });
+    expect(tier.limits).toEqual(limitsFromCapacity(tier.capacity));
+    expect(() => from({ certificateArn, modelApiKeySecretName: "docpipe/model-key" })).toThrow(/"modelApiKeySecretName" goes with modelEndpointUrl/);
+  });
+
+  it("derives the model tier's limits from the measured capacity, each overridable, and checks them", () => {
+    const l = limitsFromCapacity({ requestsPerSecondPerVcpu: 10, vcpusPerInstance: 4, minInstances: 2, maxInstances: 5 });
+    // 40/s an instance: 90% of 5 instances, one second of the 2-instance floor, the rate for a day, 70% of a minute.
+    expect(l).toEqual({ perInstancePerSecond: 40, rateLimit: 180, burstLimit: 80, quotaPerDay: 180 * 86_400, invocationsPerInstancePerMinute: 1680 });
+    const tier = from({ certificateArn, modelMaxInstances: "8", modelRateLimit: "50", modelTargetInvocationsPerMinute: "600" }).modelTier!;
+    expect(tier.limits).toMatchObject({ rateLimit: 50, invocationsPerInstancePerMinute: 600, burstLimit: limitsFromCapacity(tier.capacity).burstLimit });
+    expect(tier.capacity.maxInstances).toBe(8);
+    expect(() => from({ certificateArn, modelInstanceType: "c5.large" })).toThrow(/"modelInstanceType" must be a SageMaker instance type/);
+    expect(() => from({ certificateArn, modelInstanceType: "ml.g5.xlarge" })).toThrow(/"modelVcpusPerInstance" is needed for ml.g5.xlarge/);
+    expect(from({ certificateArn, modelInstanceType: "ml.g5.xlarge", modelVcpusPerInstance: "4" }).modelTier!.capacity.vcpusPerInstance).toBe(4);
+    expect(() => from({ certificateArn, modelMinInstances: "3", modelMaxInstances: "2" })).toThrow(/"modelMaxInstances" must not be below/);
+    expect(() => from({ certificateArn, modelBurstLimit: "2.5" })).toThrow(/"modelBurstLimit" must be a whole number/);
+    expect(() => from({ certificateArn, modelImageUri: "docker.io/acme/scorer:1" })).toThrow(/"modelImageUri" must be an ECR image/);
+    const own = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/scorer:1";
+    // Another model's throughput is not ours: its figure must be given.
+    expect(() => from({ certificateArn, modelImageUri: own })).toThrow(/"modelRequestsPerSecondPerVcpu" is needed with modelImageUri/);
+    expect(from({ certificateArn, modelImageUri: own, modelRequestsPerSecondPerVcpu: "3" }).modelTier).toMatchObject({ imageUri: own, capacity: { requestsPerSecondPerVcpu: 3 } });
   });
 
   it("fills defaults: a new staging bucket, a database that pauses, workers on Spot", () => {
