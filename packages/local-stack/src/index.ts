@@ -11,3 +11,9 @@ export {
 export { LocalStackError } from "./errors.js";
 export { freePort } from "./process.js";
 export { openStudio, type StudioOptions } from "./studio.js";
+export {
+  startUsagePlanGateway,
+  type UsagePlanGateway,
+  type UsagePlanGatewayOptions,
+  type GatewayCall,
+} from "./usage-plan.js";

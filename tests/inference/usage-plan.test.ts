@@ -1,0 +1,156 @@
+// The inference client and a usage plan working together, as on AWS (API Gateway's usage plan in
+// front of the SageMaker endpoint, infra/lib/model-api.ts): the local stack's usage-plan gateway
+// in front of the reference model, two inference clients (two tasks) offering more than the plan
+// admits. Nothing may be lost, every 429 must be retried no sooner than its Retry-After, and the
+// model must never hold more calls than the clients' combined concurrency.
+import type { PrismaClient } from "@docpipe/db";
+import { createInferenceClient, type InferenceClient } from "@docpipe/inference-client";
+import { startUsagePlanGateway, type GatewayCall, type LocalStack, type UsagePlanGateway } from "@docpipe/local-stack";
+import { startReferenceModel, type ReferenceModel } from "@docpipe/reference-model";
+import { describe, expect, onTestFinished, test as stackTest } from "../fixtures/index.js";
+import { seededRandom, waitFor } from "../fixtures/wait.js";
+import { pagePngs, queueDepth, seedDocument, uploadPageImage, type SeededDocument } from "./helpers.js";
+
+const API_KEY = "local-usage-plan-key-0123456789";
+/** Tasks of the inference client, and calls each may have in flight (MODEL_MAX_CONCURRENCY). */
+const CLIENTS = 2;
+const MAX_CONCURRENCY = 3;
+
+const test = stackTest.extend<{ model: ReferenceModel }>({
+  model: async ({ stack }, use) => {
+    const model = await startReferenceModel({ s3: stack.s3 });
+    try {
+      await use(model);
+    } finally {
+      await model.stop();
+    }
+  },
+});
+
+/** Runs CLIENTS inference clients against the gateway until every page of `docs` is scored, then stops them. */
+async function scoreThroughPlan(stack: LocalStack, prisma: PrismaClient, gateway: UsagePlanGateway, docs: SeededDocument[]): Promise<void> {
+  const clients: InferenceClient[] = Array.from({ length: CLIENTS }, (_, i) =>
+    createInferenceClient({
+      sqs: stack.sqs,
+      prisma,
+      queueUrls: stack.queueUrls,
+      model: { url: `${gateway.url}/invocations`, authHeader: { name: "x-api-key", value: API_KEY } },
+      maxConcurrency: MAX_CONCURRENCY,
+      // No client-side rate limit: the load above the plan is the point.
+      ratePerSecond: 0,
+      breakerCooldownMs: 1_000,
+      waitTimeSeconds: 1,
+      stopTimeoutSeconds: 5,
+      workerId: `inference-client/${i}`,
+      random: seededRandom(20 + i),
+    }),
+  );
+  for (const c of clients) c.start();
+  try {
+    const { ink } = await pagePngs();
+    await Promise.all(docs.flatMap((d) => Array.from({ length: d.pageCount }, (_, i) => uploadPageImage(stack.s3, stack.workBucket, d, i + 1, ink))));
+    const ids = docs.map((d) => d.documentId);
+    await waitFor(
+      "every document done",
+      async () => ((await prisma.document.count({ where: { id: { in: ids }, state: "done" } })) === docs.length ? true : undefined),
+      180_000,
+    );
+  } finally {
+    await Promise.all(clients.map((c) => c.stop()));
+  }
+}
+
+/** What a person would check afterwards: every page scored exactly once, nothing dead-lettered. */
+async function expectExactlyOnce(stack: LocalStack, prisma: PrismaClient, docs: SeededDocument[], model: ReferenceModel, gateway: UsagePlanGateway) {
+  const pages = docs.reduce((n, d) => n + d.pageCount, 0);
+  for (const d of docs) {
+    const results = await prisma.inferenceResult.findMany({ where: { documentId: d.documentId }, orderBy: { pageNumber: "asc" } });
+    expect(results.map((r) => r.pageNumber)).toEqual(Array.from({ length: d.pageCount }, (_, i) => i + 1));
+  }
+  expect(await prisma.page.count({ where: { state: "done" } })).toBe(pages);
+  expect(await prisma.auditEvent.count({ where: { stage: "inference", outcome: "succeeded" } })).toBe(pages);
+  expect(await prisma.auditEvent.count({ where: { outcome: "dead_lettered" } })).toBe(0);
+  expect(await queueDepth(stack.sqs, stack.queueUrls.convertedImage.dlqUrl)).toBe(0);
+  const stats = model.stats();
+  expect(stats.byStatus).toEqual({ "200": pages });
+  // Every call the gateway admitted reached the model, and nothing else did.
+  expect(gateway.calls().filter((c) => c.refusedBy === undefined)).toHaveLength(stats.requests);
+  // The model's limit is what the clients together may have in flight; the plan's burst must not breach it either.
+  expect(stats.maxInFlight).toBeLessThanOrEqual(CLIENTS * MAX_CONCURRENCY);
+}
+
+/** Each 429 of the gateway, and the next call for the same page: never sooner than the Retry-After. */
+function retriesAfter429(calls: GatewayCall[]): { gapMs: number; retryAfterMs: number }[] {
+  return calls.flatMap((c, i) => {
+    if (c.status !== 429) return [];
+    const next = calls.slice(i + 1).find((n) => n.pageKey === c.pageKey);
+    if (!next) throw new Error(`the 429 for ${c.pageKey} at ${c.at.toFixed(0)} ms was never retried`);
+    return [{ gapMs: next.at - c.at, retryAfterMs: c.retryAfterSeconds! * 1000 }];
+  });
+}
+
+describe("inference under a usage plan (the local stand-in for API Gateway's)", () => {
+  test("sustained load above the plan's rate ends with every page scored once, each 429 retried after its Retry-After", async ({ stack, prisma, model }) => {
+    model.setFaults({ delayMs: 40 });
+    // 24 pages at 2 a second: at least 10 s of load, from 6 calls in flight that could go many times faster.
+    const plan = { rateLimit: 2, burstLimit: 2 };
+    const gateway = await startUsagePlanGateway({ target: model.url, apiKey: API_KEY, ...plan });
+    onTestFinished(() => gateway.stop());
+    const docs = [await seedDocument(prisma, stack.workBucket, 12), await seedDocument(prisma, stack.workBucket, 12)];
+
+    await scoreThroughPlan(stack, prisma, gateway, docs);
+
+    await expectExactlyOnce(stack, prisma, docs, model, gateway);
+    const calls = gateway.calls();
+    const throttled = calls.filter((c) => c.refusedBy === "rate");
+    // Sustained: the plan refused calls in both halves of the run (at its very end fewer pages
+    // are left than the plan admits, so the last calls go through).
+    const middle = (calls[0]!.at + calls.at(-1)!.at) / 2;
+    expect(throttled.filter((c) => c.at < middle).length).toBeGreaterThan(0);
+    expect(throttled.filter((c) => c.at > middle).length).toBeGreaterThan(0);
+    expect(calls.filter((c) => c.status === 429).every((c) => c.refusedBy === "rate" && c.retryAfterSeconds === 1)).toBe(true);
+    for (const r of retriesAfter429(calls)) expect(r.gapMs).toBeGreaterThanOrEqual(r.retryAfterMs);
+    // And the gateway held the plan: what it admitted fits the token bucket.
+    const admitted = calls.filter((c) => c.refusedBy === undefined);
+    const spanS = (admitted.at(-1)!.at - admitted[0]!.at) / 1000;
+    expect(admitted.length).toBeLessThanOrEqual(plan.burstLimit + plan.rateLimit * spanS + 1);
+  });
+
+  test("a spent quota holds the pages until its period resets, then scores them all", async ({ stack, prisma, model }) => {
+    const quota = { limit: 6, periodMs: 2_500 };
+    const gateway = await startUsagePlanGateway({ target: model.url, apiKey: API_KEY, rateLimit: 100, burstLimit: 100, quota });
+    onTestFinished(() => gateway.stop());
+    const docs = [await seedDocument(prisma, stack.workBucket, 10)];
+
+    await scoreThroughPlan(stack, prisma, gateway, docs);
+
+    await expectExactlyOnce(stack, prisma, docs, model, gateway);
+    const calls = gateway.calls();
+    const overQuota = calls.filter((c) => c.refusedBy === "quota");
+    expect(overQuota.length).toBeGreaterThan(0);
+    // Retry-After is the time left in the period, so the retries land after the reset.
+    for (const c of overQuota) expect(c.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    for (const c of overQuota) expect(c.retryAfterSeconds).toBeLessThanOrEqual(Math.ceil(quota.periodMs / 1000));
+    for (const r of retriesAfter429(calls)) expect(r.gapMs).toBeGreaterThanOrEqual(r.retryAfterMs);
+    const perPeriod = new Map<number, number>();
+    for (const c of calls.filter((x) => x.refusedBy === undefined)) {
+      const p = Math.floor(c.at / quota.periodMs);
+      perPeriod.set(p, (perPeriod.get(p) ?? 0) + 1);
+    }
+    expect([...perPeriod.values()].every((n) => n <= quota.limit)).toBe(true);
+    expect(perPeriod.size).toBeGreaterThanOrEqual(2);
+  });
+
+  test("refuses a call without the key (403) and a body outside the contract (400) before the model sees it", async ({ model }) => {
+    const gateway = await startUsagePlanGateway({ target: model.url, apiKey: API_KEY, rateLimit: 10, burstLimit: 10 });
+    onTestFinished(() => gateway.stop());
+    const post = (headers: Record<string, string>, body: string) =>
+      fetch(`${gateway.url}/invocations`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+    expect((await post({}, JSON.stringify({ bucket: "b", key: "k" }))).status).toBe(403);
+    expect((await post({ "x-api-key": "wrong" }, JSON.stringify({ bucket: "b", key: "k" }))).status).toBe(403);
+    expect((await post({ "x-api-key": API_KEY }, JSON.stringify({ bucket: "b" }))).status).toBe(400);
+    // A well-formed call passes through, and the model's own answer comes back (no such object: 404).
+    expect((await post({ "x-api-key": API_KEY }, JSON.stringify({ bucket: "docpipe-work", key: "missing.png" }))).status).toBe(404);
+    expect(model.stats().requests).toBe(1);
+  });
+});
