@@ -1,18 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { encodeEventKey, s3NotificationBody } from "./s3.js";
-
-describe("encodeEventKey", () => {
-  it("form-encodes keys the way S3 notifications carry them", () => {
-    expect(encodeEventKey("batches/a b/images/1.png")).toBe("batches/a+b/images/1.png");
-    expect(encodeEventKey("in/rapport (final)+v2.pdf")).toBe("in/rapport+%28final%29%2Bv2.pdf");
-    expect(encodeEventKey("in/é.pdf")).toBe("in/%C3%A9.pdf");
-  });
-
-  it("round-trips through the decoding consumers use", () => {
-    const key = "in/a b+c (1)/ü!.pdf";
-    expect(decodeURIComponent(encodeEventKey(key).replace(/\+/g, " "))).toBe(key);
-  });
-});
+import { s3NotificationBody } from "./s3.js";
 
 describe("s3NotificationBody", () => {
   it("is an S3 event notification 2.1 with an increasing sequencer", () => {

@@ -5,7 +5,7 @@ import http from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import type { Logger } from "@docpipe/queue";
+import { encodeS3Key, type Logger } from "@docpipe/queue";
 import { decodeAwsChunked, isAwsChunked } from "./aws-chunked.js";
 import { LocalStackError } from "./errors.js";
 
@@ -46,17 +46,6 @@ export interface NotificationTarget {
   region: string;
 }
 
-/**
- * Encodes a key the way S3 does in event notifications: form encoding (space as `+`),
- * with `/` left as is.
- */
-export function encodeEventKey(key: string): string {
-  return encodeURIComponent(key)
-    .replace(/%20/g, "+")
-    .replace(/%2F/gi, "/")
-    .replace(/[!'()]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
 let sequence = 0n;
 
 /**
@@ -87,7 +76,7 @@ export function s3NotificationBody(
           configurationId,
           bucket: { name: bucket.name, ownerIdentity: { principalId: hex(7) }, arn: `arn:aws:s3:::${bucket.name}` },
           object: {
-            key: encodeEventKey(object.key),
+            key: encodeS3Key(object.key),
             ...(object.size !== undefined && { size: object.size }),
             ...(object.eTag !== undefined && { eTag: object.eTag }),
             sequencer: (BigInt(Date.now()) * 1_000_000n + (sequence % 1_000_000n)).toString(16).toUpperCase().padStart(18, "0"),

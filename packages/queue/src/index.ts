@@ -20,10 +20,12 @@ export { fullJitterBackoff, sleep, type BackoffOptions } from "./backoff.js";
 export { resolveQueueUrls, queueName, deadLetterQueueName, type QueueUrls } from "./queue-urls.js";
 export {
   QueueProducer,
+  QueueSender,
   planBatches,
   MAX_BATCH_BYTES,
   MAX_BATCH_ENTRIES,
   type QueueProducerOptions,
+  type QueueSenderOptions,
   type MessageQueueKey,
   type BatchLimits,
 } from "./producer.js";
@@ -37,7 +39,7 @@ export {
   type DeadLetterReason,
 } from "./dead-letter.js";
 export { downloadToFile, uploadFile, toS3Error, type DownloadOptions } from "./s3.js";
-export { parseS3Event, decodeS3Key, type S3Event, type S3EventRecord } from "./s3-events.js";
+export { parseS3Event, decodeS3Key, encodeS3Key, objectCreatedEvent, type S3Event, type S3EventRecord } from "./s3-events.js";
 export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptions } from "./audit.js";
 export { commonEnv, loadEnv, intEnv, ConfigError, createAwsClients, type CommonEnv, type IntEnvOptions } from "./config.js";
 export { recordPageSplit, recordPageRendered, recordPageFailed, type RenderedFacts } from "./pages.js";

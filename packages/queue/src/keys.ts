@@ -16,6 +16,12 @@ export const pageKey = (d: DocumentRef, page: number): string => `${documentPref
 
 export const imageKey = (d: DocumentRef, page: number): string => `${documentPrefix(d)}/images/${page}.png`;
 
+/**
+ * Whether a key is one of the document's own in the work bucket (a chunk, page or image), as
+ * opposed to its source: a single-page document's page PDF is the source object itself.
+ */
+export const isWorkKey = (d: DocumentRef, key: string): boolean => key.startsWith(`${documentPrefix(d)}/`);
+
 /** The prefix under which PNGs land; S3 notifications on it feed the converted-image queue. */
 export const IMAGES_KEY_PATTERN = /^batches\/([0-9a-f-]{36})\/documents\/([0-9a-f-]{36})\/images\/(\d+)\.png$/;
 

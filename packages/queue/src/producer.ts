@@ -45,11 +45,11 @@ export function planBatches(bodies: readonly string[], limits: BatchLimits = {})
 
 export type MessageQueueKey = keyof typeof messageSchemas;
 
-export interface QueueProducerOptions<K extends MessageQueueKey> {
+export interface QueueSenderOptions {
   sqs: SQSClient;
   queueUrl: string;
-  /** Which catalog schema every message is validated against before it is sent. */
-  queue: K;
+  /** Logged with every line. @defaultValue the queue URL */
+  queueName?: string;
   logger?: Logger;
   /** Tries per SendMessageBatch request, counting the first. @defaultValue `5` */
   maxAttempts?: number;
@@ -61,6 +61,11 @@ export interface QueueProducerOptions<K extends MessageQueueKey> {
   parallelRequests?: number;
 }
 
+export interface QueueProducerOptions<K extends MessageQueueKey> extends Omit<QueueSenderOptions, "queueName"> {
+  /** Which catalog schema every message is validated against before it is sent. */
+  queue: K;
+}
+
 interface Outcome {
   rejected: { index: number; code: string; message: string }[];
   unsent: number[];
@@ -68,26 +73,26 @@ interface Outcome {
 }
 
 /**
- * Sends catalog messages with SendMessageBatch: validated against the queue's schema, grouped
- * by count and bytes, with entries that SQS reports as failed (throttled, internal error)
- * retried with backoff. Entries already sent stay sent when `send` throws, so a caller that
- * retries the whole call sends them twice; consumers are idempotent, so that is safe.
+ * Sends message bodies with SendMessageBatch, grouped by count and bytes, with entries that SQS
+ * reports as failed (throttled, internal error) retried with backoff. Entries already sent stay
+ * sent when `sendBodies` throws, so a caller that retries the whole call sends them twice;
+ * consumers are idempotent, so that is safe. Bodies of our own queues go through
+ * {@link QueueProducer}, which validates them first; this class alone sends bodies we do not
+ * define (S3 event notifications).
  */
-export class QueueProducer<K extends MessageQueueKey> {
-  readonly queue: K;
+export class QueueSender {
   readonly queueUrl: string;
-  private readonly sqs: SQSClient;
-  private readonly logger: Logger;
+  protected readonly sqs: SQSClient;
+  protected readonly logger: Logger;
   private readonly maxAttempts: number;
   private readonly retryBaseMs: number;
   private readonly retryMaxMs: number;
   private readonly parallelRequests: number;
 
-  constructor(opts: QueueProducerOptions<K>) {
+  constructor(opts: QueueSenderOptions) {
     this.sqs = opts.sqs;
     this.queueUrl = opts.queueUrl;
-    this.queue = opts.queue;
-    this.logger = (opts.logger ?? silentLogger()).child({ component: "producer", queue: opts.queue });
+    this.logger = (opts.logger ?? silentLogger()).child({ component: "producer", queue: opts.queueName ?? opts.queueUrl });
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? 5);
     this.retryBaseMs = opts.retryBaseMs ?? 200;
     this.retryMaxMs = opts.retryMaxMs ?? 5_000;
@@ -95,24 +100,12 @@ export class QueueProducer<K extends MessageQueueKey> {
   }
 
   /**
-   * Validates every message, then sends them all. Throws {@link MessageRejectedError} (before
-   * sending anything) for an invalid or oversized message, or after sending the rest when SQS
-   * blames the sender; throws {@link QueueSendError} when entries still fail after `maxAttempts`.
+   * Sends every body. Throws {@link MessageRejectedError} (before sending anything) for an
+   * oversized body, or after sending the rest when SQS blames the sender; throws
+   * {@link QueueSendError} when entries still fail after `maxAttempts`.
    */
-  async send(messages: z.input<(typeof messageSchemas)[K]>[], opts?: { delaySeconds?: number }): Promise<void> {
-    if (messages.length === 0) return;
-    const schema = messageSchemas[this.queue] as unknown as z.ZodType;
-    const bodies = messages.map((m, i) => {
-      const parsed = schema.safeParse(m);
-      if (!parsed.success) {
-        throw new MessageRejectedError(
-          "invalid_message",
-          `message ${i} does not match the ${this.queue} schema: ${parsed.error.message}`,
-          { cause: parsed.error, queueUrl: this.queueUrl },
-        );
-      }
-      return JSON.stringify(parsed.data);
-    });
+  async sendBodies(bodies: string[], opts?: { delaySeconds?: number }): Promise<void> {
+    if (bodies.length === 0) return;
     const batches = planBatches(bodies);
 
     const outcome: Outcome = { rejected: [], unsent: [] };
@@ -129,13 +122,13 @@ export class QueueProducer<K extends MessageQueueKey> {
       const first = outcome.rejected[0]!;
       throw new MessageRejectedError(
         first.code,
-        `SQS rejected ${outcome.rejected.length} of ${messages.length} messages as the sender's fault (first: message ${first.index}: ${first.message})`,
+        `SQS rejected ${outcome.rejected.length} of ${bodies.length} messages as the sender's fault (first: message ${first.index}: ${first.message})`,
         { queueUrl: this.queueUrl },
       );
     }
     if (outcome.unsent.length > 0) {
       throw new QueueSendError(
-        `${outcome.unsent.length} of ${messages.length} messages were not sent after ${this.maxAttempts} tries`,
+        `${outcome.unsent.length} of ${bodies.length} messages were not sent after ${this.maxAttempts} tries`,
         { failedCount: outcome.unsent.length, queueUrl: this.queueUrl, cause: outcome.lastError },
       );
     }
@@ -179,5 +172,32 @@ export class QueueProducer<K extends MessageQueueKey> {
       pending = retry;
       await sleep(fullJitterBackoff(attempt, { base: this.retryBaseMs, cap: this.retryMaxMs }));
     }
+  }
+}
+
+/** A {@link QueueSender} for one of our queues: every message is validated against the queue's catalog schema before anything is sent. */
+export class QueueProducer<K extends MessageQueueKey> extends QueueSender {
+  readonly queue: K;
+
+  constructor(opts: QueueProducerOptions<K>) {
+    super({ ...opts, queueName: opts.queue });
+    this.queue = opts.queue;
+  }
+
+  /** Validates every message (throwing {@link MessageRejectedError} before sending anything), then sends them all; see `sendBodies`. */
+  async send(messages: z.input<(typeof messageSchemas)[K]>[], opts?: { delaySeconds?: number }): Promise<void> {
+    const schema = messageSchemas[this.queue] as unknown as z.ZodType;
+    const bodies = messages.map((m, i) => {
+      const parsed = schema.safeParse(m);
+      if (!parsed.success) {
+        throw new MessageRejectedError(
+          "invalid_message",
+          `message ${i} does not match the ${this.queue} schema: ${parsed.error.message}`,
+          { cause: parsed.error, queueUrl: this.queueUrl },
+        );
+      }
+      return JSON.stringify(parsed.data);
+    });
+    await this.sendBodies(bodies, opts);
   }
 }

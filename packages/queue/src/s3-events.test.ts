@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PoisonMessageError } from "./errors.js";
-import { decodeS3Key, parseS3Event } from "./s3-events.js";
+import { decodeS3Key, encodeS3Key, objectCreatedEvent, parseS3Event } from "./s3-events.js";
 
 const record = (key: string, extra: Record<string, unknown> = {}) => ({
   eventVersion: "2.1",
@@ -14,6 +14,29 @@ const record = (key: string, extra: Record<string, unknown> = {}) => ({
     bucket: { name: "docpipe-work", arn: "arn:aws:s3:::docpipe-work" },
     object: { key, size: 1234, eTag: "abc", sequencer: "0055AED6DCD90281E5", ...extra },
   },
+});
+
+describe("encodeS3Key", () => {
+  it("form-encodes keys the way S3 notifications carry them", () => {
+    expect(encodeS3Key("batches/a b/images/1.png")).toBe("batches/a+b/images/1.png");
+    expect(encodeS3Key("in/rapport (final)+v2.pdf")).toBe("in/rapport+%28final%29%2Bv2.pdf");
+    expect(encodeS3Key("in/é.pdf")).toBe("in/%C3%A9.pdf");
+  });
+
+  it("round-trips through the decoding consumers use", () => {
+    const key = "in/a b+c (1)/ü!.pdf";
+    expect(decodeURIComponent(encodeS3Key(key).replace(/\+/g, " "))).toBe(key);
+  });
+});
+
+describe("objectCreatedEvent", () => {
+  it("reads back as the object it announces", () => {
+    const key = "batches/b/documents/d/images/7.png";
+    expect(parseS3Event(objectCreatedEvent("work", key, "eu-west-1", "docpipe-reconciler"))).toEqual({
+      kind: "records",
+      records: [{ bucket: "work", key, eventName: "ObjectCreated:Put" }],
+    });
+  });
 });
 
 describe("parseS3Event", () => {

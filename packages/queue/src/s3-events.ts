@@ -17,6 +17,39 @@ function invalid(reason: string): PoisonMessageError {
   return new PoisonMessageError("invalid_s3_event", `not an S3 event notification: ${reason}`);
 }
 
+/** Encodes a key the way S3 does in event notifications: form encoding (space as `+`), with `/` left as is. */
+export function encodeS3Key(key: string): string {
+  return encodeURIComponent(key)
+    .replace(/%20/g, "+")
+    .replace(/%2F/gi, "/")
+    .replace(/[!'()]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/**
+ * The body S3 sends to SQS when an object is created (event structure 2.1), for an object
+ * that is already in place: a consumer cannot tell it from S3's own notification, which is
+ * the point. `configurationId` says who sent it (retry-failed, the reconciler).
+ */
+export function objectCreatedEvent(bucket: string, key: string, region: string, configurationId: string): string {
+  return JSON.stringify({
+    Records: [
+      {
+        eventVersion: "2.1",
+        eventSource: "aws:s3",
+        awsRegion: region,
+        eventTime: new Date().toISOString(),
+        eventName: "ObjectCreated:Put",
+        s3: {
+          s3SchemaVersion: "1.0",
+          configurationId,
+          bucket: { name: bucket, arn: `arn:aws:s3:::${bucket}` },
+          object: { key: encodeS3Key(key) },
+        },
+      },
+    ],
+  });
+}
+
 /** Keys arrive form-encoded: `+` is a space and everything else is percent-encoded. */
 export function decodeS3Key(encoded: string): string {
   try {

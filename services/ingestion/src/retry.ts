@@ -1,7 +1,7 @@
-import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { RetryFailedResponse } from "@docpipe/api-contract";
 import type { Prisma, PrismaClient } from "@docpipe/db";
-import { coerceError, fullJitterBackoff, QueueProducer, QueueSendError, settleBatch, sleep, type Logger, type QueueUrls } from "@docpipe/queue";
+import { coerceError, isWorkKey, objectCreatedEvent, QueueProducer, QueueSender, settleBatch, type Logger, type QueueUrls } from "@docpipe/queue";
 
 /**
  * Failure codes that say the file itself is unusable (possibly behind a stage prefix, as in
@@ -72,31 +72,6 @@ export class RetryError extends Error {
 }
 
 /**
- * The body S3 sends to SQS when an object is created (event structure 2.1), for a PNG that is
- * already in place: the inference client cannot tell it from the original notification, which
- * is the point. `configurationId` says who sent it.
- */
-function imageCreatedBody(bucket: string, key: string, region: string): string {
-  return JSON.stringify({
-    Records: [
-      {
-        eventVersion: "2.1",
-        eventSource: "aws:s3",
-        awsRegion: region,
-        eventTime: new Date().toISOString(),
-        eventName: "ObjectCreated:Put",
-        s3: {
-          s3SchemaVersion: "1.0",
-          configurationId: "docpipe-retry-failed",
-          bucket: { name: bucket, arn: `arn:aws:s3:::${bucket}` },
-          object: { key: encodeURIComponent(key).replace(/%2F/g, "/") },
-        },
-      },
-    ],
-  });
-}
-
-/**
  * Re-runs the failed documents of a batch, and nothing else.
  *
  * - A document that failed as a whole (source missing, not a PDF, a split that failed…) goes
@@ -128,8 +103,6 @@ export async function retryFailed(deps: RetryDeps, batchId: string): Promise<Ret
     expectedToFailAgain: 0,
   };
 
-  const docPrefix = (documentId: string) => `batches/${batchId}/documents/${documentId}/`;
-
   function plan(doc: FailedDoc, failedPages: FailedPage[]): Plan {
     const whole = { doc, mode: "document" as const };
     // A document failed early may lack pages that were never split (a splitter skips the
@@ -141,7 +114,7 @@ export async function retryFailed(deps: RetryDeps, batchId: string): Promise<Ret
       if (p.imageKey) infer.push({ ...p, imageKey: p.imageKey });
       else if (p.pdfKey) {
         // A single-page document's page is the source object itself; split pages are in the work bucket.
-        const pdfBucket = p.pdfKey.startsWith(docPrefix(doc.id)) ? deps.workBucket : doc.bucket;
+        const pdfBucket = isWorkKey({ batchId, documentId: doc.id }, p.pdfKey) ? deps.workBucket : doc.bucket;
         convert.push({ ...p, pdfKey: p.pdfKey, pdfBucket });
       } else return whole;
     }
@@ -150,25 +123,8 @@ export async function retryFailed(deps: RetryDeps, batchId: string): Promise<Ret
   }
 
   async function sendImageEvents(pages: { imageKey: string }[]): Promise<void> {
-    const url = deps.queueUrls.convertedImage!.url;
-    for (let i = 0; i < pages.length; i += 10) {
-      let entries = pages.slice(i, i + 10).map((p, j) => ({ Id: String(j), MessageBody: imageCreatedBody(deps.workBucket!, p.imageKey, region) }));
-      for (let attempt = 1; entries.length > 0; attempt++) {
-        try {
-          const out = await deps.sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: entries }));
-          const failed = new Set((out.Failed ?? []).map((f) => f.Id));
-          entries = entries.filter((e) => failed.has(e.Id));
-        } catch (e) {
-          if (attempt >= 5) {
-            throw new QueueSendError(`SendMessageBatch to ${url} failed`, { cause: e, queueUrl: url, failedCount: entries.length });
-          }
-        }
-        if (entries.length > 0) {
-          if (attempt >= 5) throw new QueueSendError(`${entries.length} messages refused by ${url}`, { queueUrl: url, failedCount: entries.length });
-          await sleep(fullJitterBackoff(attempt, { base: 200, cap: 1_600 }));
-        }
-      }
-    }
+    const sender = new QueueSender({ sqs: deps.sqs, queueUrl: deps.queueUrls.convertedImage!.url, queueName: "converted-image", logger });
+    await sender.sendBodies(pages.map((p) => objectCreatedEvent(deps.workBucket!, p.imageKey, region, "docpipe-retry-failed")));
   }
 
   /** Puts claimed documents back the way they were, so a later call can retry them again. */
