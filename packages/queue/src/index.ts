@@ -1,7 +1,7 @@
 export * from "./contracts.js";
 export * from "./keys.js";
 export { classByPageCount, isLargeBySize, defaultThresholds, type ClassifyThresholds } from "./classify.js";
-export { createLogger, childLogger, type Logger, type LogIds, type CreateLoggerOptions } from "./logger.js";
+export { createLogger, childLogger, silentLogger, type Logger, type LogIds, type CreateLoggerOptions } from "./logger.js";
 export {
   PermanentError,
   TransientError,
@@ -43,6 +43,7 @@ export { parseS3Event, decodeS3Key, encodeS3Key, objectCreatedEvent, type S3Even
 export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptions } from "./audit.js";
 export { commonEnv, loadEnv, intEnv, ConfigError, createAwsClients, type CommonEnv, type IntEnvOptions } from "./config.js";
 export { recordPageSplit, recordPageRendered, recordPageFailed, type RenderedFacts } from "./pages.js";
+export { recordDocumentSplit, recordRangeSplit } from "./units.js";
 export { failDocument, failPage, noteDocumentFailure, completeDocumentIfFinished, settleBatch, completeIfDuplicate, type DuplicateOf } from "./documents.js";
 export {
   StageRunner,

@@ -28,6 +28,9 @@ import {
   type QueueUrls,
   intermediateTags,
   recordPageSplit,
+  recordDocumentSplit,
+  recordRangeSplit,
+  type Committed,
 } from "@docpipe/queue";
 
 export type SplitterRole = "large" | "small";
@@ -119,7 +122,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     await prisma.document.updateMany({ where: { id: documentId, state: { in: from } }, data: { state } });
   }
 
-  async function splitLarge(msg: LargeDocMessage, a: StageScope): Promise<StageResult> {
+  async function splitLarge(msg: LargeDocMessage, a: StageScope): Promise<StageResult | Committed> {
     const { log } = a;
     const dir = await a.dir();
     if (msg.pageCount !== undefined && msg.pageCount > maxPages) {
@@ -166,10 +169,12 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     }
     await send.flush();
     log.info({ pageCount, chunks, bytes }, "document split into chunks");
-    return { details: { pageCount, chunks, bytes } };
+    // The completion record: a duplicate delivery finds the document split, and the reconciler
+    // knows its chunks are each on their own from here on.
+    return a.commit({ pageCount, chunks, bytes }, (tx) => recordDocumentSplit(tx, msg));
   }
 
-  async function splitSmall(msg: SmallDocMessage, a: StageScope): Promise<StageResult> {
+  async function splitSmall(msg: SmallDocMessage, a: StageScope): Promise<Committed> {
     const { log } = a;
     const dir = await a.dir();
     if (msg.lastPage > maxPages) {
@@ -196,9 +201,9 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key, pageNumber });
     }
     await send.flush();
-    await advance(msg.documentId, ["queued", "classified", "splitting"], "converting");
     log.info({ pages: expected }, "split into pages");
-    return { details: { pages: expected } };
+    // The completion record (the range's chunk row, made here for a small document) and the document's move to converting.
+    return a.commit({ pages: expected }, (tx) => recordRangeSplit(tx, msg, msg));
   }
 
   const worker =
