@@ -111,6 +111,11 @@ export class RenderPool {
     return this.recycledWorkers;
   }
 
+  /** Renders asked of the pool since it was made: what a test counts to find work done twice. */
+  get requested(): number {
+    return this.nextId - 1;
+  }
+
   /** Pages waiting for a worker. */
   get pending(): number {
     return this.queue.length;

@@ -20,6 +20,8 @@ export interface ServiceDeps<C extends CommonEnv> {
 export interface RunnableService {
   start(): void;
   stop(): Promise<void>;
+  /** Set by a service that ends by itself (a one-off task): `runService` returns once it settles, or rejects with it. */
+  finished?: Promise<void>;
 }
 
 export interface RunServiceOptions<C extends CommonEnv> {
@@ -65,8 +67,8 @@ export async function runService<C extends CommonEnv>(opts: RunServiceOptions<C>
     const service = opts.build({ config, logger, s3, sqs, prisma, queueUrls });
     service.start();
     logger.info("started");
-    const signal = await signalled;
-    logger.info({ signal }, "stopping");
+    const signal = await (service.finished ? Promise.race([signalled, service.finished]) : signalled);
+    if (signal) logger.info({ signal }, "stopping");
     await service.stop();
     logger.info("stopped");
   } catch (e) {

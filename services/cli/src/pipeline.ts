@@ -5,7 +5,9 @@ import { createApiKey, rotateApiKey } from "@docpipe/api-keys";
 import { createIngestionService } from "@docpipe/ingestion";
 import type { LocalStack } from "@docpipe/local-stack";
 import { createPageConverter } from "@docpipe/page-converter";
+import type { RenderPool } from "@docpipe/pdf";
 import type { Logger } from "@docpipe/queue";
+import { createReconciler, type Reconciler, type ReconcilerOptions } from "@docpipe/reconciler";
 import { startReferenceModel, type Faults, type ReferenceModel } from "@docpipe/reference-model";
 import { createSplitter } from "@docpipe/splitter";
 
@@ -29,6 +31,13 @@ export interface PipelineOptions {
   waitTimeSeconds?: number;
   /** Replay limits and delays of the failsafe; tests shorten them. */
   failsafe?: Pick<FailsafeOptions, "maxReplays" | "replayBaseSeconds" | "replayMaxSeconds" | "maxAttempts">;
+  /**
+   * The reconciler's timings. One machine's queues answer exactly and at once, so the local
+   * defaults are short: a pass every 10 s, a unit idle for 30 s, a queue empty for 1 s.
+   */
+  reconciler?: Pick<ReconcilerOptions, "idleSeconds" | "settleSeconds" | "intervalSeconds" | "skewSeconds">;
+  /** One render pool for the converter and the failsafe (the caller closes it); tests count its renders. @defaultValue one each */
+  renderPool?: RenderPool;
 }
 
 export interface Pipeline {
@@ -37,6 +46,8 @@ export interface Pipeline {
   /** The API key of the local runner (owner `local`, plan `local`, any bucket): pass it to `new ApiClient(apiUrl, apiKey)`. */
   apiKey: string;
   model: ReferenceModel;
+  /** Runs every few seconds; `runOnce({ idleSeconds: 0 })` after a crash re-sends everything the crash lost. */
+  reconciler: Reconciler;
   stop(): Promise<void>;
 }
 
@@ -90,6 +101,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
         workBucket,
         ...(opts.dpi !== undefined && { dpi: opts.dpi }),
         ...maxPixels,
+        ...(opts.renderPool && { pool: opts.renderPool }),
         logger: logger.child({ service: "page-converter" }),
       }),
       createInferenceClient({
@@ -105,6 +117,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
         ...maxPages,
         ...maxPixels,
         ...opts.failsafe,
+        ...(opts.renderPool && { pool: opts.renderPool }),
         logger: logger.child({ service: "failsafe" }),
       }),
     ];
@@ -112,7 +125,22 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       w.start();
       started.push(w);
     }
-    return { apiUrl, apiKey, model, stop };
+    // Last, so it stops first: it sends to every queue.
+    const reconciler = createReconciler({
+      prisma,
+      sqs,
+      queueUrls,
+      workBucket,
+      intervalSeconds: 10,
+      idleSeconds: 30,
+      settleSeconds: 1,
+      skewSeconds: 1,
+      ...opts.reconciler,
+      logger: logger.child({ service: "reconciler" }),
+    });
+    reconciler.start();
+    started.push(reconciler);
+    return { apiUrl, apiKey, model, reconciler, stop };
   } catch (e) {
     await stop();
     throw e;

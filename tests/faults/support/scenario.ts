@@ -254,3 +254,53 @@ export async function waitForQuietQueues(stack: LocalStack, timeoutMs: number): 
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/**
+ * The seeds a fault test runs with, printed by the test: `CHAOS_SEED=n` replays one run,
+ * `CHAOS_SOAK=n` runs n random ones (a soak loop), and otherwise the test's fixed seed, as CI runs it.
+ */
+export function chaosSeeds(fixed: number): number[] {
+  if (process.env.CHAOS_SEED) return [Number(process.env.CHAOS_SEED)];
+  const soak = Number(process.env.CHAOS_SOAK ?? 0);
+  if (soak > 0) return Array.from({ length: soak }, () => Math.floor(Math.random() * 1_000_000));
+  return [fixed];
+}
+
+/** Work counted outside the audit trail: renders asked of the render pool, calls the model answered. */
+export interface WorkCounts {
+  renders: number;
+  modelCalls: number;
+}
+
+/**
+ * No render and no model call beyond what the audit trail accounts for. Each attempt of
+ * `convert` and `inference` records `started` before its work, so the work counted is at most
+ * the attempts recorded; and a unit attempted more than once must owe each extra attempt to a
+ * retry the trail shows: a redelivery (`attempt` > 1, after a failure or a killed worker) or a
+ * re-sent message (`reconciled` by the reconciler, `replayed` by the failsafe or retry-failed).
+ * A duplicate delivery that did the work again shows up here as an unexplained attempt.
+ * Returns the recorded attempts.
+ */
+export async function expectNoUnexplainedWork(prisma: PrismaClient, batchId: string, counted?: WorkCounts): Promise<{ convert: number; inference: number }> {
+  const events = await prisma.auditEvent.findMany({
+    where: { batchId, stage: { in: ["convert", "inference"] }, outcome: { in: ["started", "reconciled", "replayed"] } },
+    select: { stage: true, documentId: true, pageNumber: true, outcome: true, attempt: true },
+  });
+  const units = new Map<string, { started: number; retries: number }>();
+  for (const e of events) {
+    const key = `${e.stage} ${e.documentId}#${e.pageNumber}`;
+    const u = units.get(key) ?? { started: 0, retries: 0 };
+    if (e.outcome === "started") u.started++;
+    if (e.outcome !== "started" || e.attempt > 1) u.retries++;
+    units.set(key, u);
+  }
+  const unexplained = [...units].filter(([, u]) => u.started > 1 + u.retries).map(([k, u]) => `${k}: ${u.started} attempts, ${u.retries} retries`);
+  expect(unexplained, "units worked more often than their retries explain").toEqual([]);
+  const attempts = (stage: string) => events.filter((e) => e.stage === stage && e.outcome === "started").length;
+  const recorded = { convert: attempts("convert"), inference: attempts("inference") };
+  if (counted) {
+    expect(counted.renders, "renders beyond recorded convert attempts").toBeLessThanOrEqual(recorded.convert);
+    expect(counted.modelCalls, "model calls beyond recorded inference attempts").toBeLessThanOrEqual(recorded.inference);
+  }
+  return recorded;
+}
