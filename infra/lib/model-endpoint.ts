@@ -42,8 +42,10 @@ export class ModelEndpoint extends Construct {
     super(scope, id);
     const { config } = props;
     const stack = Stack.of(this);
-    // Named, so the role, the log group and the alarms can name it before it exists.
-    this.endpointName = `${stack.stackName}-model`.slice(0, 63).replace(/-+$/, "");
+    // Named, so the role, the log group and the API can name it before it exists. The name
+    // carries the instance type: SageMaker refuses to change the type of an autoscaled variant
+    // in place, so a new type makes a new endpoint, and the API moves to it once it is in service.
+    this.endpointName = `${stack.stackName}-model-${config.instanceType.replace(/\./g, "-")}`.slice(0, 63).replace(/-+$/, "");
     this.endpointArn = stack.formatArn({ service: "sagemaker", resource: "endpoint", resourceName: this.endpointName.toLowerCase() });
 
     this.executionRole = new iam.Role(this, "ExecutionRole", {

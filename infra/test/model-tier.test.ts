@@ -66,7 +66,7 @@ describe("cdk synth without a model endpoint", () => {
       { VariantName: "AllTraffic", ModelName: { "Fn::GetAtt": [modelId, "ModelName"] }, InstanceType: "ml.c5.large", InitialInstanceCount: 1, InitialVariantWeight: 1 },
     ]);
     const [, endpoint] = only(resources(t, "AWS::SageMaker::Endpoint"));
-    expect(endpoint.Properties).toMatchObject({ EndpointName: "Docpipe-model", RetainAllVariantProperties: true });
+    expect(endpoint.Properties).toMatchObject({ EndpointName: "Docpipe-model-ml-c5-large", RetainAllVariantProperties: true });
   });
 
   it("scales the variant between its bounds, tracking invocations per instance at the measured capacity's target", () => {
@@ -100,13 +100,13 @@ describe("cdk synth without a model endpoint", () => {
     const integration = method.Properties.Integration as { Type: string; Uri: unknown; Credentials: { "Fn::GetAtt": [string, string] } };
     expect(method.Properties).toMatchObject({ HttpMethod: "POST", ApiKeyRequired: true });
     expect(integration.Type).toBe("AWS");
-    expect(JSON.stringify(integration.Uri)).toContain(":apigateway:eu-west-1:runtime.sagemaker:path/endpoints/Docpipe-model/invocations");
+    expect(JSON.stringify(integration.Uri)).toContain(":apigateway:eu-west-1:runtime.sagemaker:path/endpoints/Docpipe-model-ml-c5-large/invocations");
     // The integration's role: InvokeEndpoint on exactly this endpoint, nothing more.
     const credentialsRole = integration.Credentials["Fn::GetAtt"][0];
     const grants = allowStatements().filter((st) => st.roles.includes(credentialsRole));
     expect(grants.map((st) => st.actions)).toEqual([["sagemaker:InvokeEndpoint"]]);
     const arn = JSON.stringify(grants[0]!.Resource);
-    expect(arn).toMatch(/:sagemaker:eu-west-1:123456789012:endpoint\/docpipe-model"/);
+    expect(arn).toMatch(/:sagemaker:eu-west-1:123456789012:endpoint\/docpipe-model-ml-c5-large"/);
     expect(arn).not.toContain("*");
     // Nobody else may invoke it: the inference client goes through the API.
     expect(allowStatements().filter((st) => st.actions.includes("sagemaker:InvokeEndpoint"))).toHaveLength(1);
@@ -215,6 +215,8 @@ describe("ModelTier with a team's own image and overridden limits", () => {
     expect(JSON.stringify(own.toJSON())).not.toContain("container-assets");
     expect(JSON.stringify(own.findResources("AWS::IAM::Policy"))).toContain(":ecr:eu-west-1:210987654321:repository/acme/page-scorer");
     own.hasResourceProperties("AWS::SageMaker::EndpointConfig", { ProductionVariants: [{ InstanceType: "ml.c5.xlarge", InitialInstanceCount: 1 }] });
+    // Another instance type is another endpoint (SageMaker cannot change an autoscaled variant's type in place).
+    own.hasResourceProperties("AWS::SageMaker::Endpoint", { EndpointName: "Own-model-ml-c5-xlarge" });
     // 5/s per vCPU × 4 vCPU = 20/s per instance: rate 20 × 10 × 0.9, burst and quota as given.
     own.hasResourceProperties("AWS::ApiGateway::UsagePlan", { Throttle: { RateLimit: 180, BurstLimit: 7 }, Quota: { Limit: 100000, Period: "DAY" } });
     own.hasResourceProperties("AWS::ApplicationAutoScaling::ScalableTarget", { MinCapacity: 1, MaxCapacity: 10 });
