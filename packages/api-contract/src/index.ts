@@ -23,5 +23,6 @@ export {
   BatchReport,
   DocumentReport,
   RetryFailedResponse,
+  DocumentDetail,
   type BatchStatus,
 } from "./responses.js";

@@ -14,9 +14,9 @@ export const ErrorResponse = z
       details: z.unknown(),
     }),
   })
-  .meta({ example: { error: { code: "prefix_not_allowed", message: 'API key dp_1a2b3c4d may not submit "other/" in bucket scans-inbox', details: { bucket: "scans-inbox", prefixes: ["other/"], allowedPrefixes: ["2026/"] } } } });
+  .meta({ id: "Error", description: "Every error the API answers: a stable `code` to switch on, a `message` for a person, `details` (null, or what the code says)", example: { error: { code: "prefix_not_allowed", message: 'API key dp_1a2b3c4d may not submit "other/" in bucket scans-inbox', details: { bucket: "scans-inbox", prefixes: ["other/"], allowedPrefixes: ["2026/"] } } } });
 
-export const BatchAccepted = z.object({ batchId: uuid, state: z.literal("listing") });
+export const BatchAccepted = z.object({ batchId: uuid, state: z.literal("listing") }).meta({ id: "BatchAccepted" });
 
 /** Pages of a batch per stage, for progress bars: `expected` counts the pages of documents whose page count is known. */
 export const PageProgress = z.object({ expected: z.int(), split: z.int(), rendered: z.int(), done: z.int(), failed: z.int() });
@@ -47,14 +47,16 @@ export const BatchStatusResponse = z.object({
   continuedIn: uuid.nullable().meta({ description: "The follow-up batch a split listing continued in." }),
   documentCount: z.int(),
   skippedCount: z.int(),
-  documents: z.record(z.enum(documentStates), z.int()),
+  documents: z
+    .object(Object.fromEntries(documentStates.map((s) => [s, z.int()])) as Record<(typeof documentStates)[number], z.ZodInt>)
+    .meta({ description: "Documents per state; every state is present." }),
   pages: PageProgress,
   listing: z.object({ finished: z.boolean(), prefixIndex: z.int(), prefix: z.string().nullable() }),
   createdAt: timestamp,
   listedAt: timestamp.nullable(),
   completedAt: timestamp.nullable(),
   stalled: Stall.meta({ description: "Set when the unfinished batch has had no audit event for STALL_AFTER_SECONDS: since when, and the stage holding most of its unfinished documents." }),
-});
+}).meta({ id: "BatchStatus" });
 
 export const DocumentsPage = z.object({
   items: z.array(
@@ -74,7 +76,7 @@ export const DocumentsPage = z.object({
     }),
   ),
   nextCursor: z.string().nullable(),
-});
+}).meta({ id: "DocumentsPage" });
 
 export const UsageResponse = z
   .object({
@@ -96,6 +98,7 @@ export const UsageResponse = z
     days: z.array(z.object({ day: z.iso.date(), requests: z.int(), throttled: z.int(), batches: z.int(), documents: z.int() })),
   })
   .meta({
+    id: "Usage",
     example: {
       key: { id: "6f1c1a52-3f0e-4a8e-9a43-0b7b1d1f2c3a", prefix: "dp_1a2b3c4d", name: "scanner-3", owner: "records-team" },
       plan: { name: "standard", ratePerSecond: 10, burst: 20, quotaDocuments: 100000, quotaPeriod: "day" },
@@ -159,7 +162,7 @@ export const BatchReport = z.object({
   throughput: z.object({ elapsedSeconds: z.number(), pagesPerMinute: z.number(), documentsPerMinute: z.number() }),
   stalled: Stall.meta({ description: "Set while the batch is unfinished and nothing has happened to it for the stall threshold." }),
   perDocument: z.array(DocumentReport).optional().meta({ description: "One entry per document, with `?documents=true`." }),
-});
+}).meta({ id: "BatchReport" });
 
 /** The answer of `POST /batches/:id/retry-failed`. */
 export const RetryFailedResponse = z.object({
@@ -175,7 +178,68 @@ export const RetryFailedResponse = z.object({
       "Of those, documents whose failure was in the file itself (not a PDF, encrypted, corrupt…): they fail again unless the object was replaced.",
   }),
   note: z.string().optional().meta({ description: "Set when some retried documents will fail again." }),
+}).meta({ id: "RetryFailed" });
+
+/** A page of `GET /documents/:id`; more fields may be present (loose objects: the database's columns pass through). */
+const PageDetail = z.looseObject({
+  id: uuid,
+  pageNumber: z.int(),
+  state: z.string().meta({ description: "`pending`, `rendered`, `done` or `failed`" }),
+  pdfKey: z.string().nullable(),
+  imageKey: z.string().nullable(),
+  width: z.int().nullable(),
+  height: z.int().nullable(),
+  dpi: z.int().nullable(),
+  renderMs: z.int().nullable(),
+  failureCode: z.string().nullable(),
+  failureReason: z.string().nullable(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+  result: z
+    .looseObject({ modelName: z.string(), modelVersion: z.string(), features: z.array(z.string()), latencyMs: z.int(), createdAt: timestamp })
+    .nullable()
+    .meta({ description: "The model's result summary, once the page is scored." }),
 });
+
+/** One record of a document's audit trail: a stage attempt and how it ended. */
+const AuditRecord = z.looseObject({
+  id: z.string().meta({ description: "Sequence number (a 64-bit integer, as a string)." }),
+  batchId: uuid.nullable(),
+  documentId: uuid.nullable(),
+  pageNumber: z.int().nullable(),
+  stage: z.string(),
+  outcome: z.string().meta({ description: "`started`, `succeeded`, `failed`, `dead_lettered`, `replayed`, `skipped`, …" }),
+  workerId: z.string(),
+  attempt: z.int(),
+  durationMs: z.int().nullable(),
+  errorCode: z.string().nullable(),
+  errorMessage: z.string().nullable(),
+  messageId: z.string().nullable(),
+  details: z.unknown(),
+  createdAt: timestamp,
+});
+
+/** `GET /documents/:id`: the document, its pages (with result summaries) and its audit trail in time order. */
+export const DocumentDetail = z
+  .looseObject({
+    id: uuid,
+    batchId: uuid,
+    bucket: z.string(),
+    key: z.string(),
+    size: z.number().nullable(),
+    state: z.enum(documentStates),
+    class: z.enum(["large", "small", "single"]).nullable(),
+    pageCount: z.int().nullable(),
+    failureCode: z.string().nullable(),
+    failureReason: z.string().nullable(),
+    duplicateOfId: uuid.nullable(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+    completedAt: timestamp.nullable(),
+    pages: z.array(PageDetail),
+    auditTrail: z.array(AuditRecord),
+  })
+  .meta({ id: "Document" });
 
 export type ErrorResponse = z.infer<typeof ErrorResponse>;
 export type BatchAccepted = z.infer<typeof BatchAccepted>;
@@ -186,3 +250,4 @@ export type UsageResponse = z.infer<typeof UsageResponse>;
 export type BatchReport = z.infer<typeof BatchReport>;
 export type DocumentReport = z.infer<typeof DocumentReport>;
 export type RetryFailedResponse = z.infer<typeof RetryFailedResponse>;
+export type DocumentDetail = z.infer<typeof DocumentDetail>;

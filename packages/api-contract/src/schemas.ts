@@ -69,7 +69,6 @@ export const CreateBatchBody = z
         "without pages of its own, `duplicateOfId` naming that document (counted in the report's documents.skippedDuplicates).",
     }),
   })
-  .meta({ example: { bucket: "scans-inbox", prefixes: ["2026/11/"], label: "november scans", onTooLarge: "split" } })
   .superRefine((body, ctx) => {
     for (const [a, b] of overlappingPrefixes(body.prefixes)) {
       ctx.addIssue({
@@ -78,7 +77,8 @@ export const CreateBatchBody = z
         message: a === b ? `prefix "${a}" is listed twice` : `prefix "${a}" already contains prefix "${b}"`,
       });
     }
-  });
+  })
+  .meta({ example: { bucket: "scans-inbox", prefixes: ["2026/11/"], label: "november scans", onTooLarge: "split" } });
 export type CreateBatchBody = z.infer<typeof CreateBatchBody>;
 /** What a client sends to `POST /batches` (optional fields may be left out). */
 export type CreateBatchRequest = z.input<typeof CreateBatchBody>;

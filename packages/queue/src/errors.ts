@@ -65,6 +65,34 @@ export class S3ObjectNotFoundError extends PermanentError {}
 /** Any other S3 failure (throttling, 5xx, network, permissions while they propagate). */
 export class S3Error extends TransientError {}
 
+const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH"]);
+/** Prisma: cannot reach / lost the database, pool timeout, transaction conflict or expiry. */
+const TRANSIENT_PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024", "P2028", "P2034"]);
+
+/**
+ * True for failures a retry may fix, wherever they come from: a {@link TransientError}, a network
+ * error, AWS throttling or a 5xx, the database unreachable or busy. Follows the `cause` chain.
+ */
+export function isTransient(e: unknown): boolean {
+  for (let cur: unknown = e, depth = 0; cur && depth < 8; cur = (cur as { cause?: unknown }).cause, depth++) {
+    if (cur instanceof TransientError) return true;
+    if (typeof cur !== "object") return false;
+    const err = cur as {
+      name?: string;
+      code?: unknown;
+      $retryable?: unknown;
+      $metadata?: { httpStatusCode?: number };
+    };
+    if (err.name === "PrismaClientInitializationError") return true;
+    if (typeof err.code === "string" && (NETWORK_CODES.has(err.code) || TRANSIENT_PRISMA_CODES.has(err.code))) return true;
+    if (err.$retryable) return true;
+    const status = err.$metadata?.httpStatusCode;
+    if (status !== undefined && (status >= 500 || status === 429)) return true;
+    if (err.name === "TimeoutError" || err.name === "SlowDown" || err.name === "ThrottlingException") return true;
+  }
+  return false;
+}
+
 /**
  * Normalises whatever a `catch` caught into an `Error`, keeping the original as `cause` when it
  * was not one (a thrown string, an object from a callback API).

@@ -13,6 +13,7 @@ export {
   S3Error,
   coerceError,
   errorCode,
+  isTransient,
   type ErrorIds,
   type DocpipeErrorOptions,
 } from "./errors.js";

@@ -1,12 +1,11 @@
-import { ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client, type _Object } from "@aws-sdk/client-s3";
-import type { PrismaClient } from "@docpipe/db";
-import { coerceError, fullJitterBackoff, settleBatch, TransientError, type IngestMessage, type Logger, type QueueProducer } from "@docpipe/queue";
-import { setTimeout as delay } from "node:timers/promises";
-import { ListingError } from "./errors.js";
-import { insertPage, type InsertedPage } from "./insert-page.js";
-import { chargeDocuments, quotaStatus, type CallerKey, type QuotaStatus } from "@docpipe/api-keys";
-import { BatchOptions } from "./batch-options.js";
+import { ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from "@aws-sdk/client-s3";
 import { isPdfKey } from "@docpipe/api-contract";
+import type { PrismaClient } from "@docpipe/db";
+import { coerceError, fullJitterBackoff, isTransient, TransientError, type Logger, type QueueProducer } from "@docpipe/queue";
+import { setTimeout as delay } from "node:timers/promises";
+import { BatchOptions } from "./batch-options.js";
+import { ListingError } from "./errors.js";
+import { finishListing, handlePage, isDirectoryMarker, markFailed, type ListingContext, type ListingDeps } from "./listing-page.js";
 
 /** Where a batch's listing stands: the prefix being listed and the continuation token of the next page to list. */
 export interface ListingPosition {
@@ -63,8 +62,6 @@ export interface BatchListerOptions {
   hooks?: ListerHooks;
 }
 
-/** Zero-byte "folder" objects the S3 console creates. */
-const isDirectoryMarker = (key: string): boolean => key.endsWith("/");
 
 /** S3 errors after which listing this bucket can never succeed. */
 const PERMANENT_S3_ERRORS = new Set([
@@ -75,31 +72,6 @@ const PERMANENT_S3_ERRORS = new Set([
   "PermanentRedirect",
   "InvalidAccessKeyId",
 ]);
-const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH"]);
-/** Prisma: cannot reach / lost the database, pool timeout, transaction conflict or expiry. */
-const TRANSIENT_PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024", "P2028", "P2034"]);
-
-/** True for failures a retry may fix: network, throttling, 5xx, database unreachable or busy. */
-export function isTransient(e: unknown): boolean {
-  for (let cur: unknown = e, depth = 0; cur && depth < 8; cur = (cur as { cause?: unknown }).cause, depth++) {
-    if (cur instanceof TransientError) return true;
-    if (typeof cur !== "object") return false;
-    const err = cur as {
-      name?: string;
-      code?: unknown;
-      $retryable?: unknown;
-      $metadata?: { httpStatusCode?: number };
-    };
-    if (err.name === "PrismaClientInitializationError") return true;
-    if (typeof err.code === "string" && (NETWORK_CODES.has(err.code) || TRANSIENT_PRISMA_CODES.has(err.code))) return true;
-    if (err.$retryable) return true;
-    const status = err.$metadata?.httpStatusCode;
-    if (status !== undefined && (status >= 500 || status === 429)) return true;
-    if (err.name === "TimeoutError" || err.name === "SlowDown" || err.name === "ThrottlingException") return true;
-  }
-  return false;
-}
-
 /**
  * Lists the prefixes of each batch page by page and turns every PDF into a Document row, its
  * first audit record and an ingest message. Memory stays constant: one page in hand and the
@@ -122,6 +94,7 @@ export class BatchLister {
   private readonly maxRetryDelayMs: number;
   private readonly maxDocumentsPerBatch: number;
   private readonly hooks: ListerHooks;
+  private readonly pageDeps: ListingDeps;
   private readonly abort = new AbortController();
   /** Batches being listed by this process, and their promise. */
   private readonly running = new Map<string, Promise<void>>();
@@ -140,6 +113,14 @@ export class BatchLister {
     this.maxRetryDelayMs = opts.maxRetryDelayMs ?? 30_000;
     this.maxDocumentsPerBatch = Math.max(1, opts.maxDocumentsPerBatch ?? 1_000_000);
     this.hooks = opts.hooks ?? {};
+    this.pageDeps = {
+      prisma: this.prisma,
+      producer: this.producer,
+      workerId: this.workerId,
+      maxDocumentsPerBatch: this.maxDocumentsPerBatch,
+      hooks: this.hooks,
+      continueIn: (batchId) => this.start(batchId),
+    };
   }
 
   get stopping(): boolean {
@@ -217,7 +198,7 @@ export class BatchLister {
           return;
         }
         if (err instanceof ListingError) {
-          await this.markFailed(batchId, err, log);
+          await markFailed(this.pageDeps, batchId, err, log);
           return;
         }
         if (!isTransient(err)) {
@@ -292,7 +273,7 @@ export class BatchLister {
         prefetched = this.listPage(batchId, bucket, prefixes[next.prefixIndex]!, next.token, null);
         prefetched.catch(() => undefined); // awaited (or dropped) on the next turn
       }
-      const outcome = await this.handlePage(ctx, out.Contents ?? [], pos, next, ++progress.pages, log);
+      const outcome = await handlePage(this.pageDeps, ctx, out.Contents ?? [], pos, next, ++progress.pages, log);
       if (outcome === "lost") {
         log.warn({ position: pos }, "another process moved this listing on; leaving it to that process");
         return;
@@ -300,7 +281,7 @@ export class BatchLister {
       if (outcome === "stopped") return;
       pos = next;
     }
-    await this.finish(batchId, log, { pages: progress.pages, ms: Date.now() - started });
+    await finishListing(this.pageDeps, batchId, log, { pages: progress.pages, ms: Date.now() - started });
   }
 
   /** A follow-up batch starts its first prefix after its parent's last key; every other page starts at its token. */
@@ -356,291 +337,9 @@ export class BatchLister {
     }
   }
 
-  /**
-   * Admits a page's new PDFs within the room left (the batch's bound, the key's quota): rows,
-   * audit records and the quota charge in one transaction that holds the batch row and the
-   * key's quota row, so two processes never admit past either limit.
-   */
-  private async admit(ctx: ListingContext, objects: { key: string; size: number | undefined }[]): Promise<Admission> {
-    return this.prisma.$transaction(
-      async (tx) => {
-        const [b] = await tx.$queryRaw<{ documentCount: number }[]>`
-          SELECT "documentCount" FROM "Batch" WHERE "id" = ${ctx.batchId}::uuid FOR UPDATE`;
-        let room = this.maxDocumentsPerBatch - (b?.documentCount ?? 0);
-        let cutBy: Admission["cutBy"] = "batch_limit";
-        let quota: QuotaStatus | undefined;
-        if (ctx.key) {
-          quota = await quotaStatus(tx, ctx.key, { lock: ctx.key.plan.quotaDocuments !== null });
-          if (quota.remaining !== null && quota.remaining < room) {
-            room = quota.remaining;
-            cutBy = "quota";
-          }
-        }
-        const page = await insertPage(tx, { batchId: ctx.batchId, bucket: ctx.bucket, workerId: this.workerId, objects, room });
-        if (ctx.key && quota) await chargeDocuments(tx, ctx.key.id, quota.periodStart, page.inserted.length);
-        return { ...page, cutBy, quota };
-      },
-      { maxWait: 10_000, timeout: 60_000 },
-    );
-  }
 
-  /**
-   * One page: rows and audit records admitted in one transaction, then messages, then the
-   * position (with the skipped count) moved on with a compare-and-set. Returns "lost" when the
-   * saved position was not where this run left it (another process is listing the batch), and
-   * "stopped" when the page hit the batch's bound or the key's quota and the listing ended there.
-   */
-  private async handlePage(
-    ctx: ListingContext,
-    objects: _Object[],
-    pos: ListingPosition,
-    next: ListingPosition,
-    page: number,
-    log: Logger,
-  ): Promise<"moved" | "lost" | "stopped"> {
-    const { batchId, bucket } = ctx;
-    const t0 = performance.now();
-    const sizes = new Map<string, number | undefined>();
-    for (const o of objects) {
-      if (!o.Key || isDirectoryMarker(o.Key)) continue;
-      if (isPdfKey(o.Key)) sizes.set(o.Key, o.Size);
-    }
-    const keys = [...sizes.keys()];
 
-    const admission = await this.admit(
-      ctx,
-      keys.map((key) => ({ key, size: sizes.get(key) })),
-    );
-    const { inserted, firstRefused } = admission;
-    // Keys from the first refused one on belong to no batch of this listing (or to the follow-up).
-    const cutIndex = firstRefused === undefined ? objects.length : objects.findIndex((o) => o.Key === firstRefused);
-    let skipped = 0;
-    for (const o of objects.slice(0, cutIndex)) if (o.Key && !isDirectoryMarker(o.Key) && !isPdfKey(o.Key)) skipped++;
-    // Listing order is S3's (UTF-8 bytes), so positions in the page, not string comparison, say what came before the cut.
-    const admittedKeys = firstRefused === undefined ? keys : keys.slice(0, keys.indexOf(firstRefused));
-    const insertMs = performance.now() - t0;
-    const event: PageEvent = { batchId, page, position: pos, pdfs: keys.length, inserted: inserted.length, skipped };
-    await this.hooks.afterInsert?.(event);
 
-    // Rows that already existed come from a run that died mid-page: their messages may never
-    // have gone out, so the ones nobody has picked up yet are sent again.
-    let toSend: { id: string; key: string }[] = inserted;
-    if (inserted.length < admittedKeys.length) {
-      const fresh = new Set(inserted.map((r) => r.key));
-      const earlier = await this.prisma.document.findMany({
-        where: { batchId, bucket, key: { in: admittedKeys.filter((k) => !fresh.has(k)) }, state: "queued" },
-        select: { id: true, key: true },
-      });
-      toSend = [...inserted, ...earlier];
-    }
-    const messages: IngestMessage[] = toSend.map((d) => {
-      const size = sizes.get(d.key);
-      return { version: 1, batchId, documentId: d.id, bucket, key: d.key, ...(size !== undefined ? { size } : {}) };
-    });
-    const t1 = performance.now();
-    await this.producer.send(messages);
-    const sendMs = performance.now() - t1;
-    await this.hooks.afterSend?.(event);
 
-    if (firstRefused !== undefined) {
-      return (await this.stopAt(ctx, admission, objects, cutIndex, pos, skipped, log)) ? "stopped" : "lost";
-    }
-
-    const moved = await this.prisma.batch.updateMany({
-      where: { id: batchId, state: "listing", listingPrefix: pos.prefixIndex, listingToken: pos.token },
-      data: { listingPrefix: next.prefixIndex, listingToken: next.token, listingStartAfter: null, skippedCount: { increment: skipped } },
-    });
-    log.debug(
-      {
-        page,
-        pdfs: keys.length,
-        inserted: inserted.length,
-        sent: messages.length,
-        skipped,
-        insertMs: Math.round(insertMs),
-        sendMs: Math.round(sendMs),
-        totalMs: Math.round(performance.now() - t0),
-      },
-      "page listed",
-    );
-    if (moved.count === 0) return "lost";
-    await this.hooks.afterPage?.(event);
-    return "moved";
-  }
-
-  /**
-   * The page hit the batch's bound or the key's quota at `objects[cutIndex]`. With
-   * `onTooLarge: "split"` and the batch bound, the rest of the listing moves to a follow-up
-   * batch (same key, owner, prefixes and options; `parentBatchId` = this one) that starts at
-   * that key, and this batch goes on to `processing`; otherwise this batch fails with
-   * `batch_too_large` or `quota_exceeded`, its admitted documents going on through the
-   * pipeline. One transaction with a compare-and-set on the position, like a page.
-   */
-  private async stopAt(
-    ctx: ListingContext,
-    admission: Admission,
-    objects: _Object[],
-    cutIndex: number,
-    pos: ListingPosition,
-    skipped: number,
-    log: Logger,
-  ): Promise<boolean> {
-    const { batchId } = ctx;
-    const where = { id: batchId, state: "listing" as const, listingPrefix: pos.prefixIndex, listingToken: pos.token };
-    if (admission.cutBy === "batch_limit" && ctx.onTooLarge === "split") {
-      // Where the follow-up starts: right after the object before the cut, or at this page's own position.
-      const resume =
-        cutIndex > 0
-          ? { listingPrefix: pos.prefixIndex, listingToken: null, listingStartAfter: objects[cutIndex - 1]!.Key! }
-          : { listingPrefix: pos.prefixIndex, listingToken: pos.token, listingStartAfter: pos.token ? null : ctx.startAfter };
-      const childId = await this.prisma.$transaction(async (tx) => {
-        const moved = await tx.batch.updateMany({
-          where,
-          data: { state: "processing", listedAt: new Date(), skippedCount: { increment: skipped }, listingPrefix: ctx.prefixes.length, listingToken: null },
-        });
-        if (moved.count === 0) return undefined;
-        const parent = await tx.batch.findUniqueOrThrow({ where: { id: batchId } });
-        const child = await tx.batch.create({
-          data: {
-            label: parent.label,
-            bucket: parent.bucket,
-            prefixes: parent.prefixes,
-            options: parent.options ?? {},
-            apiKeyId: parent.apiKeyId,
-            owner: parent.owner,
-            parentBatchId: batchId,
-            ...resume,
-          },
-          select: { id: true },
-        });
-        await tx.auditEvent.createMany({
-          data: [
-            {
-              batchId,
-              stage: "ingestion",
-              outcome: "succeeded",
-              workerId: this.workerId,
-              details: { event: "listing_split", documentCount: parent.documentCount, continuedIn: child.id, limit: this.maxDocumentsPerBatch },
-            },
-            {
-              batchId: child.id,
-              stage: "ingestion",
-              outcome: "started",
-              workerId: this.workerId,
-              details: { event: "batch_created", parentBatchId: batchId, bucket: parent.bucket, prefixes: parent.prefixes },
-            },
-          ],
-        });
-        return child.id;
-      });
-      if (!childId) return false;
-      log.info({ continuedIn: childId, limit: this.maxDocumentsPerBatch }, "batch reached its size bound; listing continues in a follow-up batch");
-      await settleBatch(this.prisma, batchId);
-      this.start(childId);
-      return true;
-    }
-    const quota = admission.quota;
-    const err =
-      admission.cutBy === "quota" && quota
-        ? new ListingError(
-            "quota_exceeded",
-            `the key's quota of ${quota.limit} documents per ${quota.period} is used up; listing stopped before ${objects[cutIndex]?.Key}. ` +
-              `The documents listed so far are processed. The quota resets at ${quota.resetsAt.toISOString()}`,
-            batchId,
-          )
-        : new ListingError(
-            "batch_too_large",
-            `the batch reached ${this.maxDocumentsPerBatch} documents, the most one batch may have; listing stopped before ${objects[cutIndex]?.Key}. ` +
-              `The documents listed so far are processed; submit with onTooLarge "split" to continue in follow-up batches`,
-            batchId,
-          );
-    const failed = await this.prisma.batch.updateMany({ where, data: { skippedCount: { increment: skipped } } });
-    if (failed.count === 0) return false;
-    await this.markFailed(batchId, err, log, quota ? { resetsAt: quota.resetsAt.toISOString(), limit: quota.limit, period: quota.period } : undefined);
-    return true;
-  }
-
-  /**
-   * Listing is over: the batch moves on to `processing`, then straight to `completed` when
-   * nothing is left to do (no PDFs, or every document already finished while we listed).
-   * `settleBatch` is the same conditional update the last finishing document runs, so the
-   * two may race freely.
-   */
-  private async finish(batchId: string, log: Logger, stats: { pages: number; ms: number }): Promise<void> {
-    const batch = await this.prisma.$transaction(async (tx) => {
-      const updated = await tx.batch.updateMany({
-        where: { id: batchId, state: "listing" },
-        data: { state: "processing", listedAt: new Date() },
-      });
-      if (updated.count === 0) return undefined;
-      const b = await tx.batch.findUniqueOrThrow({ where: { id: batchId }, select: { documentCount: true, skippedCount: true } });
-      await tx.auditEvent.create({
-        data: {
-          batchId,
-          stage: "ingestion",
-          outcome: "succeeded",
-          workerId: this.workerId,
-          details: { event: "listing_finished", documentCount: b.documentCount, skippedCount: b.skippedCount },
-        },
-      });
-      return b;
-    });
-    if (!batch) return;
-    const completed = await settleBatch(this.prisma, batchId);
-    log.info(
-      {
-        state: completed ? "completed" : "processing",
-        documents: batch.documentCount,
-        skipped: batch.skippedCount,
-        pagesThisRun: stats.pages,
-        ms: stats.ms,
-      },
-      "listing finished",
-    );
-  }
-
-  private async markFailed(batchId: string, err: ListingError, log: Logger, details?: object): Promise<void> {
-    // A caller's limit (quota, batch size) is their business, not an operator's alarm.
-    const callerLimit = err.code === "quota_exceeded" || err.code === "batch_too_large";
-    log[callerLimit ? "warn" : "error"]({ err, code: err.code }, "listing failed permanently");
-    try {
-      await this.prisma.$transaction([
-        this.prisma.batch.updateMany({
-          where: { id: batchId, state: "listing" },
-          data: { state: "failed", completedAt: new Date(), failureCode: err.code, failureReason: err.message },
-        }),
-        this.prisma.auditEvent.create({
-          data: {
-            batchId,
-            stage: "ingestion",
-            outcome: "failed",
-            workerId: this.workerId,
-            errorCode: err.code,
-            errorMessage: err.message,
-            ...(details && { details }),
-          },
-        }),
-      ]);
-    } catch (e) {
-      log.error({ err: coerceError(e) }, "could not record the listing failure; the batch resumes on the next start");
-    }
-  }
 }
 
-/** What a listing needs to know about its batch, loaded once per run. */
-interface ListingContext {
-  batchId: string;
-  bucket: string;
-  prefixes: string[];
-  /** Where the first page of the saved prefix starts when there is no token (a follow-up batch). */
-  startAfter: string | null;
-  onTooLarge: "reject" | "split";
-  /** The submitting key and its plan, whose quota the documents are charged to. */
-  key: Pick<CallerKey, "id" | "plan"> | undefined;
-}
-
-interface Admission extends InsertedPage {
-  /** What limited the room when a key was refused. */
-  cutBy: "batch_limit" | "quota";
-  quota: QuotaStatus | undefined;
-}

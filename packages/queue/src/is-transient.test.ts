@@ -1,6 +1,5 @@
-import { QueueSendError } from "@docpipe/queue";
+import { isTransient, QueueSendError } from "./errors.js";
 import { describe, expect, it } from "vitest";
-import { isTransient } from "./lister.js";
 
 const awsError = (name: string, status: number, extra: object = {}) =>
   Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status }, ...extra });

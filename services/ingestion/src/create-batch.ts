@@ -1,0 +1,92 @@
+import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import type { BatchAccepted, CreateBatchBody } from "@docpipe/api-contract";
+import { allowListProblem, meterBatch, meterQuotaRefusal, quotaStatus, type CallerKey } from "@docpipe/api-keys";
+import type { PrismaClient } from "@docpipe/db";
+import { coerceError, type Logger } from "@docpipe/queue";
+import { BatchOptions } from "./batch-options.js";
+import { AccessError, BucketError, ThrottledError } from "./errors.js";
+import type { BatchLister } from "./lister.js";
+
+export interface CreateBatchDeps {
+  prisma: PrismaClient;
+  s3: S3Client;
+  lister: Pick<BatchLister, "start">;
+  workerId: string;
+  /** How long the bucket check waits for S3, in ms. */
+  s3CheckTimeoutMs: number;
+}
+
+/** The first ListObjectsV2 call, made before answering 202: can we list this bucket at all? */
+async function checkBucket(s3: S3Client, bucket: string, prefix: string, timeoutMs: number): Promise<void> {
+  try {
+    await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 }), {
+      abortSignal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (e) {
+    const err = coerceError(e);
+    const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (err.name === "NoSuchBucket" || status === 404) {
+      throw new BucketError(422, "bucket_not_found", `bucket ${bucket} does not exist`, bucket, { cause: err });
+    }
+    if (err.name === "AccessDenied" || err.name === "AllAccessDisabled" || status === 403) {
+      throw new BucketError(403, "bucket_forbidden", `this service may not list bucket ${bucket}`, bucket, { cause: err });
+    }
+    if (err.name === "PermanentRedirect" || status === 301) {
+      throw new BucketError(422, "bucket_wrong_region", `bucket ${bucket} is in another region than this service`, bucket, {
+        cause: err,
+      });
+    }
+    throw new BucketError(503, "bucket_unavailable", `S3 did not answer for bucket ${bucket}; try again`, bucket, { cause: err });
+  }
+}
+
+/**
+ * `POST /batches`: within the key's allow-list (403, no S3 call) and quota (429), on a bucket
+ * we can list (one ListObjectsV2 of one key), the batch, its metering and its first audit
+ * record in one transaction; then its listing starts in the background.
+ */
+export async function createBatch(deps: CreateBatchDeps, caller: CallerKey, body: CreateBatchBody, log: Logger): Promise<BatchAccepted> {
+  const { prisma } = deps;
+  const denied = allowListProblem(caller, body.bucket, body.prefixes);
+  if (denied) throw new AccessError(403, denied.code, denied.message, denied.details);
+  const quota = await quotaStatus(prisma, caller);
+  if (quota.remaining === 0) {
+    await meterQuotaRefusal(prisma, caller.id);
+    throw new ThrottledError(
+      "quota_exceeded",
+      `API key ${caller.prefix} has used its quota of ${quota.limit} documents per ${quota.period}; it resets at ${quota.resetsAt.toISOString()}`,
+      Math.max(1, Math.ceil((quota.resetsAt.getTime() - Date.now()) / 1000)),
+      { limit: quota.limit, used: quota.used, period: quota.period, resetsAt: quota.resetsAt.toISOString() },
+      { "x-quota-reset": quota.resetsAt.toISOString() },
+    );
+  }
+  await checkBucket(deps.s3, body.bucket, body.prefixes[0]!, deps.s3CheckTimeoutMs);
+  const options = BatchOptions.parse({ onTooLarge: body.onTooLarge, skipAlreadyProcessed: body.skipAlreadyProcessed });
+  const batch = await prisma.$transaction(async (tx) => {
+    const b = await tx.batch.create({
+      data: {
+        bucket: body.bucket,
+        prefixes: body.prefixes,
+        options,
+        apiKeyId: caller.id,
+        owner: caller.owner,
+        ...(body.label !== undefined && { label: body.label }),
+      },
+      select: { id: true },
+    });
+    await meterBatch(tx, caller.id);
+    await tx.auditEvent.create({
+      data: {
+        batchId: b.id,
+        stage: "ingestion",
+        outcome: "started",
+        workerId: deps.workerId,
+        details: { event: "batch_created", bucket: body.bucket, prefixes: body.prefixes },
+      },
+    });
+    return b;
+  });
+  log.info({ batchId: batch.id, bucket: body.bucket, prefixes: body.prefixes.length }, "batch accepted");
+  deps.lister.start(batch.id);
+  return { batchId: batch.id, state: "listing" };
+}
