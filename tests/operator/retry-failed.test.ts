@@ -107,7 +107,7 @@ test("a document whose source was missing is done after the object is uploaded a
   expect(JSON.parse(cli.stdout)).toMatchObject({ batchId, state: "completed", retried: { documents: 0, pages: 0 } });
 }));
 
-test("a document with one broken page gets only that page re-sent, fails again with the same reason, and its batch completes again", async ({ stack, prisma }) => withServices(async (own) => {
+test("in a strict batch, a document with one broken page gets only that page re-sent, fails again with the same reason, and its batch completes again", async ({ stack, prisma }) => withServices(async (own) => {
   const dir = await tempDir();
   await ensureBucket(stack.s3, BUCKET);
   const prefix = "broken-page/";
@@ -117,7 +117,8 @@ test("a document with one broken page gets only that page re-sent, fails again w
 
   const app = own(await startApi(stack, prisma));
   own(await startWorkers(stack, prisma));
-  const { batchId } = await app.api.submit({ bucket: BUCKET, prefixes: [prefix] });
+  // A strict batch: a page no engine draws cleanly fails instead of being kept as degraded.
+  const { batchId } = await app.api.submit({ bucket: BUCKET, prefixes: [prefix], onDamagedPage: "fail" });
   expect((await waitForBatch(app.api, batchId)).state).toBe("completed");
   const doc = await prisma.document.findFirstOrThrow({ where: { batchId } });
   expect(doc).toMatchObject({ state: "failed", failureCode: "convert_corrupt_page" });

@@ -42,6 +42,7 @@ export const BatchStatusResponse = z.object({
   prefixes: z.array(z.string()),
   state: z.enum(["listing", "processing", "completed", "failed"]),
   onTooLarge: z.enum(["reject", "split"]),
+  onDamagedPage: z.enum(["flag", "fail"]),
   failure: z.object({ code: z.string(), reason: z.string().nullable() }).nullable(),
   parentBatchId: uuid.nullable(),
   continuedIn: uuid.nullable().meta({ description: "The follow-up batch a split listing continued in." }),
@@ -114,6 +115,7 @@ export const DocumentReport = z.object({
   state: z.string(),
   pageCount: z.int().nullable(),
   pngCount: z.int(),
+  degradedCount: z.int().meta({ description: "Pages whose PNG no engine drew cleanly (kept under `onDamagedPage: \"flag\"`)." }),
   resultCount: z.int(),
   failureCode: z.string().nullable(),
   failureReason: z.string().nullable(),
@@ -140,7 +142,16 @@ export const BatchReport = z.object({
         "done in an earlier batch. They end done with no pages of their own (their `duplicateOfId` names the document whose " +
         "results stand for them), so they add nothing to `pages` and are left out of `features`' documentsWithout.",
     }),
-  pages: z.object({ total: z.int(), rendered: z.int(), withResults: z.int(), failed: z.int() }),
+  pages: z.object({
+    total: z.int(),
+    rendered: z.int(),
+    degraded: z.int().meta({ description: "Rendered pages that no engine drew cleanly: their PNG is the best there is (batch option `onDamagedPage: \"flag\"`)." }),
+    withResults: z.int(),
+    failed: z.int(),
+  }),
+  degraded: z
+    .array(z.object({ reason: z.string(), pages: z.int(), documents: z.int() }))
+    .meta({ description: "Degraded pages per kind of damage (`zlib error`, `jbig2`, `undecodable image`, ...), most pages first." }),
   failures: z
     .array(z.object({ code: z.string(), reason: z.string(), documents: z.int() }))
     .meta({ description: "Failed documents grouped by failure code, with the most common reason of each." }),
@@ -191,6 +202,10 @@ const PageDetail = z.looseObject({
   height: z.int().nullable(),
   dpi: z.int().nullable(),
   renderMs: z.int().nullable(),
+  engine: z.string().nullable().meta({ description: "The engine whose image the PNG is: `mupdf`, or `pdfium` when mupdf could not open the file or drew the page with damage." }),
+  degraded: z.boolean().meta({ description: "No engine drew the page cleanly: its PNG is the best image there is (batch option `onDamagedPage: \"flag\"`)." }),
+  degradedReason: z.string().nullable().meta({ description: "With `degraded`: the kind of damage (`zlib error`, `jbig2`, `undecodable image`, ...)." }),
+  warnings: z.array(z.string()).meta({ description: "What the engines said while drawing the page (mupdf's warnings, why an engine gave up)." }),
   failureCode: z.string().nullable(),
   failureReason: z.string().nullable(),
   createdAt: timestamp,

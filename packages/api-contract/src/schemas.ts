@@ -68,6 +68,15 @@ export const CreateBatchBody = z
         "Skip a document whose content (SHA-256) matches a document done in an earlier batch: it ends done " +
         "without pages of its own, `duplicateOfId` naming that document (counted in the report's documents.skippedDuplicates).",
     }),
+    onDamagedPage: z
+      .enum(["flag", "fail"])
+      .optional()
+      .meta({
+        description:
+          "What happens to a page that no engine (mupdf, then pdfium) draws cleanly: `flag` (default) keeps the best image " +
+          "there is, sends it on to the model and marks the page `degraded` with the engines' warnings (counted per reason " +
+          "in the report); `fail` fails the page (`corrupt_page`), as a strict batch wants. A page that no engine draws at all fails either way.",
+      }),
   })
   .superRefine((body, ctx) => {
     for (const [a, b] of overlappingPrefixes(body.prefixes)) {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { deflateSync } from "node:zlib";
+import { deflateSync, inflateSync } from "node:zlib";
 import * as mupdf from "mupdf";
 import type { PdfErrorCode } from "./errors.js";
 
@@ -24,6 +24,8 @@ export type HostileExpectation =
       degradedPages?: number[];
       /** Only pdfium opens it: mupdf finds no pages. */
       onlyPdfium?: boolean;
+      /** 1-based pages mupdf draws with damage and pdfium draws cleanly and more fully: pdfium's image is theirs. */
+      pdfiumPages?: number[];
     };
 
 export interface HostileFixture {
@@ -258,6 +260,17 @@ export async function generateHostileCorpus(dir: string): Promise<HostileFixture
     );
   }
 
+  {
+    // Only an owner password (permissions), the user password empty: viewers open it without asking.
+    const bodies = documentBodies(letterPages(2));
+    const enc = rc4Encryption(bodies.length + 1, "", "owner-secret");
+    bodies.push(enc.dict);
+    await add("owner-password-only.pdf", buildPdf(bodies, { encrypt: enc, trailer: enc.trailer }), "two pages, RC4 40-bit, an owner password only", {
+      kind: "processed",
+      pageCount: 2,
+    });
+  }
+
   const six = buildPdf(documentBodies(letterPages(6)));
   // A download cut off halfway, inside a content stream: mupdf's repair fails on the torn object.
   await add("truncated.pdf", six.subarray(0, Math.floor(six.length / 2)), "6 pages cut off at half the file", {
@@ -340,6 +353,16 @@ export async function generateHostileCorpus(dir: string): Promise<HostileFixture
     buildPdf(documentBodies([{}, {}, { content: bitRot }, {}, {}])),
     "5 pages; page 3's compressed content stream has flipped bits",
     { kind: "processed", pageCount: 5, degradedPages: [3] },
+  );
+
+  // A content stream that ends inside an array it never closes (as in qpdf's
+  // content-stream-errors.pdf): mupdf's interpreter gives up on what it was drawing and loses the
+  // page's text; pdfium draws the whole page without complaint, so pdfium's image is the page's.
+  await add(
+    "only-pdfium-draws.pdf",
+    buildPdf(documentBodies([{}, { content: (d) => deflateSync(Buffer.concat([inflateSync(d), Buffer.from("\n[ /oops", "latin1")])) }])),
+    "2 pages; page 2's content stream ends in an array it never closes",
+    { kind: "processed", pageCount: 2, pdfiumPages: [2] },
   );
 
   {

@@ -23,6 +23,7 @@ export {
   DEFAULT_DPI,
   DEFAULT_MAX_PIXELS,
   DAMAGE,
+  damageReason,
   type RenderOptions,
   type RenderResult,
 } from "./render.js";

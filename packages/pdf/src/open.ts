@@ -52,6 +52,17 @@ export function notPdfUnlessHeader(e: unknown, header: boolean, path: string): u
  * PdfError("corrupt") when mupdf cannot open it. It does not check the magic bytes or the
  * password; use inspectPdf for that.
  */
+let failedOpens = 0;
+
+/**
+ * Files this thread's mupdf failed to open. Each failed open leaves mupdf.js 1.28's WASM
+ * instance a little broken (see resetRepeatedWarnings), so a thread that has seen many should be
+ * replaced: RenderPool's workers are, past FAILED_OPENS_BEFORE_RECYCLE.
+ */
+export function mupdfFailedOpens(): number {
+  return failedOpens;
+}
+
 export function openPdf(path: string): mupdf.PDFDocument {
   const fd = openSync(path, "r");
   let size: number;
@@ -91,6 +102,7 @@ export function openPdf(path: string): mupdf.PDFDocument {
     return pdf;
   } catch (e) {
     if (e instanceof PdfError) throw e;
+    failedOpens++;
     throw new PdfError("corrupt", `mupdf cannot open the file: ${errorText(e)}`, { path, cause: e });
   } finally {
     // The document holds its own reference to the stream; ours only has to go. The descriptor
@@ -324,20 +336,26 @@ export function setMupdfLog(log: MupdfLog | "silent" | "stderr"): void {
   installLog();
 }
 
-const NOT_A_PDF = new Uint8Array(Buffer.from("%PDF-1.0\n"));
+// A PDF without an xref: mupdf repairs it, saying so, and opens it (no pages).
+const SCRAP = Buffer.from("%PDF-1.0\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n", "latin1");
 
 /**
  * mupdf drops a warning identical to the one before it (counting it as "repeated"), across
- * pages and documents: a second damaged page would go unnoticed. Opening a scrap of bytes
- * makes it print different warnings, so the next one is new again. About 0.5 ms.
+ * pages and documents: a second damaged page would go unnoticed. Opening a scrap that mupdf
+ * repairs makes it print other warnings ("repairing PDF document"), so the next one is new
+ * again. About 0.5 ms.
+ *
+ * The scrap must open: in mupdf.js 1.28 every open that fails leaves the WASM instance a little
+ * broken, and a few hundred of them corrupt its heap ("memory access out of bounds", "exception
+ * stack overflow!" on later, healthy files). See README, "Failed opens".
  */
 function resetRepeatedWarnings(): void {
   muted = true;
+  const scrap = new mupdf.Buffer(SCRAP);
   try {
-    mupdf.Document.openDocument(NOT_A_PDF, "application/pdf").destroy();
-  } catch {
-    // Expected: the scrap has no objects.
+    mupdf.Document.openDocument(scrap, "application/pdf").destroy();
   } finally {
+    scrap.destroy();
     muted = false;
   }
 }

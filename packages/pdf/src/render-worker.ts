@@ -3,7 +3,7 @@ import { statSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 import * as mupdf from "mupdf";
 import { isWasmAbort, PdfError } from "./errors.js";
-import { errorText, openPdf, setMupdfLog } from "./open.js";
+import { errorText, mupdfFailedOpens, openPdf, setMupdfLog } from "./open.js";
 import { pdfiumHeapBytes } from "./pdfium.js";
 import { renderPageWith, type RenderOptions, type RenderResult } from "./render.js";
 
@@ -48,10 +48,18 @@ function heapBytes(): number {
   }
 }
 
+// A few hundred failed opens corrupt mupdf.js's heap (see mupdfFailedOpens); a worker goes long before.
+const FAILED_OPENS_BEFORE_RECYCLE = 32;
+
+/** Whether this worker should make way for a fresh one: its heap grew past the bound, or mupdf failed to open too many files. */
+function spent(req: RenderRequest): boolean {
+  return heapBytes() > req.recycleAboveBytes || mupdfFailedOpens() >= FAILED_OPENS_BEFORE_RECYCLE;
+}
+
 async function handle(req: RenderRequest): Promise<RenderReply> {
   try {
     const r = await renderPageWith(() => documentFor(req.path), req.path, req.pageIndex, req.opts);
-    return { id: req.id, ok: true, recycle: heapBytes() > req.recycleAboveBytes, ...r };
+    return { id: req.id, ok: true, recycle: spent(req), ...r };
   } catch (e) {
     // A document that failed once is not worth keeping open.
     cached?.doc.destroy();
@@ -71,7 +79,7 @@ async function handle(req: RenderRequest): Promise<RenderReply> {
     return {
       id: req.id,
       ok: false,
-      recycle: heapBytes() > req.recycleAboveBytes,
+      recycle: spent(req),
       error: { name: err.name, message: err.message, code: e instanceof PdfError ? e.code : undefined, stack: err.stack },
     };
   }

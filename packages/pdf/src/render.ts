@@ -43,6 +43,8 @@ export interface RenderResult {
   engine: Engine;
   /** No engine drew the page cleanly: this is the best image there is, parts may be missing. */
   degraded: boolean;
+  /** With `degraded`: the kind of damage in a few words (see damageReason), for counting pages per reason. */
+  degradedReason?: string;
   /** What the engines said about this page (mupdf's messages, why an engine failed), distinct. */
   warnings: string[];
 }
@@ -173,17 +175,34 @@ export async function renderPageWith(
       if (pd.problems.length === 0 && (!mu || pd.ink > mu.ink)) {
         return { ...pd, engine: "pdfium", degraded: false, warnings: distinct(said) };
       }
-      if (!mu) result = { ...pd, engine: "pdfium", degraded: true, warnings: distinct([...said, ...pd.problems]) };
+      if (!mu) {
+        const warnings = distinct([...said, ...pd.problems]);
+        result = { ...pd, engine: "pdfium", degraded: true, degradedReason: damageReason(warnings), warnings };
+      }
     } catch (e) {
       said.push(`pdfium: ${errorText(e).replace(/^pdfium /, "")}`);
     }
   }
-  if (mu) result = { ...mu, engine: "mupdf", degraded: true, warnings: distinct(said) };
+  if (mu) result = { ...mu, engine: "mupdf", degraded: true, degradedReason: damageReason([...damage, ...said]), warnings: distinct(said) };
   if (!result) throw new PdfError(refused!.code, summarise(said), { cause: refused });
   if (opts.rejectDamaged) {
     throw new PdfError("corrupt_page", `page ${pageIndex + 1} is damaged: ${summarise(damage.length > 0 ? damage : said)}`);
   }
   return result;
+}
+
+/**
+ * The kind of damage the messages of a degraded page tell, in a few words that repeat across
+ * documents (`zlib error`, `jbig2`, `undecodable image`, ...), so pages can be counted per reason.
+ */
+export function damageReason(messages: readonly string[]): string {
+  for (const m of messages) {
+    const hit = DAMAGE.exec(m);
+    if (hit) return hit[0].toLowerCase();
+  }
+  if (messages.some((m) => m.includes("does not decode"))) return "undecodable image";
+  const first = messages[0]?.replace(/^(mupdf|pdfium): /, "") ?? "";
+  return first.split(":")[0]!.slice(0, 60) || "unknown";
 }
 
 function summarise(messages: string[]): string {

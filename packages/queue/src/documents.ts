@@ -1,4 +1,5 @@
 import type { PageState, PrismaClient } from "@docpipe/db";
+import { batchSettings } from "./batch-settings.js";
 
 const TERMINAL = ["done", "failed"] as const;
 
@@ -96,27 +97,6 @@ export interface DuplicateOf {
   batchId: string;
 }
 
-const skipsDuplicates = (options: unknown): boolean =>
-  typeof options === "object" && options !== null && (options as { skipAlreadyProcessed?: unknown }).skipAlreadyProcessed === true;
-
-/**
- * A batch's options and owner never change once it is created: remember them for the batches
- * a worker is busy with, so a document costs no extra batch lookup. Bounded; oldest out first.
- */
-const batchSettings = new Map<string, { skip: boolean; owner: string | null }>();
-const MAX_CACHED_BATCHES = 1_000;
-
-async function settingsOf(prisma: PrismaClient, batchId: string): Promise<{ skip: boolean; owner: string | null } | undefined> {
-  const cached = batchSettings.get(batchId);
-  if (cached) return cached;
-  const batch = await prisma.batch.findUnique({ where: { id: batchId }, select: { options: true, owner: true } });
-  if (!batch) return undefined;
-  const settings = { skip: skipsDuplicates(batch.options), owner: batch.owner };
-  if (batchSettings.size >= MAX_CACHED_BATCHES) batchSettings.delete(batchSettings.keys().next().value!);
-  batchSettings.set(batchId, settings);
-  return settings;
-}
-
 /**
  * Stores the document's content hash (always), then, when its batch asks for it
  * (`options.skipAlreadyProcessed`), ends it done without processing if a document of an earlier
@@ -132,9 +112,9 @@ export async function completeIfDuplicate(
 ): Promise<DuplicateOf | undefined> {
   const [, batch] = await Promise.all([
     prisma.document.updateMany({ where: { id: doc.documentId }, data: { contentHash } }),
-    settingsOf(prisma, doc.batchId),
+    batchSettings(prisma, doc.batchId),
   ]);
-  if (!batch?.skip) return undefined;
+  if (!batch?.skipDuplicates) return undefined;
   const original = await prisma.document.findFirst({
     where: { contentHash, state: "done", duplicateOfId: null, batchId: { not: doc.batchId }, batch: { owner: batch.owner } },
     orderBy: { completedAt: "asc" },

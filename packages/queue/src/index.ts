@@ -43,8 +43,18 @@ export { downloadToFile, uploadFile, toS3Error, type DownloadOptions } from "./s
 export { parseS3Event, decodeS3Key, encodeS3Key, objectCreatedEvent, type S3Event, type S3EventRecord } from "./s3-events.js";
 export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptions } from "./audit.js";
 export { commonEnv, loadEnv, intEnv, ConfigError, createAwsClients, type CommonEnv, type IntEnvOptions } from "./config.js";
-export { recordPageSplit, recordPageRendered, recordPageFailed, type RenderedFacts } from "./pages.js";
+export {
+  recordPageSplit,
+  recordPageRendered,
+  recordPageFailed,
+  renderedFacts,
+  logEngineMessages,
+  openedDetails,
+  type RenderedFacts,
+  type DrawnPage,
+} from "./pages.js";
 export { recordDocumentSplit, recordRangeSplit } from "./units.js";
+export { batchSettings, type BatchSettings, type DamagedPagePolicy } from "./batch-settings.js";
 export { failDocument, failPage, noteDocumentFailure, completeDocumentIfFinished, settleBatch, completeIfDuplicate, type DuplicateOf } from "./documents.js";
 export {
   StageRunner,

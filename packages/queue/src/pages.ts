@@ -1,5 +1,6 @@
 import type { Prisma, PrismaClient } from "@docpipe/db";
 import type { DocumentRef } from "./keys.js";
+import type { Logger } from "./logger.js";
 
 /**
  * The rows a page gets as it moves through the pipeline, written by the small splitter, the
@@ -23,6 +24,59 @@ export interface RenderedFacts {
   /** Rounded: a page over the pixel cap renders at a fractional DPI. */
   dpi: number;
   renderMs: number;
+  /** The engine whose image the PNG is. */
+  engine: string;
+  /** No engine drew the page cleanly (kept under the batch's `onDamagedPage: "flag"`). */
+  degraded: boolean;
+  /** With `degraded`: the kind of damage; otherwise null. */
+  degradedReason: string | null;
+  /** What the engines said while drawing it. */
+  warnings: string[];
+}
+
+/** What a render engine tells of one page (a `RenderResult` of @docpipe/pdf, less its PNG). */
+export interface DrawnPage {
+  width: number;
+  height: number;
+  dpi: number;
+  engine: string;
+  degraded: boolean;
+  degradedReason?: string;
+  warnings: string[];
+}
+
+/** The Page row's facts of a page drawn by `page` whose PNG is at imageKey. */
+export function renderedFacts(imageKey: string, page: DrawnPage, renderMs: number): RenderedFacts {
+  return {
+    imageKey,
+    width: page.width,
+    height: page.height,
+    // A page over the pixel cap renders at a fractional DPI; the column holds it rounded.
+    dpi: Math.round(page.dpi),
+    renderMs,
+    engine: page.engine,
+    degraded: page.degraded,
+    degradedReason: page.degraded ? (page.degradedReason ?? "unknown") : null,
+    warnings: page.warnings,
+  };
+}
+
+/**
+ * The engines' messages of one page go to the log at debug (they are also in the page's row and
+ * audit record), never to the terminal; a degraded page is worth a warning line of its own.
+ */
+export function logEngineMessages(log: Logger, page: DrawnPage): void {
+  if (page.warnings.length > 0) log.debug({ engine: page.engine, warnings: page.warnings }, "render engine messages");
+  if (page.degraded) log.warn({ engine: page.engine, degradedReason: page.degradedReason }, "page drawn with damage; kept as degraded");
+}
+
+/**
+ * For a stage's audit record: the engine that opened a document and what the engines said,
+ * when there is anything to say (an engine other than mupdf, or messages); else nothing.
+ */
+export function openedDetails(opened: { engine: string; warnings: string[] } | undefined): { engine?: string; warnings?: string[] } {
+  if (!opened || (opened.engine === "mupdf" && opened.warnings.length === 0)) return {};
+  return { engine: opened.engine, ...(opened.warnings.length > 0 && { warnings: opened.warnings }) };
 }
 
 /**

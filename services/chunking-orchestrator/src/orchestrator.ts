@@ -6,6 +6,7 @@ import type { DocumentClass, PrismaClient } from "@docpipe/db";
 import { inspectPdf } from "@docpipe/pdf";
 import {
   StageRunner,
+  openedDetails,
   alreadyDone,
   type StageResult,
   type StageScope,
@@ -63,6 +64,8 @@ interface Route {
   cls: DocumentClass;
   size: number;
   pageCount?: number;
+  /** The engine that counted the pages, and what the engines said while opening the file. */
+  opened?: { engine: string; warnings: string[] };
 }
 
 /** Same content as a document done in an earlier batch, which the batch asked to skip: nothing to route. */
@@ -113,16 +116,17 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
   async function openSource(
     msg: IngestMessage,
     a: StageScope,
-  ): Promise<{ contentHash: string; duplicate: DuplicateOf } | { contentHash: string; pageCount: number }> {
+  ): Promise<{ contentHash: string; duplicate: DuplicateOf } | { contentHash: string; pageCount: number; opened: Route["opened"] }> {
     const path = join(await a.dir(), "source.pdf");
     const hash = createHash("sha256");
     await downloadToFile(s3, msg.bucket, msg.key, path, { hash });
     const contentHash = hash.digest("hex");
     const duplicate = await completeIfDuplicate(prisma, msg, contentHash);
     if (duplicate) return { contentHash, duplicate };
-    const { pageCount, repaired } = await inspectPdf(path, { maxPages });
+    const { pageCount, repaired, engine, warnings } = await inspectPdf(path, { maxPages });
     if (repaired) a.log.warn({ pageCount }, "source pdf was repaired on open");
-    return { contentHash, pageCount };
+    if (warnings.length > 0) a.log.debug({ engine, warnings }, "pdf engine messages while opening");
+    return { contentHash, pageCount, opened: { engine, warnings } };
   }
 
   async function route(msg: IngestMessage, a: StageScope): Promise<Route | Duplicate> {
@@ -131,7 +135,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     if (isLargeBySize(size, thresholds)) return { cls: "large", size };
     const opened = await openSource(msg, a);
     if ("duplicate" in opened) return { duplicate: opened.duplicate, size, contentHash: opened.contentHash };
-    return { cls: classByPageCount(opened.pageCount, thresholds), size, pageCount: opened.pageCount };
+    return { cls: classByPageCount(opened.pageCount, thresholds), size, pageCount: opened.pageCount, opened: opened.opened };
   }
 
   async function dispatch(msg: IngestMessage, r: Route): Promise<void> {
@@ -181,7 +185,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
       data: { state: r.cls === "single" ? "converting" : "classified" },
     });
     a.log.info({ class: r.cls, size: r.size, pageCount: r.pageCount }, "document classified");
-    return { details: { class: r.cls, size: r.size, pageCount: r.pageCount ?? null } };
+    return { details: { class: r.cls, size: r.size, pageCount: r.pageCount ?? null, ...openedDetails(r.opened) } };
   }
 
   const worker = createWorker<IngestMessage>({

@@ -22,11 +22,16 @@ export function formatReport(r: BatchReport): string {
         ["non-PDF keys skipped", r.documents.skippedNonPdf],
         ["pages", r.pages.total],
         ["  rendered to PNG", r.pages.rendered],
+        ["    degraded (drawn with damage)", r.pages.degraded],
         ["  with a model result", r.pages.withResults],
         ["  failed", r.pages.failed],
       ],
     ),
   );
+  if (r.degraded.length) {
+    out.push("", "Degraded pages by reason (kept: no engine drew them cleanly)");
+    out.push(table(["reason", "pages", "documents"], r.degraded.map((d) => [d.reason, d.pages, d.documents])));
+  }
   if (r.failures.length) {
     out.push("", "Failed documents by reason");
     out.push(table(["code", "documents", "reason"], r.failures.map((f) => [f.code, f.documents, f.reason])));

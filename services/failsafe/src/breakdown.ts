@@ -14,6 +14,10 @@ import {
   type StageScope,
   type DocumentRef,
   intermediateTags,
+  batchSettings,
+  logEngineMessages,
+  renderedFacts,
+  type DamagedPagePolicy,
   recordPageFailed,
   recordPageRendered,
   recordPageSplit,
@@ -74,7 +78,10 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
   const result: BreakdownResult = { pages: 0, rendered: 0, skipped: 0, failed: [] };
   const src = join(dir, "source.pdf");
   const bytes = await downloadToFile(s3, job.bucket, job.key, src);
-  const { pageCount } = await inspectPdf(src, { maxPages: deps.maxPages });
+  const [info, batch] = await Promise.all([inspectPdf(src, { maxPages: deps.maxPages }), batchSettings(prisma, job.batchId)]);
+  const { pageCount } = info;
+  const policy = batch?.onDamagedPage ?? "flag";
+  if (info.warnings.length > 0) a.log.debug({ engine: info.engine, warnings: info.warnings }, "pdf engine messages while opening");
   if (job.lastPage !== undefined && pageCount !== job.lastPage - job.firstPage + 1) {
     throw new PermanentError(
       "page_count_mismatch",
@@ -111,7 +118,7 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
     const started = performance.now();
     let png: RenderResult;
     try {
-      png = await render(deps, path, pageNumber);
+      png = await render(deps, path, pageNumber, policy);
     } catch (e) {
       if (!(e instanceof PermanentError)) throw e;
       const reason = failureReason(e);
@@ -126,7 +133,8 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
     const key = imageKey(doc, pageNumber);
     // This upload is what triggers inference (S3 notification), so it comes after a good render only.
     await uploadFile(s3, deps.workBucket, key, png.png, "image/png");
-    const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
+    const facts = renderedFacts(key, png, renderMs);
+    logEngineMessages(a.log.child({ pageNumber }), png);
     await a.commitPage(pageNumber, { outcome: "succeeded", durationMs: renderMs, details: { ...facts, pdfKey } }, (tx) =>
       recordPageRendered(tx, doc, pageNumber, pdfKey, facts),
     );
@@ -146,13 +154,13 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
 }
 
 /** Renders page 1 of a one-page PDF; permanent problems (and a timeout: this is the last try) fail the page. */
-async function render(deps: BreakdownDeps, path: string, pageNumber: number): Promise<RenderResult> {
+async function render(deps: BreakdownDeps, path: string, pageNumber: number, policy: DamagedPagePolicy): Promise<RenderResult> {
   try {
     return await deps.pool().render(path, 0, {
       dpi: deps.dpi,
       maxPixels: deps.maxPixels,
       timeoutMs: deps.renderTimeoutMs,
-      rejectDamaged: true,
+      rejectDamaged: policy === "fail",
     });
   } catch (e) {
     if (e instanceof PdfError) {

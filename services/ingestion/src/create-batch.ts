@@ -61,7 +61,11 @@ export async function createBatch(deps: CreateBatchDeps, caller: CallerKey, body
     );
   }
   await checkBucket(deps.s3, body.bucket, body.prefixes[0]!, deps.s3CheckTimeoutMs);
-  const options = BatchOptions.parse({ onTooLarge: body.onTooLarge, skipAlreadyProcessed: body.skipAlreadyProcessed });
+  const options = BatchOptions.parse({
+    onTooLarge: body.onTooLarge,
+    skipAlreadyProcessed: body.skipAlreadyProcessed,
+    onDamagedPage: body.onDamagedPage,
+  });
   const batch = await prisma.$transaction(async (tx) => {
     const b = await tx.batch.create({
       data: {

@@ -18,16 +18,22 @@ export async function buildBatchReport(
   const batch = await prisma.batch.findUnique({ where: { id: batchId } });
   if (!batch) return undefined;
 
-  const [docStates, pageRows, failures, features, stages, duplicates, stalled] = await Promise.all([
+  const [docStates, pageRows, degraded, failures, features, stages, duplicates, stalled] = await Promise.all([
     prisma.document.groupBy({ by: ["state"], where: { batchId }, _count: { _all: true } }),
-    prisma.$queryRaw<{ total: bigint; rendered: bigint; failed: bigint; results: bigint }[]>`
+    prisma.$queryRaw<{ total: bigint; rendered: bigint; degraded: bigint; failed: bigint; results: bigint }[]>`
       SELECT count(*) AS total,
              count(*) FILTER (WHERE p."imageKey" IS NOT NULL) AS rendered,
+             count(*) FILTER (WHERE p.degraded) AS degraded,
              count(*) FILTER (WHERE p.state = 'failed') AS failed,
              count(r.id) AS results
       FROM "Page" p JOIN "Document" d ON d.id = p."documentId"
       LEFT JOIN "InferenceResult" r ON r."pageId" = p.id
       WHERE d."batchId" = ${batchId}::uuid`,
+    prisma.$queryRaw<{ reason: string; pages: bigint; documents: bigint }[]>`
+      SELECT coalesce(p."degradedReason", 'unknown') AS reason, count(*) AS pages, count(DISTINCT p."documentId") AS documents
+      FROM "Page" p JOIN "Document" d ON d.id = p."documentId"
+      WHERE d."batchId" = ${batchId}::uuid AND p.degraded
+      GROUP BY 1 ORDER BY pages DESC, reason`,
     prisma.$queryRaw<{ code: string; reason: string; documents: bigint }[]>`
       SELECT code, reason, documents FROM (
         SELECT coalesce(d."failureCode", 'unknown') AS code, coalesce(d."failureReason", '') AS reason,
@@ -79,7 +85,8 @@ export async function buildBatchReport(
       skippedNonPdf: batch.skippedCount,
       skippedDuplicates: duplicates,
     },
-    pages: { total: n(pages?.total), rendered: n(pages?.rendered), withResults, failed: n(pages?.failed) },
+    pages: { total: n(pages?.total), rendered: n(pages?.rendered), degraded: n(pages?.degraded), withResults, failed: n(pages?.failed) },
+    degraded: degraded.map((d) => ({ reason: d.reason, pages: n(d.pages), documents: n(d.documents) })),
     failures: failures.map((f) => ({ code: f.code, reason: f.reason, documents: n(f.documents) })),
     features: features.map((f) => ({
       feature: f.feature,
@@ -115,6 +122,7 @@ async function documentReports(prisma: PrismaClient, batchId: string): Promise<D
       state: string;
       pageCount: number | null;
       pngs: bigint;
+      degraded: bigint;
       results: bigint;
       failureCode: string | null;
       failureReason: string | null;
@@ -123,6 +131,7 @@ async function documentReports(prisma: PrismaClient, batchId: string): Promise<D
   >`
     SELECT d.id, d.bucket, d.key, d.state::text AS state, d."pageCount", d."failureCode", d."failureReason", d."duplicateOfId",
            (SELECT count(*) FROM "Page" p WHERE p."documentId" = d.id AND p."imageKey" IS NOT NULL) AS pngs,
+           (SELECT count(*) FROM "Page" p WHERE p."documentId" = d.id AND p.degraded) AS degraded,
            (SELECT count(*) FROM "InferenceResult" r WHERE r."documentId" = d.id) AS results
     FROM "Document" d WHERE d."batchId" = ${batchId}::uuid ORDER BY d.key`;
   return rows.map((r) => ({
@@ -132,6 +141,7 @@ async function documentReports(prisma: PrismaClient, batchId: string): Promise<D
     state: r.state,
     pageCount: r.pageCount,
     pngCount: n(r.pngs),
+    degradedCount: n(r.degraded),
     resultCount: n(r.results),
     failureCode: r.failureCode,
     failureReason: r.failureReason,

@@ -6,6 +6,10 @@ import { DEFAULT_DPI, DEFAULT_MAX_PIXELS, PdfError, RenderPool, type RenderResul
 import {
   StageRunner,
   alreadyDone,
+  batchSettings,
+  logEngineMessages,
+  renderedFacts,
+  type DamagedPagePolicy,
   type Committed,
   type StageScope,
   coerceError,
@@ -87,10 +91,9 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
   const { prisma, s3 } = opts;
   const spec = queues.singlePage;
 
-  async function render(path: string, msg: SinglePageMessage, attempt: number): Promise<RenderResult> {
+  async function render(path: string, msg: SinglePageMessage, attempt: number, policy: DamagedPagePolicy): Promise<RenderResult> {
     try {
-      // Strict until the Page row can carry the degraded flag: a page drawn with damage fails.
-      return await pool.render(path, 0, { dpi, maxPixels, timeoutMs: renderTimeoutMs, rejectDamaged: true });
+      return await pool.render(path, 0, { dpi, maxPixels, timeoutMs: renderTimeoutMs, rejectDamaged: policy === "fail" });
     } catch (e) {
       const ids = { documentId: msg.documentId, pageNumber: msg.pageNumber, key: msg.key, cause: e };
       if (e instanceof PdfError) {
@@ -111,27 +114,31 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
    * there. A done row without one was scored from a PNG whose converter died before writing the
    * row (inference reacts to the upload): render again, so the page gets its facts.
    */
+  /** The page's batch policy for damaged pages, unless an earlier delivery rendered the page. */
   async function unrendered(msg: SinglePageMessage) {
     const where = { documentId_pageNumber: { documentId: msg.documentId, pageNumber: msg.pageNumber } };
-    const existing = await prisma.page.findUnique({ where, select: { state: true, imageKey: true } });
+    const [existing, batch] = await Promise.all([
+      prisma.page.findUnique({ where, select: { state: true, imageKey: true } }),
+      batchSettings(prisma, msg.batchId),
+    ]);
     if (existing?.imageKey && (existing.state === "done" || existing.state === "rendered")) {
       return alreadyDone({ reason: `page already ${existing.state}` }, { checkRecorded: true });
     }
-    return undefined;
+    return batch?.onDamagedPage ?? "flag";
   }
 
-  async function convert(msg: SinglePageMessage, a: StageScope): Promise<Committed> {
+  async function convert(msg: SinglePageMessage, a: StageScope, policy: DamagedPagePolicy): Promise<Committed> {
     const path = join(await a.dir(), "page.pdf");
     const bytes = await downloadToFile(s3, msg.bucket, msg.key, path);
     const renderStarted = performance.now();
-    const png = await render(path, msg, a.attempt);
+    const png = await render(path, msg, a.attempt, policy);
     const renderMs = Math.round(performance.now() - renderStarted);
     const key = imageKey(msg, msg.pageNumber);
     // This upload is what triggers inference (S3 notification), so it comes after a good render only.
     await uploadFile(s3, opts.workBucket, key, png.png, "image/png");
-    // A page over the pixel cap renders at a fractional DPI; the column holds it rounded.
-    const facts = { imageKey: key, width: png.width, height: png.height, dpi: Math.round(png.dpi), renderMs };
+    const facts = renderedFacts(key, png, renderMs);
     const scaledDown = png.dpi < dpi;
+    logEngineMessages(a.log, png);
     let committed: Committed;
     try {
       committed = await a.commit({ ...facts, pdfBytes: bytes, pngBytes: png.png.byteLength, scaledDown }, (tx) =>
@@ -141,7 +148,8 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
       if (!isForeignKeyViolation(e)) throw e;
       throw new PermanentError("unknown_document", `no document ${msg.documentId} for page ${msg.pageNumber}`, { cause: e, documentId: msg.documentId });
     }
-    a.log.info({ ...facts, scaledDown }, "page rendered");
+    const { warnings: _, ...brief } = facts;
+    a.log.info({ ...brief, scaledDown }, "page rendered");
     return committed;
   }
 
@@ -153,7 +161,14 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     parse: (body) => SinglePageMessage.parse(body),
     // A permanent failure is recorded once, by onDeadLetter, with the page's reason.
     handle: (msg, ctx) =>
-      stages.run({ stage: STAGE, unit: msg, ctx, recordPermanentFailure: false, lookup: () => unrendered(msg), work: (a) => convert(msg, a) }),
+      stages.run({
+        stage: STAGE,
+        unit: msg,
+        ctx,
+        recordPermanentFailure: false,
+        lookup: () => unrendered(msg),
+        work: (a, policy) => convert(msg, a, policy),
+      }),
     // A rendered page has its PNG, so only a page still waiting for one fails.
     onDeadLetter: (msg, error, ctx) => recordPageDeadLetter(stages, STAGE, msg, error, ctx, { failFrom: ["pending", "failed"] }),
     onPoison: (info) => recordPoison(stages.audit, STAGE, info),

@@ -6,6 +6,7 @@ import type { PrismaClient } from "@docpipe/db";
 import { inspectPdf, splitChunks } from "@docpipe/pdf";
 import {
   StageRunner,
+  openedDetails,
   alreadyDone,
   LargeDocMessage,
   PermanentError,
@@ -144,7 +145,9 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       }
     }
     // Not a PDF, encrypted, corrupt or over MAX_PAGES: a permanent PdfError.
-    const { pageCount } = await inspectPdf(src, { maxPages });
+    const opened = await inspectPdf(src, { maxPages });
+    const { pageCount } = opened;
+    if (opened.warnings.length > 0) log.debug({ engine: opened.engine, warnings: opened.warnings }, "pdf engine messages while opening");
     if (msg.pageCount !== undefined && msg.pageCount !== pageCount) {
       log.warn({ expected: msg.pageCount, pageCount }, "page count differs from the orchestrator's");
     }
@@ -171,7 +174,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     log.info({ pageCount, chunks, bytes }, "document split into chunks");
     // The completion record: a duplicate delivery finds the document split, and the reconciler
     // knows its chunks are each on their own from here on.
-    return a.commit({ pageCount, chunks, bytes }, (tx) => recordDocumentSplit(tx, msg));
+    return a.commit({ pageCount, chunks, bytes, ...openedDetails(opened) }, (tx) => recordDocumentSplit(tx, msg));
   }
 
   async function splitSmall(msg: SmallDocMessage, a: StageScope): Promise<Committed> {
@@ -184,7 +187,9 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     const src = join(dir, "source.pdf");
     await downloadToFile(s3, msg.bucket, msg.key, src);
     const expected = msg.lastPage - msg.firstPage + 1;
-    const { pageCount } = await inspectPdf(src, { maxPages });
+    const opened = await inspectPdf(src, { maxPages });
+    const { pageCount } = opened;
+    if (opened.warnings.length > 0) log.debug({ engine: opened.engine, warnings: opened.warnings }, "pdf engine messages while opening");
     if (pageCount !== expected) {
       throw new PermanentError("page_count_mismatch",
         `s3://${msg.bucket}/${msg.key} has ${pageCount} pages, the message names pages ${msg.firstPage}-${msg.lastPage}`);
@@ -203,7 +208,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     await send.flush();
     log.info({ pages: expected }, "split into pages");
     // The completion record (the range's chunk row, made here for a small document) and the document's move to converting.
-    return a.commit({ pages: expected }, (tx) => recordRangeSplit(tx, msg, msg));
+    return a.commit({ pages: expected, ...openedDetails(opened) }, (tx) => recordRangeSplit(tx, msg, msg));
   }
 
   const worker =

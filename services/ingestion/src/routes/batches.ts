@@ -16,7 +16,7 @@ import {
 import type { PrismaClient } from "@docpipe/db";
 import type { Logger } from "@docpipe/queue";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { BatchOptions } from "../batch-options.js";
+import { storedOptions } from "../batch-options.js";
 import { createBatch } from "../create-batch.js";
 import { NotFoundError, ValidationError } from "../errors.js";
 import type { BatchLister } from "../lister.js";
@@ -54,7 +54,7 @@ async function batchStatus(prisma: PrismaClient, id: string, owner: string, stal
     bucket: batch.bucket,
     prefixes: batch.prefixes,
     state: batch.state,
-    onTooLarge: BatchOptions.catch({ onTooLarge: "reject" }).parse(batch.options).onTooLarge,
+    ...storedOptions(batch.options),
     failure: batch.failureCode ? { code: batch.failureCode, reason: batch.failureReason } : null,
     parentBatchId: batch.parentBatchId,
     continuedIn: batch.continuations[0]?.id ?? null,
