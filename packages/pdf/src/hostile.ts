@@ -393,3 +393,18 @@ export async function generateHostileCorpus(dir: string): Promise<HostileFixture
 
   return fixtures;
 }
+
+/**
+ * A small PDF whose pages' content streams each inflate to `inflatedBytes` (the page's drawing,
+ * then whitespace): 96 MiB of it deflates to ~95 kB, so a 0.5 MB file can ask for gigabytes.
+ * For memory tests of the converter; see README, "Memory of the render pool".
+ */
+export async function generateStreamBomb(path: string, opts: { pages: number; inflatedBytes: number }): Promise<{ path: string; fileBytes: number }> {
+  const padding = Buffer.alloc(opts.inflatedBytes, 0x20);
+  const pages: PageSpec[] = Array.from({ length: opts.pages }, (_, i) => ({
+    content: () => deflateSync(Buffer.concat([pageContent(`Page ${i + 1}`, LETTER[0], LETTER[1]), Buffer.from("\n"), padding])),
+  }));
+  const bytes = buildPdf(documentBodies(pages));
+  await writeFile(path, bytes);
+  return { path, fileBytes: bytes.length };
+}

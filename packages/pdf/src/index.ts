@@ -46,6 +46,7 @@ export {
 } from "./corpus.js";
 export {
   generateHostileCorpus,
+  generateStreamBomb,
   HOSTILE_PASSWORD,
   CLAIMED_PAGES,
   type HostileExpectation,

@@ -3,10 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateCorpus, generatePdf, type Corpus } from "./corpus.js";
+import { generateStreamBomb } from "./hostile.js";
 import { PdfError } from "./errors.js";
 import { RenderPool } from "./pool.js";
 import { renderPage } from "./render.js";
-import { expectedPixels } from "./test-helpers.js";
+import { decodePng, expectedPixels } from "./test-helpers.js";
 
 let dir: string;
 let corpus: Corpus;
@@ -73,7 +74,7 @@ describe("RenderPool mupdf log", () => {
 });
 
 describe("RenderPool recycling", () => {
-  it("replaces a worker whose heap grew past the bound after a page, and loses no page", async () => {
+  it("replaces a worker whose heap grew past the bound after a page, and loses no page", { timeout: 120_000 }, async () => {
     // Pages with a large image grow a worker's mupdf heap well past 1 MiB; a bound that low
     // recycles the worker after every page.
     const heavy = join(dir, "heavy.pdf");
@@ -91,5 +92,37 @@ describe("RenderPool recycling", () => {
     const results = await Promise.all([0, 1, 2].map((i) => pool.render(heavy, i, { dpi: 30 })));
     expect(results).toHaveLength(3);
     expect(pool.recycled).toBe(0);
+  });
+});
+
+describe("RenderPool memory under inflating pages", () => {
+  it("draws a stream of pages whose content streams inflate to 48 MiB each without holding what they inflate to", { timeout: 180_000 }, async () => {
+    // A 0.15 MB file asking for 144 MiB. mupdf interprets a content stream as it inflates it, so a
+    // worker's memory does not follow the inflated size; a heap that did would be replaced after
+    // the page (RenderPool recycling, above), but would still show here as growth of the process.
+    const MiB = 2 ** 20;
+    const bomb = await generateStreamBomb(join(dir, "stream-bomb.pdf"), { pages: 3, inflatedBytes: 48 * MiB });
+    expect(bomb.fileBytes).toBeLessThan(0.5 * MiB);
+    const p = new RenderPool({ size: 1, timeoutMs: 120_000 });
+    try {
+      await p.render(corpus.files[0]!.path, 0, { dpi: 10 }); // the worker and its heaps exist before the baseline
+      const before = process.memoryUsage().rss;
+      let peak = before;
+      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+      try {
+        for (let i = 0; i < 3; i++) {
+          const r = await p.render(bomb.path, i, { dpi: 20 });
+          const png = decodePng(r.png);
+          let dark = 0;
+          for (let y = 0; y < png.height; y++) for (let x = 0; x < png.width; x++) if (png.at(x, y)[0] < 128) dark++;
+          expect({ page: i + 1, degraded: r.degraded, drawn: dark > 100 }).toEqual({ page: i + 1, degraded: false, drawn: true });
+        }
+      } finally {
+        clearInterval(sampler);
+      }
+      expect((peak - before) / MiB).toBeLessThan(32);
+    } finally {
+      await p.close();
+    }
   });
 });
