@@ -38,17 +38,8 @@ export function serviceImage(service: string): ecs.ContainerImage {
   });
 }
 
-/** The image whose only job is `prisma migrate deploy` against the database. */
-export function migrateImage(): ecs.ContainerImage {
-  return ecs.ContainerImage.fromAsset(repoRoot, {
-    file: dockerfile,
-    target: "migrate",
-    platform,
-    exclude,
-    ignoreMode: IgnoreMode.DOCKER,
-    displayName: "docpipe-migrate",
-  });
-}
+/** The deployable whose image applies the migrations (services/migrate), run as a one-off task. */
+export const MIGRATE_PACKAGE = "migrate";
 
 /**
  * The reference model's endpoint image (docker/Dockerfile target `model`), pushed to the

@@ -4,7 +4,7 @@ import { Construct } from "constructs";
 import type { QueueKey } from "@docpipe/queue";
 import type { DocpipeConfig, ServiceId } from "./config.js";
 import type { Database } from "./database.js";
-import { migrateImage, serviceImage } from "./images.js";
+import { MIGRATE_PACKAGE, serviceImage } from "./images.js";
 import { Migration } from "./migration.js";
 import { addIngestionEndpoint } from "./ingestion-endpoint.js";
 import { acknowledgeWildcardResource } from "./nag.js";
@@ -121,6 +121,9 @@ export const deployables: readonly Deployable[] = [
   },
 ];
 
+/** Every image the stack deploys, by services/ directory: one per deployable package, and the migrate task's. */
+export const imagePackages: readonly string[] = [...new Set(deployables.map((d) => d.package)), MIGRATE_PACKAGE];
+
 export interface ServicesProps {
   readonly config: DocpipeConfig;
   readonly vpc: ec2.IVpc;
@@ -192,7 +195,7 @@ export class Services extends Construct {
     this.migration = new Migration(this, "Migration", {
       cluster: this.cluster,
       securityGroup: props.securityGroup,
-      image: migrateImage(),
+      image: serviceImage(MIGRATE_PACKAGE),
       environment: dbEnv,
       secrets: dbSecrets,
       logRetentionDays: config.logRetentionDays,

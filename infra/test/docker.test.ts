@@ -6,7 +6,7 @@ import { dlqName, queues } from "@docpipe/queue";
 import { serviceIds } from "../lib/config.js";
 import { URL_UNSAFE } from "../lib/database.js";
 import { repoRoot } from "../lib/images.js";
-import { deployables } from "../lib/services.js";
+import { imagePackages } from "../lib/services.js";
 
 // The images cannot be built here (no Docker engine); these check what the image and the
 // compose file promise against the code they package.
@@ -22,9 +22,9 @@ describe("docker/Dockerfile", () => {
     expect(dockerfile).toContain("pnpm install --frozen-lockfile --offline");
   });
 
-  it("gives pnpm fetch everything it reads: lockfile, workspace file, .npmrc and the patches", () => {
+  it("gives pnpm fetch everything it reads: lockfile, workspace file, .npmrc, .pnpmfile.cjs and the patches", () => {
     const beforeFetch = dockerfile.slice(0, dockerfile.indexOf("pnpm fetch"));
-    expect(beforeFetch).toContain("COPY pnpm-lock.yaml pnpm-workspace.yaml .npmrc ./");
+    expect(beforeFetch).toContain("COPY pnpm-lock.yaml pnpm-workspace.yaml .npmrc .pnpmfile.cjs ./");
     const patches = [...read("pnpm-workspace.yaml").matchAll(/:\s*(patches\/\S+)/g)].map((m) => m[1]!);
     if (patches.length > 0) expect(beforeFetch).toContain("COPY patches ./patches");
     for (const p of patches) expect(p.startsWith("patches/"), p).toBe(true);
@@ -42,9 +42,10 @@ describe("docker/Dockerfile", () => {
     );
   });
 
-  it("has an image for every package the stack deploys", () => {
+  it("has an image for every package the stack deploys, the migrate task's included", () => {
     const dirs = readdirSync(path.join(repoRoot, "services"));
-    for (const d of deployables) expect(dirs, d.id).toContain(d.package);
+    for (const p of imagePackages) expect(dirs, p).toContain(p);
+    expect(imagePackages).toContain("migrate");
   });
 
   it("keeps node_modules and synth output out of the build context the asset hash covers", () => {

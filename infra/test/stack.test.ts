@@ -504,7 +504,7 @@ describe("services", () => {
     const images = Object.values(assets.dockerImages).map((i) => i.source);
     for (const i of images) expect(i).toMatchObject({ dockerFile: "docker/Dockerfile", platform: "linux/amd64" });
     expect(images.map((i) => i.dockerBuildArgs?.SERVICE ?? `target:${i.dockerBuildTarget}`).sort()).toEqual(
-      ["chunking-orchestrator", "failsafe", "inference-client", "ingestion", "page-converter", "splitter", "target:migrate"].sort(),
+      ["chunking-orchestrator", "failsafe", "inference-client", "ingestion", "migrate", "page-converter", "splitter"].sort(),
     );
   });
 

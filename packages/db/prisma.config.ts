@@ -2,7 +2,9 @@ import path from "node:path";
 import { defineConfig } from "prisma/config";
 import { MigrationAdapterFactory } from "./src/migration-adapter.js";
 
-const root = path.resolve(import.meta.dirname, "../..");
+// The schema and migrations: the repository's prisma/, or the copy the migrate deployable ships
+// (services/migrate sets DOCPIPE_PRISMA_DIR through migrate()'s `prismaDir`).
+const prismaDir = process.env.DOCPIPE_PRISMA_DIR ?? path.resolve(import.meta.dirname, "../../prisma");
 
 // `prisma generate` never connects, but the config needs a URL to build the adapter; the
 // default is the local stack's database as `pnpm start` runs it.
@@ -14,7 +16,7 @@ process.env.DATABASE_URL ??= "postgresql://postgres:postgres@127.0.0.1:5432/docp
 export default defineConfig({
   engine: "js",
   experimental: { adapter: true },
-  schema: path.join(root, "prisma/schema.prisma"),
-  migrations: { path: path.join(root, "prisma/migrations") },
+  schema: path.join(prismaDir, "schema.prisma"),
+  migrations: { path: path.join(prismaDir, "migrations") },
   adapter: async () => new MigrationAdapterFactory(process.env.DATABASE_URL ?? ""),
 });

@@ -1,8 +1,7 @@
 // Builds every image's production bundle the way docker/Dockerfile does, without Docker: a copy
-// of the build context, the workspace stage's install, the service-build stage's build and
-// `pnpm deploy` for each service, and the migrate-build stage's deploy of @docpipe/db. The
-// commands are read from the Dockerfile and run as written, with the image paths (/out, /app)
-// mapped to directories under one temp dir.
+// of the build context, the workspace stage's install, and the service-build stage's build and
+// `pnpm deploy` for each service (the migrate task is one of them). The commands are read from the
+// Dockerfile and run as written, with the image path (/out) mapped to directories under one temp dir.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { appendFile, copyFile, lstat, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
@@ -26,9 +25,8 @@ export interface ImageRuntime {
 export interface Bundles {
   /** Temp directory holding everything; removed by remove(). */
   root: string;
-  /** By service directory name (SERVICE build arg). */
+  /** By service directory name (SERVICE build arg), `migrate` included. */
   services: Map<string, ImageRuntime>;
-  migrate: ImageRuntime;
   /** The reference model's endpoint image (target `model`). */
   model: ImageRuntime;
   /** The service image's HEALTHCHECK command, mapped to the repository's file. */
@@ -152,7 +150,7 @@ function imageRuntime(stages: Stage[], name: string, appDir: string, vars: Recor
 }
 
 /**
- * Builds the bundle of each service directory in `services` and the migrate bundle.
+ * Builds the bundle of each service directory in `services`.
  * Takes minutes: call once per test file.
  */
 export async function buildBundles(services: readonly string[], opts: { reuse?: string } = {}): Promise<Bundles> {
@@ -218,12 +216,6 @@ export async function buildBundles(services: readonly string[], opts: { reuse?: 
     const serviceCopy = stage(stages, "service").instructions.find((i) => i.op === "COPY" && i.args.includes("--from=service-build"));
     if (!serviceCopy || !/\s\/out \/app$/.test(serviceCopy.args)) throw new BuildStepError("service stage: expected COPY --from=service-build … /out /app");
 
-    // Migrate-build stage: the deploy and the prisma/ copy, /app mapped to the bundle.
-    const migrateApp = path.join(root, "bundles", "migrate");
-    await timed("deploy migrate", async () => {
-      for (const command of runs(stage(stages, "migrate-build"))) await sh(mapPath(command, "/app", migrateApp));
-    });
-
     // Model-build stage: its one RUN (build and deploy of @docpipe/reference-model), /out mapped.
     const modelApp = path.join(root, "bundles", "model");
     await timed("deploy model", async () => {
@@ -260,7 +252,6 @@ async function describeBundles(services: readonly string[], root: string): Promi
   return {
     root,
     services: new Map(services.map((s) => [s, imageRuntime(stages, "service", path.join(root, "bundles", s), { SERVICE: s })])),
-    migrate: imageRuntime(stages, "migrate", path.join(root, "bundles", "migrate"), {}),
     model: imageRuntime(stages, "model", path.join(root, "bundles", "model"), {}),
     healthcheck: healthcheckCommand(stages),
     timings: {},

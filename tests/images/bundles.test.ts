@@ -3,7 +3,7 @@
 // way its container starts (entrypoint, WORKDIR, ENV, the environment ECS gives the task) from a
 // directory outside the repository, against the local stack. The bundles migrate an empty
 // database, process a batch end to end and stop on SIGTERM.
-import { readdir, readlink, realpath, stat } from "node:fs/promises";
+import { readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { execFile } from "node:child_process";
@@ -13,7 +13,7 @@ import { createPrisma } from "@docpipe/db";
 import { generatePdf, PAGE_SIZES, type CorpusPageSpec } from "@docpipe/pdf";
 import { uploadFile } from "@docpipe/queue";
 import { afterAll, beforeAll, onTestFailed } from "vitest";
-import { deployables } from "@docpipe/infra/services";
+import { deployables, imagePackages } from "@docpipe/infra/services";
 import { createApiKey } from "@docpipe/api-keys";
 import { pngSize } from "../e2e/support.js";
 import { freePort } from "@docpipe/local-stack";
@@ -27,15 +27,16 @@ const BATCH_TIMEOUT_MS = 120_000;
 /** Low, to keep 14 pages quick on 2 cores; the deployment's DPI is just another variable. */
 const DPI = 50;
 
-const packages = [...new Set(deployables.map((d) => d.package))];
 let bundles: Bundles;
+/** The migrate task's bundle. */
+const migrateBundle = () => bundles.services.get("migrate")!;
 
 // KEEP_IMAGE_BUNDLES=1 keeps the bundles (and build.log) after the run; REUSE_IMAGE_BUNDLES=<dir>
 // runs the tests on bundles kept by an earlier run instead of building them again.
 const reuse = process.env.REUSE_IMAGE_BUNDLES;
 
 beforeAll(async () => {
-  bundles = await buildBundles(packages, { ...(reuse && { reuse }) });
+  bundles = await buildBundles(imagePackages, { ...(reuse && { reuse }) });
 }, 900_000);
 
 afterAll(async () => {
@@ -69,7 +70,7 @@ async function linksOutOf(dir: string): Promise<string[]> {
 describe("service images (docker/Dockerfile), built and run without Docker", () => {
   test("each bundle holds everything it runs: no link out of it, no node_modules above it", async ({ annotate }) => {
     await annotate(`build steps (ms): ${JSON.stringify(bundles.timings)}`);
-    const roots = [...[...bundles.services.values()].map((r) => r.appDir), bundles.migrate.appDir, bundles.model.appDir];
+    const roots = [...[...bundles.services.values()].map((r) => r.appDir), bundles.model.appDir];
     for (const dir of roots) {
       expect(nodeModulesAbove(dir), dir).toEqual([]);
       expect(await linksOutOf(dir), dir).toEqual([]);
@@ -79,6 +80,26 @@ describe("service images (docker/Dockerfile), built and run without Docker", () 
       expect(path.relative(REPO_ROOT, runtime.appDir).startsWith(".."), service).toBe(true);
     }
     expect((await stat(path.join(bundles.model.cwd, "dist/main.js"))).isFile()).toBe(true);
+  });
+
+  test("runs the bundles on the Node major the images are built on", async () => {
+    const image = /^ARG NODE_IMAGE=node:(\d+)\.(\d+)\.(\d+)-/m.exec(await readFile(path.join(REPO_ROOT, "docker/Dockerfile"), "utf8"));
+    expect(image, "docker/Dockerfile's NODE_IMAGE").not.toBeNull();
+    // The containers get this process's Node first on PATH (containerEnv), as the image has its own.
+    const env = await containerEnv(migrateBundle(), path.join(bundles.root, "home", "node-version"), {});
+    const { stdout } = await promisify(execFile)("node", ["--version"], { env });
+    expect(stdout.trim().split(".")[0]).toBe(`v${image![1]}`);
+    expect(process.versions.node.split(".")[0]).toBe(image![1]);
+  });
+
+  test("only the migrate bundle carries the Prisma CLI; no bundle carries TypeScript", async () => {
+    const packagesIn = async (dir: string) => (await readdir(path.join(dir, "node_modules/.pnpm"))).map((p) => p.replace(/@\d.*$/, ""));
+    for (const [service, runtime] of bundles.services) {
+      const found = await packagesIn(runtime.cwd);
+      expect(found, service).toContain("@prisma+client");
+      expect(found.filter((p) => p === "typescript" || p === "pdf-lib"), service).toEqual([]);
+      expect(found.filter((p) => p === "prisma" || p === "@prisma+engines"), service).toEqual(service === "migrate" ? ["@prisma+engines", "prisma"] : []);
+    }
   });
 
   test(
@@ -122,23 +143,23 @@ describe("service images (docker/Dockerfile), built and run without Docker", () 
       // --- migrate: the one-shot task ECS runs before every deployment. Prisma 6.19's CLI lingers
       // ~10 s after success (packages/db/src/migrate.ts), so the second run, a no-op as on every
       // redeploy, goes on while the services start and work, as a redeploy's migration would.
-      const migrationDirs = (await readdir(path.join(bundles.migrate.appDir, "prisma/migrations"), { withFileTypes: true }))
+      const migrationDirs = (await readdir(path.join(migrateBundle().cwd, "dist/prisma/migrations"), { withFileTypes: true }))
         .filter((e) => e.isDirectory())
         .map((e) => e.name)
         .sort();
       expect(migrationDirs.length).toBeGreaterThan(0);
-      const migrateEnv = await containerEnv(bundles.migrate, home("migrate"), dbEnv);
+      const migrateEnv = await containerEnv(migrateBundle(), home("migrate"), dbEnv);
       const applied = async () =>
         (
           await prisma.$queryRaw<{ migration_name: string }[]>`
             SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL ORDER BY migration_name`
         ).map((r) => r.migration_name);
-      const first = await runContainer("migrate", bundles.migrate, migrateEnv, 120_000);
+      const first = await runContainer("migrate", migrateBundle(), migrateEnv, 120_000);
       expect(first.code, first.output).toBe(0);
       expect(first.output).toContain("All migrations have been successfully applied.");
       expect(await applied()).toEqual(migrationDirs);
       phase("migrate");
-      const again = runContainer("migrate again", bundles.migrate, migrateEnv, 120_000);
+      const again = runContainer("migrate again", migrateBundle(), migrateEnv, 120_000);
 
       // --- the model image, started as SageMaker starts it (`<image> serve`, port from the
       // environment), two processes sharing the port; it reads the PNGs with the credentials the

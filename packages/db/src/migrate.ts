@@ -4,7 +4,6 @@ import path from "node:path";
 
 const require = createRequire(import.meta.url);
 const packageDir = path.resolve(import.meta.dirname, "..");
-const prismaCli = require.resolve("prisma/build/index.js");
 const prismaConfig = path.join(packageDir, "prisma.config.ts");
 
 /**
@@ -29,23 +28,40 @@ export class MigrationError extends Error {
 export interface MigrateOptions {
   /** Gives up (and stops the CLI) after this long. @defaultValue 120 000 */
   timeoutMs?: number;
+  /** Directory with schema.prisma and migrations/. @defaultValue the repository's prisma/ */
+  prismaDir?: string;
 }
 
 /**
  * Applies the committed migrations (prisma/migrations) to the database: `prisma migrate
  * deploy` as a child process, through the JavaScript schema engine (no native engine needed).
- * Safe to run concurrently: Prisma serialises it with an advisory lock.
+ * Safe to run concurrently: Prisma serialises it with an advisory lock. Resolves with the CLI's output.
  */
-export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): Promise<void> {
+export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): Promise<string> {
   const timeoutMs = opts.timeoutMs ?? 120_000;
+  // Resolved here, not at import: the CLI is an optional peer dependency, which the workspace (a
+  // devDependency here) and the migrate deployable provide and the service images, which import
+  // this package for its client only, do not.
+  let prismaCli: string;
+  try {
+    prismaCli = require.resolve("prisma/build/index.js");
+  } catch (e) {
+    throw new MigrationError("the Prisma CLI is not installed here: migrations run from the workspace or the migrate image", "", { cause: e });
+  }
   const child = spawn(process.execPath, [prismaCli, "migrate", "deploy", "--config", prismaConfig], {
     cwd: packageDir,
-    env: { ...process.env, DATABASE_URL: databaseUrl, CHECKPOINT_DISABLE: "1", PRISMA_HIDE_UPDATE_MESSAGE: "1" },
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      CHECKPOINT_DISABLE: "1",
+      PRISMA_HIDE_UPDATE_MESSAGE: "1",
+      ...(opts.prismaDir && { DOCPIPE_PRISMA_DIR: opts.prismaDir }),
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
   let succeeded = false;
-  await new Promise<void>((resolve, reject) => {
+  return new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new MigrationError(`prisma migrate deploy did not finish within ${timeoutMs} ms`, output));
@@ -65,7 +81,7 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      if (succeeded || code === 0) resolve();
+      if (succeeded || code === 0) resolve(output);
       else reject(new MigrationError(`prisma migrate deploy failed (${signal ?? `exit code ${code}`}): ${lastLines(output)}`, output));
     });
   });
