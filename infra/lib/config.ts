@@ -42,6 +42,11 @@ export interface ServiceSize {
 export interface DocpipeConfig {
   /** Name of an existing bucket holding the PDFs to ingest; unset creates a staging bucket. */
   readonly stagingBucketName?: string;
+  /**
+   * The KMS key an existing staging bucket encrypts its objects with (SSE-KMS): the stages that
+   * read sources get kms:Decrypt on it, through S3 only. Unset: SSE-S3 or no encryption.
+   */
+  readonly stagingBucketKmsKeyArn?: string;
   /** HTTPS URL of your model endpoint (API Gateway in front of SageMaker). At most one of this and `sagemakerEndpointName`. */
   readonly modelEndpointUrl?: string;
   /** Secrets Manager secret (name) holding the model endpoint's API key, sent as MODEL_AUTH_HEADER_VALUE. */
@@ -85,6 +90,11 @@ export interface DocpipeConfig {
   readonly logRetentionDays: number;
   /** Run queue workers on Fargate Spot (they are idempotent and stop gracefully on the 2-minute notice). @defaultValue true */
   readonly useSpot: boolean;
+  /**
+   * Tasks of each Spot service that run on on-demand Fargate before any runs on Spot (the
+   * capacity provider strategy's base), so a stage keeps moving when Spot capacity is short. @defaultValue 1
+   */
+  readonly onDemandBaseTasks: number;
   readonly sizes: Record<ServiceId, ServiceSize>;
 }
 
@@ -118,9 +128,10 @@ export const defaultSizes: Record<ServiceId, ServiceSize> = {
     concurrency: 16,
     secondsPerMessage: 1,
   },
+  // Sized like the large splitter: it breaks down the very documents the splitter gave up on.
   failsafe: {
-    cpu: 1024,
-    memoryMiB: 4096,
+    cpu: 2048,
+    memoryMiB: 8192,
     ephemeralStorageGiB: 100,
     minTasks: 0,
     maxTasks: 2,
@@ -195,6 +206,14 @@ export function configFromContext(get: Lookup): DocpipeConfig {
   if (alarmEmail && !/^[^@\s]+@[^@\s]+$/.test(alarmEmail)) {
     throw new ConfigError(`context "alarmEmail" must be an e-mail address, got ${alarmEmail}`);
   }
+  const stagingBucketName = str(get, "stagingBucketName");
+  const stagingBucketKmsKeyArn = str(get, "stagingBucketKmsKeyArn");
+  if (stagingBucketKmsKeyArn && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/.test(stagingBucketKmsKeyArn)) {
+    throw new ConfigError(`context "stagingBucketKmsKeyArn" must be a KMS key ARN (arn:aws:kms:eu-west-1:123456789012:key/...), got ${stagingBucketKmsKeyArn}`);
+  }
+  if (stagingBucketKmsKeyArn && !stagingBucketName) {
+    throw new ConfigError(`context "stagingBucketKmsKeyArn" is for an existing staging bucket: give -c stagingBucketName=... too (a bucket the stack creates uses SSE-S3)`);
+  }
   const certificateArn = str(get, "certificateArn");
   if (certificateArn && !/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[\w-]+$/.test(certificateArn)) {
     throw new ConfigError(`context "certificateArn" must be an ACM certificate ARN (arn:aws:acm:eu-west-1:123456789012:certificate/...), got ${certificateArn}`);
@@ -212,7 +231,8 @@ export function configFromContext(get: Lookup): DocpipeConfig {
     throw new ConfigError(`context "databaseMaxCapacity" must not be below databaseMinCapacity`);
   }
   return {
-    stagingBucketName: str(get, "stagingBucketName"),
+    stagingBucketName,
+    stagingBucketKmsKeyArn,
     modelEndpointUrl,
     sagemakerEndpointName,
     modelTier: modelEndpointUrl || sagemakerEndpointName ? undefined : modelTierFromContext(get),
@@ -232,6 +252,7 @@ export function configFromContext(get: Lookup): DocpipeConfig {
     intermediateRetentionDays: num(get, "intermediateRetentionDays", 7, 1, 3650),
     logRetentionDays: retention(get),
     useSpot: bool(get, "useSpot", true),
+    onDemandBaseTasks: num(get, "onDemandBaseTasks", 1, 0, 100),
     sizes: sizes(get),
   };
 }

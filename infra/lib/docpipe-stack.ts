@@ -76,6 +76,8 @@ export class DocpipeStack extends Stack {
       loadBalancer: this.services.loadBalancer,
       alarmEmail: config.alarmEmail,
       maxMessageAgeSeconds: config.maxMessageAgeSeconds,
+      database: this.database,
+      databaseMaxCapacity: config.databaseMaxCapacity,
     });
 
     this.modelTier?.notify(this.monitoring.topic);

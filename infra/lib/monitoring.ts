@@ -12,6 +12,7 @@ import {
 import type { aws_ecs as ecs } from "aws-cdk-lib";
 import { Construct } from "constructs";
 import type { ServiceId } from "./config.js";
+import type { Database } from "./database.js";
 import type { PipelineService } from "./pipeline-service.js";
 import type { Queues } from "./queues.js";
 
@@ -25,6 +26,9 @@ export interface MonitoringProps {
   readonly maxMessageAgeSeconds: number;
   /** Error log lines per service in five minutes that raise an alarm. @defaultValue 10 */
   readonly errorThreshold?: number;
+  readonly database: Database;
+  /** The cluster's maximum ACUs: the capacity alarm's threshold, and what max_connections follows. */
+  readonly databaseMaxCapacity: number;
 }
 
 /** Namespace of the error counts the log metric filters publish. */
@@ -44,6 +48,7 @@ export class Monitoring extends Construct {
   public readonly dlqAlarms: readonly cw.Alarm[];
   public readonly ageAlarms: readonly cw.Alarm[];
   public readonly errorAlarms: readonly cw.Alarm[];
+  public readonly databaseAlarms: readonly cw.Alarm[];
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
@@ -143,6 +148,8 @@ export class Monitoring extends Construct {
       }),
     );
 
+    this.databaseAlarms = databaseAlarms(this, props.database, props.databaseMaxCapacity).map(alarm);
+
     const running = (serviceId: ServiceId): cw.Metric =>
       new cw.Metric({
         namespace: "ECS/ContainerInsights",
@@ -210,10 +217,48 @@ export class Monitoring extends Construct {
           new cw.AlarmStatusWidget({
             title: "Alarms",
             width: 24,
-            alarms: [...this.dlqAlarms, ...this.ageAlarms, ...this.errorAlarms],
+            alarms: [...this.dlqAlarms, ...this.ageAlarms, ...this.errorAlarms, ...this.databaseAlarms],
           }),
         ],
       ],
     });
   }
+}
+
+/**
+ * Aurora Serverless v2's max_connections follows the cluster's maximum capacity:
+ * LEAST(DBInstanceClassMemory / 9531392, 5000), with 2 GiB of memory per ACU.
+ */
+export function estimatedMaxConnections(maxCapacity: number): number {
+  return Math.min(5000, Math.floor((maxCapacity * 2 * 1024 ** 3) / 9_531_392));
+}
+
+/** Sustained load on the database: CPU, capacity pinned at its maximum, connections near the limit. */
+function databaseAlarms(scope: Construct, database: Database, maxCapacity: number): cw.Alarm[] {
+  const sustained = { period: fiveMinutes, statistic: "Maximum" } as const;
+  const fifteenMinutes = { evaluationPeriods: 3, datapointsToAlarm: 3, treatMissingData: cw.TreatMissingData.NOT_BREACHING } as const;
+  const connections = Math.floor(0.8 * estimatedMaxConnections(maxCapacity));
+  return [
+    new cw.Alarm(scope, "database-cpu", {
+      alarmDescription: "Aurora CPU has been at 80% or more for 15 minutes: raise databaseMaxCapacity or slow the stages that write",
+      metric: database.cluster.metricCPUUtilization({ period: fiveMinutes, statistic: "Average" }),
+      threshold: 80,
+      comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      ...fifteenMinutes,
+    }),
+    new cw.Alarm(scope, "database-capacity-at-max", {
+      alarmDescription: `Aurora has run at its maximum of ${maxCapacity} ACUs for 15 minutes: it cannot grow further (databaseMaxCapacity)`,
+      metric: database.cluster.metricServerlessDatabaseCapacity(sustained),
+      threshold: maxCapacity,
+      comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      ...fifteenMinutes,
+    }),
+    new cw.Alarm(scope, "database-connections", {
+      alarmDescription: `Aurora has held ${connections} or more connections (80% of about ${estimatedMaxConnections(maxCapacity)} at ${maxCapacity} ACUs) for 15 minutes: fewer tasks or smaller pools, or RDS Proxy`,
+      metric: database.cluster.metricDatabaseConnections(sustained),
+      threshold: connections,
+      comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      ...fifteenMinutes,
+    }),
+  ];
 }

@@ -18,8 +18,11 @@ export interface PipelineServiceProps {
   readonly environment: Record<string, string>;
   readonly secrets: Record<string, ecs.Secret>;
   readonly logRetentionDays: number;
-  /** Run on Fargate Spot; interruptions arrive as SIGTERM with two minutes' notice. */
-  readonly spot: boolean;
+  /**
+   * Run on Fargate Spot beyond the first `onDemandBase` tasks (interruptions arrive as SIGTERM with
+   * two minutes' notice); unset runs every task on demand.
+   */
+  readonly spot?: { readonly onDemandBase: number };
   /** The container's listening port, for services behind the load balancer. */
   readonly port?: number;
 }
@@ -86,7 +89,13 @@ export class PipelineService extends Construct {
       securityGroups: [props.securityGroup],
       vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
       assignPublicIp: false,
-      capacityProviderStrategies: [{ capacityProvider: props.spot ? "FARGATE_SPOT" : "FARGATE", weight: 1 }],
+      capacityProviderStrategies: props.spot
+        ? [
+            // The base runs on demand; every task beyond it on Spot (weight 0 takes no share past its base).
+            ...(props.spot.onDemandBase > 0 ? [{ capacityProvider: "FARGATE", base: props.spot.onDemandBase, weight: 0 }] : []),
+            { capacityProvider: "FARGATE_SPOT", weight: 1 },
+          ]
+        : [{ capacityProvider: "FARGATE", weight: 1 }],
       minHealthyPercent: 100,
       maxHealthyPercent: 200,
       circuitBreaker: { rollback: true },

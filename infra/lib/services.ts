@@ -224,7 +224,7 @@ export class Services extends Construct {
         secrets: { ...dbSecrets, ...(d.id === "inference-client" ? modelSecrets : {}) },
         logRetentionDays: config.logRetentionDays,
         // Spot suits short idempotent jobs: an interruption costs at most one page's work.
-        spot: config.useSpot && isWorker && !d.longJobs,
+        ...(config.useSpot && isWorker && !d.longJobs && { spot: { onDemandBase: config.onDemandBaseTasks } }),
         ...(d.id === "ingestion" && { port: INGESTION_PORT }),
       });
       svc.service.node.addDependency(this.migration.resource);
@@ -307,6 +307,17 @@ export class Services extends Construct {
         stagingBucket.arnForObjects("*"),
         "Source PDFs can sit under any key of the staging bucket; a batch names its prefixes at run time. Read only.",
       );
+      const key = props.config.stagingBucketKmsKeyArn;
+      if (key) {
+        // An existing bucket with SSE-KMS: GetObject needs Decrypt on its key, and only through S3.
+        role.addToPrincipalPolicy(
+          new iam.PolicyStatement({
+            actions: ["kms:Decrypt"],
+            resources: [key],
+            conditions: { StringEquals: { "kms:ViaService": `s3.${Stack.of(this).region}.amazonaws.com` } },
+          }),
+        );
+      }
     }
     if (d.readsWork.length > 0 || d.writesWork.length > 0) {
       // Without ListBucket a missing key answers 403 instead of 404, and a retry could not

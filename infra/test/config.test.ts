@@ -45,6 +45,7 @@ describe("configFromContext", () => {
     expect(c.stagingBucketName).toBeUndefined();
     expect(c.databaseMinCapacity).toBe(0);
     expect(c.useSpot).toBe(true);
+    expect(c.onDemandBaseTasks).toBe(1);
     expect(c.queuePrefix).toBe("docpipe-");
     expect(c.sizes).toEqual(defaultSizes);
   });
@@ -67,6 +68,15 @@ describe("configFromContext", () => {
     expect(() => from({ ...model, serviceSizes: '{"renderer":{}}' })).toThrow(/unknown service "renderer"/);
     expect(() => from({ ...model, serviceSizes: "{maxTasks:1}" })).toThrow(/must be JSON/);
     expect(() => from({ ...model, serviceSizes: '{"failsafe":{"minTasks":3,"maxTasks":2}}' })).toThrow(/minTasks <= maxTasks/);
+  });
+});
+
+describe("an existing staging bucket", () => {
+  it("takes its KMS key only with the bucket, as a key ARN", () => {
+    const key = "arn:aws:kms:eu-west-1:123456789012:key/1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809";
+    expect(from({ ...model, stagingBucketName: "acme", stagingBucketKmsKeyArn: key }).stagingBucketKmsKeyArn).toBe(key);
+    expect(() => from({ ...model, stagingBucketKmsKeyArn: key })).toThrow(/give -c stagingBucketName=/);
+    expect(() => from({ ...model, stagingBucketName: "acme", stagingBucketKmsKeyArn: "alias/scans" })).toThrow(/must be a KMS key ARN/);
   });
 });
 

@@ -3,6 +3,7 @@ import path from "node:path";
 import { cx_api as cxapi } from "aws-cdk-lib";
 import type { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { estimatedMaxConnections } from "../lib/monitoring.js";
 import { resources, synth, type Synthesized } from "./synth.js";
 
 const certificateArn = "arn:aws:acm:eu-west-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
@@ -62,5 +63,39 @@ describe("HTTPS", () => {
     const ingress = (sg.Properties.SecurityGroupIngress as { FromPort: number; ToPort: number; CidrIp: unknown }[]).map((r) => [r.FromPort, r.ToPort]);
     expect(ingress.sort()).toEqual([[443, 443], [80, 80]]);
     expect(JSON.stringify(t.toJSON().Outputs.IngestionUrl.Value)).toMatch(/^\{"Fn::Join":\["",\["https:\/\/"/);
+  });
+});
+
+describe("sizes", () => {
+  it("sizes the failsafe like the large splitter: it breaks down the documents the splitter gave up on", () => {
+    const task = (id: "failsafe" | "splitter-large") => resources(t, "AWS::ECS::TaskDefinition")[logicalId(s.stack.services.byId[id].taskDefinition)]!.Properties;
+    for (const p of ["Cpu", "Memory", "EphemeralStorage"]) expect(task("failsafe")[p], p).toEqual(task("splitter-large")[p]);
+  });
+});
+
+describe("alarms", () => {
+  const alarms = () => Object.values(resources(t, "AWS::CloudWatch::Alarm")).map((a) => a.Properties);
+
+  it("keeps every alarm within CloudWatch's limit of 10 metrics in one alarm", () => {
+    for (const a of alarms()) {
+      const metrics = (a.Metrics as { MetricStat?: unknown }[] | undefined) ?? [];
+      expect(metrics.filter((m) => m.MetricStat).length, String(a.AlarmDescription)).toBeLessThanOrEqual(10);
+    }
+  });
+
+  it("watches Aurora's CPU, its capacity pinned at the maximum and its connections, to the alarm topic", () => {
+    const cluster = { Name: "DBClusterIdentifier", Value: { Ref: logicalId(s.stack.database.cluster) } };
+    const on = (metric: string) => alarms().filter((a) => a.MetricName === metric && a.Namespace === "AWS/RDS");
+    const topic = [{ Ref: logicalId(s.stack.monitoring.topic) }];
+    expect(on("CPUUtilization")).toEqual([expect.objectContaining({ Threshold: 80, EvaluationPeriods: 3, Dimensions: [cluster], AlarmActions: topic })]);
+    expect(on("ServerlessDatabaseCapacity")).toEqual([
+      expect.objectContaining({ Threshold: s.config.databaseMaxCapacity, ComparisonOperator: "GreaterThanOrEqualToThreshold", Dimensions: [cluster], AlarmActions: topic }),
+    ]);
+    expect(on("DatabaseConnections")).toEqual([
+      expect.objectContaining({ Threshold: Math.floor(0.8 * estimatedMaxConnections(s.config.databaseMaxCapacity)), Dimensions: [cluster], AlarmActions: topic }),
+    ]);
+    // 16 ACUs: 32 GiB, about 3600 connections.
+    expect(estimatedMaxConnections(16)).toBe(3604);
+    expect(estimatedMaxConnections(256)).toBe(5000);
   });
 });

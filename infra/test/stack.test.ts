@@ -487,14 +487,16 @@ describe("services", () => {
     expect(env("ingestion").QUEUE_PREFIX).toBe(prefix);
   });
 
-  it("runs short idempotent jobs on Fargate Spot and long jobs and the API on demand", () => {
-    const provider = (id: ServiceId) =>
-      (resources(t, "AWS::ECS::Service")[logicalId(s.stack.services.byId[id].service)]!.Properties
-        .CapacityProviderStrategy as { CapacityProvider: string }[])[0]!.CapacityProvider;
+  it("runs short idempotent jobs on Spot beyond an on-demand base, and long jobs and the API on demand", () => {
+    const strategy = (id: ServiceId) =>
+      resources(t, "AWS::ECS::Service")[logicalId(s.stack.services.byId[id].service)]!.Properties.CapacityProviderStrategy;
     for (const id of ["chunking-orchestrator", "splitter-small", "page-converter", "inference-client"] as const) {
-      expect(provider(id), id).toBe("FARGATE_SPOT");
+      expect(strategy(id), id).toEqual([
+        { CapacityProvider: "FARGATE", Base: s.config.onDemandBaseTasks, Weight: 0 },
+        { CapacityProvider: "FARGATE_SPOT", Weight: 1 },
+      ]);
     }
-    for (const id of ["ingestion", "splitter-large", "failsafe"] as const) expect(provider(id), id).toBe("FARGATE");
+    for (const id of ["ingestion", "splitter-large", "failsafe"] as const) expect(strategy(id), id).toEqual([{ CapacityProvider: "FARGATE", Weight: 1 }]);
   });
 
   it("builds every image from docker/Dockerfile for linux/amd64, one per package plus the migration", () => {

@@ -2,6 +2,8 @@ import { App, aws_ec2 as ec2, Stack, Validations } from "aws-cdk-lib";
 import type { Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ServiceId } from "../lib/config.js";
+import { deployables } from "../lib/services.js";
 import { resources, synth, type Synthesized } from "./synth.js";
 
 describe("an existing staging bucket and a SageMaker endpoint", () => {
@@ -10,6 +12,7 @@ describe("an existing staging bucket and a SageMaker endpoint", () => {
   beforeAll(() => {
     s = synth({
       stagingBucketName: "acme-scans",
+      stagingBucketKmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809",
       sagemakerEndpointName: "Page-Scorer",
       modelRoleArn: "arn:aws:iam::123456789012:role/page-scorer",
       modelApiKeySecretName: "docpipe/model-api-key",
@@ -39,6 +42,22 @@ describe("an existing staging bucket and a SageMaker endpoint", () => {
     expect(policies).toContain(":s3:::acme-scans/*");
     const env = JSON.stringify(resources(t, "AWS::ECS::TaskDefinition"));
     expect(env).toContain('{"Name":"STAGING_BUCKET","Value":"acme-scans"}');
+  });
+
+  it("lets exactly the stages that read sources decrypt them with the bucket's KMS key, through S3 only", () => {
+    const decrypting = Object.values(resources(t, "AWS::IAM::Policy")).flatMap((p) =>
+      (p.Properties.PolicyDocument as { Statement: { Action: unknown; Resource: unknown; Condition?: unknown }[] }).Statement.filter((st) =>
+        [st.Action].flat().includes("kms:Decrypt"),
+      ).map((st) => ({ roles: p.Properties.Roles as { Ref: string }[], st })),
+    );
+    const roleOf = (id: ServiceId) => s.stack.getLogicalId(s.stack.services.byId[id].taskRole.node.defaultChild as never);
+    const readers = deployables.filter((d) => d.readsStaging).map((d) => roleOf(d.id)).sort();
+    expect(decrypting.flatMap((d) => d.roles.map((r) => r.Ref)).sort()).toEqual(readers);
+    for (const { st } of decrypting) {
+      expect(st.Resource).toBe("arn:aws:kms:eu-west-1:123456789012:key/1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809");
+      expect(st.Condition).toEqual({ StringEquals: { "kms:ViaService": "s3.eu-west-1.amazonaws.com" } });
+    }
+    expect(readers).not.toContain(roleOf("inference-client"));
   });
 
   it("lets only the inference client invoke that endpoint, and tells it the name", () => {
