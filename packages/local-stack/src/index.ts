@@ -17,3 +17,4 @@ export {
   type UsagePlanGatewayOptions,
   type GatewayCall,
 } from "./usage-plan.js";
+export { startEcsAgent, type EcsAgent, type ProtectionRequest } from "./ecs-agent.js";

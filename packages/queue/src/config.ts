@@ -27,6 +27,13 @@ export const commonEnv = z.object({
    */
   VISIBILITY_TIMEOUT_SECONDS: intEnv("VISIBILITY_TIMEOUT_SECONDS", { min: 1, max: 43_200 }),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /**
+   * Queue workers: serve `GET /livez` on this loopback port for the container's health check
+   * (docker/healthcheck.sh); unset serves nothing.
+   */
+  HEALTH_PORT: intEnv("HEALTH_PORT", { min: 1, max: 65_535 }),
+  /** Set by ECS in every container: the agent endpoint long jobs take scale-in protection from. */
+  ECS_AGENT_URI: z.url({ error: "ECS_AGENT_URI must be a URL (ECS sets it)" }).optional(),
   /** Static credentials (the local stand-ins); unset on AWS, where the task role's are used. */
   AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
   AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),

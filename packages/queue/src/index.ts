@@ -30,6 +30,9 @@ export {
   type MessageQueueKey,
   type BatchLimits,
 } from "./producer.js";
+export { Liveness, serveLiveness, type LivenessProbe, type LivenessReport, type LivenessServer, type LoopState } from "./liveness.js";
+export { createMetrics, noMetrics, METRICS_NAMESPACE, metricUnits, type Metrics, type MetricName, type MetricsOptions } from "./metrics.js";
+export { createTaskProtection, TaskProtectionError, type TaskProtection, type TaskProtectionOptions } from "./task-protection.js";
 export { createWorker } from "./worker/worker.js";
 export type { Worker, WorkerOptions, WorkerStats, HandlerContext, PoisonInfo } from "./worker/types.js";
 export {

@@ -3,8 +3,10 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import { createPrisma, type PrismaClient } from "@docpipe/db";
 import { createAwsClients, type CommonEnv } from "./config.js";
 import type { QueueKey } from "./contracts.js";
+import { Liveness, serveLiveness, type LivenessServer } from "./liveness.js";
 import { createLogger, type Logger } from "./logger.js";
 import { resolveQueueUrls, type QueueUrls } from "./queue-urls.js";
+import { createTaskProtection, type TaskProtection } from "./task-protection.js";
 
 /** What a service's `build` gets: its parsed configuration and the clients made from it. */
 export interface ServiceDeps<C extends CommonEnv> {
@@ -14,6 +16,10 @@ export interface ServiceDeps<C extends CommonEnv> {
   sqs: SQSClient;
   prisma: PrismaClient;
   queueUrls: Record<QueueKey, QueueUrls>;
+  /** Pass to each worker (`createWorker({ liveness })`); served on HEALTH_PORT for the health check. */
+  liveness: Liveness;
+  /** Pass to the workers whose jobs outlast the stop timeout (`createWorker({ taskProtection })`); free outside ECS. */
+  taskProtection: TaskProtection;
 }
 
 /** A service as `runService` drives it. */
@@ -62,9 +68,13 @@ export async function runService<C extends CommonEnv>(opts: RunServiceOptions<C>
   let onSignal!: (signal: NodeJS.Signals) => void;
   const signalled = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
   for (const s of signals) process.once(s, onSignal);
+  const liveness = new Liveness();
+  let health: LivenessServer | undefined;
   try {
+    if (config.HEALTH_PORT) health = await serveLiveness(liveness, { port: config.HEALTH_PORT });
     const queueUrls = await resolveQueueUrls(sqs, config.QUEUE_PREFIX);
-    const service = opts.build({ config, logger, s3, sqs, prisma, queueUrls });
+    const taskProtection = createTaskProtection({ agentUri: config.ECS_AGENT_URI, logger });
+    const service = opts.build({ config, logger, s3, sqs, prisma, queueUrls, liveness, taskProtection });
     service.start();
     logger.info("started");
     const signal = await (service.finished ? Promise.race([signalled, service.finished]) : signalled);
@@ -76,6 +86,7 @@ export async function runService<C extends CommonEnv>(opts: RunServiceOptions<C>
     throw e;
   } finally {
     for (const s of signals) process.off(s, onSignal);
+    await health?.close();
     await prisma.$disconnect();
     s3.destroy();
     sqs.destroy();

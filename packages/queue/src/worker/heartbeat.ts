@@ -28,6 +28,8 @@ export interface HeartbeatOptions {
   log: Logger;
   /** SQS says the receipt is no longer ours: someone else may hold the message now. */
   onLost: (err: Error) => void;
+  /** Each extension settled, whatever its answer: the timer, and so the event loop, still turns. */
+  onBeat?: () => void;
 }
 
 /** Keeps a message invisible while its handler runs, extending its visibility every period. */
@@ -59,6 +61,7 @@ export class Heartbeat {
         })
         .finally(() => {
           this.beat = undefined;
+          this.opts.onBeat?.();
         });
     }, this.opts.periodSeconds * 1000);
     this.timer.unref();

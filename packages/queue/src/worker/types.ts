@@ -1,6 +1,9 @@
 import type { Message, SQSClient } from "@aws-sdk/client-sqs";
 import type { PermanentError } from "../errors.js";
+import type { Liveness } from "../liveness.js";
 import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
+import type { TaskProtection } from "../task-protection.js";
 
 // The public shape of a queue worker: what a handler gets, what a service passes, what it gets back.
 
@@ -62,6 +65,18 @@ export interface WorkerOptions<T> {
   retryBaseSeconds?: number;
   /** Longest retry delay. @defaultValue `900` */
   retryMaxSeconds?: number;
+  /**
+   * Told whenever the poll loop turns (and, while every slot is busy, whenever a heartbeat
+   * settles), so the container's health check can tell a wedged worker from a busy one.
+   */
+  liveness?: Liveness;
+  /**
+   * Held while each message is handled, for jobs that outlast the stop timeout (a large split, a
+   * failsafe break-down): scale-in and deployments wait for them. @defaultValue none
+   */
+  taskProtection?: TaskProtection;
+  /** Receives each message's outcome (MessagesSucceeded, MessagesRetried, MessagesDeadLettered) and StageDuration. */
+  metrics?: Metrics;
 }
 
 export interface Worker {

@@ -3,7 +3,9 @@ import { Consumer } from "sqs-consumer";
 import { fullJitterBackoff, sleep } from "../backoff.js";
 import { sendToDeadLetterQueue, type DeadLetterReason } from "../dead-letter.js";
 import { coerceError, errorCode, PermanentError, type PoisonMessageError } from "../errors.js";
+import type { LivenessProbe } from "../liveness.js";
 import { childLogger, silentLogger, type Logger } from "../logger.js";
+import { noMetrics } from "../metrics.js";
 import { changeVisibility as setVisibility, Heartbeat, MAX_VISIBILITY_SECONDS } from "./heartbeat.js";
 import { decodeBody, messageIds, receiveCount } from "./message.js";
 import type { HandlerContext, Worker, WorkerOptions, WorkerStats } from "./types.js";
@@ -20,6 +22,8 @@ interface Job {
 }
 
 const clamp = (n: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, n));
+/** Longest pause between receives after receive errors (see preReceiveMessageCallback). */
+const RECEIVE_BACKOFF_CAP_MS = 30_000;
 
 /**
  * A queue worker on sqs-consumer.
@@ -44,8 +48,14 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
   const retryMax = opts.retryMaxSeconds ?? 900;
   const logger = (opts.logger ?? silentLogger()).child({ component: "worker", worker: opts.name });
   const { sqs, queueUrl } = opts;
+  const metrics = opts.metrics ?? noMetrics;
+  const waitTimeSeconds = clamp(opts.waitTimeSeconds ?? 20, 1, 20);
 
   const jobs = new Set<Job>();
+  let probe: LivenessProbe | undefined;
+  // The longest a healthy loop stays silent: a long poll, the receive backoff, or (all slots
+  // busy) a heartbeat period, with room for one slow call.
+  const maxSilenceMs = 3 * Math.max(waitTimeSeconds * 1000, heartbeatSeconds * 1000, RECEIVE_BACKOFF_CAP_MS);
   const stats: WorkerStats = { received: 0, succeeded: 0, retried: 0, deadLettered: 0, poison: 0 };
   let started = false;
   let stopping = false;
@@ -68,7 +78,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     sqs,
     batchSize: receiveSize(),
     visibilityTimeout: visibility,
-    waitTimeSeconds: clamp(opts.waitTimeSeconds ?? 20, 1, 20),
+    waitTimeSeconds,
     // The receive count under both names: AWS reads MessageSystemAttributeNames, while
     // local-aws-sqs only honours the older AttributeNames.
     attributeNames: ["ApproximateReceiveCount" as QueueAttributeName],
@@ -79,9 +89,11 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     // sqs-consumer polls again at once after most receive errors (a refused connection, a
     // missing queue); back off with jitter instead of spinning on a broken endpoint.
     preReceiveMessageCallback: async () => {
-      if (receiveFailures > 0) await sleep(fullJitterBackoff(receiveFailures, { base: 1_000, cap: 30_000 }), stopSignal.signal);
+      probe?.beat();
+      if (receiveFailures > 0) await sleep(fullJitterBackoff(receiveFailures, { base: 1_000, cap: RECEIVE_BACKOFF_CAP_MS }), stopSignal.signal);
     },
     postReceiveMessageCallback: async () => {
+      probe?.beat();
       receiveFailures = 0;
     },
     handleMessageBatch: async (messages) => {
@@ -97,11 +109,13 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     },
   });
   consumer.on("empty", () => {
+    probe?.beat();
     if (!stopping) consumer.updateOption("batchSize", receiveSize());
   });
   consumer.on("error", (err) => {
     // The aborted long poll of stop() lands here too.
     if (stopping) return;
+    probe?.beat();
     receiveFailures++;
     logger.error({ err, consecutiveFailures: receiveFailures }, "receiving messages failed");
   });
@@ -123,6 +137,10 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
       periodSeconds: heartbeatSeconds,
       log,
       onLost: (err) => controller.abort(err),
+      // Every slot busy: the poll loop waits for one by design, and the jobs' heartbeats show it is not stuck.
+      onBeat: () => {
+        if (jobs.size >= concurrency) probe?.beat();
+      },
     });
     const job: Job = { message, controller, heartbeat, log, released: false };
     jobs.add(job);
@@ -164,7 +182,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     log = childLogger(log, messageIds(value));
     const ctx: HandlerContext = { messageId, attempt, logger: log, signal: job.controller.signal, message: m };
     try {
-      await opts.handle(value, ctx);
+      await (opts.taskProtection ? opts.taskProtection.hold(() => opts.handle(value, ctx)) : opts.handle(value, ctx));
     } catch (e) {
       const err = coerceError(e);
       const durationMs = Math.round(performance.now() - startedAt);
@@ -199,6 +217,8 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     try {
       await deleteMessage(m);
       stats.succeeded++;
+      metrics.count("MessagesSucceeded");
+      metrics.record("StageDuration", Math.round(performance.now() - startedAt));
       log.debug({ durationMs: Math.round(performance.now() - startedAt) }, "message handled");
     } catch (e) {
       // The work is done and idempotent; a redelivery repeats it harmlessly.
@@ -210,6 +230,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     await job.heartbeat.stop();
     if (job.released) return;
     stats.retried++;
+    metrics.count("MessagesRetried");
     const delay = Math.round(fullJitterBackoff(attempt, { base: retryBase, cap: retryMax }));
     log.warn({ err, errorCode: errorCode(err), retryInSeconds: delay, durationMs }, msg);
     await changeVisibility(job.message, clamp(delay, 0, MAX_VISIBILITY_SECONDS), log);
@@ -231,6 +252,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
       });
       await deleteMessage(job.message);
       stats.deadLettered++;
+      metrics.count("MessagesDeadLettered");
       if (reason === "poison") stats.poison++;
       log.info({ reason, errorCode: errorCode(err), dlqMessageId }, "message dead-lettered");
     } catch (e) {
@@ -267,6 +289,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     start(): void {
       if (started) return;
       started = true;
+      probe = opts.liveness?.loop(opts.name, maxSilenceMs);
       consumer.start();
       logger.info({ concurrency, visibilitySeconds: visibility, heartbeatSeconds }, "worker started");
     },
@@ -274,6 +297,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
       if (!started) return Promise.resolve();
       stopPromise ??= (async () => {
         stopping = true;
+        probe?.close();
         // Abort the open long poll so an idle worker stops at once. Should SQS have just
         // handed that poll messages, they reappear after their visibility timeout: late, not lost.
         consumer.stop({ abort: true });
