@@ -38,6 +38,7 @@ async function main(): Promise<void> {
         s3: stack.s3,
         sqs: stack.sqs,
         queueUrls: stack.queueUrls,
+        workBucket: stack.workBucket,
         logger,
         port: 0,
         host: "127.0.0.1",

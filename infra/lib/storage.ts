@@ -1,6 +1,7 @@
-import { aws_iam as iam, aws_s3 as s3, Duration, RemovalPolicy } from "aws-cdk-lib";
+import { aws_iam as iam, aws_s3 as s3, Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import { INTERMEDIATE_TAG } from "@docpipe/queue";
 import { Construct } from "constructs";
+import { ConfigError } from "./context.js";
 
 // The splitters tag intermediate PDFs at upload (INTERMEDIATE_TAG=chunk|page): lifecycle
 // filters match a key prefix or tags, never `chunks/` in the middle of a key.
@@ -48,6 +49,16 @@ export class Storage extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
+    // The work and logs buckets get CloudFormation names `<stack>-<path><hash>-<suffix>`: a staging
+    // bucket named like one of them is this stack's own (from an earlier deploy's outputs). The
+    // pipeline would list its own files as sources. (The services refuse STAGING_BUCKET = WORK_BUCKET too.)
+    const own = ["work", "logs"].map((b) => `${Stack.of(this).stackName.toLowerCase()}-${id.toLowerCase()}${b}`);
+    if (props.stagingBucketName && own.some((p) => props.stagingBucketName!.startsWith(p))) {
+      throw new ConfigError(
+        `context "stagingBucketName" ${props.stagingBucketName} is this stack's own work or logs bucket; ` +
+          "name the bucket that holds your PDFs (the work bucket is never a source)",
+      );
+    }
     this.stagingBucket = props.stagingBucketName
       ? s3.Bucket.fromBucketName(this, "Staging", props.stagingBucketName)
       : new s3.Bucket(this, "Staging", {

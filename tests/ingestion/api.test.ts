@@ -17,7 +17,7 @@ const it = stackTest.extend<{ $test: { key: string; app: IngestionApp; makeApp: 
     const made: IngestionApp[] = [];
     try {
       await use(async (o = {}) => {
-        const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, logger, bodyLimit: 4096, ...o });
+        const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, workBucket: stack.workBucket, logger, bodyLimit: 4096, ...o });
         made.push(app);
         await app.ready();
         return app;

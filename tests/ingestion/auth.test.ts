@@ -59,7 +59,7 @@ const it = stackTest.extend<{ $file: { uploaded: void }; $test: Fixtures }>({
     const made: IngestionApp[] = [];
     try {
       await use(async (o = {}) => {
-        const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, logger, ...o });
+        const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, workBucket: stack.workBucket, logger, ...o });
         made.push(app);
         await app.ready();
         return app;

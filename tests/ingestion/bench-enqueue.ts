@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     await putObjects(stack.s3, "bench-inbox", keys, 64);
     logger.info({ objects: keys.length, ms: Date.now() - t }, "uploaded");
 
-    const app = buildApp({ prisma: stack.prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, logger });
+    const app = buildApp({ prisma: stack.prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, workBucket: stack.workBucket, logger });
     await app.ready();
     const { key } = await createTestKey(stack.prisma);
     const rssBefore = process.memoryUsage().rss;

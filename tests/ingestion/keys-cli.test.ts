@@ -18,7 +18,7 @@ test("docpipe keys, plans and usage manage what the API enforces", async ({ stac
     expect(await adminCommand(command, args, (l) => lines.push(l))).toBe(0);
     return lines;
   };
-  const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, logger, resumeOnStart: false });
+  const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, workBucket: stack.workBucket, logger, resumeOnStart: false });
   onTestFinished(() => app.close());
   await app.ready();
 

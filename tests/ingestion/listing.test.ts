@@ -55,7 +55,7 @@ const it = stackTest.extend<{ $file: { inbox: string }; $test: { key: string; ap
     try {
       await use({
         async start(opts = {}) {
-          const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, logger, ...opts });
+          const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, workBucket: stack.workBucket, logger, ...opts });
           open.add(app);
           await app.ready();
           return app;

@@ -2,6 +2,8 @@ export {
   bucketNameProblem,
   overlappingPrefixes,
   isPdfKey,
+  textProblem,
+  findTextProblem,
   CreateBatchBody,
   type CreateBatchRequest,
   IdParams,

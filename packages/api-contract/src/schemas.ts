@@ -31,6 +31,40 @@ export function overlappingPrefixes(prefixes: readonly string[]): [string, strin
   return overlaps;
 }
 
+/** A UTF-16 code unit of a surrogate pair without its other half: not a Unicode character, so no UTF-8 for it. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Why `s` is not text the pipeline can keep: Postgres text cannot hold NUL, and a lone
+ * surrogate has no UTF-8 form (S3 could never list such a key). Undefined when it is fine.
+ */
+export function textProblem(s: string): string | undefined {
+  if (s.includes("\u0000")) return "must not contain a NUL character (\\u0000)";
+  if (LONE_SURROGATE.test(s)) return "must not contain a lone UTF-16 surrogate (\\ud800-\\udfff): it is not Unicode text";
+  return undefined;
+}
+
+/**
+ * The first string in a request part (a parsed JSON body, a query, path parameters or headers),
+ * object keys included, that is not text the pipeline can keep: its dotted path and why.
+ * Checked before any schema, so no field (today's or a future one) can carry it to the database.
+ */
+export function findTextProblem(value: unknown, path: string[] = [], depth = 0): { path: string; message: string } | undefined {
+  if (typeof value === "string") {
+    const problem = textProblem(value);
+    return problem === undefined ? undefined : { path: path.join("."), message: problem };
+  }
+  // Bodies are at most BODY_LIMIT_BYTES, so their depth is bounded; past 64 levels no schema of ours matches anyway.
+  if (value === null || typeof value !== "object" || depth > 64) return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const keyProblem = textProblem(k);
+    if (keyProblem) return { path: [...path, k].join("."), message: `field name ${keyProblem}` };
+    const found = findTextProblem(v, [...path, k], depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /** A PDF, by its key's extension: the API lists only these, and counts every other key as skipped. */
 export const isPdfKey = (key: string): boolean => /\.pdf$/i.test(key);
 
@@ -120,7 +154,9 @@ export function decodeCursor(cursor: string): string | undefined {
   try {
     const parsed: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
     const r = z.object({ k: z.string() }).safeParse(parsed);
-    return r.success ? r.data.k : undefined;
+    // A forged cursor may hold anything: only a key S3 could have listed goes on to the database.
+    if (!r.success || textProblem(r.data.k) || Buffer.byteLength(r.data.k, "utf8") > MAX_KEY_BYTES) return undefined;
+    return r.data.k;
   } catch {
     return undefined;
   }

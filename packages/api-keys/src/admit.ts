@@ -5,17 +5,31 @@ export type AuthResult =
   | { ok: true; key: CallerKey }
   | { ok: false; status: 401 | 403; code: "api_key_unknown" | "api_key_disabled" | "api_key_expired"; message: string };
 
+/**
+ * Whether a batch prefix lies inside an allowed prefix. Allowed prefixes are folders: `team-a`
+ * and `team-a/` both allow `team-a/` and every key below it, never `team-ab/` (which plain
+ * `startsWith` would let through) nor the bare `team-a` (whose listing would reach `team-ab/`
+ * too). An empty allowed prefix is the whole bucket.
+ */
+export function prefixWithin(prefix: string, allowed: string): boolean {
+  if (allowed === "") return true;
+  return prefix.startsWith(allowed.endsWith("/") ? allowed : `${allowed}/`);
+}
+
 /** Why `bucket` and `prefixes` are outside the key's allow-list, or undefined when they are inside. */
 export function allowListProblem(key: Pick<CallerKey, "allowedBuckets" | "allowedPrefixes" | "prefix">, bucket: string, prefixes: readonly string[]) {
   if (!key.allowedBuckets.includes("*") && !key.allowedBuckets.includes(bucket)) {
     return { code: "bucket_not_allowed", message: `API key ${key.prefix} may not submit bucket ${bucket}`, details: { bucket, allowedBuckets: key.allowedBuckets } };
   }
   if (key.allowedPrefixes.length === 0) return undefined;
-  const outside = prefixes.filter((p) => !key.allowedPrefixes.some((a) => p.startsWith(a)));
+  const outside = prefixes.filter((p) => !key.allowedPrefixes.some((a) => prefixWithin(p, a)));
   if (outside.length === 0) return undefined;
+  const folders = key.allowedPrefixes.map((a) => (a.endsWith("/") ? a : `${a}/`));
   return {
     code: "prefix_not_allowed",
-    message: `API key ${key.prefix} may not submit ${outside.map((p) => `"${p}"`).join(", ")} in bucket ${bucket}`,
+    message:
+      `API key ${key.prefix} may not submit ${outside.map((p) => JSON.stringify(p)).join(", ")} in bucket ${bucket}: ` +
+      `its prefixes are folders, so a batch prefix must start with ${folders.map((f) => JSON.stringify(f)).join(" or ")}`,
     details: { bucket, prefixes: outside, allowedPrefixes: key.allowedPrefixes },
   };
 }

@@ -14,7 +14,7 @@ export {
   type CreatePlanInput,
   type QuotaPeriod,
 } from "./keys.js";
-export { admitRequest, allowListProblem, type AuthResult, type RateDecision } from "./admit.js";
+export { admitRequest, allowListProblem, prefixWithin, type AuthResult, type RateDecision } from "./admit.js";
 export {
   meterBatch,
   meterQuotaRefusal,

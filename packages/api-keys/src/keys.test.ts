@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allowListProblem, generateKey, hashKey } from "./index.js";
+import { allowListProblem, generateKey, hashKey, prefixWithin } from "./index.js";
 
 describe("generateKey", () => {
   it("makes a dp_ key whose prefix is its start and whose hash is the SHA-256 of the whole key", () => {
@@ -33,5 +33,20 @@ describe("allowListProblem", () => {
 
   it("treats * as any bucket and no prefixes as any prefix", () => {
     expect(allowListProblem({ ...key, allowedBuckets: ["*"], allowedPrefixes: [] }, "anything", [""])).toBeUndefined();
+  });
+});
+
+describe("prefixWithin: allowed prefixes are folders, matched on path boundaries", () => {
+  it("lets a prefix through at and below the folder, with or without the allowed prefix's slash", () => {
+    for (const allowed of ["team-a", "team-a/"]) {
+      for (const p of ["team-a/", "team-a/2026/", "team-a/x.pdf"]) expect(prefixWithin(p, allowed)).toBe(true);
+    }
+    expect(prefixWithin("anything", "")).toBe(true);
+  });
+
+  it("refuses a sibling that only shares the first characters, the bare name, and what is above", () => {
+    for (const allowed of ["team-a", "team-a/"]) {
+      for (const p of ["team-ab/", "team-ab", "team-a", "team-", "", "team-a-old/x"]) expect(prefixWithin(p, allowed)).toBe(false);
+    }
   });
 });

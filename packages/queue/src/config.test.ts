@@ -13,6 +13,13 @@ describe("loadEnv", () => {
     }
   });
 
+  it("refuses a staging bucket that is the work bucket, in every service's schema", () => {
+    const env = { DATABASE_URL: "postgres://u@h/db", WORK_BUCKET: "docpipe-work" };
+    expect(loadEnv(commonEnv, { ...env, STAGING_BUCKET: "docpipe-staging" }).STAGING_BUCKET).toBe("docpipe-staging");
+    const service = commonEnv.extend({ PORT: z.coerce.number().default(8080) });
+    expect(() => loadEnv(service, { ...env, STAGING_BUCKET: "docpipe-work" })).toThrowError(/STAGING_BUCKET: must not be WORK_BUCKET \(docpipe-work\)/);
+  });
+
   it("applies defaults and service extensions", () => {
     const env = loadEnv(commonEnv.extend({ DPI: z.coerce.number().default(150) }), {
       DATABASE_URL: "postgres://u@h/db",

@@ -20,6 +20,8 @@ export const commonEnv = z.object({
     .transform((v) => v === "true"),
   QUEUE_PREFIX: z.string().default(""),
   WORK_BUCKET: z.string({ error: "WORK_BUCKET is required: the bucket for chunks, pages and PNGs" }).min(3),
+  /** The bucket of source PDFs (infra sets it); never the work bucket, see {@link loadEnv}. */
+  STAGING_BUCKET: z.string().min(3).optional(),
   /**
    * Queue workers: visibility timeout of their messages instead of the catalog's (heartbeats
    * extend it while a message is worked on). Short values make a killed worker's message come
@@ -72,12 +74,20 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-/** Parses `env` against a service's schema; never reads process.env itself. */
+/**
+ * Parses `env` against a service's schema; never reads process.env itself. Besides each
+ * variable's own checks it refuses a staging bucket that is the work bucket: the pipeline
+ * would list its own chunks, pages and PNGs as sources, and every batch's files would be in
+ * reach of every key allowed that bucket.
+ */
 export function loadEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.infer<S> {
   const parsed = schema.safeParse(env);
-  if (parsed.success) return parsed.data;
-  const lines = parsed.error.issues.map((i) => `  ${i.path.join(".") || "(env)"}: ${i.message}`);
-  throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  const issues = parsed.success ? [] : parsed.error.issues.map((i) => `  ${i.path.join(".") || "(env)"}: ${i.message}`);
+  if (env.STAGING_BUCKET !== undefined && env.STAGING_BUCKET === env.WORK_BUCKET) {
+    issues.push(`  STAGING_BUCKET: must not be WORK_BUCKET (${env.WORK_BUCKET}): the work bucket holds the pipeline's own files and is never a source`);
+  }
+  if (issues.length === 0) return (parsed as { data: z.infer<S> }).data;
+  throw new ConfigError(`invalid configuration:\n${issues.join("\n")}`);
 }
 
 /** AWS SDK clients for the configured endpoints (local stand-ins or AWS). */

@@ -7,7 +7,7 @@ import { serializerCompiler, type ZodTypeProvider } from "fastify-type-provider-
 import { hostname } from "node:os";
 import { BatchLister, type ListerHooks } from "./lister.js";
 import { authPlugin } from "./plugins/auth.js";
-import { errorsPlugin, validatorCompiler } from "./plugins/errors.js";
+import { clientErrorHandler, errorsPlugin, frameworkErrors, validatorCompiler } from "./plugins/errors.js";
 import { openApiPlugin } from "./plugins/openapi.js";
 import { batchRoutes } from "./routes/batches.js";
 import { documentRoutes } from "./routes/documents.js";
@@ -28,8 +28,11 @@ export interface AppOptions {
   sqs: SQSClient;
   /** The ingest queue; retry-failed also re-sends single pages and PNG notifications when it has theirs. */
   queueUrls: { ingest: QueueUrls; singlePage?: QueueUrls; convertedImage?: QueueUrls };
-  /** Bucket of split pages and PNGs, for retrying failed pages alone (else their whole document is re-run). */
-  workBucket?: string;
+  /**
+   * Bucket of split pages and PNGs: never a source of a batch (403 `bucket_reserved` for every
+   * key), and where retry-failed finds failed pages to retry alone.
+   */
+  workBucket: string;
   /** An unfinished batch with no audit event for this long is reported as stalled. @defaultValue `600` */
   stallAfterSeconds?: number;
   logger: Logger;
@@ -37,6 +40,8 @@ export interface AppOptions {
   workerId?: string;
   /** Largest request body accepted, in bytes. @defaultValue `65536` */
   bodyLimit?: number;
+  /** A request (headers and body) that has not fully arrived after this long gets 408 `request_timeout`, in ms. @defaultValue `30000` */
+  requestTimeoutMs?: number;
   /** Keys per ListObjectsV2 page (MaxKeys), 1 to 1000. @defaultValue `1000` */
   listPageSize?: number;
   /** Batches listed at the same time by this process. @defaultValue `2` */
@@ -82,7 +87,18 @@ export function buildApp(opts: AppOptions): IngestionApp {
     ...(opts.maxDocumentsPerBatch !== undefined && { maxDocumentsPerBatch: opts.maxDocumentsPerBatch }),
   });
 
-  const app = Fastify({ loggerInstance: logger, bodyLimit: opts.bodyLimit ?? 65_536, return503OnClosing: true }).withTypeProvider<ZodTypeProvider>();
+  const requestTimeout = opts.requestTimeoutMs ?? 30_000;
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: opts.bodyLimit ?? 65_536,
+    requestTimeout,
+    // Node checks the timeouts every connectionsCheckingInterval; a slow sender costs a socket that long at most.
+    http: { headersTimeout: requestTimeout, connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.round(requestTimeout / 4))) },
+    // Our errors plugin answers 503 in the API's shape while closing, and these two what fastify would answer in its own.
+    return503OnClosing: false,
+    clientErrorHandler,
+    frameworkErrors,
+  }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // JSON only: a text/plain body gets 415, not a schema error about a string.
@@ -98,15 +114,16 @@ export function buildApp(opts: AppOptions): IngestionApp {
   app.register(errorsPlugin);
   app.register(authPlugin, { prisma });
   app.register(openApiPlugin);
-  app.register(batchRoutes, { prisma, s3, lister, workerId, stallAfterSeconds, s3CheckTimeoutMs: opts.s3CheckTimeoutMs ?? 5_000 });
-  app.register(retryFailedRoutes, {
+  app.register(batchRoutes, {
     prisma,
-    sqs,
-    logger,
+    s3,
+    lister,
     workerId,
-    queueUrls: opts.queueUrls,
-    ...(opts.workBucket !== undefined && { workBucket: opts.workBucket }),
+    stallAfterSeconds,
+    s3CheckTimeoutMs: opts.s3CheckTimeoutMs ?? 5_000,
+    reservedBuckets: [opts.workBucket],
   });
+  app.register(retryFailedRoutes, { prisma, sqs, logger, workerId, queueUrls: opts.queueUrls, workBucket: opts.workBucket });
   app.register(documentRoutes, { prisma });
   app.register(usageRoutes, { prisma });
   app.register(healthRoutes, { prisma, sqs, ingestQueueUrl: opts.queueUrls.ingest.url, lister, readyTimeoutMs: opts.readyTimeoutMs ?? 2_000 });

@@ -14,6 +14,8 @@ export interface CreateBatchDeps {
   workerId: string;
   /** How long the bucket check waits for S3, in ms. */
   s3CheckTimeoutMs: number;
+  /** Buckets the pipeline writes (the work bucket): never a source, whatever a key allows. */
+  reservedBuckets: readonly string[];
 }
 
 /** The first ListObjectsV2 call, made before answering 202: can we list this bucket at all? */
@@ -41,12 +43,18 @@ async function checkBucket(s3: S3Client, bucket: string, prefix: string, timeout
 }
 
 /**
- * `POST /batches`: within the key's allow-list (403, no S3 call) and quota (429), on a bucket
+ * `POST /batches`: not a bucket the pipeline writes (403 for every key), within the key's allow-list (403, no S3 call) and quota (429), on a bucket
  * we can list (one ListObjectsV2 of one key), the batch, its metering and its first audit
  * record in one transaction; then its listing starts in the background.
  */
 export async function createBatch(deps: CreateBatchDeps, caller: CallerKey, body: CreateBatchBody, log: Logger): Promise<BatchAccepted> {
   const { prisma } = deps;
+  if (deps.reservedBuckets.includes(body.bucket)) {
+    // Its keys are other batches' pages and PNGs: listing it would hand them to this caller.
+    throw new AccessError(403, "bucket_reserved", `bucket ${body.bucket} is where the pipeline writes its own files; it is never a source`, {
+      bucket: body.bucket,
+    });
+  }
   const denied = allowListProblem(caller, body.bucket, body.prefixes);
   if (denied) throw new AccessError(403, denied.code, denied.message, denied.details);
   const quota = await quotaStatus(prisma, caller);

@@ -19,6 +19,7 @@ export async function openApiDocument(): Promise<unknown> {
     s3,
     sqs,
     queueUrls: { ingest: { url: `${unused}/000000000000/ingest`, dlqUrl: `${unused}/000000000000/ingest-dlq` } },
+    workBucket: "docpipe-work",
     logger: createLogger({ service: "ingestion", level: "silent" }),
     resumeOnStart: false,
   });

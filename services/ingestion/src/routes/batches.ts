@@ -32,6 +32,7 @@ export interface BatchRoutesOptions {
   workerId: string;
   s3CheckTimeoutMs: number;
   stallAfterSeconds: number;
+  reservedBuckets: readonly string[];
 }
 
 /** A batch's state and progress, or undefined when the owner has no such batch. */
@@ -94,7 +95,9 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (app
           ...errors({
             ...keyErrors,
             400: "`validation_error` (details: path and message per problem), `invalid_json`",
-            403: "`bucket_not_allowed` / `prefix_not_allowed` (the key's allow-list; S3 is not called), `bucket_forbidden`, or a key problem",
+            403:
+              "`bucket_reserved` (the pipeline's own work bucket, for every key), `bucket_not_allowed` / `prefix_not_allowed` " +
+              "(the key's allow-list; S3 is not called), `bucket_forbidden`, or a key problem",
             413: "`payload_too_large`",
             415: "`unsupported_media_type`",
             422: "`bucket_not_found`, `bucket_wrong_region`",
