@@ -1,4 +1,5 @@
-import * as mupdf from "mupdf";
+import type * as mupdf from "mupdf";
+import { DEFAULT_PNG_LEVEL, encodePngPixels, type RawPixels } from "./png.js";
 
 /**
  * Pixel size of a page box of widthPt × heightPt points (already rotated) at dpi, scaled down
@@ -29,20 +30,24 @@ export function fitPixels(
 }
 
 
-/** PNG of a mupdf pixmap: the one place pages are encoded (both engines' images go through it). */
-export function encodePixmap(pixmap: mupdf.Pixmap): Uint8Array {
-  return pixmap.asPNG();
+/** PNG of a mupdf pixmap at zlib `level`: the one place pages are encoded (both engines' images go through it). */
+export function encodePixmap(pixmap: mupdf.Pixmap, level = DEFAULT_PNG_LEVEL): Uint8Array {
+  // n counts the alpha channel too.
+  const channels = pixmap.getNumberOfComponents();
+  const cs = pixmap.getColorSpace();
+  const plain = (cs === null ? channels === 1 : cs.isGray() || cs.isRGB()) && channels >= 1 && channels <= 4;
+  cs?.destroy();
+  // Anything else (CMYK, a separation) is mupdf's to convert; pages are always drawn in RGB.
+  if (!plain) return pixmap.asPNG();
+  return encodePngPixels(
+    { data: pixmap.getPixels(), width: pixmap.getWidth(), height: pixmap.getHeight(), stride: pixmap.getStride(), channels: channels as RawPixels["channels"] },
+    level,
+  );
 }
 
-/** PNG of RGB pixels (3 bytes a pixel, rows of width × 3 bytes). */
-export function encodePng(rgb: Uint8Array, width: number, height: number): Uint8Array {
-  const pixmap = new mupdf.Pixmap(mupdf.ColorSpace.DeviceRGB, [0, 0, width, height], false);
-  try {
-    pixmap.getPixels().set(rgb);
-    return encodePixmap(pixmap);
-  } finally {
-    pixmap.destroy();
-  }
+/** PNG of RGB pixels (3 bytes a pixel, rows of width × 3 bytes) at zlib `level`. */
+export function encodePng(rgb: Uint8Array, width: number, height: number, level = DEFAULT_PNG_LEVEL): Uint8Array {
+  return encodePngPixels({ data: rgb, width, height, stride: width * 3, channels: 3 }, level);
 }
 
 /** Pixels that are not white (RGB, 3 bytes a pixel): how much of a page got drawn. */

@@ -3,6 +3,7 @@ import { isWasmAbort, PdfError, type PdfErrorCode } from "./errors.js";
 import { captureMupdfLog, checkedPageCount, distinct, errorText, openPdf, type Engine } from "./open.js";
 import { loadPdfium, PdfiumDocument } from "./pdfium.js";
 import { encodePixmap, encodePng, fitPixels, inkOf } from "./pixels.js";
+import { DEFAULT_PNG_LEVEL } from "./png.js";
 
 export interface RenderOptions {
   /** Resolution in dots per inch. @defaultValue 150 */
@@ -22,6 +23,8 @@ export interface RenderOptions {
   rejectDamaged?: boolean;
   /** Ask pdfium when mupdf cannot open the file, finds no pages or draws the page with damage. @defaultValue true */
   secondEngine?: boolean;
+  /** zlib level of the PNG (0-9, lossless at every level): CPU time against bytes. @defaultValue DEFAULT_PNG_LEVEL (1) */
+  pngLevel?: number;
 }
 
 /**
@@ -65,7 +68,7 @@ interface Drawing {
 const SECOND_OPINION: ReadonlySet<PdfErrorCode> = new Set(["corrupt", "corrupt_page", "encrypted", "not_pdf"]);
 
 /** Draws page pageIndex (0-based) of an open document with mupdf, on this thread. */
-function drawWithMupdf(doc: mupdf.PDFDocument, pageIndex: number, dpi: number, maxPixels: number, messages: string[]): Drawing {
+function drawWithMupdf(doc: mupdf.PDFDocument, pageIndex: number, dpi: number, maxPixels: number, messages: string[], pngLevel: number): Drawing {
   if (doc.needsPassword()) throw new PdfError("encrypted", "the PDF needs a password");
   const count = checkedPageCount(doc);
   if (!Number.isInteger(pageIndex) || pageIndex < 0 || pageIndex >= count) {
@@ -109,7 +112,7 @@ function drawWithMupdf(doc: mupdf.PDFDocument, pageIndex: number, dpi: number, m
       device!.close();
     }, messages);
     const damaged = messages.some((m) => DAMAGE.test(m));
-    return { png: encodePixmap(pixmap), ...size, ink: damaged ? inkOf(pixmap.getPixels()) : 0 };
+    return { png: encodePixmap(pixmap, pngLevel), ...size, ink: damaged ? inkOf(pixmap.getPixels()) : 0 };
   } catch (e) {
     // An abort (WebAssembly.RuntimeError) leaves this mupdf instance unusable: not the page's fault
     // alone, so it is not labelled corrupt. RenderPool replaces a worker that hits one.
@@ -126,12 +129,12 @@ function drawWithMupdf(doc: mupdf.PDFDocument, pageIndex: number, dpi: number, m
   }
 }
 
-async function drawWithPdfium(path: string, pageIndex: number, dpi: number, maxPixels: number): Promise<Drawing & { problems: string[] }> {
+async function drawWithPdfium(path: string, pageIndex: number, dpi: number, maxPixels: number, pngLevel: number): Promise<Drawing & { problems: string[] }> {
   const doc = PdfiumDocument.open(await loadPdfium(), path);
   try {
     if (pageIndex >= doc.pageCount) throw new PdfError("corrupt_page", `pdfium finds ${doc.pageCount} pages, not page ${pageIndex + 1}`);
     const r = doc.render(pageIndex, dpi, maxPixels);
-    return { png: encodePng(r.rgb, r.width, r.height), width: r.width, height: r.height, dpi: r.dpi, ink: inkOf(r.rgb), problems: r.problems };
+    return { png: encodePng(r.rgb, r.width, r.height, pngLevel), width: r.width, height: r.height, dpi: r.dpi, ink: inkOf(r.rgb), problems: r.problems };
   } finally {
     doc.destroy();
   }
@@ -152,6 +155,7 @@ export async function renderPageWith(
 ): Promise<RenderResult> {
   const dpi = opts.dpi ?? DEFAULT_DPI;
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const pngLevel = opts.pngLevel ?? DEFAULT_PNG_LEVEL;
   if (!(dpi > 0) || !(maxPixels > 0)) throw new RangeError(`dpi and maxPixels must be positive (${dpi}, ${maxPixels})`);
   const opening: string[] = [];
   const drawing: string[] = [];
@@ -159,7 +163,7 @@ export async function renderPageWith(
   let refused: PdfError | undefined;
   try {
     const doc = captureMupdfLog(open, opening).result;
-    mu = drawWithMupdf(doc, pageIndex, dpi, maxPixels, drawing);
+    mu = drawWithMupdf(doc, pageIndex, dpi, maxPixels, drawing, pngLevel);
   } catch (e) {
     if (!(e instanceof PdfError) || !SECOND_OPINION.has(e.code)) throw e;
     refused = e;
@@ -171,7 +175,7 @@ export async function renderPageWith(
   if (refused) said.push(`mupdf: ${refused.message}`);
   if (opts.secondEngine !== false) {
     try {
-      const pd = await drawWithPdfium(path, pageIndex, dpi, maxPixels);
+      const pd = await drawWithPdfium(path, pageIndex, dpi, maxPixels, pngLevel);
       if (pd.problems.length === 0 && (!mu || pd.ink > mu.ink)) {
         return { ...pd, engine: "pdfium", degraded: false, warnings: distinct(said) };
       }

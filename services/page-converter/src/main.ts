@@ -14,6 +14,7 @@ runService({
       workBucket: config.WORK_BUCKET,
       dpi: config.DPI,
       maxPixels: config.MAX_PIXELS,
+      pngLevel: config.PNG_LEVEL,
       renderTimeoutMs: config.RENDER_TIMEOUT_MS,
       renderTimeoutAttempts: config.RENDER_TIMEOUT_ATTEMPTS,
       ...(config.RENDER_THREADS > 0 && { renderThreads: config.RENDER_THREADS }),

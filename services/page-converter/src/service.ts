@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { PrismaClient } from "@docpipe/db";
-import { DEFAULT_DPI, DEFAULT_MAX_PIXELS, PdfError, RenderPool, type RenderResult } from "@docpipe/pdf";
+import { DEFAULT_DPI, DEFAULT_MAX_PIXELS, DEFAULT_PNG_LEVEL, PdfError, RenderPool, type RenderResult } from "@docpipe/pdf";
 import {
   StageRunner,
   alreadyDone,
@@ -47,6 +47,8 @@ export interface PageConverterOptions {
    * @defaultValue 50_000_000
    */
   maxPixels?: number;
+  /** zlib level of the PNGs (0-9, lossless at every level): CPU time against bytes stored. @defaultValue 1 */
+  pngLevel?: number;
   /** Time allowed to render one page; the render thread is replaced when it overruns. @defaultValue 60000 */
   renderTimeoutMs?: number;
   /** Deliveries of a page that time out before it is failed for good (the machine may just have been busy). @defaultValue 2 */
@@ -83,6 +85,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
   const workerId = opts.workerId ?? `page-converter/${process.pid}`;
   const dpi = opts.dpi ?? DEFAULT_DPI;
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const pngLevel = opts.pngLevel ?? DEFAULT_PNG_LEVEL;
   const renderTimeoutMs = opts.renderTimeoutMs ?? 60_000;
   const timeoutAttempts = Math.max(1, opts.renderTimeoutAttempts ?? 2);
   const ownPool = opts.pool === undefined;
@@ -93,7 +96,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
 
   async function render(path: string, msg: SinglePageMessage, attempt: number, policy: DamagedPagePolicy): Promise<RenderResult> {
     try {
-      return await pool.render(path, 0, { dpi, maxPixels, timeoutMs: renderTimeoutMs, rejectDamaged: policy === "fail" });
+      return await pool.render(path, 0, { dpi, maxPixels, pngLevel, timeoutMs: renderTimeoutMs, rejectDamaged: policy === "fail" });
     } catch (e) {
       const ids = { documentId: msg.documentId, pageNumber: msg.pageNumber, key: msg.key, cause: e };
       if (e instanceof PdfError) {
