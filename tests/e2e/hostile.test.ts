@@ -12,6 +12,7 @@ import { imageKey, uploadFile } from "@docpipe/queue";
 import { ApiClient, type BatchStatus } from "@docpipe/cli";
 import { startPipeline } from "@docpipe/cli";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
+import { waitFor, waitForBatch } from "../fixtures/wait.js";
 import { expectedPixels, listKeys, mapLimit, pngSize, readHead, testLogger } from "./support.js";
 
 /** Low, so the 200-inch page is the only one the pixel cap touches and the batch stays quick on 2 cores. */
@@ -20,30 +21,6 @@ const DPI = 50;
 const MAX_PAGES = 1_000;
 const MAX_PIXELS = 4_000_000;
 const WAIT_MS = 150_000;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${WAIT_MS} ms`);
-    await sleep(250);
-  }
-}
-
-const finished = async (api: ApiClient, batchId: string) => {
-  let last: BatchStatus | undefined;
-  try {
-    return await waitFor<BatchStatus>(`batch ${batchId} finished`, async () => {
-      last = await api.status(batchId);
-      return last.state === "completed" || last.state === "failed" ? last : undefined;
-    });
-  } catch (e) {
-    throw new Error(`${(e as Error).message}; last status: ${JSON.stringify(last)}`, { cause: e });
-  }
-};
 
 /** Pages of the batch not yet done or failed (a failed page fails its document while its siblings still run). */
 const openPages = (stack: LocalStack, batchId: string) =>
@@ -77,18 +54,19 @@ test("every hostile fixture ends in its terminal state with a specific reason, a
   try {
     const api = new ApiClient(pipeline.apiUrl, pipeline.apiKey);
     ({ batchId } = await api.submit({ bucket: stack.stagingBucket, prefixes: [prefix], label: "hostile" }));
-    status = await finished(api, batchId);
-    await waitFor("every page of the batch done or failed", async () => ((await openPages(stack, batchId)) === 0 ? true : undefined));
+    status = await waitForBatch(api, batchId, WAIT_MS);
+    // A broken page fails its document at once; the siblings still finish on their own.
+    await waitFor("every page of the batch done or failed", async () => (await openPages(stack, batchId)) === 0, { timeoutMs: WAIT_MS, intervalMs: 250 });
     // The failsafe drains each DLQ message and must only record it, never redo a permanent failure.
     const deadLettered = fixtures.filter((f) => f.expect.kind !== "processed").length;
     await waitFor("the failsafe saw every dead letter", async () => {
       const n = await stack.prisma.auditEvent.count({ where: { batchId, stage: "failsafe", outcome: "skipped" } });
-      return n >= deadLettered ? true : undefined;
-    });
+      return n >= deadLettered;
+    }, WAIT_MS);
     report = await api.report(batchId);
     // Nothing crashed or wedged: the same services still process a healthy document.
     ({ batchId: healthyBatchId } = await api.submit({ bucket: stack.stagingBucket, prefixes: ["e2e/after-hostile/"], label: "after hostile" }));
-    healthyStatus = await finished(api, healthyBatchId);
+    healthyStatus = await waitForBatch(api, healthyBatchId, WAIT_MS);
   } finally {
     await pipeline.stop();
   }

@@ -9,6 +9,7 @@ import { chunkKey, imageKey, parseImageKey, uploadFile } from "@docpipe/queue";
 import { ApiClient, type BatchStatus } from "@docpipe/cli";
 import { startPipeline } from "@docpipe/cli";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
+import { waitForBatch } from "../fixtures/wait.js";
 import { expectedPixels, listKeys, mapLimit, pngSize, readHead, testLogger } from "./support.js";
 
 /** Low enough to keep 340 pages quick on 2 cores; odd enough that every side needs rounding. */
@@ -90,18 +91,6 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 const chunkRanges = (n: number) =>
   Array.from({ length: Math.ceil(n / CHUNK_PAGES) }, (_, i) => `${i * CHUNK_PAGES + 1}-${Math.min(n, (i + 1) * CHUNK_PAGES)}`);
 
-async function waitForBatch(api: ApiClient, batchId: string): Promise<BatchStatus> {
-  const deadline = Date.now() + BATCH_TIMEOUT_MS;
-  for (;;) {
-    const status = await api.status(batchId);
-    if (status.state === "completed" || status.state === "failed") return status;
-    if (Date.now() > deadline) {
-      throw new Error(`batch not finished within ${BATCH_TIMEOUT_MS} ms: ${JSON.stringify({ documents: status.documents, pages: status.pages })}`);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 test("every page of a generated corpus becomes one PNG of the right size and one result, each stage once", { timeout: 300_000 }, async ({ stack }) => {
   const dir = await mkdtemp(join(tmpdir(), "docpipe-e2e-"));
   onTestFinished(() => rm(dir, { recursive: true, force: true }));
@@ -128,7 +117,7 @@ test("every page of a generated corpus becomes one PNG of the right size and one
   try {
     const api = new ApiClient(pipeline.apiUrl, pipeline.apiKey);
     ({ batchId } = await api.submit({ bucket: stack.stagingBucket, prefixes: [prefix], label: "e2e" }));
-    status = await waitForBatch(api, batchId);
+    status = await waitForBatch(api, batchId, BATCH_TIMEOUT_MS);
     report = await api.report(batchId);
   } finally {
     // Stopping waits for in-flight handlers, so their last audit records are written before we read them.

@@ -26,7 +26,9 @@ import { createFailsafe, redrive, REPLAYS_ATTRIBUTE, type Failsafe, type Failsaf
 import { createSplitter } from "@docpipe/splitter";
 import { describe, expect, test } from "../fixtures/index.js";
 import { s3Event, uploadPageImage, pagePngs } from "../inference/helpers.js";
-import { createDocuments, putObject, queueDepth, receiveMessages, waitFor } from "../orchestrator/support.js";
+import { queueDepth } from "../fixtures/queues.js";
+import { waitFor } from "../fixtures/wait.js";
+import { createDocuments, putObject, receiveMessages } from "../orchestrator/support.js";
 
 const DPI = 72;
 const logger = (service: string) => createLogger({ service, level: process.env.TEST_LOG ?? "warn" });

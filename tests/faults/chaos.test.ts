@@ -2,6 +2,7 @@
 // 500+ pages, workers of every service SIGKILLed at seeded random moments and restarted, and
 // the model endpoint down and then failing on a share of calls. Afterwards the outcome must be
 // exactly what a run without faults gives: nothing lost, nothing doubled, every count true.
+import { setTimeout as sleep } from "node:timers/promises";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,7 +27,6 @@ const KILL_WINDOWS = [
   [0.3, 0.85],
 ] as const;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (msg: string) => process.stdout.write(`[chaos seed ${SEED}] ${msg}\n`);
 
 test("SIGKILLed workers of every service and a failing model endpoint lose nothing and double nothing", { timeout: 9 * 60_000 }, async ({ stack, prisma, env }) => {

@@ -5,16 +5,16 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { QueueKey } from "@docpipe/queue";
 import { startReferenceModel } from "@docpipe/reference-model";
 import { ApiClient } from "@docpipe/cli";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
+import { queueCounts } from "../fixtures/queues.js";
+import { waitFor } from "../fixtures/wait.js";
 import { buildCorpus, createTestApiKey, expectBatchMatchesTruth, planCorpus, seededRandom, totalPages, waitForBatch } from "./support/scenario.js";
 import { freePort, pipelineProcesses } from "./support/services.js";
 import { Supervisor, type StopResult } from "./support/supervisor.js";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (msg: string) => process.stdout.write(`[graceful] ${msg}\n`);
 
 /** What a worker logs, on its way out, for a message it was handling when SIGTERM came. */
@@ -32,33 +32,20 @@ test("SIGTERM mid-message: every worker finishes or releases its message, exits 
   // Debug level: the worker logs each message it finishes, which tells a stop mid-message from an idle one.
   const supervisor = new Supervisor({ env: { ...env, LOG_LEVEL: "debug", VISIBILITY_TIMEOUT_SECONDS: "10" }, logDir: dir });
   const specs = new Map(pipelineProcesses({ apiPort, modelUrl: `${model.url}/invocations`, replicas: 1 }).map((s) => [s.name, s]));
-  const queueDepth = async (queue: QueueKey) => {
-    const out = await stack.sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: stack.queueUrls[queue].url,
-        AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-      }),
-    );
-    return { visible: Number(out.Attributes?.ApproximateNumberOfMessages ?? 0), inFlight: Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) };
-  };
-  const until = async (what: string, ok: () => Promise<boolean>, timeoutMs = 90_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await ok())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(25);
-    }
-  };
+  const depth = (queue: QueueKey) => queueCounts(stack.sqs, stack.queueUrls[queue].url);
+  // Quick polls: a worker holds a message for moments only, and a SIGTERM must land in one.
+  const until = (what: string, ok: () => Promise<boolean>) => waitFor(what, ok, { intervalMs: 25 });
   const stops: StopResult[] = [];
   /**
    * Starts the service once its input queue has a backlog, SIGTERMs it while it holds a message,
    * and restarts it. A SIGTERM that lands between two messages proves nothing, so it is tried again.
    */
   const stopMidMessage = async (name: string, queue: QueueKey, backlog: number) => {
-    await until(`${backlog} messages on ${queue}`, async () => (await queueDepth(queue)).visible >= backlog);
+    await until(`${backlog} messages on ${queue}`, async () => (await depth(queue)).visible >= backlog);
     for (let attempt = 1; ; attempt++) {
       if (supervisor.instances(name).length === 0) await supervisor.start([specs.get(name)!]);
       else await supervisor.restart(`${name}#1`);
-      await until(`${name} holding a message`, async () => (await queueDepth(queue)).inFlight > 0);
+      await until(`${name} holding a message`, async () => (await depth(queue)).inFlight > 0);
       const result = await supervisor.stop(`${name}#1`);
       stops.push(result);
       const finished = result.linesAfterSignal.filter((l) => l.msg === FINISHED).length;
@@ -93,7 +80,7 @@ test("SIGTERM mid-message: every worker finishes or releases its message, exits 
     model.setFaults({ delayMs: 0, down: true });
     model.resetStats();
     await supervisor.restart("inference-client#1");
-    await until("the breaker to open", async () => (model.stats().byStatus["503"] ?? 0) >= 5 && (await queueDepth("convertedImage")).inFlight > 0);
+    await until("the breaker to open", async () => (model.stats().byStatus["503"] ?? 0) >= 5 && (await depth("convertedImage")).inFlight > 0);
     const held = await supervisor.stop("inference-client#1");
     stops.push(held);
     say(`inference-client (breaker open): SIGTERM -> exit ${JSON.stringify(held.exit)} in ${held.ms} ms`);

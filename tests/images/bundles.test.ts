@@ -3,6 +3,7 @@
 // way its container starts (entrypoint, WORKDIR, ENV, the environment ECS gives the task) from a
 // directory outside the repository, against the local stack. The bundles migrate an empty
 // database, process a batch end to end and stop on SIGTERM.
+import { setTimeout as sleep } from "node:timers/promises";
 import { readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
@@ -47,7 +48,6 @@ afterAll(async () => {
   await bundles?.remove();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Every symlink under dir that resolves to something outside it (the image would not have it). */
 async function linksOutOf(dir: string): Promise<string[]> {

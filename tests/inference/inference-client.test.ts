@@ -1,10 +1,13 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import type { PrismaClient } from "@docpipe/db";
 import { createInferenceClient, type InferenceClient, type InferenceClientOptions } from "@docpipe/inference-client";
 import type { LocalStack } from "@docpipe/local-stack";
 import { defaultFaults, startReferenceModel, type ReferenceModel } from "@docpipe/reference-model";
 import { describe, expect, test as stackTest } from "../fixtures/index.js";
-import { pagePngs, queueDepth, s3Event, seedDocument, seededRandom, sendRaw, sleep, uploadPageImage, waitFor } from "./helpers.js";
+import { queueDepth } from "../fixtures/queues.js";
+import { waitFor } from "../fixtures/wait.js";
+import { pagePngs, s3Event, seedDocument, seededRandom, sendRaw, uploadPageImage } from "./helpers.js";
 
 /** The shared stack fixtures plus one reference model per file, reset (faults and counters) for each test. */
 const test = stackTest.extend<{ $test: { model: ReferenceModel }; $file: { referenceModel: ReferenceModel } }>({

@@ -46,17 +46,6 @@ export async function drainIngestQueue(sqs: SQSClient, queueUrl: string): Promis
   return out;
 }
 
-/** Polls `check` until it returns a value that is not undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs = 60_000, what = "condition"): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Keys `${prefix}${i}.pdf` for i in [0, n), zero-padded so listing order is numeric order. */
 export const pdfKeys = (prefix: string, n: number): string[] =>
   Array.from({ length: n }, (_, i) => `${prefix}doc-${String(i).padStart(6, "0")}.pdf`);

@@ -16,6 +16,7 @@ import { createPrisma } from "@docpipe/db";
 import { REPO_ROOT, start } from "@docpipe/local-stack";
 import { imageKey, pageKey, parseS3Event, queues, resolveQueueUrls, type QueueKey } from "@docpipe/queue";
 import { assertNoWorkerPolling, describe, expect, test } from "../fixtures/index.js";
+import { waitFor } from "../fixtures/wait.js";
 
 /** A long poll, as a worker does it; SQS answers as soon as it has any message. */
 async function receive(sqs: SQSClient, queueUrl: string, waitTimeSeconds = 5): Promise<Message[]> {
@@ -82,10 +83,10 @@ describe("queues", () => {
     // A worker stopping: it aborts its open long poll.
     const hangUp = new AbortController();
     const poll = stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 10 }), { abortSignal: hangUp.signal });
-    for (let i = 0; i < 100 && stack.openReceiveRequests() === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor("the long poll to open", () => stack.openReceiveRequests() > 0, { timeoutMs: 2_000, intervalMs: 20 });
     hangUp.abort();
     await expect(poll).rejects.toThrow();
-    for (let i = 0; i < 100 && stack.openReceiveRequests() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor("the long poll to end", () => stack.openReceiveRequests() === 0, { timeoutMs: 2_000, intervalMs: 20 });
 
     // Had the stand-in kept polling for the closed connection, it would take this message and
     // hide it for the queue's visibility timeout (120 s).

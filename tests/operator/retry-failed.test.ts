@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
-import { ensureBucket, putFile, startApi, startWorkers, waitFor, waitForBatch, withServices } from "./support.js";
+import { waitFor, waitForBatch } from "../fixtures/wait.js";
+import { ensureBucket, putFile, startApi, startWorkers, withServices } from "./support.js";
 
 const BUCKET = "operator-retry";
 const [W, H] = PAGE_SIZES.letter;

@@ -7,7 +7,8 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
-import { ensureBucket, putFile, startApi, startWorkers, waitForBatch, withServices } from "./support.js";
+import { waitForBatch } from "../fixtures/wait.js";
+import { ensureBucket, putFile, startApi, startWorkers, withServices } from "./support.js";
 
 const BUCKET = "operator-skip";
 const [W, H] = PAGE_SIZES.letter;

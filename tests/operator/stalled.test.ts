@@ -6,7 +6,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
-import { ensureBucket, putFile, startApi, startWorkers, waitFor, waitForBatch, withServices } from "./support.js";
+import { waitFor, waitForBatch } from "../fixtures/wait.js";
+import { ensureBucket, putFile, startApi, startWorkers, withServices } from "./support.js";
 
 const BUCKET = "operator-stall";
 const STALL_AFTER_SECONDS = 2;

@@ -8,10 +8,9 @@ import { createLogger, type Logger } from "@docpipe/queue";
 import { startReferenceModel } from "@docpipe/reference-model";
 import { createSplitter } from "@docpipe/splitter";
 import { readFile } from "node:fs/promises";
-import { ApiClient, type BatchStatus } from "@docpipe/cli";
+import { ApiClient } from "@docpipe/cli";
 import { createIngestionService } from "@docpipe/ingestion";
 import { createApiKey } from "@docpipe/api-keys";
-import { waitFor as sharedWaitFor } from "../fixtures/wait.js";
 
 /** Quiet unless TEST_LOG names a level. */
 export function testLogger(): Logger {
@@ -107,22 +106,6 @@ export async function ensureBucket(s3: S3Client, bucket: string): Promise<void> 
 
 export async function putFile(s3: S3Client, bucket: string, key: string, path: string): Promise<void> {
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: await readFile(path), ContentType: "application/pdf" }));
-}
-
-/** Operator runs wait on whole batches: a longer default than the shared helper's. */
-export const waitFor = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> =>
-  sharedWaitFor(what, check, timeoutMs);
-
-/** Waits for the batch to be completed (or failed), through the API as a person would. */
-export function waitForBatch(api: ApiClient, batchId: string, timeoutMs = 120_000): Promise<BatchStatus> {
-  return waitFor(
-    `batch ${batchId} to finish`,
-    async () => {
-      const s = await api.status(batchId);
-      return s.state === "completed" || s.state === "failed" ? s : undefined;
-    },
-    timeoutMs,
-  );
 }
 
 /**

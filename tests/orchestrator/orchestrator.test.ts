@@ -8,7 +8,9 @@ import { createLogger, deadLetterAttributes, QueueProducer } from "@docpipe/queu
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { createOrchestrator, type Orchestrator, type OrchestratorOptions } from "@docpipe/chunking-orchestrator";
 import { describe, expect, test } from "../fixtures/index.js";
-import { createDocuments, TEST_WAIT_TIME_SECONDS, putObject, queueDepth, receiveBodies, receiveMessages, waitFor } from "./support.js";
+import { queueDepth } from "../fixtures/queues.js";
+import { waitFor } from "../fixtures/wait.js";
+import { createDocuments, TEST_WAIT_TIME_SECONDS, putObject, receiveBodies, receiveMessages } from "./support.js";
 
 let corpus: Corpus;
 let corpusDir: string;

@@ -2,7 +2,6 @@ import { readFile } from "node:fs/promises";
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import {
   DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   type Message,
   type QueueAttributeName,
@@ -57,20 +56,6 @@ export async function receiveBodies<T = Record<string, unknown>>(
   const messages = await receiveMessages(sqs, queueUrl, count, timeoutMs);
   return messages.map((m) => JSON.parse(m.Body ?? "null") as T);
 }
-
-/** Visible plus in-flight messages of a queue. */
-export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
-  const res = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    }),
-  );
-  const a = res.Attributes ?? {};
-  return Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0);
-}
-
-export { waitFor } from "../fixtures/wait.js";
 
 export async function putObject(s3: S3Client, bucket: string, key: string, body: string | Uint8Array): Promise<number> {
   const bytes = typeof body === "string" ? await readFile(body) : body;

@@ -9,7 +9,8 @@ import { createPageConverter, type PageConverter, type PageConverterOptions } fr
 import { generatePdf, RenderPool, type CorpusPageSpec } from "@docpipe/pdf";
 import { createLogger, imageKey, pageKey, type SinglePageMessage } from "@docpipe/queue";
 import { describe, expect, test as stackTest } from "../fixtures/index.js";
-import { queueDepth, waitFor } from "../inference/helpers.js";
+import { queueDepth } from "../fixtures/queues.js";
+import { waitFor } from "../fixtures/wait.js";
 
 /** The shared stack fixtures plus, per file, one render pool and a scratch directory. */
 const test = stackTest.extend<{ $file: { pool: RenderPool; dir: string } }>({

@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
-import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
 import type { Worker } from "@docpipe/queue";
 import { test as base } from "vitest";
 import { receiveMessages } from "../orchestrator/support.js";
@@ -92,27 +92,4 @@ export const test = base.extend<TestFixtures & { sqsEndpoint: string }>({
 /** Receives and deletes up to `count` messages, waiting at most `timeoutMs`. */
 export async function drainQueue(sqs: SQSClient, queueUrl: string, count: number, timeoutMs = 10_000): Promise<Message[]> {
   return receiveMessages(sqs, queueUrl, count, timeoutMs);
-}
-
-/** Visible plus in-flight messages: zero means the queue holds nothing at all. */
-export async function countMessages(sqs: SQSClient, queueUrl: string): Promise<{ visible: number; inFlight: number }> {
-  const out = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    }),
-  );
-  return {
-    visible: Number(out.Attributes?.ApproximateNumberOfMessages ?? 0),
-    inFlight: Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0),
-  };
-}
-
-/** Polls `check` every 50 ms until it returns true or `timeoutMs` passes. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

@@ -17,7 +17,8 @@ import {
   type IngestMessage,
 } from "@docpipe/queue";
 import { describe, expect } from "vitest";
-import { countMessages, drainQueue, test } from "./fixtures.js";
+import { queueCounts } from "../fixtures/queues.js";
+import { drainQueue, test } from "./fixtures.js";
 
 const ingest = (key = "in/doc.pdf"): IngestMessage => ({
   version: 1,
@@ -111,7 +112,7 @@ describe("QueueProducer", () => {
     expect(client.requests.length).toBe(4); // 10 + 2, then the two failed ones twice more
     const got = await drainQueue(sqs, q.url, 12);
     expect(documentIds(got.map((m) => m.Body)).sort()).toEqual(messages.map((m) => m.documentId).sort());
-    expect(await countMessages(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await queueCounts(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
     client.sqs.destroy();
   });
 
@@ -148,7 +149,7 @@ describe("QueueProducer", () => {
     const producer = new QueueProducer({ sqs, queueUrl: q.url, queue: "ingest" });
     const bad = { ...ingest(), documentId: "not-a-uuid" };
     await expect(producer.send([ingest(), bad])).rejects.toMatchObject({ name: "MessageRejectedError", code: "invalid_message" });
-    expect(await countMessages(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await queueCounts(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
   });
 });
 

@@ -1,5 +1,6 @@
 import { commonEnv, ConfigError, loadEnv, runService, type ServiceDeps, type CommonEnv } from "@docpipe/queue";
 import { describe, expect, test } from "../fixtures/index.js";
+import { waitFor } from "../fixtures/wait.js";
 
 const loadConfig = (env: Record<string, string | undefined>) => loadEnv(commonEnv, env);
 
@@ -20,7 +21,7 @@ describe("runService", () => {
         };
       },
     });
-    for (let i = 0; i < 100 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await waitFor("the service to start", () => events.length > 0, { timeoutMs: 5_000, intervalMs: 50 });
     expect(events).toEqual(["start"]);
     expect(deps!.queueUrls).toEqual(stack.queueUrls);
     expect(deps!.config.WORK_BUCKET).toBe(stack.workBucket);

@@ -12,7 +12,9 @@ import {
   type WorkerOptions,
 } from "@docpipe/queue";
 import { describe, expect } from "vitest";
-import { countMessages, drainQueue, test, waitFor, type TestQueue } from "./fixtures.js";
+import { waitFor } from "../fixtures/wait.js";
+import { queueCounts } from "../fixtures/queues.js";
+import { drainQueue, test, type TestQueue } from "./fixtures.js";
 
 const page = (pageNumber = 1): SinglePageMessage => ({
   version: 1,
@@ -98,7 +100,7 @@ describe("worker", () => {
     expect(readDeadLetterInfo(schema)).toMatchObject({ reason: "poison", errorCode: "invalid_message", workerId: "test-worker" });
     expect(schema.MessageAttributes?.[deadLetterAttributes.errorMessage]?.StringValue).toContain("pageNumber");
 
-    expect(await countMessages(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await queueCounts(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
   });
 
   test("dead-letters a PermanentError at once and reports it to onDeadLetter", async ({ sqs, createQueue, track }) => {
@@ -133,7 +135,7 @@ describe("worker", () => {
     expect(deadLettered[0]!.ctx.attempt).toBe(1);
     expect(JSON.parse(dead!.Body!)).toEqual(msg);
     expect(readDeadLetterInfo(dead!)).toMatchObject({ reason: "permanent", errorCode: "not_pdf", errorMessage: "the file is not a PDF", attempt: 1 });
-    expect(await countMessages(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await queueCounts(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
   });
 
   test("leaves a transient failure for a retry after a backoff, then acknowledges it", async ({ sqs, createQueue, track }) => {
@@ -156,16 +158,16 @@ describe("worker", () => {
       ),
     );
     worker.start();
-    await waitFor(() => attempts.length === 2);
-    await waitFor(async () => (await countMessages(sqs, q.url)).inFlight === 0);
+    await waitFor("a second attempt", () => attempts.length === 2);
+    await waitFor("nothing in flight", async () => (await queueCounts(sqs, q.url)).inFlight === 0);
     await worker.stop();
 
     expect(attempts[0]).toBe(1);
     expect(worker.stats).toMatchObject({ received: 2, retried: 1, succeeded: 1, deadLettered: 0 });
     // A redelivery, told apart by its receive count (local-aws-sqs also counts visibility changes).
     expect(attempts[1]).toBeGreaterThan(1);
-    expect(await countMessages(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
-    expect(await countMessages(sqs, q.dlqUrl)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await queueCounts(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await queueCounts(sqs, q.dlqUrl)).toEqual({ visible: 0, inFlight: 0 });
   });
 
   test("dead-letters with reason retries_exhausted on the last receive when maxReceiveCount is set", async ({ sqs, createQueue, track }) => {
@@ -214,16 +216,16 @@ describe("worker", () => {
       ),
     );
     worker.start();
-    await waitFor(() => calls === 1);
+    await waitFor("the first call", () => calls === 1);
 
     // A second consumer polling all along must never get the message.
     const stolen = await drainQueue(sqs, q.url, 1, 4_000);
     expect(stolen).toEqual([]);
-    await waitFor(() => done);
-    await waitFor(async () => (await countMessages(sqs, q.url)).inFlight === 0);
+    await waitFor("the handler to finish", () => done);
+    await waitFor("nothing in flight", async () => (await queueCounts(sqs, q.url)).inFlight === 0);
     await worker.stop();
     expect(calls).toBe(1);
-    expect(await countMessages(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await queueCounts(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
   });
 
   test("handles up to `concurrency` messages at once", async ({ sqs, createQueue, track }) => {
@@ -250,11 +252,11 @@ describe("worker", () => {
       ),
     );
     worker.start();
-    await waitFor(() => seen.length === 9);
+    await waitFor("nine messages", () => seen.length === 9);
     await worker.stop();
     expect(maxActive).toBe(3);
     expect(seen.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    expect(await countMessages(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await queueCounts(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
   });
 
   test("stop() finishes in-flight messages and leaves the rest in the queue", async ({ sqs, createQueue, track }) => {
@@ -278,7 +280,7 @@ describe("worker", () => {
       ),
     );
     worker.start();
-    await waitFor(() => started.length === 2);
+    await waitFor("two handlers started", () => started.length === 2);
     await worker.stop({ timeoutMs: 10_000 });
 
     expect(worker.running).toBe(false);
@@ -289,7 +291,7 @@ describe("worker", () => {
     const rest = await drainQueue(sqs, q.url, 3, 5_000);
     const restPages = rest.map((m) => (JSON.parse(m.Body!) as SinglePageMessage).pageNumber);
     expect([...restPages, ...finished].sort()).toEqual([1, 2, 3, 4, 5]);
-    expect(await countMessages(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await queueCounts(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
   });
 
   test("stop() gives unfinished messages back to the queue at its timeout and aborts their handlers", async ({ sqs, createQueue, track }) => {
@@ -307,7 +309,7 @@ describe("worker", () => {
       ),
     );
     worker.start();
-    await waitFor(() => signal !== undefined);
+    await waitFor("the handler's signal", () => signal !== undefined);
     const t0 = Date.now();
     await worker.stop({ timeoutMs: 300 });
     expect(Date.now() - t0).toBeLessThan(5_000);
@@ -316,6 +318,6 @@ describe("worker", () => {
     // Visible again at once, not after the 30 s visibility timeout.
     const [back] = await drainQueue(sqs, q.url, 1, 3_000);
     expect(JSON.parse(back!.Body!)).toEqual(msg);
-    expect(await countMessages(sqs, q.dlqUrl)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await queueCounts(sqs, q.dlqUrl)).toEqual({ visible: 0, inFlight: 0 });
   });
 });

@@ -9,15 +9,9 @@ import { chunkKey, createLogger, deadLetterAttributes, INTERMEDIATE_TAG, pageKey
 import { afterAll, afterEach, beforeAll, onTestFinished } from "vitest";
 import { describe, expect, test } from "../fixtures/index.js";
 import { createSplitter, type Splitter, type SplitterOptions } from "@docpipe/splitter";
-import {
-  createDocuments,
-  putObject,
-  queueDepth,
-  receiveBodies,
-  receiveMessages,
-  TEST_WAIT_TIME_SECONDS,
-  waitFor,
-} from "../orchestrator/support.js";
+import { queueDepth } from "../fixtures/queues.js";
+import { waitFor } from "../fixtures/wait.js";
+import { createDocuments, putObject, receiveBodies, receiveMessages, TEST_WAIT_TIME_SECONDS } from "../orchestrator/support.js";
 
 const SIZES = [
   { widthPt: 612, heightPt: 792 },

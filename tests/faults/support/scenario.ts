@@ -1,6 +1,5 @@
 // What the fault tests share: a seeded corpus with its truth, waiting for a batch with a useful
 // message when it does not finish, and the checks of the outcome against that truth.
-import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { PrismaClient } from "@docpipe/db";
@@ -10,6 +9,9 @@ import { parseImageKey, uploadFile } from "@docpipe/queue";
 import { expect } from "vitest";
 import type { BatchReport } from "@docpipe/cli";
 import { listKeys, mapLimit } from "../../e2e/support.js";
+
+import { queueDepth } from "../../fixtures/queues.js";
+import { waitFor } from "../../fixtures/wait.js";
 
 export { seededRandom } from "../../fixtures/wait.js";
 
@@ -86,17 +88,19 @@ export const totalPages = (truth: TruthDoc[]): number => truth.reduce((s, d) => 
  * open, each with its state and last audit events, so a stuck run says where it is stuck.
  */
 export async function waitForBatch(prisma: PrismaClient, batchId: string, timeoutMs: number, onTick?: () => void): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const batch = await prisma.batch.findUnique({ where: { id: batchId }, select: { state: true } });
-    if (batch && (batch.state === "completed" || batch.state === "failed")) return batch.state;
-    if (Date.now() > deadline) throw new Error(await stuckReport(prisma, batchId, timeoutMs));
-    onTick?.();
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  return waitFor(
+    `batch ${batchId} to finish`,
+    async () => {
+      const batch = await prisma.batch.findUnique({ where: { id: batchId }, select: { state: true } });
+      if (batch && (batch.state === "completed" || batch.state === "failed")) return batch.state;
+      onTick?.();
+      return undefined;
+    },
+    { timeoutMs, intervalMs: 500, describe: () => stuckReport(prisma, batchId) },
+  );
 }
 
-async function stuckReport(prisma: PrismaClient, batchId: string, timeoutMs: number): Promise<string> {
+async function stuckReport(prisma: PrismaClient, batchId: string): Promise<string> {
   const batch = await prisma.batch.findUnique({ where: { id: batchId } });
   const open = await prisma.document.findMany({
     where: { batchId, state: { notIn: ["done", "failed"] } },
@@ -120,7 +124,7 @@ async function stuckReport(prisma: PrismaClient, batchId: string, timeoutMs: num
   );
   const openCount = await prisma.document.count({ where: { batchId, state: { notIn: ["done", "failed"] } } });
   return [
-    `batch ${batchId} did not finish within ${timeoutMs} ms (state ${batch?.state ?? "missing"}); ${openCount} documents still open:`,
+    `state ${batch?.state ?? "missing"}; ${openCount} documents still open:`,
     ...lines,
     ...(openCount > lines.length ? [`  ... and ${openCount - lines.length} more`] : []),
   ].join("\n");
@@ -239,20 +243,15 @@ export async function createTestApiKey(prisma: PrismaClient, bucket: string): Pr
  */
 export async function waitForQuietQueues(stack: LocalStack, timeoutMs: number): Promise<void> {
   const urls = Object.entries(stack.queueUrls).filter(([key]) => key !== "parked").map(([, q]) => q.url);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const counts = await Promise.all(
-      urls.map(async (QueueUrl) => {
-        const { Attributes: a = {} } = await stack.sqs.send(
-          new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
-        );
-        return Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0);
-      }),
-    );
-    if (counts.every((c) => c === 0)) return;
-    if (Date.now() > deadline) throw new Error(`queues still busy after ${timeoutMs} ms: ${counts.join(", ")}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  let counts: number[] = [];
+  await waitFor(
+    "every queue to be empty",
+    async () => {
+      counts = await Promise.all(urls.map((url) => queueDepth(stack.sqs, url)));
+      return counts.every((c) => c === 0);
+    },
+    { timeoutMs, intervalMs: 250, describe: () => `messages per queue ${counts.join(", ")}` },
+  );
 }
 
 /**

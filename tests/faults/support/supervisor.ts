@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { join, resolve } from "node:path";
@@ -81,7 +82,6 @@ export interface SupervisorOptions {
   onEvent?: (e: SupervisorEvent) => void;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Runs docpipe services as child processes, the way their containers run them (`node` on the
