@@ -1,6 +1,7 @@
 export * from "./contracts.js";
 export * from "./keys.js";
 export { classByPageCount, isLargeBySize, defaultThresholds, type ClassifyThresholds } from "./classify.js";
+export { DEFAULT_MAX_PAGES, DEFAULT_STOP_TIMEOUT_SECONDS } from "./defaults.js";
 export { createLogger, childLogger, silentLogger, type Logger, type LogIds, type CreateLoggerOptions } from "./logger.js";
 export {
   PermanentError,

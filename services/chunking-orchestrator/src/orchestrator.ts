@@ -28,8 +28,10 @@ import {
   recordPageSplit,
   classByPageCount,
   defaultThresholds,
+  DEFAULT_MAX_PAGES,
   isLargeBySize,
 } from "@docpipe/queue";
+import { defaults } from "./defaults.js";
 
 export interface OrchestratorOptions {
   sqs: SQSClient;
@@ -91,7 +93,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     largeSizeBytes: opts.largeSizeBytes ?? defaultThresholds.largeSizeBytes,
     largePageCount: opts.largePageCount ?? defaultThresholds.largePageCount,
   };
-  const maxPages = opts.maxPages ?? 100_000;
+  const maxPages = opts.maxPages ?? DEFAULT_MAX_PAGES;
   const stages = new StageRunner({ prisma, workerId: name, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
   const producers = {
     large: new QueueProducer({ sqs, queueUrl: queueUrls.large.url, queue: "large", logger }),
@@ -198,7 +200,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     onPoison: (info) => recordPoison(stages.audit, STAGE, info),
     onDeadLetter: (msg, error, ctx) => recordDeadLetter(stages, STAGE, msg, error, ctx),
     maxReceiveCount: queues.ingest.maxReceiveCount,
-    concurrency: opts.concurrency ?? 4,
+    concurrency: opts.concurrency ?? defaults.concurrency,
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? queues.ingest.visibilityTimeoutSeconds,
     logger,
     ...(opts.waitTimeSeconds !== undefined ? { waitTimeSeconds: opts.waitTimeSeconds } : {}),

@@ -8,6 +8,8 @@ import {
   type StageResult,
   type StageScope,
   createWorker,
+  DEFAULT_MAX_PAGES,
+  DEFAULT_STOP_TIMEOUT_SECONDS,
   failDocument,
   failPage,
   noteDocumentFailure,
@@ -34,6 +36,7 @@ import {
 } from "@docpipe/queue";
 import { pino } from "pino";
 import { allAttributes, deadLetterCause, REPLAYS_ATTRIBUTE, replaysOf, resendAttributes, type DeadLetterCause } from "./attributes.js";
+import { defaults, SQS_MAX_DELAY_SECONDS } from "./defaults.js";
 import { breakDown, type BreakdownDeps, type BreakdownJob, type BreakdownResult } from "./breakdown.js";
 
 export interface FailsafeOptions {
@@ -93,7 +96,6 @@ export interface Failsafe {
 }
 
 const STAGE = "failsafe" as const;
-const SQS_MAX_DELAY_SECONDS = 900;
 
 type DocumentQueue = "ingest" | "large" | "small" | "singlePage";
 type DocumentMessage = IngestMessage | LargeDocMessage | SmallDocMessage | SinglePageMessage;
@@ -130,26 +132,27 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
   const workerId = opts.workerId ?? `failsafe/${process.pid}`;
   const { prisma, sqs, queueUrls } = opts;
   const stages = new StageRunner({ prisma, workerId, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
+  const renderTimeoutMs = opts.renderTimeoutMs ?? defaults.renderTimeoutMs;
   let pool = opts.pool;
   let ownPool: RenderPool | undefined;
   const deps: BreakdownDeps = {
     prisma,
     s3: opts.s3,
-    pool: () => (pool ??= ownPool = new RenderPool({ size: opts.renderThreads ?? 1, timeoutMs: opts.renderTimeoutMs ?? 120_000 })),
+    pool: () => (pool ??= ownPool = new RenderPool({ size: opts.renderThreads ?? defaults.renderThreads, timeoutMs: renderTimeoutMs })),
     workBucket: opts.workBucket,
     dpi: opts.dpi ?? DEFAULT_DPI,
     maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS,
-    renderTimeoutMs: opts.renderTimeoutMs ?? 120_000,
-    maxPages: opts.maxPages ?? 100_000,
+    renderTimeoutMs,
+    maxPages: opts.maxPages ?? DEFAULT_MAX_PAGES,
     thresholds: opts.thresholds ?? defaultThresholds,
   };
-  const maxReplays = opts.maxReplays ?? 5;
-  const replayBase = opts.replayBaseSeconds ?? 30;
-  const replayMax = Math.min(SQS_MAX_DELAY_SECONDS, opts.replayMaxSeconds ?? SQS_MAX_DELAY_SECONDS);
+  const maxReplays = opts.maxReplays ?? defaults.maxReplays;
+  const replayBase = opts.replayBaseSeconds ?? defaults.replayBaseSeconds;
+  const replayMax = Math.min(SQS_MAX_DELAY_SECONDS, opts.replayMaxSeconds ?? defaults.replayMaxSeconds);
   const common = {
     sqs,
     dlqUrl: queueUrls.parked.url,
-    maxReceiveCount: opts.maxAttempts ?? 20,
+    maxReceiveCount: opts.maxAttempts ?? defaults.maxAttempts,
     logger,
     ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
   };
@@ -300,7 +303,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
       handle: (msg, ctx) => handleDocument(queue, msg, ctx),
       onPoison: (info) => recordPoison(stages.audit, STAGE, info),
       onDeadLetter: (msg, error, ctx) => onDocumentGivenUp(queue, msg, error, ctx),
-      concurrency: opts.concurrency ?? 1,
+      concurrency: opts.concurrency ?? defaults.concurrency,
       batchSize: 1,
       visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 300,
     }),
@@ -325,7 +328,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
     },
     async stop() {
       try {
-        await Promise.all(workers.map((w) => w.stop({ timeoutMs: (opts.stopTimeoutSeconds ?? 25) * 1000 })));
+        await Promise.all(workers.map((w) => w.stop({ timeoutMs: (opts.stopTimeoutSeconds ?? DEFAULT_STOP_TIMEOUT_SECONDS) * 1000 })));
       } finally {
         await ownPool?.close();
         await stages.flush();

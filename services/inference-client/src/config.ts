@@ -1,6 +1,7 @@
 import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { commonEnv, intEnv, loadEnv } from "@docpipe/queue";
 import { z } from "zod";
+import { defaults } from "./defaults.js";
 import { HttpModelInvoker, SageMakerModelInvoker, type ModelInvoker } from "./model/invoker.js";
 
 const configSchema = commonEnv
@@ -9,15 +10,15 @@ const configSchema = commonEnv
     MODEL_AUTH_HEADER_NAME: z.string().min(1).default("x-api-key"),
     MODEL_AUTH_HEADER_VALUE: z.string().min(1).optional(),
     SAGEMAKER_ENDPOINT_NAME: z.string().min(1).optional(),
-    MODEL_TIMEOUT_MS: intEnv("MODEL_TIMEOUT_MS", { min: 1, default: 30_000 }),
-    MODEL_MAX_CONCURRENCY: intEnv("MODEL_MAX_CONCURRENCY", { min: 1, default: 4 }),
-    MODEL_RATE_PER_SECOND: z.coerce.number({ error: "MODEL_RATE_PER_SECOND must be a number (0 = no limit)" }).min(0).default(20),
-    MODEL_BURST: intEnv("MODEL_BURST", { min: 1, default: 10 }),
-    MODEL_MAX_ATTEMPTS: intEnv("MODEL_MAX_ATTEMPTS", { min: 1, default: 5 }),
-    MODEL_RETRY_BASE_MS: intEnv("MODEL_RETRY_BASE_MS", { min: 1, default: 200 }),
-    MODEL_RETRY_CAP_MS: intEnv("MODEL_RETRY_CAP_MS", { min: 1, default: 10_000 }),
-    BREAKER_FAILURE_THRESHOLD: intEnv("BREAKER_FAILURE_THRESHOLD", { min: 1, default: 5 }),
-    BREAKER_COOLDOWN_MS: intEnv("BREAKER_COOLDOWN_MS", { min: 0, default: 30_000 }),
+    MODEL_TIMEOUT_MS: intEnv("MODEL_TIMEOUT_MS", { min: 1, default: defaults.modelTimeoutMs }),
+    MODEL_MAX_CONCURRENCY: intEnv("MODEL_MAX_CONCURRENCY", { min: 1, default: defaults.maxConcurrency }),
+    MODEL_RATE_PER_SECOND: z.coerce.number({ error: "MODEL_RATE_PER_SECOND must be a number (0 = no limit)" }).min(0).default(defaults.ratePerSecond),
+    MODEL_BURST: intEnv("MODEL_BURST", { min: 1, default: defaults.burst }),
+    MODEL_MAX_ATTEMPTS: intEnv("MODEL_MAX_ATTEMPTS", { min: 1, default: defaults.maxAttempts }),
+    MODEL_RETRY_BASE_MS: intEnv("MODEL_RETRY_BASE_MS", { min: 1, default: defaults.backoff.baseMs }),
+    MODEL_RETRY_CAP_MS: intEnv("MODEL_RETRY_CAP_MS", { min: 1, default: defaults.backoff.capMs }),
+    BREAKER_FAILURE_THRESHOLD: intEnv("BREAKER_FAILURE_THRESHOLD", { min: 1, default: defaults.breakerFailureThreshold }),
+    BREAKER_COOLDOWN_MS: intEnv("BREAKER_COOLDOWN_MS", { min: 0, default: defaults.breakerCooldownMs }),
     WORKER_CONCURRENCY: intEnv("WORKER_CONCURRENCY", { min: 0, default: 0 }),
   })
   .refine((c) => c.MODEL_URL !== undefined || c.SAGEMAKER_ENDPOINT_NAME !== undefined, {

@@ -1,5 +1,6 @@
 import type { Logger } from "@docpipe/queue";
 import { retryDelayMs, type ModelBackoff } from "./limits/backoff.js";
+import { defaults } from "./defaults.js";
 import { CircuitBreaker } from "./limits/circuit-breaker.js";
 import { systemClock, type Clock } from "./limits/clock.js";
 import { Semaphore } from "./limits/semaphore.js";
@@ -63,15 +64,15 @@ export class ProtectedModelClient {
   ) {
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? Math.random;
-    this.semaphore = new Semaphore(opts.maxConcurrency ?? 4);
-    this.bucket = new TokenBucket({ ratePerSecond: opts.ratePerSecond ?? 20, burst: opts.burst ?? 10, clock: this.clock });
+    this.semaphore = new Semaphore(opts.maxConcurrency ?? defaults.maxConcurrency);
+    this.bucket = new TokenBucket({ ratePerSecond: opts.ratePerSecond ?? defaults.ratePerSecond, burst: opts.burst ?? defaults.burst, clock: this.clock });
     this.breaker = new CircuitBreaker({
-      failureThreshold: opts.breakerFailureThreshold ?? 5,
-      cooldownMs: opts.breakerCooldownMs ?? 30_000,
+      ...(opts.breakerFailureThreshold !== undefined && { failureThreshold: opts.breakerFailureThreshold }),
+      ...(opts.breakerCooldownMs !== undefined && { cooldownMs: opts.breakerCooldownMs }),
       clock: this.clock,
     });
-    this.maxAttempts = Math.max(1, opts.maxAttempts ?? 5);
-    this.backoff = opts.backoff ?? { baseMs: 200, capMs: 10_000 };
+    this.maxAttempts = Math.max(1, opts.maxAttempts ?? defaults.maxAttempts);
+    this.backoff = opts.backoff ?? defaults.backoff;
     this.logger = opts.logger?.child({ component: "model-client" });
     this.breaker.onStateChange((state, info) => {
       const fields = { breaker: state, consecutiveFailures: info.consecutiveFailures, endpoint: invoker.description };

@@ -9,6 +9,7 @@ import {
   type DocumentRef,
   childLogger,
   createWorker,
+  DEFAULT_STOP_TIMEOUT_SECONDS,
   failureReason,
   parseImageKey,
   parseS3Event,
@@ -195,7 +196,7 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
       // Pages held for an open breaker cannot finish: let the worker give them back at once
       // (visibility 0, not counted as a failure) instead of after the full grace period.
       const holding = client.breaker.state !== "closed";
-      const timeoutMs = holding ? HELD_RELEASE_MS : (opts.stopTimeoutSeconds ?? 25) * 1000;
+      const timeoutMs = holding ? HELD_RELEASE_MS : (opts.stopTimeoutSeconds ?? DEFAULT_STOP_TIMEOUT_SECONDS) * 1000;
       try {
         await worker.stop({ timeoutMs });
       } finally {

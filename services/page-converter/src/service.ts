@@ -14,6 +14,7 @@ import {
   type StageScope,
   coerceError,
   createWorker,
+  DEFAULT_STOP_TIMEOUT_SECONDS,
   downloadToFile,
   imageKey,
   PermanentError,
@@ -29,6 +30,7 @@ import {
   recordPageRendered,
 } from "@docpipe/queue";
 import { pino } from "pino";
+import { defaults } from "./defaults.js";
 
 export interface PageConverterOptions {
   sqs: SQSClient;
@@ -86,8 +88,8 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
   const dpi = opts.dpi ?? DEFAULT_DPI;
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const pngLevel = opts.pngLevel ?? DEFAULT_PNG_LEVEL;
-  const renderTimeoutMs = opts.renderTimeoutMs ?? 60_000;
-  const timeoutAttempts = Math.max(1, opts.renderTimeoutAttempts ?? 2);
+  const renderTimeoutMs = opts.renderTimeoutMs ?? defaults.renderTimeoutMs;
+  const timeoutAttempts = Math.max(1, opts.renderTimeoutAttempts ?? defaults.renderTimeoutAttempts);
   const ownPool = opts.pool === undefined;
   const pool = opts.pool ?? new RenderPool({ timeoutMs: renderTimeoutMs, ...(opts.renderThreads && { size: opts.renderThreads }) });
   const stages = new StageRunner({ prisma: opts.prisma, workerId, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
@@ -189,7 +191,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     },
     async stop() {
       try {
-        await worker.stop({ timeoutMs: (opts.stopTimeoutSeconds ?? 25) * 1000 });
+        await worker.stop({ timeoutMs: (opts.stopTimeoutSeconds ?? DEFAULT_STOP_TIMEOUT_SECONDS) * 1000 });
       } finally {
         if (ownPool) await pool.close();
         await stages.flush();

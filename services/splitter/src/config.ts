@@ -1,5 +1,6 @@
-import { commonEnv, intEnv, loadEnv } from "@docpipe/queue";
+import { commonEnv, DEFAULT_MAX_PAGES, intEnv, loadEnv } from "@docpipe/queue";
 import { z } from "zod";
+import { defaults } from "./defaults.js";
 
 /** The splitter's environment: one image, two deployments told apart by ROLE. */
 export const configSchema = commonEnv.extend({
@@ -7,9 +8,9 @@ export const configSchema = commonEnv.extend({
     error: "ROLE is required: large (large queue → ≤CHUNK_PAGES chunks) or small (small queue → single pages)",
   }),
   /** Pages per chunk written by the large role. */
-  CHUNK_PAGES: intEnv("CHUNK_PAGES", { min: 1, default: 10 }),
+  CHUNK_PAGES: intEnv("CHUNK_PAGES", { min: 1, default: defaults.chunkPages }),
   /** A document with more pages than this fails as too_many_pages. */
-  MAX_PAGES: intEnv("MAX_PAGES", { min: 1, default: 100_000 }),
+  MAX_PAGES: intEnv("MAX_PAGES", { min: 1, default: DEFAULT_MAX_PAGES }),
   /** Messages handled at once; defaults to 1 for the large role (disk and memory) and 2 for the small one. */
   CONCURRENCY: intEnv("CONCURRENCY", { min: 1 }),
   /** How often the worker extends a message's visibility while a split runs; defaults to the worker's. */

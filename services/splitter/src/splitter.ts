@@ -16,6 +16,7 @@ import {
   completeIfDuplicate,
   createLogger,
   createWorker,
+  DEFAULT_MAX_PAGES,
   downloadToFile,
   pageKey,
   queues,
@@ -33,6 +34,7 @@ import {
   recordRangeSplit,
   type Committed,
 } from "@docpipe/queue";
+import { defaults } from "./defaults.js";
 
 export type SplitterRole = "large" | "small";
 
@@ -101,8 +103,8 @@ export function createSplitter(opts: SplitterOptions): Splitter {
   const { role, prisma, s3, sqs, queueUrls, workBucket } = opts;
   const name = opts.name ?? `splitter-${role}`;
   const logger = opts.logger ?? createLogger({ service: name });
-  const chunkPages = opts.chunkPages ?? 10;
-  const maxPages = opts.maxPages ?? 100_000;
+  const chunkPages = opts.chunkPages ?? defaults.chunkPages;
+  const maxPages = opts.maxPages ?? DEFAULT_MAX_PAGES;
   const stages = new StageRunner({ prisma, workerId: name, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
   const smallProducer = new QueueProducer({ sqs, queueUrl: queueUrls.small.url, queue: "small", logger });
   const singlePageProducer = new QueueProducer({ sqs, queueUrl: queueUrls.singlePage.url, queue: "singlePage", logger });
@@ -224,7 +226,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
           onPoison: (info) => recordPoison(stages.audit, "split-large", info),
           onDeadLetter: (msg, error, ctx) => recordDeadLetter(stages, "split-large", msg, error, ctx),
           maxReceiveCount: queues.large.maxReceiveCount,
-          concurrency: opts.concurrency ?? 1,
+          concurrency: opts.concurrency ?? defaults.concurrency.large,
           batchSize: 1,
           visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? queues.large.visibilityTimeoutSeconds,
           logger,
@@ -249,7 +251,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
           onDeadLetter: (msg, error, ctx) =>
             recordDeadLetter(stages, "split-small", msg, error, ctx, { firstPage: msg.firstPage, lastPage: msg.lastPage }),
           maxReceiveCount: queues.small.maxReceiveCount,
-          concurrency: opts.concurrency ?? 2,
+          concurrency: opts.concurrency ?? defaults.concurrency.small,
           visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? queues.small.visibilityTimeoutSeconds,
           logger,
           ...(opts.heartbeatSeconds !== undefined ? { heartbeatSeconds: opts.heartbeatSeconds } : {}),

@@ -2,6 +2,7 @@ import { DeleteMessageCommand, type Message, type QueueAttributeName } from "@aw
 import { Consumer } from "sqs-consumer";
 import { fullJitterBackoff, sleep } from "../backoff.js";
 import { sendToDeadLetterQueue, type DeadLetterReason } from "../dead-letter.js";
+import { DEFAULT_STOP_TIMEOUT_SECONDS } from "../defaults.js";
 import { coerceError, errorCode, PermanentError, type PoisonMessageError } from "../errors.js";
 import type { LivenessProbe } from "../liveness.js";
 import { childLogger, silentLogger, type Logger } from "../logger.js";
@@ -303,7 +304,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
         consumer.stop({ abort: true });
         stopSignal.abort();
         wake();
-        await drain(stopOpts?.timeoutMs ?? 25_000);
+        await drain(stopOpts?.timeoutMs ?? DEFAULT_STOP_TIMEOUT_SECONDS * 1000);
         logger.info("worker stopped");
         logger.flush();
       })();

@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from "./clock.js";
+import { defaults } from "../defaults.js";
 
 export type BreakerState = "closed" | "open" | "half-open";
 
@@ -36,8 +37,8 @@ export class CircuitBreaker {
   private opens = 0;
 
   constructor(opts: CircuitBreakerOptions = {}) {
-    this.failureThreshold = opts.failureThreshold ?? 5;
-    this.cooldownMs = opts.cooldownMs ?? 30_000;
+    this.failureThreshold = opts.failureThreshold ?? defaults.breakerFailureThreshold;
+    this.cooldownMs = opts.cooldownMs ?? defaults.breakerCooldownMs;
     if (!(this.failureThreshold >= 1)) throw new RangeError("failureThreshold must be >= 1");
     if (!(this.cooldownMs >= 0)) throw new RangeError("cooldownMs must be >= 0");
     this.clock = opts.clock ?? systemClock;

@@ -3,6 +3,7 @@ import { coerceError } from "@docpipe/queue";
 import { z } from "zod";
 import { parseRetryAfterMs } from "../limits/backoff.js";
 import { isRetryableStatus, ModelRejectedError, ModelUnavailableError } from "./errors.js";
+import { defaults } from "../defaults.js";
 
 /** What the model is asked: score the PNG at this S3 location. */
 export interface ModelRequest {
@@ -54,7 +55,7 @@ export class HttpModelInvoker implements ModelInvoker {
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: HttpInvokerOptions) {
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.timeoutMs = opts.timeoutMs ?? defaults.modelTimeoutMs;
     this.description = `POST ${new URL(opts.url).origin}${new URL(opts.url).pathname}`;
   }
 
@@ -124,7 +125,7 @@ export class SageMakerModelInvoker implements ModelInvoker {
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: SageMakerInvokerOptions) {
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.timeoutMs = opts.timeoutMs ?? defaults.modelTimeoutMs;
     this.description = `SageMaker endpoint ${opts.endpointName}`;
   }
 
