@@ -19,7 +19,7 @@ export {
   type DocpipeErrorOptions,
 } from "./errors.js";
 export { fullJitterBackoff, sleep, type BackoffOptions } from "./backoff.js";
-export { resolveQueueUrls, queueName, deadLetterQueueName, type QueueUrls } from "./queue-urls.js";
+export { resolveQueueUrls, queueName, deadLetterQueueName, consumedQueue, type QueueUrls } from "./queue-urls.js";
 export {
   QueueProducer,
   QueueSender,

@@ -36,3 +36,20 @@ export async function resolveQueueUrls(sqs: SQSClient, prefix = ""): Promise<Rec
   );
   return Object.fromEntries(entries) as Record<QueueKey, QueueUrls>;
 }
+
+/**
+ * What a worker needs to know of the catalog queue it consumes: its URLs, and its receive count
+ * and visibility from the catalog (the visibility overridable, as VISIBILITY_TIMEOUT_SECONDS does).
+ */
+export function consumedQueue(
+  key: QueueKey,
+  urls: QueueUrls,
+  visibilityTimeoutSeconds?: number,
+): { queueUrl: string; dlqUrl: string; maxReceiveCount: number; visibilityTimeoutSeconds: number } {
+  return {
+    queueUrl: urls.url,
+    dlqUrl: urls.dlqUrl,
+    maxReceiveCount: queues[key].maxReceiveCount,
+    visibilityTimeoutSeconds: visibilityTimeoutSeconds ?? queues[key].visibilityTimeoutSeconds,
+  };
+}

@@ -8,13 +8,13 @@ import {
   type StageScope,
   type DocumentRef,
   childLogger,
+  consumedQueue,
   createWorker,
   DEFAULT_STOP_TIMEOUT_SECONDS,
   failureReason,
   parseImageKey,
   parseS3Event,
   PermanentError,
-  queues,
   recordPageDeadLetter,
   recordPoison,
   TransientError,
@@ -85,7 +85,6 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
   // Ends any wait still running after the worker has stopped (belt and braces: the worker
   // aborts each message's own signal when it releases it).
   const stopping = new AbortController();
-  const spec = queues.convertedImage;
 
   async function handleRecord(record: S3EventRecord, ctx: HandlerContext, signal: AbortSignal): Promise<void> {
     if (!record.eventName.startsWith("ObjectCreated:")) {
@@ -165,13 +164,10 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
 
   const worker = createWorker<S3Event>({
     name: workerId,
-    queueUrl: opts.queueUrls.convertedImage.url,
-    dlqUrl: opts.queueUrls.convertedImage.dlqUrl,
+    ...consumedQueue("convertedImage", opts.queueUrls.convertedImage, opts.visibilityTimeoutSeconds),
     sqs: opts.sqs,
     parse: parseS3Event,
     concurrency: opts.workerConcurrency ?? 2 * client.semaphore.limit,
-    visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? spec.visibilityTimeoutSeconds,
-    maxReceiveCount: spec.maxReceiveCount,
     ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
     logger,
     handle: async (event, ctx) => {

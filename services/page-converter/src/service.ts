@@ -13,12 +13,12 @@ import {
   type Committed,
   type StageScope,
   coerceError,
+  consumedQueue,
   createWorker,
   DEFAULT_STOP_TIMEOUT_SECONDS,
   downloadToFile,
   imageKey,
   PermanentError,
-  queues,
   recordPageDeadLetter,
   recordPoison,
   SinglePageMessage,
@@ -94,7 +94,6 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
   const pool = opts.pool ?? new RenderPool({ timeoutMs: renderTimeoutMs, ...(opts.renderThreads && { size: opts.renderThreads }) });
   const stages = new StageRunner({ prisma: opts.prisma, workerId, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
   const { prisma, s3 } = opts;
-  const spec = queues.singlePage;
 
   async function render(path: string, msg: SinglePageMessage, attempt: number, policy: DamagedPagePolicy): Promise<RenderResult> {
     try {
@@ -160,8 +159,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
 
   const worker = createWorker<SinglePageMessage>({
     name: workerId,
-    queueUrl: opts.queueUrls.singlePage.url,
-    dlqUrl: opts.queueUrls.singlePage.dlqUrl,
+    ...consumedQueue("singlePage", opts.queueUrls.singlePage, opts.visibilityTimeoutSeconds),
     sqs: opts.sqs,
     parse: (body) => SinglePageMessage.parse(body),
     // A permanent failure is recorded once, by onDeadLetter, with the page's reason.
@@ -178,8 +176,6 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     onDeadLetter: (msg, error, ctx) => recordPageDeadLetter(stages, STAGE, msg, error, ctx, { failFrom: ["pending", "failed"] }),
     onPoison: (info) => recordPoison(stages.audit, STAGE, info),
     concurrency: opts.concurrency ?? pool.size,
-    visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? spec.visibilityTimeoutSeconds,
-    maxReceiveCount: spec.maxReceiveCount,
     ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
     logger,
   });

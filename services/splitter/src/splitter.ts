@@ -14,12 +14,12 @@ import {
   SmallDocMessage,
   chunkKey,
   completeIfDuplicate,
+  consumedQueue,
   createLogger,
   createWorker,
   DEFAULT_MAX_PAGES,
   downloadToFile,
   pageKey,
-  queues,
   recordDeadLetter,
   recordPoison,
   uploadFile,
@@ -213,31 +213,29 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     return a.commit({ pages: expected, ...openedDetails(opened) }, (tx) => recordRangeSplit(tx, msg, msg));
   }
 
+  const common = {
+    name,
+    sqs,
+    logger,
+    ...(opts.heartbeatSeconds !== undefined && { heartbeatSeconds: opts.heartbeatSeconds }),
+    ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
+  };
   const worker =
     role === "large"
       ? createWorker<LargeDocMessage>({
-          name,
-          queueUrl: queueUrls.large.url,
-          dlqUrl: queueUrls.large.dlqUrl,
-          sqs,
+          ...common,
+          ...consumedQueue("large", queueUrls.large, opts.visibilityTimeoutSeconds),
           parse: (body) => LargeDocMessage.parse(body),
           handle: (msg, ctx) =>
             stages.run({ stage: "split-large", unit: msg, ctx, lookup: () => unfinished(msg.documentId), work: (a) => splitLarge(msg, a) }),
           onPoison: (info) => recordPoison(stages.audit, "split-large", info),
           onDeadLetter: (msg, error, ctx) => recordDeadLetter(stages, "split-large", msg, error, ctx),
-          maxReceiveCount: queues.large.maxReceiveCount,
           concurrency: opts.concurrency ?? defaults.concurrency.large,
           batchSize: 1,
-          visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? queues.large.visibilityTimeoutSeconds,
-          logger,
-          ...(opts.heartbeatSeconds !== undefined ? { heartbeatSeconds: opts.heartbeatSeconds } : {}),
-          ...(opts.waitTimeSeconds !== undefined ? { waitTimeSeconds: opts.waitTimeSeconds } : {}),
         })
       : createWorker<SmallDocMessage>({
-          name,
-          queueUrl: queueUrls.small.url,
-          dlqUrl: queueUrls.small.dlqUrl,
-          sqs,
+          ...common,
+          ...consumedQueue("small", queueUrls.small, opts.visibilityTimeoutSeconds),
           parse: (body) => SmallDocMessage.parse(body),
           handle: (msg, ctx) =>
             stages.run({
@@ -250,12 +248,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
           onPoison: (info) => recordPoison(stages.audit, "split-small", info),
           onDeadLetter: (msg, error, ctx) =>
             recordDeadLetter(stages, "split-small", msg, error, ctx, { firstPage: msg.firstPage, lastPage: msg.lastPage }),
-          maxReceiveCount: queues.small.maxReceiveCount,
           concurrency: opts.concurrency ?? defaults.concurrency.small,
-          visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? queues.small.visibilityTimeoutSeconds,
-          logger,
-          ...(opts.heartbeatSeconds !== undefined ? { heartbeatSeconds: opts.heartbeatSeconds } : {}),
-          ...(opts.waitTimeSeconds !== undefined ? { waitTimeSeconds: opts.waitTimeSeconds } : {}),
         });
 
   return {
