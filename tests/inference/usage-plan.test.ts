@@ -8,8 +8,9 @@ import { createInferenceClient, type InferenceClient } from "@docpipe/inference-
 import { startUsagePlanGateway, type GatewayCall, type LocalStack, type UsagePlanGateway } from "@docpipe/local-stack";
 import { startReferenceModel, type ReferenceModel } from "@docpipe/reference-model";
 import { describe, expect, onTestFinished, test as stackTest } from "../fixtures/index.js";
+import { queueDepth } from "../fixtures/queues.js";
 import { seededRandom, waitFor } from "../fixtures/wait.js";
-import { pagePngs, queueDepth, seedDocument, uploadPageImage, type SeededDocument } from "./helpers.js";
+import { pagePngs, seedDocument, uploadPageImage, type SeededDocument } from "./helpers.js";
 
 const API_KEY = "local-usage-plan-key-0123456789";
 /** Tasks of the inference client, and calls each may have in flight (MODEL_MAX_CONCURRENCY). */
