@@ -4,7 +4,8 @@ import type { AddressInfo } from "node:net";
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { createWorker, Liveness, serveLiveness, SinglePageMessage, type WorkerOptions } from "@docpipe/queue";
 import { describe, expect, onTestFinished } from "vitest";
-import { test, waitFor, type TestQueue } from "./fixtures.js";
+import { waitFor } from "../fixtures/wait.js";
+import { test, type TestQueue } from "./fixtures.js";
 
 /** A clock the test moves: a loop's silence is measured on it, its beats happen in real time. */
 function manualClock() {
@@ -43,7 +44,7 @@ describe("worker liveness (the container health check's view)", () => {
     // Ten minutes pass on the health check's clock; the next poll (a 1 s long poll) beats.
     clock.advance(600_000);
     expect(liveness.check().alive).toBe(false);
-    await waitFor(() => liveness.check().loops[0]?.silentMs === 0);
+    await waitFor("a beat of the loop", () => liveness.check().loops[0]?.silentMs === 0);
     expect(await livez(server.url)).toMatchObject({ status: 200, body: { status: "alive", loops: [{ name: "live-worker", alive: true }] } });
 
     await worker.stop();
@@ -74,7 +75,7 @@ describe("worker liveness (the container health check's view)", () => {
     const q = await createQueue();
     const worker = track(createWorker(options(hung, q, liveness)));
     worker.start();
-    await waitFor(() => sockets.size > 0);
+    await waitFor("a connection", () => sockets.size > 0);
 
     const [loop] = liveness.check().loops;
     clock.advance(loop!.maxSilenceMs - 1);
@@ -110,11 +111,11 @@ describe("worker liveness (the container health check's view)", () => {
     const body = JSON.stringify({ version: 1, batchId: randomUUID(), documentId: randomUUID(), bucket: "b", key: "k", pageNumber: 1 });
     await sqs.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: body }));
     worker.start();
-    await waitFor(() => started);
+    await waitFor("the handler to start", () => started);
 
     // The loop waits for a free slot and does not poll; the heartbeats show the worker is busy, not stuck.
     clock.advance(600_000);
-    await waitFor(() => liveness.check().loops[0]?.silentMs === 0, 5_000);
+    await waitFor("a beat while every slot is busy", () => liveness.check().loops[0]?.silentMs === 0, 5_000);
     expect(liveness.check().alive).toBe(true);
     release();
     await worker.stop();

@@ -4,7 +4,9 @@ import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { createLogger, createTaskProtection, createWorker, SinglePageMessage } from "@docpipe/queue";
 import { Writable } from "node:stream";
 import { describe, expect, onTestFinished, test } from "vitest";
-import { countMessages, test as queueTest, waitFor } from "./fixtures.js";
+import { queueDepth } from "../fixtures/queues.js";
+import { waitFor } from "../fixtures/wait.js";
+import { test as queueTest } from "./fixtures.js";
 
 /** The agent stand-in speaks the ECS agent's contract over real HTTP; nothing of ours is replaced. */
 async function agent(): Promise<EcsAgent> {
@@ -108,13 +110,10 @@ describe("a worker with task protection", () => {
     expect(a.requests).toEqual([]); // idle: nothing protected
     const body = (n: number) => JSON.stringify({ version: 1, batchId: randomUUID(), documentId: randomUUID(), bucket: "b", key: "k", pageNumber: n });
     await sqs.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: body(1) }));
-    await waitFor(() => seen.length === 1 && a.requests.length === 2);
+    await waitFor("the message handled under protection", () => seen.length === 1 && a.requests.length === 2);
     expect(seen).toEqual([true]);
     expect(a.state()).toEqual({ protectionEnabled: false });
-    await waitFor(async () => {
-      const n = await countMessages(sqs, q.url);
-      return n.visible + n.inFlight === 0; // acknowledged
-    });
+    await waitFor("the message acknowledged", async () => (await queueDepth(sqs, q.url)) === 0);
     await worker.stop();
   });
 });
