@@ -12,7 +12,7 @@ process.env.DATABASE_URL ??= "postgresql://postgres:postgres@127.0.0.1:5432/docp
 
 // The JavaScript schema engine through the pg adapter: Prisma's native engines would be
 // downloaded at install time, which many build machines (and ours) cannot do. The adapter
-// needs three workarounds to migrate; see MigrationAdapterFactory.
+// needs four workarounds to migrate; see MigrationAdapterFactory.
 export default defineConfig({
   engine: "js",
   experimental: { adapter: true },

@@ -21,8 +21,31 @@ function retypeCharColumns<T extends Queryable>(queryable: T): T {
   return queryable;
 }
 
+/** The adapter's own members that {@link runScriptWhole} uses. */
+interface AdapterInternals {
+  client: { query(sql: string): Promise<unknown> };
+  onError(error: unknown): never;
+}
+
+/**
+ * Sends a migration script to Postgres as one multi-statement query, as Prisma's native engine
+ * does. The adapter's own executeScript splits it at every `;`, including those inside function
+ * bodies, string literals and comments, so a migration that defines a trigger function fails.
+ */
+function runScriptWhole(adapter: Adapter): void {
+  const internals = adapter as unknown as AdapterInternals;
+  adapter.executeScript = async (script) => {
+    try {
+      await internals.client.query(script);
+    } catch (e) {
+      internals.onError(e);
+    }
+  };
+}
+
 function withCatalogTypes(adapter: Adapter): Adapter {
   retypeCharColumns(adapter);
+  runScriptWhole(adapter);
   const startTransaction = adapter.startTransaction.bind(adapter);
   adapter.startTransaction = async (isolationLevel) => retypeCharColumns(await startTransaction(isolationLevel));
   return adapter;
@@ -30,8 +53,10 @@ function withCatalogTypes(adapter: Adapter): Adapter {
 
 /**
  * The driver adapter the Prisma CLI uses for `migrate dev|deploy|status` and Studio
- * (prisma.config.ts). It fixes three problems of @prisma/adapter-pg 6.19 with the JavaScript
+ * (prisma.config.ts). It fixes four problems of @prisma/adapter-pg 6.19 with the JavaScript
  * schema engine:
+ * - a migration script is split at every `;` and sent a piece at a time, which breaks
+ *   function bodies (triggers): {@link runScriptWhole} sends it whole;
  * - catalog columns of type `name`/`"char"` fail to deserialize (prisma/orm#27403):
  *   {@link CatalogAsTextClient} reports them as text, and `"char"` columns are then retyped
  *   as Character, which the schema engine expects;
