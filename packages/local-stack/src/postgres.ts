@@ -104,6 +104,8 @@ export interface PostgresOptions {
   cacheDir: string;
   migrationsDir: string;
   logger: Logger;
+  /** Extra `name=value` settings for this run (postgres -c). @defaultValue none */
+  settings?: string[];
 }
 
 /**
@@ -242,6 +244,7 @@ export class PostgresCluster {
       "unix_socket_directories=",
       "max_connections=200",
       ...(fast ? ["fsync=off", "synchronous_commit=off", "full_page_writes=off"] : []),
+      ...(this.#opts.settings ?? []),
     ];
     this.#log = "";
     const child = spawn(this.#bin.postgres, ["-D", dataDir, "-p", String(this.#port), ...settings.flatMap((s) => ["-c", s])], {

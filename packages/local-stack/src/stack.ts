@@ -51,6 +51,11 @@ export interface LocalStackOptions {
   handleSignals?: boolean;
   /** @defaultValue a pino logger at level "warn" */
   logger?: Logger;
+  /**
+   * Extra Postgres settings (`name=value`, as `postgres -c`), e.g. `shared_preload_libraries=pg_stat_statements`
+   * or more memory for a benchmark. They apply to this run only; the cluster on disk keeps none of them.
+   */
+  postgresSettings?: string[];
 }
 
 export interface LocalStack {
@@ -180,6 +185,7 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
     cacheDir: path.join(LOCAL_DIR, "cache"),
     migrationsDir: MIGRATIONS_DIR,
     logger,
+    settings: opts.postgresSettings ?? [],
   });
   const s3Server = new S3Server({ directory: path.join(dataDir, "s3"), port: opts.s3Port ?? 0, buckets, logger });
   const sqsServer = new SqsServer({ port: opts.sqsPort ?? 0 });
