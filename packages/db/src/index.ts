@@ -18,3 +18,12 @@ export function createPrisma(opts: CreatePrismaOptions): PrismaClient {
   const pool = { ...poolConfigFromUrl(opts.databaseUrl), ...(opts.poolMax ? { max: opts.poolMax } : {}) };
   return new PrismaClient({ adapter: new PrismaPg(pool) });
 }
+export {
+  countBatchRows,
+  counterDrift,
+  percentile,
+  readBatchCounters,
+  readStageStats,
+  recountBatch,
+  type StageStats,
+} from "./counters.js";

@@ -1,14 +1,25 @@
-import type { PrismaClient } from "@docpipe/db";
-import type { BatchReport, DocumentReport, PageProgress } from "@docpipe/api-contract";
+import { documentStates, type BatchReport, type DocumentReport, type PageProgress } from "@docpipe/api-contract";
+import { readBatchCounters, readStageStats, type DocumentState, type PrismaClient } from "@docpipe/db";
+import { stages } from "@docpipe/queue";
 import { detectStall } from "./stall.js";
+
+const FEATURE_PAGES = "features.pages:";
+const FEATURE_DOCUMENTS = "features.documents:";
+const DEGRADED_PAGES = "pages.degraded:";
+/** Counted when a document finishes (done or failed). */
+const DEGRADED_DOCUMENTS = "documents.degraded:";
 
 const n = (v: bigint | number | null | undefined): number => Number(v ?? 0);
 const pct = (v: number | null): number | null => (v === null ? null : Math.round(v));
 
+/** Pipeline order of the stages, for the report; stages it does not know come after, by name. */
+const STAGE_ORDER: readonly string[] = stages;
+
 /**
- * Builds the report of one batch with a handful of aggregate queries, so it stays cheap for a
- * batch of millions of documents (the per-document list is the exception, and optional).
- * Returns undefined when the batch does not exist.
+ * Builds the report of one batch from its counters (kept by the database as work happens) and
+ * one query over its failed documents, so its cost does not grow with the batch's pages or audit
+ * trail (the per-document list is the exception, and optional). Returns undefined when the batch
+ * does not exist.
  */
 export async function buildBatchReport(
   prisma: PrismaClient,
@@ -18,22 +29,8 @@ export async function buildBatchReport(
   const batch = await prisma.batch.findUnique({ where: { id: batchId } });
   if (!batch) return undefined;
 
-  const [docStates, pageRows, degraded, failures, features, stages, duplicates, stalled] = await Promise.all([
-    prisma.document.groupBy({ by: ["state"], where: { batchId }, _count: { _all: true } }),
-    prisma.$queryRaw<{ total: bigint; rendered: bigint; degraded: bigint; failed: bigint; results: bigint }[]>`
-      SELECT count(*) AS total,
-             count(*) FILTER (WHERE p."imageKey" IS NOT NULL) AS rendered,
-             count(*) FILTER (WHERE p.degraded) AS degraded,
-             count(*) FILTER (WHERE p.state = 'failed') AS failed,
-             count(r.id) AS results
-      FROM "Page" p JOIN "Document" d ON d.id = p."documentId"
-      LEFT JOIN "InferenceResult" r ON r."pageId" = p.id
-      WHERE d."batchId" = ${batchId}::uuid`,
-    prisma.$queryRaw<{ reason: string; pages: bigint; documents: bigint }[]>`
-      SELECT coalesce(p."degradedReason", 'unknown') AS reason, count(*) AS pages, count(DISTINCT p."documentId") AS documents
-      FROM "Page" p JOIN "Document" d ON d.id = p."documentId"
-      WHERE d."batchId" = ${batchId}::uuid AND p.degraded
-      GROUP BY 1 ORDER BY pages DESC, reason`,
+  const [counters, failures, stageStats, stalled] = await Promise.all([
+    readBatchCounters(prisma, batchId),
     prisma.$queryRaw<{ code: string; reason: string; documents: bigint }[]>`
       SELECT code, reason, documents FROM (
         SELECT coalesce(d."failureCode", 'unknown') AS code, coalesce(d."failureReason", '') AS reason,
@@ -44,34 +41,23 @@ export async function buildBatchReport(
         WHERE d."batchId" = ${batchId}::uuid AND d.state = 'failed'
         GROUP BY d."failureCode", d."failureReason"
       ) f WHERE rank = 1 ORDER BY documents DESC, code`,
-    prisma.$queryRaw<{ feature: string; pages: bigint; documents: bigint }[]>`
-      SELECT f.feature, count(*) AS pages, count(DISTINCT r."documentId") AS documents
-      FROM "InferenceResult" r JOIN "Document" d ON d.id = r."documentId",
-           unnest(r.features) AS f(feature)
-      WHERE d."batchId" = ${batchId}::uuid
-      GROUP BY f.feature ORDER BY f.feature`,
-    prisma.$queryRaw<{ stage: string; attempts: bigint; failures: bigint; p50: number | null; p90: number | null; p99: number | null }[]>`
-      SELECT e.stage,
-             count(*) AS attempts,
-             count(*) FILTER (WHERE e.outcome IN ('failed', 'dead_lettered')) AS failures,
-             percentile_cont(0.5) WITHIN GROUP (ORDER BY e."durationMs") AS p50,
-             percentile_cont(0.9) WITHIN GROUP (ORDER BY e."durationMs") AS p90,
-             percentile_cont(0.99) WITHIN GROUP (ORDER BY e."durationMs") AS p99
-      FROM "AuditEvent" e
-      WHERE e."batchId" = ${batchId}::uuid AND e.outcome IN ('succeeded', 'failed', 'dead_lettered')
-      GROUP BY e.stage ORDER BY min(e."createdAt")`,
-    prisma.document.count({ where: { batchId, state: "done", duplicateOfId: { not: null } } }),
+    readStageStats(prisma, batchId),
     detectStall(prisma, batch, (opts.stallAfterSeconds ?? 600) * 1000),
   ]);
 
-  const byState = Object.fromEntries(docStates.map((g) => [g.state, g._count._all])) as Record<string, number>;
-  const total = docStates.reduce((s, g) => s + g._count._all, 0);
-  const done = byState.done ?? 0;
-  const failed = byState.failed ?? 0;
-  const pages = pageRows[0];
-  const withResults = n(pages?.results);
+  const count = (name: string): number => counters.get(name) ?? 0;
+  const total = documentStates.reduce((s, state) => s + count(`documents.${state}`), 0);
+  const done = count("documents.done");
+  const failed = count("documents.failed");
+  const duplicates = count("documents.duplicates");
+  const withResults = count("results");
   const end = batch.completedAt ?? new Date();
   const elapsedSeconds = Math.max(0.001, (end.getTime() - batch.createdAt.getTime()) / 1000);
+  /** What follows `prefix` in the names of the counters that have it, sorted. */
+  const suffixes = (prefix: string) => [...counters.keys()].flatMap((name) => (name.startsWith(prefix) ? [name.slice(prefix.length)] : [])).sort();
+  const features = suffixes(FEATURE_PAGES);
+  const degradedReasons = suffixes(DEGRADED_PAGES).sort((a, b) => count(`${DEGRADED_PAGES}${b}`) - count(`${DEGRADED_PAGES}${a}`));
+  const rank = (stage: string) => (STAGE_ORDER.includes(stage) ? STAGE_ORDER.indexOf(stage) : STAGE_ORDER.length);
 
   const report: BatchReport = {
     batchId: batch.id,
@@ -85,23 +71,16 @@ export async function buildBatchReport(
       skippedNonPdf: batch.skippedCount,
       skippedDuplicates: duplicates,
     },
-    pages: { total: n(pages?.total), rendered: n(pages?.rendered), degraded: n(pages?.degraded), withResults, failed: n(pages?.failed) },
-    degraded: degraded.map((d) => ({ reason: d.reason, pages: n(d.pages), documents: n(d.documents) })),
+    pages: { total: count("pages.rows"), rendered: count("pages.imaged"), degraded: count("pages.degraded"), withResults, failed: count("pages.failed") },
+    degraded: degradedReasons.map((reason) => ({ reason, pages: count(`${DEGRADED_PAGES}${reason}`), documents: count(`${DEGRADED_DOCUMENTS}${reason}`) })),
     failures: failures.map((f) => ({ code: f.code, reason: f.reason, documents: n(f.documents) })),
-    features: features.map((f) => ({
-      feature: f.feature,
-      pages: n(f.pages),
-      documentsWith: n(f.documents),
-      documentsWithout: Math.max(0, done - duplicates - n(f.documents)),
-    })),
-    stages: stages.map((s) => ({
-      stage: s.stage,
-      attempts: n(s.attempts),
-      failures: n(s.failures),
-      p50Ms: pct(s.p50),
-      p90Ms: pct(s.p90),
-      p99Ms: pct(s.p99),
-    })),
+    features: features.map((feature) => {
+      const documentsWith = count(`${FEATURE_DOCUMENTS}${feature}`);
+      return { feature, pages: count(`${FEATURE_PAGES}${feature}`), documentsWith, documentsWithout: Math.max(0, done - duplicates - documentsWith) };
+    }),
+    stages: stageStats
+      .sort((a, b) => rank(a.stage) - rank(b.stage) || a.stage.localeCompare(b.stage))
+      .map((s) => ({ stage: s.stage, attempts: s.attempts, failures: s.failures, p50Ms: pct(s.p50Ms), p90Ms: pct(s.p90Ms), p99Ms: pct(s.p99Ms) })),
     throughput: {
       elapsedSeconds,
       pagesPerMinute: (withResults / elapsedSeconds) * 60,
@@ -149,24 +128,26 @@ async function documentReports(prisma: PrismaClient, batchId: string): Promise<D
   }));
 }
 
-/** Pages of a batch per stage, for progress bars: `expected` counts the pages of documents whose page count is known. */
-export async function pageProgress(
+/** Documents per state and pages per stage, for progress bars: one read of the batch's counters. */
+export async function batchProgress(
   prisma: PrismaClient,
   batchId: string,
-): Promise<PageProgress> {
-  const [row] = await prisma.$queryRaw<{ expected: bigint; split: bigint; rendered: bigint; done: bigint; failed: bigint }[]>`
-    SELECT (SELECT coalesce(sum(d."pageCount"), 0) FROM "Document" d WHERE d."batchId" = ${batchId}::uuid) AS expected,
-           count(p.id) AS split,
-           count(p.id) FILTER (WHERE p.state = 'rendered') AS rendered,
-           count(p.id) FILTER (WHERE p.state = 'done') AS done,
-           count(p.id) FILTER (WHERE p.state = 'failed') AS failed
-    FROM "Document" d JOIN "Page" p ON p."documentId" = d.id
-    WHERE d."batchId" = ${batchId}::uuid`;
+): Promise<{ documents: Record<DocumentState, number>; pages: PageProgress }> {
+  const counters = await readBatchCounters(prisma, batchId);
+  const count = (name: string): number => counters.get(name) ?? 0;
   return {
-    expected: n(row?.expected),
-    split: n(row?.split),
-    rendered: n(row?.rendered),
-    done: n(row?.done),
-    failed: n(row?.failed),
+    documents: Object.fromEntries(documentStates.map((s) => [s, count(`documents.${s}`)])) as Record<DocumentState, number>,
+    pages: {
+      expected: count("pages.expected"),
+      split: count("pages.rows"),
+      rendered: count("pages.rendered"),
+      done: count("pages.done"),
+      failed: count("pages.failed"),
+    },
   };
+}
+
+/** Pages of a batch per stage, for progress bars: `expected` counts the pages of documents whose page count is known. */
+export async function pageProgress(prisma: PrismaClient, batchId: string): Promise<PageProgress> {
+  return (await batchProgress(prisma, batchId)).pages;
 }

@@ -2,7 +2,7 @@
 // message when it does not finish, and the checks of the outcome against that truth.
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { PrismaClient } from "@docpipe/db";
+import { counterDrift, type PrismaClient } from "@docpipe/db";
 import type { LocalStack } from "@docpipe/local-stack";
 import { generatePdf, PAGE_SIZES, type CorpusFile, type CorpusPageSpec } from "@docpipe/pdf";
 import { parseImageKey, uploadFile } from "@docpipe/queue";
@@ -203,6 +203,9 @@ export async function expectBatchMatchesTruth(
     }
   }
   expect(missing, "stages without a succeeded audit event").toEqual([]);
+
+  // The counters the database kept as work happened equal a recount of the rows.
+  expect(await counterDrift(prisma, batchId), "counters that differ from a recount").toEqual([]);
 
   // The report, from the database, equals the truth.
   const blank = truth.reduce((s, t) => s + t.blankPages.length, 0);

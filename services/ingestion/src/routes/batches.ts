@@ -5,7 +5,6 @@ import {
   BatchStatusResponse,
   CreateBatchBody,
   decodeCursor,
-  documentStates,
   DocumentsPage,
   encodeCursor,
   IdParams,
@@ -21,7 +20,7 @@ import { createBatch } from "../create-batch.js";
 import { NotFoundError, ValidationError } from "../errors.js";
 import type { BatchLister } from "../lister.js";
 import { callerOf } from "../plugins/auth.js";
-import { buildBatchReport, pageProgress } from "../report.js";
+import { batchProgress, buildBatchReport } from "../report.js";
 import { detectStall } from "../stall.js";
 import { answer, errors, idErrors, iso, isoOrNull, keyErrors } from "./responses.js";
 
@@ -42,13 +41,7 @@ async function batchStatus(prisma: PrismaClient, id: string, owner: string, stal
     include: { continuations: { select: { id: true }, orderBy: { createdAt: "asc" }, take: 1 } },
   });
   if (!batch) return undefined;
-  const [groups, pages, stalled] = await Promise.all([
-    prisma.document.groupBy({ by: ["state"], where: { batchId: id }, _count: { _all: true } }),
-    pageProgress(prisma, id),
-    detectStall(prisma, batch, stallAfterSeconds * 1000),
-  ]);
-  const documents = Object.fromEntries(documentStates.map((s) => [s, 0])) as BatchStatus["documents"];
-  for (const g of groups) documents[g.state] = g._count._all;
+  const [{ documents, pages }, stalled] = await Promise.all([batchProgress(prisma, id), detectStall(prisma, batch, stallAfterSeconds * 1000)]);
   return {
     batchId: batch.id,
     label: batch.label,
