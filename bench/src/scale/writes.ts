@@ -12,10 +12,11 @@ import { uploadFile, type Logger } from "../../../packages/queue/src/index.ts";
 export const STATEMENT_STATS_SETTINGS = ["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=top", "pg_stat_statements.max=10000"];
 
 /**
- * Writes that follow HTTP requests, not pages: every API call (the CLI polls status) meters its
- * key. Counted and shown, but not in W.
+ * Writes that follow time or HTTP requests, not pages: every API call (the CLI polls status)
+ * meters its key, and every reconciler pass marks the queues it saw drained. Counted and shown,
+ * but not in W.
  */
-const PER_REQUEST_TABLES = new Set(["RateBucket", "UsageDaily", "ApiKey"]);
+const NOT_PER_PAGE_TABLES = new Set(["RateBucket", "UsageDaily", "ApiKey", "QueueDrain"]);
 
 export interface WriteCount {
   pages: number;
@@ -26,7 +27,7 @@ export interface WriteCount {
   rowsPerPage: number;
   /** Write statements per table they write (a statement that writes several counts for each), pipeline tables. */
   byTable: Map<string, number>;
-  /** Per-request (metering) writes, left out of W. */
+  /** Writes per request (metering) or per reconciler pass, left out of W. */
   perRequest: number;
   /** The statements, most frequent first. */
   statements: { calls: number; query: string }[];
@@ -35,8 +36,9 @@ export interface WriteCount {
 /** Tables a statement writes: INSERT INTO x, UPDATE x, DELETE FROM x, in any CTE. */
 export function writtenTables(query: string): string[] {
   const out = new Set<string>();
-  for (const m of query.matchAll(/\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:"?public"?\.)?"?([A-Za-z_][A-Za-z0-9_]*)"?/gi)) {
-    // `ON CONFLICT ... DO UPDATE SET` is not a table.
+  // A locking clause (FOR UPDATE OF t, FOR NO KEY UPDATE) writes nothing; ON CONFLICT ... DO UPDATE SET names no table.
+  const text = query.replace(/\bFOR\s+(NO\s+KEY\s+)?UPDATE\b/gi, "");
+  for (const m of text.matchAll(/\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:"?public"?\.)?"?([A-Za-z_][A-Za-z0-9_]*)"?/gi)) {
     if (m[1]!.toUpperCase() !== "SET") out.add(m[1]!);
   }
   return [...out];
@@ -93,7 +95,7 @@ export async function countWrites(stack: LocalStack, folder: string, logger: Log
       const tables = writtenTables(s.query);
       if (tables.length === 0) continue;
       const calls = Number(s.calls);
-      if (tables.every((t) => PER_REQUEST_TABLES.has(t))) {
+      if (tables.every((t) => NOT_PER_PAGE_TABLES.has(t))) {
         perRequest += calls;
         continue;
       }
