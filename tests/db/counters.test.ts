@@ -23,6 +23,7 @@ test("counters follow documents, pages and results through every change, and agr
   const { batch, docs } = await batchWithPages(prisma, [3, 2, 1]);
   const [a, b, c] = docs as [(typeof docs)[0], (typeof docs)[0], (typeof docs)[0]];
   await prisma.page.updateMany({ where: { documentId: a.id }, data: { state: "rendered", imageKey: "i.png" } });
+  await prisma.page.updateMany({ where: { documentId: a.id, pageNumber: { lte: 2 } }, data: { degraded: true, degradedReason: "zlib error" } });
   for (const p of await prisma.page.findMany({ where: { documentId: a.id } })) await score(prisma, p, p.pageNumber === 1 ? ["blank", "ink"] : ["ink"]);
   await prisma.page.updateMany({ where: { documentId: a.id }, data: { state: "done" } });
   await prisma.document.update({ where: { id: a.id }, data: { state: "done" } });
@@ -44,6 +45,9 @@ test("counters follow documents, pages and results through every change, and agr
     "features.pages:blank": 1,
     "features.documents:ink": 1,
     "features.documents:blank": 1,
+    "pages.degraded": 2,
+    "pages.degraded:zlib error": 2,
+    "documents.degraded:zlib error": 1,
   });
 
   // A bulk change (as retry-failed makes), and a document deleted with its pages.
