@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     say(`scale: built ${built.pages} pages, ${built.documents} documents, ${built.auditEvents} audit events in ${built.seconds.toFixed(0)} s`);
     const storage = await storagePerPage(stack.databaseUrl, built.pages + writes.pages);
 
-    const ingestion = createIngestionService({ prisma: stack.prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, logger, port: 0, host: "127.0.0.1", resumeOnStart: false });
+    const ingestion = createIngestionService({ prisma: stack.prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, workBucket: stack.workBucket, logger, port: 0, host: "127.0.0.1", resumeOnStart: false });
     const api = await ingestion.start();
     const get = async (p: string) => {
       const res = await fetch(`${api}${p}`, { headers: { "x-api-key": key } });

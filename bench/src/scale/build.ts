@@ -177,7 +177,7 @@ async function dropIndexes(db: pg.Client): Promise<string[]> {
 /**
  * Documents `from`..`to` with their chunks, pages, results and audit trail. Page-level facts are
  * spread deterministically by a hash of the page's position in the batch: 2 % of renders are
- * retried once, 1 % take five seconds longer.
+ * retried once, 1 % take five seconds longer, 1 % are degraded.
  */
 /** Seconds spent per kind of statement while loading, for the build's own profile. */
 export const loadSeconds = new Map<string, number>();
@@ -229,13 +229,18 @@ async function loadSlice(db: pg.Client, batchId: string, bucket: string, from: n
     [from, to],
   );
   await timedQuery(db, "pages",
-    `INSERT INTO "Page" (id, "documentId", "pageNumber", state, "pdfKey", "imageKey", width, height, dpi, "renderMs", "failureCode", "failureReason", "createdAt", "updatedAt")
+    `INSERT INTO "Page" (id, "documentId", "pageNumber", state, "pdfKey", "imageKey", width, height, dpi, "renderMs", engine, degraded, "degradedReason", warnings,
+                         "failureCode", "failureReason", "createdAt", "updatedAt")
      SELECT p.id, p.doc, p.n, p.state::"PageState",
             'batches/' || $1 || '/documents/' || p.doc || '/pages/' || p.n || '.pdf',
             CASE WHEN p.state IN ('rendered', 'done') THEN 'batches/' || $1 || '/documents/' || p.doc || '/images/' || p.n || '.png' END,
             CASE WHEN p.state IN ('rendered', 'done') THEN 1275 END, CASE WHEN p.state IN ('rendered', 'done') THEN 1650 END,
             CASE WHEN p.state IN ('rendered', 'done') THEN 150 END,
             CASE WHEN p.state IN ('rendered', 'done') THEN 60 + p.h % 900 END,
+            CASE WHEN p.state IN ('rendered', 'done') THEN (CASE WHEN p.h % 200 = 9 THEN 'pdfium' ELSE 'mupdf' END) END,
+            p.state IN ('rendered', 'done') AND p.h % 100 = 7,
+            CASE WHEN p.state IN ('rendered', 'done') AND p.h % 100 = 7 THEN (CASE WHEN p.h % 300 = 7 THEN 'jbig2' ELSE 'zlib error' END) END,
+            CASE WHEN p.state IN ('rendered', 'done') AND p.h % 100 = 7 THEN ARRAY['zlib error: invalid distance too far back'] ELSE ARRAY[]::text[] END,
             CASE WHEN p.state = 'failed' THEN 'syntax_error' END,
             CASE WHEN p.state = 'failed' THEN 'page 1 cannot be rendered: syntax error in content stream' END,
             ${at("p.g")}, ${at("p.g")}

@@ -124,7 +124,7 @@ export function startWriterLoad(opts: WriterLoadOptions): WriterLoad {
           return p?.imageKey && (p.state === "done" || p.state === "rendered") ? alreadyDone({ reason: `page already ${p.state}` }, { checkRecorded: true }) : undefined;
         },
         work: (a) => {
-          const facts = { imageKey: imageKey(doc, n), width: 1275, height: 1650, dpi: 150, renderMs: 250 };
+          const facts = { imageKey: imageKey(doc, n), width: 1275, height: 1650, dpi: 150, renderMs: 250, engine: "mupdf", degraded: false, degradedReason: null, warnings: [] };
           return a.commit({ ...facts, pdfBytes: 55_000, pngBytes: 180_000, scaledDown: false }, (tx) => recordPageRendered(tx, doc, n, pageKey(doc, n), facts));
         },
       });
