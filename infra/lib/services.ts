@@ -50,7 +50,8 @@ export const deployables: readonly Deployable[] = [
     readsStaging: true,
     readsWork: [],
     writesWork: [],
-    environment: { PORT: String(INGESTION_PORT), HOST: "0.0.0.0" },
+    // Behind the load balancer: its X-Forwarded-For names the client that failed authentications are counted per.
+    environment: { PORT: String(INGESTION_PORT), HOST: "0.0.0.0", TRUST_PROXY: "1" },
   },
   {
     id: "chunking-orchestrator",

@@ -109,7 +109,8 @@ describe("who may call", () => {
   });
 
   it("answers 403 for a disabled key, and for an old secret once its grace period is over", async ({ prisma, makeApp }) => {
-    const app = await makeApp();
+    // No key cache, so each change shows at once (auth-limits.test.ts: within the cache's bound).
+    const app = await makeApp({ auth: { keyCacheSeconds: 0 } });
     const a = await createTestKey(prisma);
     await disableApiKey(prisma, a.prefix);
     expectError(await authed(app, a.key).get("/usage"), 403, "api_key_disabled");

@@ -18,7 +18,17 @@ test("docpipe keys, plans and usage manage what the API enforces", async ({ stac
     expect(await adminCommand(command, args, (l) => lines.push(l))).toBe(0);
     return lines;
   };
-  const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, workBucket: stack.workBucket, logger, resumeOnStart: false });
+  // No key cache: rotation and disabling show at once (auth-limits.test.ts checks they do within the cache's bound).
+  const app = buildApp({
+    prisma,
+    s3: stack.s3,
+    sqs: stack.sqs,
+    queueUrls: stack.queueUrls,
+    workBucket: stack.workBucket,
+    logger,
+    resumeOnStart: false,
+    auth: { keyCacheSeconds: 0 },
+  });
   onTestFinished(() => app.close());
   await app.ready();
 

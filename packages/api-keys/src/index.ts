@@ -14,7 +14,8 @@ export {
   type CreatePlanInput,
   type QuotaPeriod,
 } from "./keys.js";
-export { admitRequest, allowListProblem, prefixWithin, type AuthResult, type RateDecision } from "./admit.js";
+export { admitRequest, takeToken, allowListProblem, prefixWithin, type Admitted, type AuthResult, type RateDecision } from "./admit.js";
+export { KeyGate, type KeyGateOptions, type GateDecision } from "./gate.js";
 export {
   meterBatch,
   meterQuotaRefusal,

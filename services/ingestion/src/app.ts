@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance, type RawReplyDefaultExpression, type Raw
 import { serializerCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { hostname } from "node:os";
 import { BatchLister, type ListerHooks } from "./lister.js";
-import { authPlugin } from "./plugins/auth.js";
+import { authPlugin, type AuthOptions } from "./plugins/auth.js";
 import { clientErrorHandler, errorsPlugin, frameworkErrors, validatorCompiler } from "./plugins/errors.js";
 import { openApiPlugin } from "./plugins/openapi.js";
 import { batchRoutes } from "./routes/batches.js";
@@ -54,6 +54,13 @@ export interface AppOptions {
   readyTimeoutMs?: number;
   /** Resume every batch left in state `listing` when the app is ready. @defaultValue `true` */
   resumeOnStart?: boolean;
+  /** Authentication: how long known keys are cached, how many failures an address may make. */
+  auth?: AuthOptions;
+  /**
+   * Proxies in front of this process whose X-Forwarded-For is believed, as hops (1 behind the
+   * load balancer): the client address that failed authentications are counted per. @defaultValue `0`
+   */
+  trustProxy?: number;
   /** Test hooks into the listing of each page. */
   listerHooks?: ListerHooks;
   /** Most documents one batch may hold; see `onTooLarge`. @defaultValue `1000000` */
@@ -98,6 +105,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
     return503OnClosing: false,
     clientErrorHandler,
     frameworkErrors,
+    ...(opts.trustProxy && { trustProxy: (_address: string, hop: number) => hop < opts.trustProxy! }),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -112,7 +120,7 @@ export function buildApp(opts: AppOptions): IngestionApp {
   });
 
   app.register(errorsPlugin);
-  app.register(authPlugin, { prisma });
+  app.register(authPlugin, { prisma, ...(opts.auth && { auth: opts.auth }) });
   app.register(openApiPlugin);
   app.register(batchRoutes, {
     prisma,

@@ -23,6 +23,12 @@ export const configSchema = commonEnv.extend({
   /** A batch with no audit event for this long, while not finished, is reported as stalled. */
   STALL_AFTER_SECONDS: int("STALL_AFTER_SECONDS", 1, 604_800, 600),
   MAX_DOCUMENTS_PER_BATCH: int("MAX_DOCUMENTS_PER_BATCH", 1, 100_000_000, 1_000_000),
+  REQUEST_TIMEOUT_MS: int("REQUEST_TIMEOUT_MS", 1_000, 600_000, 30_000),
+  /** Proxies whose X-Forwarded-For is believed (1 behind the load balancer). */
+  TRUST_PROXY: int("TRUST_PROXY", 0, 10, 0),
+  KEY_CACHE_SECONDS: int("KEY_CACHE_SECONDS", 0, 300, 5),
+  AUTH_FAILURE_BURST: int("AUTH_FAILURE_BURST", 1, 100_000, 20),
+  AUTH_FAILURES_PER_MINUTE: int("AUTH_FAILURES_PER_MINUTE", 1, 1_000_000, 60),
 });
 export type IngestionConfig = z.infer<typeof configSchema>;
 

@@ -26,6 +26,13 @@ async function main(): Promise<void> {
       workBucket: config.WORK_BUCKET,
       stallAfterSeconds: config.STALL_AFTER_SECONDS,
       maxDocumentsPerBatch: config.MAX_DOCUMENTS_PER_BATCH,
+      requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+      trustProxy: config.TRUST_PROXY,
+      auth: {
+        keyCacheSeconds: config.KEY_CACHE_SECONDS,
+        failureBurst: config.AUTH_FAILURE_BURST,
+        failuresPerSecond: config.AUTH_FAILURES_PER_MINUTE / 60,
+      },
     });
     await app.listen({ port: config.PORT, host: config.HOST });
     const [signal] = (await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")])) as [string];

@@ -1,4 +1,4 @@
-import { admitRequest, type CallerKey } from "@docpipe/api-keys";
+import { KeyGate, type CallerKey, type KeyGateOptions } from "@docpipe/api-keys";
 import type { PrismaClient } from "@docpipe/db";
 import fp from "fastify-plugin";
 import { AccessError, ThrottledError } from "../errors.js";
@@ -32,12 +32,17 @@ export function callerOf(request: { caller: CallerKey | null }): CallerKey {
   return request.caller;
 }
 
+/** How this process authenticates: see KeyGate (known keys cached briefly, failures limited per address). */
+export type AuthOptions = Omit<KeyGateOptions, "prisma" | "now">;
+
 /**
  * Every request but the public routes: who is calling (401/403), and within their rate (429).
- * Runs before the body is parsed, so an anonymous or throttled caller costs one or two queries.
+ * Runs before the body is parsed, so an anonymous or throttled caller costs one query at most,
+ * and an address past its failed authentications none (429 `auth_failures_limited`).
  */
-export const authPlugin = fp<{ prisma: PrismaClient }>(
-  async (app, { prisma }) => {
+export const authPlugin = fp<{ prisma: PrismaClient; auth?: AuthOptions }>(
+  async (app, { prisma, auth }) => {
+    const gate = new KeyGate({ prisma, ...auth });
     app.decorateRequest("caller", null);
     app.addHook("onRequest", async (request, reply) => {
       if (request.routeOptions.config.public || request.url === "/docs" || request.url.startsWith("/docs/")) return;
@@ -45,8 +50,15 @@ export const authPlugin = fp<{ prisma: PrismaClient }>(
       if (!presented) {
         throw new AccessError(401, "api_key_missing", "send your API key in the x-api-key header (or Authorization: Bearer <key>)");
       }
-      const admitted = await admitRequest(prisma, presented);
-      if (!admitted.auth.ok) throw new AccessError(admitted.auth.status, admitted.auth.code, admitted.auth.message);
+      const admitted = await gate.admit(presented, request.ip);
+      if (!admitted.auth.ok) {
+        const a = admitted.auth;
+        if (a.status === 429) {
+          request.log.warn({ ip: request.ip }, "authentication failures limited");
+          throw new ThrottledError(a.code, a.message, Math.max(1, Math.ceil(a.retryAfterMs / 1000)), { retryAfterMs: a.retryAfterMs });
+        }
+        throw new AccessError(a.status, a.code, a.message);
+      }
       const key = admitted.auth.key;
       const rate = admitted.rate!; // always there for a usable key
       request.caller = key;
