@@ -28,7 +28,7 @@ export {
   type RenderResult,
 } from "./render.js";
 export { fitPixels } from "./pixels.js";
-export { DEFAULT_PNG_LEVEL } from "./png.js";
+export { DEFAULT_PNG_LEVEL, encodePngPixels, type RawPixels } from "./png.js";
 export { RenderPool, type RenderPoolOptions, type PoolRenderOptions } from "./pool.js";
 export {
   generateCorpus,

@@ -1,3 +1,4 @@
+import { crc32, deflateSync } from "node:zlib";
 import * as mupdf from "mupdf";
 import { describe, expect, it } from "vitest";
 import { ImageDecodeError, measureInk } from "./ink.js";
@@ -27,5 +28,92 @@ describe("measureInk", () => {
 
   it("rejects bytes that are not an image", () => {
     expect(() => measureInk(new TextEncoder().encode("not a png"))).toThrow(ImageDecodeError);
+  });
+});
+
+describe("measureInk on the PNGs the pipeline writes", () => {
+  /** Deterministic RGB pixels: text-like dark strokes on white, some colour. */
+  function page(w: number, h: number): mupdf.Pixmap {
+    const pix = new mupdf.Pixmap(mupdf.ColorSpace.DeviceRGB, [0, 0, w, h], false);
+    const px = pix.getPixels();
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const o = y * pix.getStride() + x * 3;
+        const stroke = (x * 7 + y * 3) % 23 < 4;
+        px[o] = stroke ? 20 : 255;
+        px[o + 1] = stroke ? 20 : 255 - (x % 9);
+        px[o + 2] = stroke ? 40 : 250;
+      }
+    }
+    return pix;
+  }
+
+  it("reads the PNGs of the same pixels from our encoder and from mupdf's to the same figures", async () => {
+    const { encodePngPixels } = await import("@docpipe/pdf");
+    const pix = page(97, 61);
+    try {
+      const ours = measureInk(encodePngPixels({ data: pix.getPixels(), width: 97, height: 61, stride: pix.getStride(), channels: 3 }));
+      const theirs = measureInk(pix.asPNG());
+      expect(ours).toEqual(theirs);
+      expect(ours.inkPixels).toBeGreaterThan(0);
+    } finally {
+      pix.destroy();
+    }
+  });
+
+  it("turns a PNG whose image data is damaged into an ImageDecodeError", () => {
+    const good = png(50, 50, 10, 10);
+    const bad = good.slice();
+    bad.fill(7, 45, bad.length - 20);
+    expect(() => measureInk(bad)).toThrow(ImageDecodeError);
+  });
+});
+
+describe("measureInk on filtered PNGs (as other encoders write them)", () => {
+  /** An 8-bit gray or RGB PNG whose row y uses filter y % 5 (None, Sub, Up, Average, Paeth). */
+  function filteredPng(px: Uint8Array, width: number, height: number, channels: 1 | 3): Uint8Array {
+    const stride = width * channels;
+    const raw = new Uint8Array((stride + 1) * height);
+    const at = (y: number, x: number) => (y < 0 || x < 0 ? 0 : px[y * stride + x]!);
+    for (let y = 0; y < height; y++) {
+      const f = y % 5;
+      raw[y * (stride + 1)] = f;
+      for (let x = 0; x < stride; x++) {
+        const a = at(y, x - channels);
+        const b = at(y - 1, x);
+        const c = at(y - 1, x - channels);
+        const p = a + b - c;
+        const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
+        const pred = [0, a, b, (a + b) >> 1, paeth][f]!;
+        raw[y * (stride + 1) + 1 + x] = (at(y, x) - pred) & 255;
+      }
+    }
+    const chunk = (type: string, data: Uint8Array) => {
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(data.length);
+      head.write(type, 4, "latin1");
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(data, crc32(head.subarray(4))));
+      return [head, Buffer.from(data), crc];
+    };
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(width);
+    ihdr.writeUInt32BE(height, 4);
+    ihdr[8] = 8;
+    ihdr[9] = channels === 3 ? 2 : 0;
+    return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), ...chunk("IHDR", ihdr), ...chunk("IDAT", deflateSync(raw)), ...chunk("IEND", new Uint8Array(0))]);
+  }
+
+  it.each([1, 3] as const)("undoes every row filter (%i channels)", (channels) => {
+    const width = 41;
+    const height = 17;
+    const px = new Uint8Array(width * height * channels);
+    for (let i = 0; i < px.length; i++) px[i] = (i * 37 + ((i * i) % 11) * 19) & 255;
+    const gray = (i: number) =>
+      channels === 1 ? px[i]! : ((px[i * 3]! + 1) * 77 + (px[i * 3 + 1]! + 1) * 150 + (px[i * 3 + 2]! + 1) * 28) >> 8;
+    const levels = Array.from({ length: width * height }, (_, i) => gray(i));
+    const r = measureInk(filteredPng(px, width, height, channels));
+    expect(r.inkPixels).toBe(levels.filter((v) => v < 128).length);
+    expect(r.meanGray).toBeCloseTo(levels.reduce((s, v) => s + v, 0) / levels.length, 9);
   });
 });

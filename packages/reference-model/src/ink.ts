@@ -1,4 +1,5 @@
 import * as mupdf from "mupdf";
+import { pngInk, type InkCount } from "./png-ink.js";
 
 export interface InkOptions {
   /** Gray level (0 = black, 255 = white) below which a pixel counts as ink. @defaultValue 128 */
@@ -25,12 +26,28 @@ export class ImageDecodeError extends Error {
 }
 
 /**
- * Decodes an image (PNG, JPEG, ...) with mupdf, converts it to gray and measures how much of
- * the page is ink. Transparent pixels are composited as mupdf does when dropping alpha.
+ * Decodes an image, converts it to gray and measures how much of the page is ink. The 8-bit gray
+ * and RGB PNGs the pipeline writes are read with Node's zlib (see pngInk); anything else (JPEG,
+ * palette or alpha PNGs, ...) with mupdf, whose transparent pixels are composited as mupdf does
+ * when dropping alpha.
  */
 export function measureInk(bytes: Uint8Array, opts: InkOptions = {}): InkResult {
   const inkThreshold = opts.inkThreshold ?? 128;
   const blankThreshold = opts.blankThreshold ?? 0.001;
+  let counted: InkCount | undefined;
+  try {
+    counted = pngInk(bytes, inkThreshold);
+  } catch (cause) {
+    throw new ImageDecodeError("cannot decode image", { cause });
+  }
+  const { width, height, inkPixels, graySum } = counted ?? withMupdf(bytes, inkThreshold);
+  const total = width * height;
+  const inkCoverage = total === 0 ? 0 : inkPixels / total;
+  return { width, height, inkPixels, inkCoverage, meanGray: total === 0 ? 255 : graySum / total, blank: inkCoverage < blankThreshold };
+}
+
+/** Counts the ink of any image mupdf decodes, in gray. */
+function withMupdf(bytes: Uint8Array, inkThreshold: number): InkCount {
   let image: mupdf.Image;
   let pixmap: mupdf.Pixmap;
   try {
@@ -48,26 +65,16 @@ export function measureInk(bytes: Uint8Array, opts: InkOptions = {}): InkResult 
     const height = gray.getHeight();
     const stride = gray.getStride();
     const pixels = gray.getPixels();
-    let ink = 0;
-    let sum = 0;
+    let inkPixels = 0;
+    let graySum = 0;
     for (let y = 0; y < height; y++) {
-      const row = y * stride;
-      for (let x = 0; x < width; x++) {
-        const v = pixels[row + x]!;
-        sum += v;
-        if (v < inkThreshold) ink += 1;
+      for (let x = y * stride, end = x + width; x < end; x++) {
+        const v = pixels[x]!;
+        graySum += v;
+        if (v < inkThreshold) inkPixels++;
       }
     }
-    const total = width * height;
-    const inkCoverage = total === 0 ? 0 : ink / total;
-    return {
-      width,
-      height,
-      inkPixels: ink,
-      inkCoverage,
-      meanGray: total === 0 ? 255 : sum / total,
-      blank: inkCoverage < blankThreshold,
-    };
+    return { width, height, inkPixels, graySum };
   } finally {
     if (gray && gray !== pixmap) gray.destroy();
     pixmap.destroy();
