@@ -18,3 +18,4 @@ export {
   type GatewayCall,
 } from "./usage-plan.js";
 export { startEcsAgent, type EcsAgent, type ProtectionRequest } from "./ecs-agent.js";
+export { startSecretsManager, type SecretsManagerServer, type SecretsManagerOptions } from "./secrets-manager.js";

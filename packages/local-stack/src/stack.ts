@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { createPrisma, type PrismaClient } from "@docpipe/db";
 import { createLogger, IMAGES_KEY_PATTERN, type Logger, type QueueKey, type QueueUrls } from "@docpipe/queue";
@@ -10,6 +11,7 @@ import { LocalStackError } from "./errors.js";
 import { MAIN_DATABASE, PostgresCluster, stopOrphanPostmaster } from "./postgres.js";
 import { isAlive } from "./process.js";
 import { S3RVER_CREDENTIALS, S3Server } from "./s3.js";
+import { startSecretsManager, type SecretsManagerServer } from "./secrets-manager.js";
 import { createQueues, SqsServer } from "./sqs.js";
 
 /** The repository root: stacks keep their data under `<root>/.local/` (git-ignored). */
@@ -65,6 +67,8 @@ export interface LocalStack {
   databaseUrl: string;
   s3Endpoint: string;
   sqsEndpoint: string;
+  /** The Secrets Manager stand-in (in memory: secrets last as long as the stack). */
+  secretsManagerEndpoint: string;
   region: "us-east-1";
   credentials: { accessKeyId: string; secretAccessKey: string };
   workBucket: string;
@@ -74,6 +78,7 @@ export interface LocalStack {
   /** Clients for this stack (path-style S3); closed by stop(). */
   s3: S3Client;
   sqs: SQSClient;
+  secretsManager: SecretsManagerClient;
   /** On `databaseUrl`; disconnected by stop(). */
   prisma: PrismaClient;
   /** The environment a service needs to reach this stack; see {@link stackEnv}. */
@@ -89,6 +94,8 @@ export interface LocalStack {
   openReceiveRequests(): number;
   /** ReceiveMessage requests since the stack started. */
   receiveRequests(): number;
+  /** GetSecretValue calls answered for a secret (name or ARN) since the stack started. */
+  secretReads(secretId: string): number;
   /** Stops everything, in order; idempotent. */
   stop(): Promise<void>;
 }
@@ -100,6 +107,7 @@ export function stackEnv(stack: Omit<LocalStack, "env">): Record<string, string>
     AWS_REGION: stack.region,
     AWS_ENDPOINT_URL_S3: stack.s3Endpoint,
     AWS_ENDPOINT_URL_SQS: stack.sqsEndpoint,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: stack.secretsManagerEndpoint,
     AWS_ACCESS_KEY_ID: stack.credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: stack.credentials.secretAccessKey,
     S3_FORCE_PATH_STYLE: "true",
@@ -155,7 +163,7 @@ async function sweepAbandoned(logger: Logger): Promise<void> {
 
 let unnamed = 0;
 
-/** Starts Postgres, s3rver and the SQS stand-in, creates buckets and queues, and connects the S3 → SQS bridge. */
+/** Starts Postgres, s3rver and the SQS and Secrets Manager stand-ins, creates buckets and queues, and connects the S3 → SQS bridge. */
 export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
   const started = Date.now();
   const logger = opts.logger ?? silentWarnLogger();
@@ -189,7 +197,9 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
   });
   const s3Server = new S3Server({ directory: path.join(dataDir, "s3"), port: opts.s3Port ?? 0, buckets, logger });
   const sqsServer = new SqsServer({ port: opts.sqsPort ?? 0 });
-  const clients: { s3?: S3Client; sqs?: SQSClient; prisma?: PrismaClient } = {};
+  const credentials = { ...S3RVER_CREDENTIALS };
+  let secretsServer: SecretsManagerServer | undefined;
+  const clients: { s3?: S3Client; sqs?: SQSClient; secretsManager?: SecretsManagerClient; prisma?: PrismaClient } = {};
 
   let stopping: Promise<void> | undefined;
   const onExit = () => postgres.stopNow();
@@ -217,9 +227,11 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
       await attempt("s3", () => s3Server.stop());
       await attempt("prisma", () => clients.prisma?.$disconnect());
       await attempt("sqs", () => sqsServer.stop());
+      await attempt("secrets manager", () => secretsServer?.stop());
       await attempt("postgres", () => postgres.stop());
       clients.s3?.destroy();
       clients.sqs?.destroy();
+      clients.secretsManager?.destroy();
       process.off("exit", onExit);
       await attempt("cleanup", () =>
         ephemeral ? fs.rm(dataDir, { recursive: true, force: true }) : fs.rm(path.join(dataDir, STATE_FILE), { force: true }),
@@ -233,8 +245,14 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
   process.on("exit", onExit);
   for (const s of signals) process.on(s, onSignal);
   try {
-    await Promise.all([postgres.start(), s3Server.start(), sqsServer.start()]);
-    const credentials = { ...S3RVER_CREDENTIALS };
+    await Promise.all([
+      postgres.start(),
+      s3Server.start(),
+      sqsServer.start(),
+      startSecretsManager({ accessKeyId: credentials.accessKeyId, region }).then((s) => {
+        secretsServer = s;
+      }),
+    ]);
     clients.s3 = new S3Client({
       region,
       endpoint: s3Server.endpoint,
@@ -242,6 +260,8 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
       credentials,
     });
     clients.sqs = new SQSClient({ region, endpoint: sqsServer.endpoint, credentials });
+    const secretsManagerEndpoint = secretsServer!.endpoint;
+    clients.secretsManager = new SecretsManagerClient({ region, endpoint: secretsManagerEndpoint, credentials });
     const queueUrls = await createQueues(clients.sqs, queuePrefix);
     s3Server.notify({ sqs: clients.sqs, queueUrl: queueUrls.convertedImage.url, bucket: workBucket, keyPattern: IMAGES_KEY_PATTERN, region });
     const databaseUrl = postgres.url(MAIN_DATABASE);
@@ -254,6 +274,7 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
       databaseUrl,
       s3Endpoint: s3Server.endpoint,
       sqsEndpoint: sqsServer.endpoint,
+      secretsManagerEndpoint,
       region,
       credentials,
       workBucket,
@@ -262,6 +283,7 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
       queueUrls,
       s3: clients.s3,
       sqs: clients.sqs,
+      secretsManager: clients.secretsManager,
       prisma: clients.prisma,
       async createDatabase(dbName = `test_${++databases}_${randomBytes(4).toString("hex")}`) {
         if (!/^[a-z_][a-z0-9_]{0,62}$/.test(dbName)) {
@@ -273,6 +295,7 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
       purgeQueues: () => sqsServer.purgeAll(),
       openReceiveRequests: () => sqsServer.openReceives,
       receiveRequests: () => sqsServer.receives,
+      secretReads: (secretId) => secretsServer!.reads(secretId),
       stop,
     };
     const stack: LocalStack = { ...base, env: stackEnv(base) };

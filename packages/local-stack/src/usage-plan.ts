@@ -45,6 +45,8 @@ export interface UsagePlanGateway {
   url: string;
   /** Every call so far, in arrival order. */
   calls(): GatewayCall[];
+  /** Admits another key from now on (the old one gets 403), as a deploy with a rotated key secret does. */
+  setApiKey(apiKey: string): void;
   stop(): Promise<void>;
 }
 
@@ -84,6 +86,7 @@ export async function startUsagePlanGateway(opts: UsagePlanGatewayOptions): Prom
   const now = () => performance.now() - started;
   const throttledRetryAfter = opts.throttledRetryAfterSeconds ?? 1;
   const log: GatewayCall[] = [];
+  let apiKey = opts.apiKey;
   let tokens = opts.burstLimit;
   let refilledAt = 0;
   let quotaPeriod = 0;
@@ -107,7 +110,7 @@ export async function startUsagePlanGateway(opts: UsagePlanGatewayOptions): Prom
       Object.assign(call, { status, refusedBy: by, ...(retryAfterSeconds !== undefined && { retryAfterSeconds }) });
       json(res, status, message, retryAfterSeconds !== undefined ? { "retry-after": String(retryAfterSeconds) } : {});
     };
-    if (req.headers["x-api-key"] !== opts.apiKey) return refuse(403, "key", { message: "Forbidden" });
+    if (req.headers["x-api-key"] !== apiKey) return refuse(403, "key", { message: "Forbidden" });
     if (req.method === "POST" && pageKey === undefined) return refuse(400, "body", { message: "Invalid request body" });
     if (opts.quota) {
       const period = Math.floor(at / opts.quota.periodMs);
@@ -159,6 +162,9 @@ export async function startUsagePlanGateway(opts: UsagePlanGatewayOptions): Prom
   return {
     url: `http://${opts.host ?? "127.0.0.1"}:${port}`,
     calls: () => log.map((c) => ({ ...c })),
+    setApiKey: (key) => {
+      apiKey = key;
+    },
     stop: () =>
       new Promise<void>((resolve, reject) => {
         server.close((e) => (e ? reject(e) : resolve()));
