@@ -49,7 +49,7 @@ export interface DocpipeConfig {
   readonly stagingBucketKmsKeyArn?: string;
   /** HTTPS URL of your model endpoint (API Gateway in front of SageMaker). At most one of this and `sagemakerEndpointName`. */
   readonly modelEndpointUrl?: string;
-  /** Secrets Manager secret (name) holding the model endpoint's API key, sent as MODEL_AUTH_HEADER_VALUE. */
+  /** Secrets Manager secret (name) holding the model endpoint's API key; the inference client reads it with its task role. */
   readonly modelApiKeySecretName?: string;
   /**
    * IAM role of the model endpoint (for example its SageMaker execution role). The model reads
@@ -199,8 +199,10 @@ export function configFromContext(get: Lookup): DocpipeConfig {
   if (modelEndpointUrl && !/^https?:\/\//.test(modelEndpointUrl)) {
     throw new ConfigError(`context "modelEndpointUrl" must be an http(s) URL, got ${modelEndpointUrl}`);
   }
-  if (!modelEndpointUrl && !sagemakerEndpointName && str(get, "modelApiKeySecretName")) {
-    throw new ConfigError(`context "modelApiKeySecretName" goes with modelEndpointUrl: the model tier keeps its own key`);
+  if (!modelEndpointUrl && str(get, "modelApiKeySecretName")) {
+    throw new ConfigError(
+      `context "modelApiKeySecretName" goes with modelEndpointUrl: the model tier keeps its own key, and InvokeEndpoint (sagemakerEndpointName) takes none`,
+    );
   }
   const alarmEmail = str(get, "alarmEmail");
   if (alarmEmail && !/^[^@\s]+@[^@\s]+$/.test(alarmEmail)) {

@@ -75,7 +75,7 @@ export class ModelApi extends Construct {
   public readonly api: apigw.RestApi;
   public readonly usagePlan: apigw.UsagePlan;
   public readonly apiKey: apigw.ApiKey;
-  /** The API key's value: give read access to the one caller (ecs.Secret.fromSecretsManager). */
+  /** The API key's value: the one caller (the inference client) reads it with its task role. */
   public readonly apiKeySecret: secretsmanager.Secret;
   /** What the inference client calls (MODEL_URL). */
   public readonly invocationUrl: string;

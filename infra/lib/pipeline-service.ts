@@ -76,7 +76,7 @@ export class PipelineService extends Construct {
     acknowledge(
       this.taskDefinition,
       "ECS2",
-      "Environment variables hold only non-secret settings (bucket and queue names, endpoints, sizes); the database credentials and model API key come from Secrets Manager as container secrets.",
+      "Environment variables hold only non-secret settings (bucket and queue names, endpoints, sizes, the name of the model API key's secret); the database credentials come from Secrets Manager as container secrets, and the inference client reads the model API key from Secrets Manager itself.",
     );
     acknowledge(
       this.taskDefinition,

@@ -183,15 +183,16 @@ export class Services extends Construct {
       NODE_ENV: "production",
     };
     const modelUrl = props.model?.url ?? config.modelEndpointUrl;
+    // The model API key is not a container secret (ECS would read it with the execution role):
+    // the inference client reads it itself, at start and again on a 403, with its task role.
+    const modelKey = props.model
+      ? { secret: props.model.apiKeySecret, id: props.model.apiKeySecret.secretArn }
+      : config.modelApiKeySecretName
+        ? { secret: secretsmanager.Secret.fromSecretNameV2(this, "ModelApiKey", config.modelApiKeySecretName), id: config.modelApiKeySecretName }
+        : undefined;
     const modelEnv: Record<string, string> = modelUrl
-      ? { MODEL_URL: modelUrl }
+      ? { MODEL_URL: modelUrl, ...(modelKey && { MODEL_API_KEY_SECRET: modelKey.id }) }
       : { SAGEMAKER_ENDPOINT_NAME: config.sagemakerEndpointName ?? "" };
-
-    // A container secret: ECS reads it with the inference client's execution role at task start.
-    const modelKey =
-      props.model?.apiKeySecret ??
-      (config.modelApiKeySecretName && secretsmanager.Secret.fromSecretNameV2(this, "ModelApiKey", config.modelApiKeySecretName));
-    const modelSecrets: Record<string, ecs.Secret> = modelKey ? { MODEL_AUTH_HEADER_VALUE: ecs.Secret.fromSecretsManager(modelKey) } : {};
 
     this.migration = new Migration(this, "Migration", {
       cluster: this.cluster,
@@ -222,7 +223,7 @@ export class Services extends Construct {
           ...(d.id === "inference-client" ? modelEnv : {}),
           ...d.environment,
         },
-        secrets: { ...dbSecrets, ...(d.id === "inference-client" ? modelSecrets : {}) },
+        secrets: dbSecrets,
         logRetentionDays: config.logRetentionDays,
         // Spot suits short idempotent jobs: an interruption costs at most one page's work.
         ...(config.useSpot && isWorker && !d.longJobs && { spot: { onDemandBase: config.onDemandBaseTasks } }),
@@ -230,6 +231,7 @@ export class Services extends Construct {
       });
       svc.service.node.addDependency(this.migration.resource);
       this.grant(d, svc.taskRole, props);
+      if (d.id === "inference-client" && modelKey) grantSecretValue(modelKey.secret, svc.taskRole);
       byId[d.id] = svc;
 
       if (isWorker) {
@@ -365,4 +367,22 @@ export class Services extends Construct {
       );
     }
   }
+}
+
+/**
+ * GetSecretValue on `secret` and nothing else of Secrets Manager (grantRead adds DescribeSecret),
+ * plus decryption through Secrets Manager when the secret is encrypted with a customer managed key.
+ */
+export function grantSecretValue(secret: secretsmanager.ISecret, role: iam.IRole): void {
+  // A secret known by name only: its ARN ends in six characters Secrets Manager chose.
+  const arn = secret.secretFullArn ?? `${secret.secretArn}-??????`;
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["secretsmanager:GetSecretValue"], resources: [arn] }));
+  if (!secret.encryptionKey) return;
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ["kms:Decrypt"],
+      resources: [secret.encryptionKey.keyArn],
+      conditions: { StringEquals: { "kms:ViaService": `secretsmanager.${Stack.of(secret).region}.amazonaws.com` } },
+    }),
+  );
 }

@@ -1,10 +1,11 @@
 import { App, type CfnElement, Stack } from "aws-cdk-lib";
-import { aws_s3 as s3 } from "aws-cdk-lib";
+import { aws_iam as iam, aws_kms as kms, aws_s3 as s3, aws_secretsmanager as secretsmanager } from "aws-cdk-lib";
 import { Template, type Template as TemplateType } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_INSTANCE_TYPE, instanceVcpus, limitsFromCapacity, modelTierFromContext, REFERENCE_REQUESTS_PER_SECOND_PER_VCPU } from "../lib/model-capacity.js";
 import { QUOTA_RETRY_AFTER_SECONDS, THROTTLED_RETRY_AFTER_SECONDS } from "../lib/model-api.js";
 import { ModelTier } from "../lib/model-tier.js";
+import { grantSecretValue } from "../lib/services.js";
 import { env, resources, synth, type Synthesized } from "./synth.js";
 
 // A deploy that names no model endpoint: the stack brings its own model tier.
@@ -144,32 +145,36 @@ describe("cdk synth without a model endpoint", () => {
     });
   });
 
-  it("keeps the key in a secret that only the inference client's task can read, and points the client at the API", () => {
+  it("keeps the key in a secret that only the inference client's task role can read, and points the client at the API", () => {
     const secretId = logicalId(tier().apiKeySecret);
     const [, key] = only(resources(t, "AWS::ApiGateway::ApiKey"));
     expect(key.Properties.Value).toEqual({ "Fn::Join": ["", ["{{resolve:secretsmanager:", { Ref: secretId }, ":SecretString:::}}"]] });
-    const readers = allowStatements().filter(
-      (st) =>
-        st.actions.some((a) => a === "secretsmanager:GetSecretValue" || a === "secretsmanager:*" || a === "*") &&
-        [st.Resource].flat().some((r) => r === "*" || JSON.stringify(r) === JSON.stringify({ Ref: secretId })),
-    );
-    const client = s.stack.services.byId["inference-client"].taskDefinition;
-    expect(readers.flatMap((st) => st.roles)).toEqual([logicalId(client.executionRole as never)]);
+    // Whoever could read it: an action that reads secret values, on this secret or on a pattern that could match it.
+    const readsSecrets = (a: string) => a === "*" || /^secretsmanager:(\*|Get\*|GetSecretValue)$/.test(a);
+    const couldMatch = (r: unknown) => r === "*" || JSON.stringify(r) === JSON.stringify({ Ref: secretId }) || /secretsmanager.*\*/.test(JSON.stringify(r));
+    const readers = allowStatements().filter((st) => st.actions.some(readsSecrets) && [st.Resource].flat().some(couldMatch));
+    const client = s.stack.services.byId["inference-client"];
+    expect(readers.map((st) => [st.roles, st.actions])).toEqual([[[logicalId(client.taskRole)], ["secretsmanager:GetSecretValue"]]]);
+    // Not the execution role (ECS no longer injects it) nor anyone else, and no resource policy opens it.
+    expect(JSON.stringify(resources(t, "AWS::IAM::Policy")).split(`"Ref":"${secretId}"`)).toHaveLength(2);
     expect(resources(t, "AWS::SecretsManager::ResourcePolicy")).toEqual({});
-    // ECS reads it at task start into the header value the client sends; the client's URL is the API's.
+    // Encrypted with Secrets Manager's own key: no KMS grant is needed, and none is made.
+    expect(resources(t, "AWS::SecretsManager::Secret")[secretId]!.Properties.KmsKeyId).toBeUndefined();
+    // The client is told which secret to read (and reads it itself); its URL is the API's. No task has it as a container secret.
     const taskDefs = resources(t, "AWS::ECS::TaskDefinition");
-    const [container] = taskDefs[logicalId(client)]!.Properties.ContainerDefinitions as {
+    const [container] = taskDefs[logicalId(client.taskDefinition)]!.Properties.ContainerDefinitions as {
       Secrets: { Name: string; ValueFrom: unknown }[];
       Environment: { Name: string; Value: unknown }[];
     }[];
-    expect(container!.Secrets).toContainEqual({ Name: "MODEL_AUTH_HEADER_VALUE", ValueFrom: { Ref: secretId } });
-    const url = container!.Environment.find((e) => e.Name === "MODEL_URL")!.Value;
+    const env = Object.fromEntries(container!.Environment.map((e) => [e.Name, e.Value]));
+    expect(env.MODEL_API_KEY_SECRET).toEqual({ Ref: secretId });
+    expect(container!.Secrets.map((x) => x.Name).sort()).toEqual(["DB_PASSWORD", "DB_USERNAME"]);
     const stageId = logicalId({ node: { defaultChild: tier().api.api.deploymentStage.node.defaultChild } });
-    expect(url).toEqual({
+    expect(env.MODEL_URL).toEqual({
       "Fn::Join": ["", ["https://", { Ref: logicalId(tier().api.api) }, ".execute-api.eu-west-1.", { Ref: "AWS::URLSuffix" }, "/", { Ref: stageId }, "/invocations"]],
     });
     for (const [id, td] of Object.entries(taskDefs)) {
-      if (id !== logicalId(client)) expect(JSON.stringify(td.Properties), id).not.toContain(secretId);
+      if (id !== logicalId(client.taskDefinition)) expect(JSON.stringify(td.Properties), id).not.toContain(secretId);
     }
   });
 
@@ -223,5 +228,28 @@ describe("ModelTier with a team's own image and overridden limits", () => {
     own.hasResourceProperties("AWS::ApplicationAutoScaling::ScalingPolicy", {
       TargetTrackingScalingPolicyConfiguration: { TargetValue: Math.floor(20 * 60 * 0.7) },
     });
+  });
+});
+
+describe("a model API key encrypted with a customer managed key", () => {
+  it("gives the reader GetSecretValue on it and kms:Decrypt on its key through Secrets Manager only", () => {
+    const stack = new Stack(new App(), "Cmk", { env });
+    const key = new kms.Key(stack, "Key");
+    const secret = new secretsmanager.Secret(stack, "ApiKey", { encryptionKey: key });
+    const role = new iam.Role(stack, "Reader", { assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com") });
+    grantSecretValue(secret, role);
+    const statements = Object.values(Template.fromStack(stack).findResources("AWS::IAM::Policy")).flatMap(
+      (p) => (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument.Statement,
+    );
+    const ids = (x: { node: { defaultChild?: unknown } }) => stack.getLogicalId(x.node.defaultChild as CfnElement);
+    expect(statements).toEqual([
+      { Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: { Ref: ids(secret) } },
+      {
+        Effect: "Allow",
+        Action: "kms:Decrypt",
+        Resource: { "Fn::GetAtt": [ids(key), "Arn"] },
+        Condition: { StringEquals: { "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com" } },
+      },
+    ]);
   });
 });

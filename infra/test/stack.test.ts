@@ -19,6 +19,7 @@ let t: Template;
 beforeAll(() => {
   s = synth({
     modelEndpointUrl: "https://model.example.com/invocations",
+    modelApiKeySecretName: "docpipe/model-api-key",
     alarmEmail: "ops@example.com",
     certificateArn: "arn:aws:acm:eu-west-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
   });
@@ -427,6 +428,9 @@ describe("least privilege", () => {
     const actions = statementsOf(id).flatMap((st) => [st.Action].flat());
     expect(actions.filter((a) => a.includes("*") || a.startsWith("s3:Delete") || a === "sqs:PurgeQueue")).toEqual([]);
     for (const st of statementsOf(id)) expect(st.Resource, JSON.stringify(st.Action)).not.toBe("*");
+    // The model API key's secret: the inference client reads it itself, and it alone.
+    const keySecret = id === "inference-client" ? [expect.stringMatching(/:secretsmanager:eu-west-1:123456789012:secret:docpipe\/model-api-key-\?{6}$/)] : [];
+    expect(resourcesFor(id, "secretsmanager:GetSecretValue")).toEqual(keySecret);
   });
 
   it("keeps the database reachable only from the services' security group, with credentials from Secrets Manager", () => {
@@ -483,6 +487,7 @@ describe("services", () => {
     expect(env("splitter-large").ROLE).toBe("large");
     expect(env("splitter-small").ROLE).toBe("small");
     expect(env("inference-client").MODEL_URL).toBe("https://model.example.com/invocations");
+    expect(env("inference-client").MODEL_API_KEY_SECRET).toBe("docpipe/model-api-key");
     expect(env("page-converter").RENDER_THREADS).toBe(String(s.config.sizes["page-converter"].concurrency));
     expect(env("ingestion").QUEUE_PREFIX).toBe(prefix);
   });

@@ -15,7 +15,6 @@ describe("an existing staging bucket and a SageMaker endpoint", () => {
       stagingBucketKmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809",
       sagemakerEndpointName: "Page-Scorer",
       modelRoleArn: "arn:aws:iam::123456789012:role/page-scorer",
-      modelApiKeySecretName: "docpipe/model-api-key",
       deletionProtection: "false",
       allowHttp: "true",
     });
@@ -71,13 +70,8 @@ describe("an existing staging bucket and a SageMaker endpoint", () => {
     expect(JSON.stringify(resources(t, "AWS::ECS::TaskDefinition"))).toContain(
       '{"Name":"SAGEMAKER_ENDPOINT_NAME","Value":"Page-Scorer"}',
     );
-    // The API key is a container secret of the inference client only.
-    const withKey = Object.keys(resources(t, "AWS::ECS::TaskDefinition")).filter((id) =>
-      JSON.stringify(resources(t, "AWS::ECS::TaskDefinition")[id]!.Properties).includes("MODEL_AUTH_HEADER_VALUE"),
-    );
-    expect(withKey).toEqual([
-      s.stack.getLogicalId(s.stack.services.byId["inference-client"].taskDefinition.node.defaultChild as never),
-    ]);
+    // InvokeEndpoint is signed with the task role: no API key, and no secret to read.
+    expect(JSON.stringify(t.toJSON())).not.toMatch(/MODEL_API_KEY_SECRET|secretsmanager:GetSecretValue","Effect":"Allow","Resource":\{"Fn::Join/);
   });
 
   it("lets the model's own role read the page images, and nothing else", () => {

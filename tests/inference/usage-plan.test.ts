@@ -2,9 +2,20 @@
 // front of the SageMaker endpoint, infra/lib/model-api.ts): the local stack's usage-plan gateway
 // in front of the reference model, two inference clients (two tasks) offering more than the plan
 // admits. Nothing may be lost, every 429 must be retried no sooner than its Retry-After, and the
-// model must never hold more calls than the clients' combined concurrency.
+// model must never hold more calls than the clients' combined concurrency. Each client reads the
+// plan's API key from the stack's Secrets Manager as a task does on AWS (MODEL_API_KEY_SECRET,
+// its own credentials).
+import { randomBytes } from "node:crypto";
+import { CreateSecretCommand, PutSecretValueCommand } from "@aws-sdk/client-secrets-manager";
 import type { PrismaClient } from "@docpipe/db";
-import { createInferenceClient, type InferenceClient } from "@docpipe/inference-client";
+import {
+  buildModelInvoker,
+  createInferenceClient,
+  loadConfig,
+  ModelUnavailableError,
+  type InferenceClient,
+  type InferenceClientStatus,
+} from "@docpipe/inference-client";
 import { startUsagePlanGateway, type GatewayCall, type LocalStack, type UsagePlanGateway } from "@docpipe/local-stack";
 import { startReferenceModel, type ReferenceModel } from "@docpipe/reference-model";
 import { describe, expect, onTestFinished, test as stackTest } from "../fixtures/index.js";
@@ -12,7 +23,6 @@ import { queueDepth } from "../fixtures/queues.js";
 import { seededRandom, waitFor } from "../fixtures/wait.js";
 import { pagePngs, seedDocument, uploadPageImage, type SeededDocument } from "./helpers.js";
 
-const API_KEY = "local-usage-plan-key-0123456789";
 /** Tasks of the inference client, and calls each may have in flight (MODEL_MAX_CONCURRENCY). */
 const CLIENTS = 2;
 const MAX_CONCURRENCY = 3;
@@ -28,24 +38,53 @@ const test = stackTest.extend<{ model: ReferenceModel }>({
   },
 });
 
-/** Runs CLIENTS inference clients against the gateway until every page of `docs` is scored, then stops them. */
-async function scoreThroughPlan(stack: LocalStack, prisma: PrismaClient, gateway: UsagePlanGateway, docs: SeededDocument[]): Promise<void> {
-  const clients: InferenceClient[] = Array.from({ length: CLIENTS }, (_, i) =>
-    createInferenceClient({
-      sqs: stack.sqs,
-      prisma,
-      queueUrls: stack.queueUrls,
-      model: { url: `${gateway.url}/invocations`, authHeader: { name: "x-api-key", value: API_KEY } },
-      maxConcurrency: MAX_CONCURRENCY,
-      // No client-side rate limit: the load above the plan is the point.
-      ratePerSecond: 0,
-      breakerCooldownMs: 1_000,
-      waitTimeSeconds: 1,
-      stopTimeoutSeconds: 5,
-      workerId: `inference-client/${i}`,
-      random: seededRandom(20 + i),
-    }),
-  );
+/** The plan's API key, kept in the stack's Secrets Manager as the model tier keeps it on AWS. */
+async function modelKeySecret(stack: LocalStack): Promise<{ arn: string; key: string }> {
+  const key = randomBytes(20).toString("hex");
+  const out = await stack.secretsManager.send(new CreateSecretCommand({ Name: `docpipe/model-api-key-${randomBytes(4).toString("hex")}`, SecretString: key }));
+  return { arn: out.ARN!, key };
+}
+
+/** Starts a usage-plan gateway in front of the model whose key is a new secret's; stopped after the test. */
+async function planWithKey(stack: LocalStack, model: ReferenceModel, plan: Omit<Parameters<typeof startUsagePlanGateway>[0], "target" | "apiKey">) {
+  const secret = await modelKeySecret(stack);
+  const gateway = await startUsagePlanGateway({ target: model.url, apiKey: secret.key, ...plan });
+  onTestFinished(() => gateway.stop());
+  return { gateway, secret };
+}
+
+/**
+ * Runs CLIENTS inference clients against the gateway until every page of `docs` is scored, then
+ * stops them; returns their status just before. Each builds its invoker from its environment, as
+ * the service's main does: MODEL_URL and MODEL_API_KEY_SECRET, the key read from Secrets Manager.
+ */
+async function scoreThroughPlan(
+  stack: LocalStack,
+  prisma: PrismaClient,
+  env: Record<string, string>,
+  plan: { gateway: UsagePlanGateway; secret: { arn: string } },
+  docs: SeededDocument[],
+): Promise<InferenceClientStatus[]> {
+  const config = loadConfig({ ...env, MODEL_URL: `${plan.gateway.url}/invocations`, MODEL_API_KEY_SECRET: plan.secret.arn });
+  const clients: InferenceClient[] = [];
+  for (let i = 0; i < CLIENTS; i++) {
+    clients.push(
+      createInferenceClient({
+        sqs: stack.sqs,
+        prisma,
+        queueUrls: stack.queueUrls,
+        model: await buildModelInvoker(config),
+        maxConcurrency: MAX_CONCURRENCY,
+        // No client-side rate limit: the load above the plan is the point.
+        ratePerSecond: 0,
+        breakerCooldownMs: 1_000,
+        waitTimeSeconds: 1,
+        stopTimeoutSeconds: 5,
+        workerId: `inference-client/${i}`,
+        random: seededRandom(20 + i),
+      }),
+    );
+  }
   for (const c of clients) c.start();
   try {
     const { ink } = await pagePngs();
@@ -56,6 +95,7 @@ async function scoreThroughPlan(stack: LocalStack, prisma: PrismaClient, gateway
       async () => ((await prisma.document.count({ where: { id: { in: ids }, state: "done" } })) === docs.length ? true : undefined),
       180_000,
     );
+    return clients.map((c) => c.status());
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
   }
@@ -91,18 +131,17 @@ function retriesAfter429(calls: GatewayCall[]): { gapMs: number; retryAfterMs: n
 }
 
 describe("inference under a usage plan (the local stand-in for API Gateway's)", () => {
-  test("sustained load above the plan's rate ends with every page scored once, each 429 retried after its Retry-After", async ({ stack, prisma, model }) => {
+  test("sustained load above the plan's rate ends with every page scored once, each 429 retried after its Retry-After", async ({ stack, prisma, env, model }) => {
     model.setFaults({ delayMs: 40 });
     // 24 pages at 2 a second: at least 10 s of load, from 6 calls in flight that could go many times faster.
     const plan = { rateLimit: 2, burstLimit: 2 };
-    const gateway = await startUsagePlanGateway({ target: model.url, apiKey: API_KEY, ...plan });
-    onTestFinished(() => gateway.stop());
+    const through = await planWithKey(stack, model, plan);
     const docs = [await seedDocument(prisma, stack.workBucket, 12), await seedDocument(prisma, stack.workBucket, 12)];
 
-    await scoreThroughPlan(stack, prisma, gateway, docs);
+    await scoreThroughPlan(stack, prisma, env, through, docs);
 
-    await expectExactlyOnce(stack, prisma, docs, model, gateway);
-    const calls = gateway.calls();
+    await expectExactlyOnce(stack, prisma, docs, model, through.gateway);
+    const calls = through.gateway.calls();
     const throttled = calls.filter((c) => c.refusedBy === "rate");
     // Sustained: the plan refused calls in both halves of the run (at its very end fewer pages
     // are left than the plan admits, so the last calls go through).
@@ -117,16 +156,15 @@ describe("inference under a usage plan (the local stand-in for API Gateway's)", 
     expect(admitted.length).toBeLessThanOrEqual(plan.burstLimit + plan.rateLimit * spanS + 1);
   });
 
-  test("a spent quota holds the pages until its period resets, then scores them all", async ({ stack, prisma, model }) => {
+  test("a spent quota holds the pages until its period resets, then scores them all", async ({ stack, prisma, env, model }) => {
     const quota = { limit: 6, periodMs: 2_500 };
-    const gateway = await startUsagePlanGateway({ target: model.url, apiKey: API_KEY, rateLimit: 100, burstLimit: 100, quota });
-    onTestFinished(() => gateway.stop());
+    const through = await planWithKey(stack, model, { rateLimit: 100, burstLimit: 100, quota });
     const docs = [await seedDocument(prisma, stack.workBucket, 10)];
 
-    await scoreThroughPlan(stack, prisma, gateway, docs);
+    await scoreThroughPlan(stack, prisma, env, through, docs);
 
-    await expectExactlyOnce(stack, prisma, docs, model, gateway);
-    const calls = gateway.calls();
+    await expectExactlyOnce(stack, prisma, docs, model, through.gateway);
+    const calls = through.gateway.calls();
     const overQuota = calls.filter((c) => c.refusedBy === "quota");
     expect(overQuota.length).toBeGreaterThan(0);
     // Retry-After is the time left in the period, so the retries land after the reset.
@@ -142,7 +180,49 @@ describe("inference under a usage plan (the local stand-in for API Gateway's)", 
     expect(perPeriod.size).toBeGreaterThanOrEqual(2);
   });
 
+  test("a rotated key is read again on the first 403, once for every call that met it; a key the plan refuses stays a failure", async ({ stack, prisma, env, model }) => {
+    const { gateway, secret } = await planWithKey(stack, model, { rateLimit: 100, burstLimit: 100 });
+    const config = loadConfig({ ...env, MODEL_URL: `${gateway.url}/invocations`, MODEL_API_KEY_SECRET: secret.arn });
+    const invoker = await buildModelInvoker(config);
+    // Read at start-up, with the client's own credentials.
+    expect(stack.secretReads(secret.arn)).toBe(1);
+    const doc = await seedDocument(prisma, stack.workBucket, 4);
+    const { ink } = await pagePngs();
+    const keys = await Promise.all([1, 2, 3, 4].map((n) => uploadPageImage(stack.s3, stack.workBucket, doc, n, ink)));
+    const score = (key: string) => invoker.invoke({ bucket: stack.workBucket, key }, AbortSignal.timeout(30_000));
+
+    await score(keys[0]!);
+    await score(keys[1]!);
+    expect(stack.secretReads(secret.arn)).toBe(1);
+
+    // Rotation: a new value in the secret, and the plan's key follows (a deploy).
+    const rotated = randomBytes(20).toString("hex");
+    await stack.secretsManager.send(new PutSecretValueCommand({ SecretId: secret.arn, SecretString: rotated }));
+    gateway.setApiKey(rotated);
+    const before = gateway.calls().length;
+    await Promise.all(keys.map(score));
+    expect(stack.secretReads(secret.arn)).toBe(2);
+    const afterRotation = gateway.calls().slice(before);
+    expect(afterRotation.filter((c) => c.status === 403)).toHaveLength(4);
+    expect(afterRotation.filter((c) => c.status === 200).map((c) => c.pageKey).sort()).toEqual([...keys].sort());
+
+    // A key the plan does not know (the secret and the plan disagree): read once more, then a failure the breaker counts.
+    gateway.setApiKey("a-key-nobody-has");
+    const refused = await score(keys[0]!).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ModelUnavailableError);
+    expect(refused).toMatchObject({ code: "model_http_403" });
+    expect(stack.secretReads(secret.arn)).toBe(3);
+  });
+
+  test("a secret the client cannot read stops it at start-up, naming the secret and why", async ({ env }) => {
+    const config = loadConfig({ ...env, MODEL_URL: "http://127.0.0.1:9/invocations", MODEL_API_KEY_SECRET: "docpipe/no-such-key" });
+    const err = await buildModelInvoker(config).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "model_key_unreadable" });
+    expect((err as Error).message).toMatch(/secret docpipe\/no-such-key: ResourceNotFoundException/);
+  });
+
   test("refuses a call without the key (403) and a body outside the contract (400) before the model sees it", async ({ model }) => {
+    const API_KEY = "local-usage-plan-key-0123456789";
     const gateway = await startUsagePlanGateway({ target: model.url, apiKey: API_KEY, rateLimit: 10, burstLimit: 10 });
     onTestFinished(() => gateway.stop());
     const post = (headers: Record<string, string>, body: string) =>

@@ -90,20 +90,25 @@ export function loadEnv<S extends z.ZodType>(schema: S, env: Record<string, stri
   throw new ConfigError(`invalid configuration:\n${issues.join("\n")}`);
 }
 
+/**
+ * The static credentials of `env`, as an SDK client option (`{}` on AWS, where the task role's
+ * come from the SDK's default chain). Passed on explicitly so that an `env` other than
+ * process.env (a test's) is honoured too; the default chain reads process.env only.
+ */
+export function awsCredentials(env: CommonEnv): { credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } } {
+  if (!env.AWS_ACCESS_KEY_ID || !env.AWS_SECRET_ACCESS_KEY) return {};
+  return {
+    credentials: {
+      accessKeyId: env.AWS_ACCESS_KEY_ID,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+      ...(env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }),
+    },
+  };
+}
+
 /** AWS SDK clients for the configured endpoints (local stand-ins or AWS). */
 export function createAwsClients(env: CommonEnv): { s3: S3Client; sqs: SQSClient } {
-  // Passed on explicitly so that an `env` other than process.env (a test's) is honoured too;
-  // the SDK's default chain would read the same variables from process.env only.
-  const credentials =
-    env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-      ? {
-          credentials: {
-            accessKeyId: env.AWS_ACCESS_KEY_ID,
-            secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
-            ...(env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }),
-          },
-        }
-      : {};
+  const credentials = awsCredentials(env);
   return {
     s3: new S3Client({
       region: env.AWS_REGION,

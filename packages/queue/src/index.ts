@@ -46,7 +46,7 @@ export {
 export { downloadToFile, uploadFile, toS3Error, type DownloadOptions } from "./s3.js";
 export { parseS3Event, decodeS3Key, encodeS3Key, objectCreatedEvent, type S3Event, type S3EventRecord } from "./s3-events.js";
 export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptions } from "./audit.js";
-export { commonEnv, loadEnv, intEnv, ConfigError, createAwsClients, type CommonEnv, type IntEnvOptions } from "./config.js";
+export { commonEnv, loadEnv, intEnv, ConfigError, createAwsClients, awsCredentials, type CommonEnv, type IntEnvOptions } from "./config.js";
 export {
   recordPageSplit,
   recordPageRendered,

@@ -35,8 +35,8 @@ export interface RunServiceOptions<C extends CommonEnv> {
   name: string | ((config: C) => string);
   /** The service's `loadConfig`; it throws a ConfigError naming each bad variable. */
   loadConfig: (env: Record<string, string | undefined>) => C;
-  /** Builds the service from the configuration and the clients. */
-  build: (deps: ServiceDeps<C>) => RunnableService;
+  /** Builds the service from the configuration and the clients (async when it must read something first, e.g. a secret). */
+  build: (deps: ServiceDeps<C>) => RunnableService | Promise<RunnableService>;
   /** @defaultValue process.env */
   env?: Record<string, string | undefined>;
   /** Signals that stop the service. @defaultValue SIGTERM (ECS scale-in) and SIGINT (Ctrl-C) */
@@ -74,7 +74,7 @@ export async function runService<C extends CommonEnv>(opts: RunServiceOptions<C>
     if (config.HEALTH_PORT) health = await serveLiveness(liveness, { port: config.HEALTH_PORT });
     const queueUrls = await resolveQueueUrls(sqs, config.QUEUE_PREFIX);
     const taskProtection = createTaskProtection({ agentUri: config.ECS_AGENT_URI, logger });
-    const service = opts.build({ config, logger, s3, sqs, prisma, queueUrls, liveness, taskProtection });
+    const service = await opts.build({ config, logger, s3, sqs, prisma, queueUrls, liveness, taskProtection });
     service.start();
     logger.info("started");
     const signal = await (service.finished ? Promise.race([signalled, service.finished]) : signalled);

@@ -11,3 +11,4 @@ export {
   type SageMakerInvokerOptions,
 } from "./model/invoker.js";
 export { ModelUnavailableError, ModelRejectedError } from "./model/errors.js";
+export { SecretApiKey, fixedApiKey, type ApiKeySource, type SecretApiKeyOptions } from "./model/api-key.js";

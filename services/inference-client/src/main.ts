@@ -5,12 +5,12 @@ import { createInferenceClient } from "./service.js";
 runService({
   name: "inference-client",
   loadConfig,
-  build: ({ config, sqs, prisma, queueUrls, logger }) =>
+  build: async ({ config, sqs, prisma, queueUrls, logger }) =>
     createInferenceClient({
       sqs,
       prisma,
       queueUrls,
-      model: buildModelInvoker(config),
+      model: await buildModelInvoker(config, logger),
       maxConcurrency: config.MODEL_MAX_CONCURRENCY,
       ratePerSecond: config.MODEL_RATE_PER_SECOND,
       burst: config.MODEL_BURST,

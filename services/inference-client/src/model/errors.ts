@@ -32,8 +32,9 @@ export class ModelRejectedError extends PermanentError {
 
 /**
  * Sorts an HTTP status into retryable or not. 401/403 are retryable on purpose: they mean our
- * credentials or the gateway are misconfigured, which an operator fixes; dead-lettering every
- * page of a batch for it would be worse. They still count against the breaker.
+ * credentials or the gateway are misconfigured (or the key was rotated, which the HTTP invoker
+ * handles by reading it again), which an operator fixes; dead-lettering every page of a batch
+ * for it would be worse. They still count against the breaker.
  */
 export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status === 401 || status === 403 || status >= 500;

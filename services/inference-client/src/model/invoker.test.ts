@@ -41,7 +41,7 @@ const call = (key: string, opts: Partial<ConstructorParameters<typeof HttpModelI
 
 describe("HttpModelInvoker", () => {
   it("returns the model's answer and sends the auth header", async () => {
-    await expect(call("ok", { authHeader: { name: "x-api-key", value: "k1" } })).resolves.toEqual(good);
+    await expect(call("ok", { authHeader: { name: "x-api-key", key: "k1" } })).resolves.toEqual(good);
     expect(seenHeaders.at(-1)?.["x-api-key"]).toBe("k1");
   });
 

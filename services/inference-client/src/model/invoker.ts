@@ -2,6 +2,7 @@ import { InvokeEndpointCommand, type SageMakerRuntimeClient } from "@aws-sdk/cli
 import { coerceError } from "@docpipe/queue";
 import { z } from "zod";
 import { parseRetryAfterMs } from "../limits/backoff.js";
+import { fixedApiKey, type ApiKeySource } from "./api-key.js";
 import { isRetryableStatus, ModelRejectedError, ModelUnavailableError } from "./errors.js";
 import { defaults } from "../defaults.js";
 
@@ -43,8 +44,11 @@ function parseResponse(text: string, where: string): ModelResponse {
 export interface HttpInvokerOptions {
   /** The invocation URL (API Gateway in front of SageMaker, or the reference model's `/invocations`). */
   url: string;
-  /** Optional header sent with every call, e.g. `{ name: "x-api-key", value: "..." }`. */
-  authHeader?: { name: string; value: string };
+  /**
+   * The API key, sent with every call in the header `name`: a fixed value, or a source
+   * ({@link SecretApiKey}) that is read again when the endpoint answers 403 (a rotated key).
+   */
+  authHeader?: { name: string; key: string | ApiKeySource };
   /** Per-call timeout. @defaultValue 30000 */
   timeoutMs?: number;
 }
@@ -53,26 +57,46 @@ export interface HttpInvokerOptions {
 export class HttpModelInvoker implements ModelInvoker {
   readonly description: string;
   private readonly timeoutMs: number;
+  private readonly key: ApiKeySource | undefined;
 
   constructor(private readonly opts: HttpInvokerOptions) {
     this.timeoutMs = opts.timeoutMs ?? defaults.modelTimeoutMs;
     this.description = `POST ${new URL(opts.url).origin}${new URL(opts.url).pathname}`;
+    const key = opts.authHeader?.key;
+    this.key = typeof key === "string" ? fixedApiKey(key) : key;
   }
 
   async invoke(request: ModelRequest, signal: AbortSignal): Promise<ModelResponse> {
+    const key = await this.key?.current();
+    let answer = await this.post(request, key, signal);
+    // A key rotated since we read it: read it again, and call once more with the new one.
+    if (answer.status === 403 && key !== undefined && (await this.key!.renew(key))) {
+      answer = await this.post(request, await this.key!.current(), signal);
+    }
+    const { status, text, retryAfter } = answer;
+    if (status >= 200 && status < 300) return parseResponse(text, "model endpoint");
+    const detail = text.slice(0, 200);
+    if (isRetryableStatus(status)) {
+      const retryAfterMs = parseRetryAfterMs(retryAfter);
+      const ids = { status, key: request.key, ...(retryAfterMs !== undefined && { retryAfterMs }) };
+      throw new ModelUnavailableError(status === 429 ? "model_throttled" : `model_http_${status}`, `model endpoint answered ${status}: ${detail}`, ids);
+    }
+    throw new ModelRejectedError(`model_http_${status}`, `model endpoint refused the page with ${status}: ${detail}`, { status, key: request.key });
+  }
+
+  /** One POST; the answer whatever its status, or ModelUnavailableError when there is none. */
+  private async post(request: ModelRequest, apiKey: string | undefined, signal: AbortSignal): Promise<{ status: number; text: string; retryAfter: string | null }> {
     const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
-    if (this.opts.authHeader) headers[this.opts.authHeader.name] = this.opts.authHeader.value;
+    if (this.opts.authHeader && apiKey !== undefined) headers[this.opts.authHeader.name] = apiKey;
     const timeout = AbortSignal.timeout(this.timeoutMs);
-    let res: Response;
-    let text: string;
     try {
-      res = await fetch(this.opts.url, {
+      const res = await fetch(this.opts.url, {
         method: "POST",
         headers,
         body: JSON.stringify({ bucket: request.bucket, key: request.key }),
         signal: AbortSignal.any([signal, timeout]),
       });
-      text = await res.text();
+      return { status: res.status, text: await res.text(), retryAfter: res.headers.get("retry-after") };
     } catch (e) {
       if (signal.aborted) throw e;
       const err = coerceError(e);
@@ -83,20 +107,6 @@ export class HttpModelInvoker implements ModelInvoker {
         { cause: err, key: request.key },
       );
     }
-    if (res.ok) return parseResponse(text, "model endpoint");
-    const detail = text.slice(0, 200);
-    if (isRetryableStatus(res.status)) {
-      const retryAfterMs = parseRetryAfterMs(res.headers.get("retry-after"));
-      throw new ModelUnavailableError(
-        res.status === 429 ? "model_throttled" : `model_http_${res.status}`,
-        `model endpoint answered ${res.status}: ${detail}`,
-        { status: res.status, key: request.key, ...(retryAfterMs !== undefined && { retryAfterMs }) },
-      );
-    }
-    throw new ModelRejectedError(`model_http_${res.status}`, `model endpoint refused the page with ${res.status}: ${detail}`, {
-      status: res.status,
-      key: request.key,
-    });
   }
 }
 
