@@ -10,5 +10,5 @@ export {
   type HttpInvokerOptions,
   type SageMakerInvokerOptions,
 } from "./model/invoker.js";
-export { ModelUnavailableError, ModelRejectedError } from "./model/errors.js";
+export { ModelUnavailableError, ModelThrottledError, ModelRejectedError } from "./model/errors.js";
 export { SecretApiKey, fixedApiKey, type ApiKeySource, type SecretApiKeyOptions } from "./model/api-key.js";

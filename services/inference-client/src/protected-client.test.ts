@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ManualClock, flushMicrotasks } from "./limits/clock.js";
-import { ModelRejectedError, ModelUnavailableError } from "./model/errors.js";
+import { ModelRejectedError, ModelThrottledError, ModelUnavailableError } from "./model/errors.js";
 import type { ModelInvoker, ModelRequest, ModelResponse } from "./model/invoker.js";
 import { ProtectedModelClient } from "./protected-client.js";
 
@@ -40,14 +40,14 @@ class ScriptedEndpoint implements ModelInvoker {
 }
 
 const down = () => new ModelUnavailableError("model_http_503", "down", { status: 503 });
+const throttled = (retryAfterMs?: number) =>
+  new ModelThrottledError("model_throttled", "429", { status: 429, ...(retryAfterMs !== undefined && { retryAfterMs }) });
 
 describe("ProtectedModelClient", () => {
-  it("retries throttling, waiting at least Retry-After, and ends in success", async () => {
+  it("retries throttling, waiting exactly Retry-After, and ends in success", async () => {
     const clock = new ManualClock();
-    const endpoint = new ScriptedEndpoint((n) =>
-      n <= 2 ? new ModelUnavailableError("model_throttled", "429", { status: 429, retryAfterMs: 1000 }) : ok,
-    );
-    const client = new ProtectedModelClient(endpoint, { clock, random: () => 0, ratePerSecond: 0, breakerFailureThreshold: 10 });
+    const endpoint = new ScriptedEndpoint((n) => (n <= 2 ? throttled(1000) : ok));
+    const client = new ProtectedModelClient(endpoint, { clock, random: () => 0, ratePerSecond: 0 });
     let done: unknown;
     void client.invoke(req, never).then((r) => (done = r));
     await clock.advance(999);
@@ -56,6 +56,51 @@ describe("ProtectedModelClient", () => {
     expect(endpoint.calls).toBe(2);
     await clock.advance(1000);
     expect(done).toMatchObject({ response: ok, calls: 3 });
+  });
+
+  it("takes throttling as back-pressure: however long it lasts, no breaker opens and no attempt is used up", async () => {
+    const clock = new ManualClock();
+    // Twenty 429s in a row, against a breaker that opens after 2 failures and 2 attempts per page.
+    const endpoint = new ScriptedEndpoint((n) => (n <= 20 ? throttled(500) : ok));
+    const client = new ProtectedModelClient(endpoint, { clock, random: () => 0, ratePerSecond: 0, maxAttempts: 2, breakerFailureThreshold: 2 });
+    let done: unknown;
+    void client.invoke(req, never).then((r) => (done = r));
+    await clock.advance(20 * 500);
+    expect(done).toMatchObject({ response: ok, calls: 21 });
+    expect(client.breaker.openCount).toBe(0);
+  });
+
+  it("backs off (full jitter, growing) after a 429 without Retry-After", async () => {
+    const clock = new ManualClock();
+    const endpoint = new ScriptedEndpoint((n) => (n <= 3 ? throttled() : ok));
+    // random 0.99: each wait is just under its ceiling, 200, 400, 800 ms.
+    const client = new ProtectedModelClient(endpoint, { clock, random: () => 0.99, ratePerSecond: 0, backoff: { baseMs: 200, capMs: 10_000 } });
+    let done: unknown;
+    void client.invoke(req, never).then((r) => (done = r));
+    await clock.advance(197);
+    expect(endpoint.calls).toBe(1);
+    await clock.advance(1);
+    expect(endpoint.calls).toBe(2);
+    await clock.advance(395);
+    expect(endpoint.calls).toBe(2);
+    await clock.advance(1);
+    expect(endpoint.calls).toBe(3);
+    await clock.advance(792);
+    expect(endpoint.calls).toBe(4);
+    expect(done).toMatchObject({ calls: 4 });
+  });
+
+  it("counts 5xx between 429s as consecutive: throttling neither opens the breaker nor hides an outage", async () => {
+    const clock = new ManualClock();
+    const answers = [down(), throttled(100), down()];
+    const endpoint = new ScriptedEndpoint((n) => answers[n - 1] ?? ok);
+    const client = new ProtectedModelClient(endpoint, { clock, random: () => 0, ratePerSecond: 0, breakerFailureThreshold: 2, breakerCooldownMs: 5_000 });
+    void client.invoke(req, never);
+    await clock.advance(100);
+    expect(endpoint.calls).toBe(3);
+    expect(client.breaker.state).toBe("open");
+    await clock.advance(5_000);
+    expect(client.breaker.state).toBe("closed");
   });
 
   it("never has more calls in flight than the cap", async () => {

@@ -5,7 +5,7 @@ import { CircuitBreaker } from "./limits/circuit-breaker.js";
 import { systemClock, type Clock } from "./limits/clock.js";
 import { Semaphore } from "./limits/semaphore.js";
 import { TokenBucket } from "./limits/token-bucket.js";
-import { ModelUnavailableError } from "./model/errors.js";
+import { ModelThrottledError, ModelUnavailableError } from "./model/errors.js";
 import type { ModelInvoker, ModelRequest, ModelResponse } from "./model/invoker.js";
 
 export interface ProtectionOptions {
@@ -17,7 +17,10 @@ export interface ProtectionOptions {
   burst?: number;
   /** Calls per page while the breaker stays closed (first try included); then the message is retried by the queue. @defaultValue 5 */
   maxAttempts?: number;
-  /** Backoff between attempts (full jitter; Retry-After wins when longer). @defaultValue base 200 ms, cap 10 s */
+  /**
+   * Backoff between attempts (full jitter; Retry-After wins when longer), and after a 429 that
+   * names no Retry-After. @defaultValue base 200 ms, cap 10 s
+   */
   backoff?: ModelBackoff;
   /** Consecutive failures that open the breaker. @defaultValue 5 */
   breakerFailureThreshold?: number;
@@ -47,6 +50,11 @@ export interface InvocationOutcome {
  * polls no more once every slot is taken by a waiting message. So an outage costs each held
  * message nothing beyond the receive it already had, instead of one receive per cool-down.
  * `signal` (the worker stopping) ends the wait.
+ *
+ * A throttled call (429) is back-pressure, not a failure: the page waits the Retry-After (or
+ * backs off) and calls again, as often as it takes, holding its message the same way. It
+ * neither counts towards the breaker nor resets it, and uses none of the page's attempts, so a
+ * plan that admits less than the tasks offer is used to its rate instead of tripping breakers.
  */
 export class ProtectedModelClient {
   readonly semaphore: Semaphore;
@@ -83,7 +91,7 @@ export class ProtectedModelClient {
 
   /**
    * Scores one page. Resolves with the answer; rejects with {@link ModelUnavailableError}
-   * after `maxAttempts` failed calls while the breaker stayed closed, with a permanent
+   * after `maxAttempts` failed calls (throttled ones not counted) while the breaker stayed closed, with a permanent
    * `ModelRejectedError` when the endpoint refuses the page, or with the signal's reason.
    *
    * @param signal ends every wait (breaker, permit, token, backoff)
@@ -92,11 +100,13 @@ export class ProtectedModelClient {
    */
   async invoke(request: ModelRequest, signal: AbortSignal, callSignal: AbortSignal = signal): Promise<InvocationOutcome> {
     let failures = 0;
+    let throttles = 0;
     let calls = 0;
     for (;;) {
       await this.waitForBreaker(signal);
       const release = await this.semaphore.acquire(signal);
       let failure: ModelUnavailableError | undefined;
+      let throttled: ModelThrottledError | undefined;
       try {
         await this.bucket.take(signal);
         // The breaker may have opened while we queued for a permit or a token.
@@ -108,7 +118,11 @@ export class ProtectedModelClient {
           this.breaker.onSuccess();
           return { response, latencyMs: Math.round(this.clock.now() - started), calls };
         } catch (e) {
-          if (e instanceof ModelUnavailableError && !callSignal.aborted) {
+          if (e instanceof ModelThrottledError && !callSignal.aborted) {
+            // Neither health nor sickness: a probe that was throttled leaves the next call to probe.
+            this.breaker.onAbandon();
+            throttled = e;
+          } else if (e instanceof ModelUnavailableError && !callSignal.aborted) {
             this.breaker.onFailure();
             failure = e;
           } else {
@@ -120,6 +134,13 @@ export class ProtectedModelClient {
         }
       } finally {
         release();
+      }
+      if (throttled) {
+        throttles += 1;
+        const delay = throttled.retryAfterMs ?? retryDelayMs(throttles - 1, this.backoff, undefined, this.random);
+        this.logger?.debug({ errorCode: throttled.code, retryInMs: delay, throttles }, "model call throttled; waiting");
+        await this.clock.sleep(delay, signal);
+        continue;
       }
       if (!failure) continue;
       if (this.breaker.state !== "closed") {

@@ -1,8 +1,8 @@
 import { PermanentError, TransientError, type DocpipeErrorOptions } from "@docpipe/queue";
 
 /**
- * The endpoint failed in a way a later call may not: throttling (429), 5xx, a timeout, a
- * refused connection, a malformed answer. Counts against the circuit breaker and is retried.
+ * The endpoint failed in a way a later call may not: 5xx, a timeout, a refused connection, a
+ * malformed answer, a refused key. Counts against the circuit breaker and is retried.
  */
 export class ModelUnavailableError extends TransientError {
   /** Milliseconds the endpoint asked us to wait (Retry-After), when it said. */
@@ -16,6 +16,13 @@ export class ModelUnavailableError extends TransientError {
     this.status = status;
   }
 }
+
+/**
+ * The endpoint, or the usage plan in front of it, asked us to slow down: a 429, or SageMaker's
+ * ThrottlingException. Back-pressure, not a fault: the caller waits the Retry-After (or backs
+ * off) and calls again, without counting it against the breaker or the page's attempts.
+ */
+export class ModelThrottledError extends ModelUnavailableError {}
 
 /**
  * The endpoint answered and refused this request (a 4xx other than 401/403/408/429): the page

@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ModelRejectedError, ModelUnavailableError } from "./errors.js";
+import { ModelRejectedError, ModelThrottledError, ModelUnavailableError } from "./errors.js";
 import { HttpModelInvoker } from "./invoker.js";
 
 /** A tiny endpoint whose answer is chosen by the key asked for; records the headers it got. */
@@ -21,6 +21,8 @@ beforeAll(async () => {
         {
           ok: [200, JSON.stringify(good), {}],
           throttled: [429, "slow down", { "retry-after": "2" }],
+          throttledNoHint: [429, "slow down", {}],
+          gatewayBusy: [503, "busy", { "retry-after": "1" }],
           broken: [503, "down", {}],
           refused: [400, "bad page", {}],
           garbage: [200, "<html>", {}],
@@ -45,10 +47,17 @@ describe("HttpModelInvoker", () => {
     expect(seenHeaders.at(-1)?.["x-api-key"]).toBe("k1");
   });
 
-  it("turns 429 into a retryable error carrying Retry-After", async () => {
+  it("turns 429 into back-pressure carrying Retry-After, and 5xx into a failure carrying it", async () => {
     const e = await call("throttled").catch((x: unknown) => x);
-    expect(e).toBeInstanceOf(ModelUnavailableError);
+    expect(e).toBeInstanceOf(ModelThrottledError);
     expect(e).toMatchObject({ code: "model_throttled", status: 429, retryAfterMs: 2000 });
+    const bare = await call("throttledNoHint").catch((x: unknown) => x);
+    expect(bare).toBeInstanceOf(ModelThrottledError);
+    expect((bare as ModelThrottledError).retryAfterMs).toBeUndefined();
+    const busy = await call("gatewayBusy").catch((x: unknown) => x);
+    expect(busy).toBeInstanceOf(ModelUnavailableError);
+    expect(busy).not.toBeInstanceOf(ModelThrottledError);
+    expect(busy).toMatchObject({ code: "model_http_503", retryAfterMs: 1000 });
   });
 
   it("turns 5xx, timeouts, refused connections and off-contract answers into retryable errors", async () => {

@@ -3,7 +3,7 @@ import { coerceError } from "@docpipe/queue";
 import { z } from "zod";
 import { parseRetryAfterMs } from "../limits/backoff.js";
 import { fixedApiKey, type ApiKeySource } from "./api-key.js";
-import { isRetryableStatus, ModelRejectedError, ModelUnavailableError } from "./errors.js";
+import { isRetryableStatus, ModelRejectedError, ModelThrottledError, ModelUnavailableError } from "./errors.js";
 import { defaults } from "../defaults.js";
 
 /** What the model is asked: score the PNG at this S3 location. */
@@ -79,7 +79,8 @@ export class HttpModelInvoker implements ModelInvoker {
     if (isRetryableStatus(status)) {
       const retryAfterMs = parseRetryAfterMs(retryAfter);
       const ids = { status, key: request.key, ...(retryAfterMs !== undefined && { retryAfterMs }) };
-      throw new ModelUnavailableError(status === 429 ? "model_throttled" : `model_http_${status}`, `model endpoint answered ${status}: ${detail}`, ids);
+      if (status === 429) throw new ModelThrottledError("model_throttled", `model endpoint answered 429: ${detail}`, ids);
+      throw new ModelUnavailableError(`model_http_${status}`, `model endpoint answered ${status}: ${detail}`, ids);
     }
     throw new ModelRejectedError(`model_http_${status}`, `model endpoint refused the page with ${status}: ${detail}`, { status, key: request.key });
   }
@@ -119,7 +120,6 @@ export interface SageMakerInvokerOptions {
 
 /** Errors SageMaker Runtime names when the endpoint is busy or broken rather than the request wrong. */
 const SAGEMAKER_RETRYABLE = new Set([
-  "ThrottlingException",
   "ServiceUnavailable",
   "InternalFailure",
   "InternalDependencyException",
@@ -163,12 +163,10 @@ export class SageMakerModelInvoker implements ModelInvoker {
       if (timeout.aborted) {
         throw new ModelUnavailableError("model_timeout", `${this.description} did not answer within ${this.timeoutMs} ms`, { cause: err });
       }
+      const ids = { cause: err, key: request.key, ...(status !== undefined && { status }) };
+      if (err.name === "ThrottlingException" || status === 429) throw new ModelThrottledError("model_throttled", `${this.description} throttled the call: ${err.message}`, ids);
       if (SAGEMAKER_RETRYABLE.has(err.name) || status === undefined || isRetryableStatus(status)) {
-        throw new ModelUnavailableError(
-          err.name === "ThrottlingException" ? "model_throttled" : `sagemaker_${err.name}`,
-          `${this.description} failed: ${err.message}`,
-          { cause: err, key: request.key, ...(status !== undefined && { status }) },
-        );
+        throw new ModelUnavailableError(`sagemaker_${err.name}`, `${this.description} failed: ${err.message}`, ids);
       }
       throw new ModelRejectedError(`sagemaker_${err.name}`, `${this.description} refused the page: ${err.message}`, {
         cause: err,

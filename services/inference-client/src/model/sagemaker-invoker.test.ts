@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ModelRejectedError, ModelUnavailableError } from "./errors.js";
+import { ModelRejectedError, ModelThrottledError, ModelUnavailableError } from "./errors.js";
 import { SageMakerModelInvoker } from "./invoker.js";
 
 /**
@@ -64,8 +64,10 @@ describe("SageMakerModelInvoker", () => {
   });
 
   it("retries throttling, an unavailable service and a container 5xx", async () => {
+    await expect(call("throttled")).rejects.toBeInstanceOf(ModelThrottledError);
     await expect(call("throttled")).rejects.toMatchObject({ code: "model_throttled" });
     await expect(call("unavailable")).rejects.toBeInstanceOf(ModelUnavailableError);
+    await expect(call("unavailable")).rejects.not.toBeInstanceOf(ModelThrottledError);
     await expect(call("container-5xx")).rejects.toMatchObject({ code: "sagemaker_ModelError", status: 503 });
   });
 
