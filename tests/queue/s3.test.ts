@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateBucketCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, GetObjectTaggingCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { S3ObjectNotFoundError, downloadToFile, uploadFile } from "@docpipe/queue";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -62,8 +62,10 @@ describe("S3 helpers", () => {
     const src = join(dir, "big.bin");
     // 20 MiB: three 8 MiB parts, the last one short.
     await writeFile(src, randomBytes(20 * 1024 * 1024));
-    await uploadFile(s3, bucket, "docs/big file.pdf", src, "application/pdf");
+    await uploadFile(s3, bucket, "docs/big file.pdf", src, "application/pdf", { tags: { kind: "chunk" } });
 
+    const tagging = await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: "docs/big file.pdf" }));
+    expect(tagging.TagSet).toEqual([{ Key: "kind", Value: "chunk" }]);
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: "docs/big file.pdf" }));
     expect(head.ContentLength).toBe(20 * 1024 * 1024);
     expect(head.ContentType).toBe("application/pdf");
@@ -87,6 +89,19 @@ describe("S3 helpers", () => {
     expect(new Uint8Array(await readFile(out))).toEqual(png);
     expect(commands).toContain("PutObjectCommand");
     expect(commands).not.toContain("UploadPartCommand");
+  });
+
+  it("uploads a small tagged file in one PutObject that carries its tags", async () => {
+    const src = join(dir, "page.pdf");
+    await writeFile(src, "%PDF-1.7 a page");
+    commands.length = 0;
+    await uploadFile(s3, bucket, "pages/1.pdf", src, "application/pdf", { tags: { "docpipe-intermediate": "page", "a b": "c&d" } });
+    expect(commands).toEqual(["PutObjectCommand"]);
+    const tagging = await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: "pages/1.pdf" }));
+    expect(tagging.TagSet).toEqual([
+      { Key: "docpipe-intermediate", Value: "page" },
+      { Key: "a b", Value: "c&d" },
+    ]);
   });
 
   it("reports a missing object as a permanent S3ObjectNotFoundError and leaves no file", async () => {

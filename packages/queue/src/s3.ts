@@ -1,10 +1,10 @@
 import type { Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { coerceError, S3Error, S3ObjectNotFoundError } from "./errors.js";
 
@@ -66,8 +66,10 @@ export async function downloadToFile(s3: S3Client, bucket: string, key: string, 
 }
 
 /**
- * Uploads a file (streamed from disk) or bytes. Uses lib-storage's `Upload`, which sends one
- * PutObject for bodies under 8 MiB and a multipart upload, 4 parts at a time, above that.
+ * Uploads a file or bytes. Under 8 MiB (every page PDF, PNG and chunk of ordinary size) that is
+ * one PutObject, tags included (`x-amz-tagging`), so a tagged page costs one request, not two.
+ * Larger files stream from disk through lib-storage's multipart `Upload`, 4 parts at a time,
+ * and get their tags with PutObjectTagging once the object exists.
  */
 export async function uploadFile(
   s3: S3Client,
@@ -78,17 +80,31 @@ export async function uploadFile(
   opts: { tags?: Record<string, string> } = {},
 ): Promise<void> {
   try {
-    const body = typeof pathOrBody === "string" ? createReadStream(pathOrBody) : pathOrBody;
+    const size = typeof pathOrBody === "string" ? (await stat(pathOrBody)).size : pathOrBody.byteLength;
+    const tags = Object.entries(opts.tags ?? {});
+    if (size < PART_SIZE) {
+      const body = typeof pathOrBody === "string" ? await readFile(pathOrBody) : pathOrBody;
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentLength: body.byteLength,
+          ...(contentType && { ContentType: contentType }),
+          ...(tags.length > 0 && { Tagging: new URLSearchParams(tags).toString() }),
+        }),
+      );
+      return;
+    }
     const upload = new Upload({
       client: s3,
       params: {
         Bucket: bucket,
         Key: key,
-        Body: body,
+        Body: typeof pathOrBody === "string" ? createReadStream(pathOrBody) : pathOrBody,
         ...(contentType && { ContentType: contentType }),
       },
-      // Set with PutObjectTagging once the object exists, for single and multipart uploads alike.
-      tags: Object.entries(opts.tags ?? {}).map(([Key, Value]) => ({ Key, Value })),
+      tags: tags.map(([Key, Value]) => ({ Key, Value })),
       partSize: PART_SIZE,
       queueSize: PART_QUEUE,
       // A failed multipart upload is aborted rather than left to accrue storage.
