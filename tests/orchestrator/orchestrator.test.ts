@@ -114,6 +114,29 @@ describe("chunking orchestrator", () => {
     expect([d.class, Number(d.size), d.pageCount]).toEqual(["large", 8192, null]);
   });
 
+  test("classifies by the size the listing put in the message, and by the downloaded size once it has the file", async ({ stack, prisma }) => {
+    const bucket = stack.stagingBucket;
+    await putObject(stack.s3, bucket, "ls/listed-large.pdf", file("one.pdf").path);
+    await putObject(stack.s3, bucket, "ls/grown.pdf", new Uint8Array(8192).fill(0x41));
+    const { batchId, documents } = await createDocuments(prisma, bucket, ["ls/listed-large.pdf", "ls/grown.pdf"]);
+    const [listedLarge, grown] = documents as [{ id: string; key: string }, { id: string; key: string }];
+    const producer = new QueueProducer({ sqs: stack.sqs, queueUrl: stack.queueUrls.ingest.url, queue: "ingest" });
+    await producer.send([
+      // Listed over the limit: routed large on the listing's word, never fetched (a HeadObject would say 1 page's bytes).
+      { version: 1, batchId, documentId: listedLarge.id, bucket, key: listedLarge.key, size: 1_000_000 },
+      // Listed small, but replaced by a bigger file since: its download shows it, and it goes large unopened.
+      { version: 1, batchId, documentId: grown.id, bucket, key: grown.key, size: 100 },
+    ]);
+    startOrchestrator(stack, prisma, { largeSizeBytes: 4096 });
+    const large = (await receiveBodies(stack.sqs, stack.queueUrls.large.url, 2)) as { key: string }[];
+    expect(new Map(large.map((m) => [m.key, m]))).toEqual(
+      new Map([
+        [listedLarge.key, { version: 1, batchId, documentId: listedLarge.id, bucket, key: listedLarge.key, size: 1_000_000 }],
+        [grown.key, { version: 1, batchId, documentId: grown.id, bucket, key: grown.key, size: 8192 }],
+      ]),
+    );
+  });
+
   test("fails what is not a usable PDF with a reason and dead-letters it at once", async ({ stack, prisma }) => {
     const invalid = corpus.invalid!;
     const { batchId, bucket, doc, producer } = await ingest(stack, prisma, [

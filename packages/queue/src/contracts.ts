@@ -15,7 +15,7 @@ export const IngestMessage = z.strictObject({
   batchId: id,
   documentId: id,
   ...s3Object,
-  /** Size from the listing; the orchestrator re-reads it with HeadObject. */
+  /** Size from the listing: the orchestrator classifies by it and asks S3 (HeadObject) only when it is absent. */
   size: z.number().int().nonnegative().optional(),
 });
 

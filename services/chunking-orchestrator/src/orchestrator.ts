@@ -118,26 +118,35 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
   async function openSource(
     msg: IngestMessage,
     a: StageScope,
-  ): Promise<{ contentHash: string; duplicate: DuplicateOf } | { contentHash: string; pageCount: number; opened: Route["opened"] }> {
+  ): Promise<
+    | { contentHash: string; duplicate: DuplicateOf; size: number }
+    | { contentHash: string; pageCount: number; opened: Route["opened"]; size: number }
+    | { large: true; size: number }
+  > {
     const path = join(await a.dir(), "source.pdf");
     const hash = createHash("sha256");
-    await downloadToFile(s3, msg.bucket, msg.key, path, { hash });
+    const size = await downloadToFile(s3, msg.bucket, msg.key, path, { hash });
+    // Replaced by a bigger file since it was listed: over the limit, size alone decides.
+    if (isLargeBySize(size, thresholds)) return { large: true, size };
     const contentHash = hash.digest("hex");
     const duplicate = await completeIfDuplicate(prisma, msg, contentHash);
-    if (duplicate) return { contentHash, duplicate };
+    if (duplicate) return { contentHash, duplicate, size };
     const { pageCount, repaired, engine, warnings } = await inspectPdf(path, { maxPages });
     if (repaired) a.log.warn({ pageCount }, "source pdf was repaired on open");
     if (warnings.length > 0) a.log.debug({ engine, warnings }, "pdf engine messages while opening");
-    return { contentHash, pageCount, opened: { engine, warnings } };
+    return { contentHash, pageCount, opened: { engine, warnings }, size };
   }
 
   async function route(msg: IngestMessage, a: StageScope): Promise<Route | Duplicate> {
-    const size = await headSize(msg.bucket, msg.key);
+    // The listing's size saves a HeadObject per document; a file that changed since is caught
+    // by its download below (or, if it was listed large, by the large splitter, which reads it).
+    const listed = msg.size ?? (await headSize(msg.bucket, msg.key));
     // Over the limit the file is not downloaded here: the large splitter hashes it.
-    if (isLargeBySize(size, thresholds)) return { cls: "large", size };
+    if (isLargeBySize(listed, thresholds)) return { cls: "large", size: listed };
     const opened = await openSource(msg, a);
-    if ("duplicate" in opened) return { duplicate: opened.duplicate, size, contentHash: opened.contentHash };
-    return { cls: classByPageCount(opened.pageCount, thresholds), size, pageCount: opened.pageCount, opened: opened.opened };
+    if ("large" in opened) return { cls: "large", size: opened.size };
+    if ("duplicate" in opened) return { duplicate: opened.duplicate, size: opened.size, contentHash: opened.contentHash };
+    return { cls: classByPageCount(opened.pageCount, thresholds), size: opened.size, pageCount: opened.pageCount, opened: opened.opened };
   }
 
   async function dispatch(msg: IngestMessage, r: Route): Promise<void> {
