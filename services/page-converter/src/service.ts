@@ -61,7 +61,7 @@ export interface PageConverterOptions {
   pool?: RenderPool;
   /** Single-page PDFs are downloaded here, one temporary directory per message. @defaultValue os.tmpdir() */
   tmpDir?: string;
-  /** Messages handled at once. @defaultValue the pool size, so every render thread has a page */
+  /** Messages handled at once. @defaultValue twice the pool size, so every render thread has its next page ready */
   concurrency?: number;
   /** Seconds to wait for in-flight pages on stop before releasing them to the queue. @defaultValue 25 */
   stopTimeoutSeconds?: number;
@@ -175,7 +175,9 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     // A rendered page has its PNG, so only a page still waiting for one fails.
     onDeadLetter: (msg, error, ctx) => recordPageDeadLetter(stages, STAGE, msg, error, ctx, { failFrom: ["pending", "failed"] }),
     onPoison: (info) => recordPoison(stages.audit, STAGE, info),
-    concurrency: opts.concurrency ?? pool.size,
+    // Twice the render threads: while one page renders, the next is downloaded and the last
+    // one's PNG uploaded and recorded, so a thread never waits on S3 or the database.
+    concurrency: opts.concurrency ?? 2 * pool.size,
     ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
     logger,
   });
