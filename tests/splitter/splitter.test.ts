@@ -241,7 +241,7 @@ describe("splitter, small role", () => {
 });
 
 describe("splitter, both roles", () => {
-  test("turns a 25-page document into 25 pages, and a redelivery creates no second row nor regresses the document", async ({ stack, prisma }) => {
+  test("turns a 25-page document into 25 pages, and a redelivery finds the split's completion record and splits nothing again", async ({ stack, prisma }) => {
     const doc = await stage(stack, prisma, "in/medium.pdf", medium.path, "large", 25);
     const largeMessage = { version: 1 as const, batchId: doc.batchId, documentId: doc.documentId, bucket: doc.bucket, key: doc.key, size: doc.size, pageCount: 25 };
     await largeProducer(stack).send([largeMessage]);
@@ -256,14 +256,22 @@ describe("splitter, both roles", () => {
     for (const n of [1, 10, 11, 25]) expect(await readPdf(stack, pageKey(doc, n))).toEqual([original(medium, n)]);
     expect((await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } })).state).toBe("converting");
 
-    // Pages move on downstream; then the large message is delivered again.
+    expect((await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } })).splitAt).not.toBeNull();
+    expect((await prisma.chunk.findMany({ where: { documentId: doc.documentId } })).every((c) => c.splitAt !== null)).toBe(true);
+
+    // Pages move on downstream; then the large message, and a chunk's, are delivered again.
     await prisma.document.update({ where: { id: doc.documentId }, data: { state: "inferring" } });
     await prisma.page.updateMany({ where: { documentId: doc.documentId }, data: { state: "rendered", imageKey: "x" } });
     await largeProducer(stack).send([largeMessage]);
-    const again = await receiveBodies<SinglePageMessage>(stack.sqs, stack.queueUrls.singlePage.url, 25, 120_000);
-    expect(again.map((m) => m.pageNumber).sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
-    await waitFor("the redelivered chunks split", async () =>
-      (await prisma.auditEvent.count({ where: { stage: "split-small", outcome: "succeeded" } })) === 6 ? true : undefined);
+    await smallProducer(stack).send([
+      { version: 1, batchId: doc.batchId, documentId: doc.documentId, bucket: stack.workBucket, key: chunkKey(doc, 11, 20), firstPage: 11, lastPage: 20 },
+    ]);
+    await waitFor("both redeliveries skipped", async () =>
+      (await prisma.auditEvent.count({ where: { documentId: doc.documentId, stage: { in: ["split-large", "split-small"] }, outcome: "skipped" } })) === 2
+        ? true
+        : undefined);
+    expect(await receiveBodies<SinglePageMessage>(stack.sqs, stack.queueUrls.singlePage.url, 1, 2_000)).toEqual([]);
+    expect(await prisma.auditEvent.count({ where: { stage: "split-small", outcome: "succeeded" } })).toBe(3);
 
     expect(await prisma.chunk.count({ where: { documentId: doc.documentId } })).toBe(3);
     const pages = await prisma.page.findMany({ where: { documentId: doc.documentId }, orderBy: { pageNumber: "asc" } });
@@ -272,7 +280,7 @@ describe("splitter, both roles", () => {
     expect(new Set(pages.map((p) => p.state))).toEqual(new Set(["rendered"]));
     expect((await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } })).state).toBe("inferring");
     const audit = await prisma.auditEvent.findMany({ where: { documentId: doc.documentId, stage: "split-large" } });
-    expect(audit.map((e) => e.outcome).sort()).toEqual(["started", "started", "succeeded", "succeeded"]);
+    expect(audit.map((e) => e.outcome).sort()).toEqual(["skipped", "started", "succeeded"]);
     // Sources, chunks and pages were all removed once uploaded.
     expect(await readdir(tmpDir)).toEqual([]);
   });

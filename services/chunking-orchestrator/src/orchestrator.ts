@@ -94,7 +94,15 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     largePageCount: opts.largePageCount ?? defaultThresholds.largePageCount,
   };
   const maxPages = opts.maxPages ?? DEFAULT_MAX_PAGES;
-  const stages = new StageRunner({ prisma, workerId: name, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
+  const consumed = consumedQueue("ingest", queueUrls.ingest, opts.visibilityTimeoutSeconds);
+  // A claim lasts as long as the message stays hidden: its redelivery after a crash finds the claim expired or its own.
+  const stages = new StageRunner({
+    prisma,
+    workerId: name,
+    logger,
+    leaseSeconds: consumed.visibilityTimeoutSeconds,
+    ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }),
+  });
   const producers = {
     large: new QueueProducer({ sqs, queueUrl: queueUrls.large.url, queue: "large", logger }),
     small: new QueueProducer({ sqs, queueUrl: queueUrls.small.url, queue: "small", logger }),
@@ -201,7 +209,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
 
   const worker = createWorker<IngestMessage>({
     name,
-    ...consumedQueue("ingest", queueUrls.ingest, opts.visibilityTimeoutSeconds),
+    ...consumed,
     sqs,
     parse: (body) => IngestMessage.parse(body),
     handle: (msg, ctx) => stages.run({ stage: STAGE, unit: msg, ctx, lookup: () => unrouted(msg), work: (a) => classify(msg, a) }),

@@ -42,13 +42,28 @@ export async function insertResult(
 }
 
 /**
- * Marks a page that has its result done, then the document done if that was its last page
- * (one conditional UPDATE shared with the other stages, which also settles the batch), or
- * `inferring` otherwise. Idempotent: a duplicate delivery calls it again harmlessly. Returns
- * whether this call finished the document.
+ * A page with its result is done. Run it in the transaction that inserts the result: `done` on
+ * the page's own row is what a second delivery's claim sees as the stage's completion record.
+ */
+export async function markPageDone(db: PrismaClient | Prisma.TransactionClient, page: PageRef): Promise<void> {
+  await db.page.updateMany({ where: { id: page.id, state: { not: "done" } }, data: { state: "done" } });
+}
+
+/**
+ * Marks a page that has its result done (a delivery that finds the result there catches the
+ * page up), then {@link finishDocument}. Idempotent: a duplicate delivery calls it again harmlessly.
  */
 export async function finishPage(prisma: PrismaClient, page: PageRef): Promise<boolean> {
-  await prisma.page.updateMany({ where: { id: page.id, state: { not: "done" } }, data: { state: "done" } });
+  await markPageDone(prisma, page);
+  return finishDocument(prisma, page);
+}
+
+/**
+ * Ends the document done if that was its last page (one conditional UPDATE shared with the
+ * other stages, which also settles the batch), or moves it to `inferring` otherwise. Returns
+ * whether this call finished the document.
+ */
+export async function finishDocument(prisma: PrismaClient, page: PageRef): Promise<boolean> {
   const doc = { batchId: page.batchId, documentId: page.documentId };
   if (await completeDocumentIfFinished(prisma, doc)) return true;
   await prisma.document.updateMany({

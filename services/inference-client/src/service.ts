@@ -29,7 +29,7 @@ import { pino } from "pino";
 import { ProtectedModelClient, type ProtectionOptions } from "./protected-client.js";
 import type { BreakerState } from "./limits/circuit-breaker.js";
 import { HttpModelInvoker, type HttpInvokerOptions, type ModelInvoker } from "./model/invoker.js";
-import { finishPage, insertResult, type PageRef } from "./results.js";
+import { finishDocument, finishPage, insertResult, markPageDone, type PageRef } from "./results.js";
 
 export interface InferenceClientOptions extends ProtectionOptions {
   sqs: SQSClient;
@@ -80,7 +80,8 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
   const workerId = opts.workerId ?? `inference-client/${process.pid}`;
   const invoker = "invoke" in opts.model ? opts.model : new HttpModelInvoker(opts.model);
   const client = new ProtectedModelClient(invoker, { ...opts, logger });
-  const stages = new StageRunner({ prisma: opts.prisma, workerId, logger });
+  const consumed = consumedQueue("convertedImage", opts.queueUrls.convertedImage, opts.visibilityTimeoutSeconds);
+  const stages = new StageRunner({ prisma: opts.prisma, workerId, logger, leaseSeconds: consumed.visibilityTimeoutSeconds });
   const { prisma } = opts;
   // Ends any wait still running after the worker has stopped (belt and braces: the worker
   // aborts each message's own signal when it releases it).
@@ -134,10 +135,12 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
     const details = { model: outcome.response.model, features: outcome.response.features, latencyMs, calls };
     // The succeeded record commits with the result: a kill between the two cannot leave a
     // scored page whose trail lacks the stage.
-    const committed = await a.commit(details, async (tx) =>
-      (await insertResult(tx, page, outcome.response, latencyMs)) ? undefined : { outcome: "skipped", details: { reason: "result_exists" } },
-    );
-    const documentDone = await finishPage(prisma, page);
+    const committed = await a.commit(details, async (tx) => {
+      if (!(await insertResult(tx, page, outcome.response, latencyMs))) return { outcome: "skipped", details: { reason: "result_exists" } };
+      await markPageDone(tx, page);
+      return undefined;
+    });
+    const documentDone = await finishDocument(prisma, page);
     a.log.info({ latencyMs, calls, features: outcome.response.features }, "page scored");
     if (documentDone) a.log.info("document done");
     return committed;
@@ -164,7 +167,7 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
 
   const worker = createWorker<S3Event>({
     name: workerId,
-    ...consumedQueue("convertedImage", opts.queueUrls.convertedImage, opts.visibilityTimeoutSeconds),
+    ...consumed,
     sqs: opts.sqs,
     parse: parseS3Event,
     concurrency: opts.workerConcurrency ?? 2 * client.semaphore.limit,

@@ -92,7 +92,14 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
   const timeoutAttempts = Math.max(1, opts.renderTimeoutAttempts ?? defaults.renderTimeoutAttempts);
   const ownPool = opts.pool === undefined;
   const pool = opts.pool ?? new RenderPool({ timeoutMs: renderTimeoutMs, ...(opts.renderThreads && { size: opts.renderThreads }) });
-  const stages = new StageRunner({ prisma: opts.prisma, workerId, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
+  const consumed = consumedQueue("singlePage", opts.queueUrls.singlePage, opts.visibilityTimeoutSeconds);
+  const stages = new StageRunner({
+    prisma: opts.prisma,
+    workerId,
+    logger,
+    leaseSeconds: consumed.visibilityTimeoutSeconds,
+    ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }),
+  });
   const { prisma, s3 } = opts;
 
   async function render(path: string, msg: SinglePageMessage, attempt: number, policy: DamagedPagePolicy): Promise<RenderResult> {
@@ -159,7 +166,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
 
   const worker = createWorker<SinglePageMessage>({
     name: workerId,
-    ...consumedQueue("singlePage", opts.queueUrls.singlePage, opts.visibilityTimeoutSeconds),
+    ...consumed,
     sqs: opts.sqs,
     parse: (body) => SinglePageMessage.parse(body),
     // A permanent failure is recorded once, by onDeadLetter, with the page's reason.

@@ -134,7 +134,12 @@ export async function takeLost(prisma: PrismaClient, o: TakeOptions): Promise<Lo
       LIMIT ${o.limit}
       FOR UPDATE OF u SKIP LOCKED
     ), touched AS (
-      UPDATE ${table} t SET "updatedAt" = ${NOW} FROM lost WHERE t.id = lost."unitId" RETURNING t.id
+      -- No message is left for the unit, so no live attempt holds it: a claim on it is a dead worker's.
+      UPDATE ${table} t SET "updatedAt" = ${NOW}, "leaseUntil" = NULL FROM lost WHERE t.id = lost."unitId" RETURNING t.id
+    ), freed AS (
+      -- A small document's split is claimed on its chunk row.
+      UPDATE "Chunk" c SET "leaseUntil" = NULL FROM lost
+      WHERE ${o.kind === "small" ? Prisma.sql`TRUE` : Prisma.sql`FALSE`} AND c."documentId" = lost."documentId" AND c."splitAt" IS NULL
     ), audited AS (
       INSERT INTO "AuditEvent" ("batchId", "documentId", "pageNumber", "stage", "outcome", "workerId", "details", "createdAt")
       SELECT l."batchId", l."documentId", ${k.page ?? Prisma.sql`NULL::int`}, ${stage}, 'reconciled'::"AuditOutcome", ${o.workerId},

@@ -105,7 +105,14 @@ export function createSplitter(opts: SplitterOptions): Splitter {
   const logger = opts.logger ?? createLogger({ service: name });
   const chunkPages = opts.chunkPages ?? defaults.chunkPages;
   const maxPages = opts.maxPages ?? DEFAULT_MAX_PAGES;
-  const stages = new StageRunner({ prisma, workerId: name, logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) });
+  const consumed = consumedQueue(role, queueUrls[role], opts.visibilityTimeoutSeconds);
+  const stages = new StageRunner({
+    prisma,
+    workerId: name,
+    logger,
+    leaseSeconds: consumed.visibilityTimeoutSeconds,
+    ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }),
+  });
   const smallProducer = new QueueProducer({ sqs, queueUrl: queueUrls.small.url, queue: "small", logger });
   const singlePageProducer = new QueueProducer({ sqs, queueUrl: queueUrls.singlePage.url, queue: "singlePage", logger });
 
@@ -224,7 +231,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     role === "large"
       ? createWorker<LargeDocMessage>({
           ...common,
-          ...consumedQueue("large", queueUrls.large, opts.visibilityTimeoutSeconds),
+          ...consumed,
           parse: (body) => LargeDocMessage.parse(body),
           handle: (msg, ctx) =>
             stages.run({ stage: "split-large", unit: msg, ctx, lookup: () => unfinished(msg.documentId), work: (a) => splitLarge(msg, a) }),
@@ -235,12 +242,12 @@ export function createSplitter(opts: SplitterOptions): Splitter {
         })
       : createWorker<SmallDocMessage>({
           ...common,
-          ...consumedQueue("small", queueUrls.small, opts.visibilityTimeoutSeconds),
+          ...consumed,
           parse: (body) => SmallDocMessage.parse(body),
           handle: (msg, ctx) =>
             stages.run({
               stage: "split-small",
-              unit: { batchId: msg.batchId, documentId: msg.documentId, firstPage: msg.firstPage, lastPage: msg.lastPage },
+              unit: { batchId: msg.batchId, documentId: msg.documentId, firstPage: msg.firstPage, lastPage: msg.lastPage, key: msg.key },
               ctx,
               lookup: () => unfinished(msg.documentId),
               work: (a) => splitSmall(msg, a),

@@ -296,8 +296,21 @@ export async function expectNoUnexplainedWork(prisma: PrismaClient, batchId: str
     if (e.outcome !== "started" || e.attempt > 1) u.retries++;
     units.set(key, u);
   }
-  const unexplained = [...units].filter(([, u]) => u.started > 1 + u.retries).map(([k, u]) => `${k}: ${u.started} attempts, ${u.retries} retries`);
-  expect(unexplained, "units worked more often than their retries explain").toEqual([]);
+  const unexplained = [...units].filter(([, u]) => u.started > 1 + u.retries);
+  const trails = await Promise.all(
+    unexplained.map(async ([k, u]) => {
+      const [stage, rest] = k.split(" ") as [string, string];
+      const [documentId, page] = rest.split("#") as [string, string];
+      const trail = await prisma.auditEvent.findMany({
+        where: { documentId, pageNumber: Number(page), stage },
+        orderBy: { id: "asc" },
+        select: { outcome: true, attempt: true, messageId: true, workerId: true, createdAt: true, details: true },
+      });
+      const lines = trail.map((e) => `${e.createdAt.toISOString().slice(11, 23)} ${e.outcome} attempt ${e.attempt} msg ${e.messageId?.slice(0, 8)} ${JSON.stringify(e.details)}`);
+      return `${k}: ${u.started} attempts, ${u.retries} retries\n    ${lines.join("\n    ")}`;
+    }),
+  );
+  expect(trails, "units worked more often than their retries explain").toEqual([]);
   const attempts = (stage: string) => events.filter((e) => e.stage === stage && e.outcome === "started").length;
   const recorded = { convert: attempts("convert"), inference: attempts("inference") };
   if (counted) {

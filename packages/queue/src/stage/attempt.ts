@@ -94,6 +94,12 @@ export interface StageRunnerOptions {
   logger?: Logger;
   /** Parent of the attempts' temporary directories. @defaultValue os.tmpdir() */
   tmpDir?: string;
+  /**
+   * How long an attempt's claim on its unit holds without renewal (long attempts renew it every
+   * third of it): the visibility timeout of the service's messages, so that a message that comes
+   * back after its worker died finds the claim expired or its own. @defaultValue 120
+   */
+  leaseSeconds?: number;
 }
 
 /**
@@ -122,7 +128,7 @@ export class StageRunner {
   constructor(opts: StageRunnerOptions) {
     this.prisma = opts.prisma;
     this.audit = new AuditWriter({ prisma: opts.prisma, workerId: opts.workerId, logger: opts.logger ?? silentLogger() });
-    this.trail = new StageTrail(this.audit);
+    this.trail = new StageTrail(this.audit, opts.prisma, opts.leaseSeconds ?? 120);
     this.tmpRoot = opts.tmpDir ?? tmpdir();
   }
 
@@ -146,11 +152,21 @@ export class StageRunner {
         log.info({ stage: a.stage, ...found.details }, "already done by an earlier delivery; skipped");
         return;
       }
-      await this.trail.started(t);
+      const claim = await this.trail.started(t);
+      if (!claim.won) {
+        // Done by another delivery meanwhile, or being done by one now: its message carries the
+        // unit on (and if that one is lost too, the reconciler re-sends it).
+        const details = { claim: claim.reason, ...(claim.holder && { heldBy: claim.holder }) };
+        await this.trail.alreadyDone(t, details, false);
+        log.info({ stage: a.stage, ...details }, "another delivery has this unit; skipped");
+        return;
+      }
+      const stopRenewing = this.trail.keepClaim(t, (e) => log.warn({ err: e }, "renewing the claim failed; will try again"));
       let result: StageResult | Committed;
       try {
         result = await a.work(scope, found);
       } finally {
+        stopRenewing();
         // Gone before the outcome is recorded: a finished attempt leaves nothing on disk.
         await scope.removeDir();
       }
@@ -171,6 +187,9 @@ export class StageRunner {
       if (!released && (!permanent || a.recordPermanentFailure !== false)) {
         // The error decides the message's fate; a trail that cannot take the record must not change it.
         await this.trail.failed(t, err, scope.elapsedMs()).catch(() => undefined);
+      } else {
+        // The next delivery (a retry-failed, a re-sent message) must find the unit free.
+        await this.trail.release(t).catch(() => undefined);
       }
       throw err;
     }

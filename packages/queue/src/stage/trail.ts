@@ -1,8 +1,9 @@
-import type { Prisma } from "@docpipe/db";
+import type { Prisma, PrismaClient } from "@docpipe/db";
 import type { AuditRecord, AuditWriter } from "../audit.js";
 import type { Stage } from "../contracts.js";
 import { PermanentError, type TransientError } from "../errors.js";
 import { failureReason } from "../failure.js";
+import { claimAndStart, claimTarget, releaseAndRecord, releaseClaim, renewClaim, type ClaimOutcome, type ClaimTarget } from "./claim.js";
 
 /**
  * What a stage attempt works on. Its identity (stage, document, page or page range) is the
@@ -16,6 +17,8 @@ export interface StageUnit {
   /** A range of the document's pages (a chunk for split-small); recorded in `details`. */
   firstPage?: number;
   lastPage?: number;
+  /** The S3 key the range is read from: split-small's claim makes a small document's chunk row with it. */
+  key?: string;
 }
 
 /** The attempt as the trail needs it: which unit, which delivery, and what every record says. */
@@ -45,7 +48,12 @@ export interface TrailOutcome {
  * with the outcome) is made here once for every stage.
  */
 export class StageTrail {
-  constructor(private readonly audit: AuditWriter) {}
+  constructor(
+    private readonly audit: AuditWriter,
+    private readonly prisma: PrismaClient,
+    /** How long a claim holds without renewal: the message's visibility timeout. */
+    private readonly leaseSeconds: number,
+  ) {}
 
   /** A delivery of a unit that an earlier one finished; see `AuditWriter.recordAlreadyDone`. */
   async alreadyDone(a: TrailAttempt, details: object | undefined, checkRecorded: boolean): Promise<void> {
@@ -54,13 +62,38 @@ export class StageTrail {
     else await this.audit.record({ ...record, outcome: "skipped" });
   }
 
-  async started(a: TrailAttempt): Promise<void> {
-    await this.audit.record({ ...this.base(a), ...a.cause, outcome: "started", ...this.detailsOf(a) });
+  /**
+   * Records `started`, and for the stages that claim their unit (see claim.ts) claims it in the
+   * same statement. A lost claim writes nothing and says why; the attempt then does no work.
+   */
+  async started(a: TrailAttempt): Promise<ClaimOutcome> {
+    const record: AuditRecord = { ...this.base(a), ...a.cause, outcome: "started", ...this.detailsOf(a) };
+    const target = this.claimOf(a);
+    if (target) return claimAndStart(this.prisma, target, a.messageId, this.leaseSeconds, this.audit.row(record));
+    await this.audit.record(record);
+    return { won: true };
   }
 
-  /** The attempt's outcome; with `tx`, stored in that transaction alongside the work it reports. */
+  /** Releases the claim of an attempt that ends without an outcome record of its own (dead-lettered, or given back by its worker). */
+  async release(a: TrailAttempt): Promise<void> {
+    const target = this.claimOf(a);
+    if (target) await releaseClaim(this.prisma, target, a.messageId);
+  }
+
+  /** Keeps a claimed attempt's claim while it works past a third of the lease; call the result when it ends. */
+  keepClaim(a: TrailAttempt, onError: (e: unknown) => void): () => void {
+    const target = this.claimOf(a);
+    if (!target) return () => undefined;
+    const timer = setInterval(() => {
+      renewClaim(this.prisma, target, a.messageId, this.leaseSeconds).catch(onError);
+    }, (this.leaseSeconds * 1000) / 3);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** The attempt's outcome, releasing its claim; with `tx`, stored in that transaction alongside the work it reports. */
   async finished(a: TrailAttempt, o: TrailOutcome, tx?: Prisma.TransactionClient): Promise<void> {
-    await this.write(this.outcomeRecord(a, o), tx);
+    await this.write(a, this.outcomeRecord(a, o), tx);
   }
 
   /**
@@ -69,12 +102,13 @@ export class StageTrail {
    */
   async failed(a: TrailAttempt, err: PermanentError | TransientError, durationMs: number): Promise<void> {
     const message = err instanceof PermanentError ? failureReason(err) : err.message;
-    await this.audit.record(this.outcomeRecord(a, { outcome: "failed", durationMs, error: { code: err.code, message } }));
+    await this.write(a, this.outcomeRecord(a, { outcome: "failed", durationMs, error: { code: err.code, message } }));
   }
 
   /** One page finished inside an attempt on a larger unit (the failsafe's breakdown), with its own outcome. */
   async part(a: TrailAttempt, pageNumber: number, o: TrailOutcome, tx?: Prisma.TransactionClient): Promise<void> {
     await this.write(
+      undefined,
       {
         ...this.base(a),
         pageNumber,
@@ -97,9 +131,16 @@ export class StageTrail {
     };
   }
 
-  private async write(record: AuditRecord, tx?: Prisma.TransactionClient): Promise<void> {
-    if (tx) await tx.auditEvent.create({ data: this.audit.row(record) });
+  /** Writes an outcome record; for an attempt that claimed its unit, the same statement releases the claim. */
+  private async write(a: TrailAttempt | undefined, record: AuditRecord, tx?: Prisma.TransactionClient): Promise<void> {
+    const target = a && this.claimOf(a);
+    if (target) await releaseAndRecord(tx ?? this.prisma, target, a.messageId, this.audit.row(record));
+    else if (tx) await tx.auditEvent.create({ data: this.audit.row(record) });
     else await this.audit.record(record);
+  }
+
+  private claimOf(a: TrailAttempt): ClaimTarget | undefined {
+    return claimTarget(a.stage, a.unit);
   }
 
   private base(a: TrailAttempt): Omit<AuditRecord, "outcome"> {
