@@ -17,7 +17,7 @@ import { afterAll, beforeAll, onTestFailed } from "vitest";
 import { deployables, imagePackages } from "@docpipe/infra/services";
 import { createApiKey } from "@docpipe/api-keys";
 import { pngSize } from "../e2e/support.js";
-import { freePort } from "@docpipe/local-stack";
+import { freePort, startEcsAgent } from "@docpipe/local-stack";
 import { describe, expect, onTestFinished, test } from "../fixtures/index.js";
 import { buildBundles, nodeModulesAbove, REPO_ROOT, type Bundles } from "./build.js";
 import { containerEnv, runContainer, startContainer, type Container } from "./container.js";
@@ -189,6 +189,13 @@ describe("service images (docker/Dockerfile), built and run without Docker", () 
         "page-converter": { DPI: String(DPI) },
         failsafe: { DPI: String(DPI) },
       };
+      // Every worker serves its liveness for the health check, each on its own port (one host
+      // here); the large splitter has an ECS agent to take scale-in protection from.
+      const agent = await startEcsAgent();
+      onTestFinished(() => agent.close());
+      const workers = deployables.filter((d) => d.consumes === "dead-letter" || d.consumes.length > 0).map((d) => d.id);
+      for (const id of workers) serviceEnv[id] = { ...serviceEnv[id], HEALTH_PORT: String(await freePort()) };
+      serviceEnv["splitter-large"] = { ...serviceEnv["splitter-large"], ECS_AGENT_URI: agent.uri };
       const envOf = new Map<string, Record<string, string>>();
       for (const d of deployables) {
         const runtime = bundles.services.get(d.package)!;
@@ -221,13 +228,21 @@ describe("service images (docker/Dockerfile), built and run without Docker", () 
       const ready = await fetch(`${api}/readyz`);
       expect(ready.status).toBe(200);
       expect(await ready.json()).toMatchObject({ status: "ready" });
-      // Docker runs the check inside the container: with its environment (SERVICE, PORT).
-      const healthcheck = () =>
-        promisify(execFile)(bundles.healthcheck, { env: envOf.get("ingestion")! }).then(
+      // Docker and ECS run the check inside the container: with its environment (SERVICE, PORT, HEALTH_PORT).
+      const healthcheck = (id = "ingestion") =>
+        promisify(execFile)(bundles.healthcheck, { env: envOf.get(id)! }).then(
           () => 0,
           (e: { code?: number }) => e.code ?? -1,
         );
       expect(await healthcheck()).toBe(0);
+      // Each worker's poll loop is turning: its /livez answers and the same script passes.
+      for (const id of workers) {
+        for (let t = Date.now(); (await healthcheck(id)) !== 0; await sleep(200)) {
+          stillRunning();
+          if (Date.now() - t > 60_000) throw new Error(`${id} never passed its health check:\n${byId(id).output().slice(-4000)}`);
+        }
+      }
+      phase("workers live");
 
       // --- a tiny batch: a small document (3 pages) and one large by page count (12 pages: the
       // large splitter cuts chunks of 10 + 2), so every worker has something to do.
@@ -283,6 +298,10 @@ describe("service images (docker/Dockerfile), built and run without Docker", () 
         }
       }
 
+      // The large split ran under scale-in protection, released once it was done.
+      expect(agent.requests.map((r) => r.ProtectionEnabled)).toEqual([true, false]);
+      expect(agent.state().protectionEnabled).toBe(false);
+
       // Retries would hide a failure from the batch's outcome, not from the logs.
       const errors = containers.flatMap((c) => c.output().split("\n").filter((l) => /^\{"level":(50|60)\b/.test(l)).map((l) => `${c.name}: ${l}`));
       expect(errors).toEqual([]);
@@ -294,6 +313,30 @@ describe("service images (docker/Dockerfile), built and run without Docker", () 
       await annotate(`phases (ms): ${JSON.stringify(phases)}; exit after SIGTERM (ms): ${JSON.stringify(Object.fromEntries(stops.map((s) => [s.name, s.ms])))}`);
       for (const s of stops) expect({ name: s.name, code: s.code, signal: s.signal }).toEqual({ name: s.name, code: 0, signal: null });
       expect(await healthcheck()).not.toBe(0);
+
+      // --- the metrics each service wrote (EMF lines on stdout, flushed at the latest on stop).
+      const emf = (id: string) => {
+        const sums: Record<string, number> = {};
+        const values: Record<string, number> = {};
+        for (const line of byId(id).output().split("\n").filter((l) => l.startsWith('{"_aws"'))) {
+          const doc = JSON.parse(line) as Record<string, unknown> & { Service: string };
+          expect(doc.Service).toBe(id);
+          for (const [k, v] of Object.entries(doc)) {
+            if (typeof v === "number") sums[k] = (sums[k] ?? 0) + v;
+            if (Array.isArray(v)) values[k] = (values[k] ?? 0) + v.length;
+          }
+        }
+        return { sums, values };
+      };
+      for (const id of ["splitter-small", "page-converter", "inference-client"]) {
+        expect(emf(id).sums.Pages, id).toBe(15);
+      }
+      expect(emf("page-converter").sums.MessagesSucceeded).toBe(15);
+      expect(emf("page-converter").values.StageDuration).toBe(15);
+      expect(emf("inference-client").values.ModelLatency).toBe(15);
+      expect(emf("inference-client").sums.BreakerOpen ?? 0).toBe(0);
+      expect(emf("splitter-large").sums.MessagesSucceeded).toBe(1);
+      expect(emf("ingestion").sums.StalledBatches ?? 0).toBe(0);
     },
   );
 });

@@ -5,6 +5,7 @@ import { generatePdf, PAGE_SIZES } from "@docpipe/pdf";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { countStalledBatches } from "@docpipe/ingestion";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
 import { waitFor, waitForBatch } from "../fixtures/wait.js";
 import { ensureBucket, putFile, startApi, startWorkers, withServices } from "./support.js";
@@ -46,6 +47,8 @@ test("an idle batch is stalled at the stage holding most of its documents, until
     expect(Date.now() - lastEvent.createdAt.getTime()).toBeGreaterThanOrEqual(STALL_AFTER_SECONDS * 1000);
     const report = await app.api.report(batchId);
     expect(report.stalled).toMatchObject({ stage: "classify", documents: 3 });
+    // ...and the StalledBatches metric counts it.
+    expect(await countStalledBatches(prisma, STALL_AFTER_SECONDS * 1000)).toBe(1);
 
     // The orchestrator alone: documents move (no longer stalled), then wait for the converter and the small splitter.
     const orchestrator = own(await startWorkers(stack, prisma, ["orchestrator"]));
@@ -62,4 +65,5 @@ test("an idle batch is stalled at the stage holding most of its documents, until
     await new Promise((r) => setTimeout(r, STALL_AFTER_SECONDS * 1000 + 200));
     expect((await app.api.status(batchId)).stalled).toBeNull();
     expect((await app.api.report(batchId)).stalled).toBeNull();
+    expect(await countStalledBatches(prisma, STALL_AFTER_SECONDS * 1000)).toBe(0);
   }));

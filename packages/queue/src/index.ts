@@ -35,7 +35,7 @@ export { Liveness, serveLiveness, type LivenessProbe, type LivenessReport, type 
 export { createMetrics, noMetrics, METRICS_NAMESPACE, metricUnits, type Metrics, type MetricName, type MetricsOptions } from "./metrics.js";
 export { createTaskProtection, TaskProtectionError, type TaskProtection, type TaskProtectionOptions } from "./task-protection.js";
 export { createWorker } from "./worker/worker.js";
-export type { Worker, WorkerOptions, WorkerStats, HandlerContext, PoisonInfo } from "./worker/types.js";
+export type { Worker, WorkerOptions, WorkerObservers, WorkerStats, HandlerContext, PoisonInfo } from "./worker/types.js";
 export {
   deadLetterAttributes,
   readDeadLetterInfo,

@@ -5,6 +5,7 @@ import { createAwsClients, type CommonEnv } from "./config.js";
 import type { QueueKey } from "./contracts.js";
 import { Liveness, serveLiveness, type LivenessServer } from "./liveness.js";
 import { createLogger, type Logger } from "./logger.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { resolveQueueUrls, type QueueUrls } from "./queue-urls.js";
 import { createTaskProtection, type TaskProtection } from "./task-protection.js";
 
@@ -20,6 +21,8 @@ export interface ServiceDeps<C extends CommonEnv> {
   liveness: Liveness;
   /** Pass to the workers whose jobs outlast the stop timeout (`createWorker({ taskProtection })`); free outside ECS. */
   taskProtection: TaskProtection;
+  /** EMF metrics on stdout with `Service` = the service's name; pass to each worker (`createWorker({ metrics })`). */
+  metrics: Metrics;
 }
 
 /** A service as `runService` drives it. */
@@ -69,12 +72,13 @@ export async function runService<C extends CommonEnv>(opts: RunServiceOptions<C>
   const signalled = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
   for (const s of signals) process.once(s, onSignal);
   const liveness = new Liveness();
+  const metrics = createMetrics({ service: name });
   let health: LivenessServer | undefined;
   try {
     if (config.HEALTH_PORT) health = await serveLiveness(liveness, { port: config.HEALTH_PORT });
     const queueUrls = await resolveQueueUrls(sqs, config.QUEUE_PREFIX);
     const taskProtection = createTaskProtection({ agentUri: config.ECS_AGENT_URI, logger });
-    const service = await opts.build({ config, logger, s3, sqs, prisma, queueUrls, liveness, taskProtection });
+    const service = await opts.build({ config, logger, s3, sqs, prisma, queueUrls, liveness, taskProtection, metrics });
     service.start();
     logger.info("started");
     const signal = await (service.finished ? Promise.race([signalled, service.finished]) : signalled);
@@ -87,6 +91,7 @@ export async function runService<C extends CommonEnv>(opts: RunServiceOptions<C>
   } finally {
     for (const s of signals) process.off(s, onSignal);
     await health?.close();
+    metrics.close();
     await prisma.$disconnect();
     s3.destroy();
     sqs.destroy();

@@ -5,9 +5,9 @@ import { createOrchestrator } from "./orchestrator.js";
 runService({
   name: "chunking-orchestrator",
   loadConfig,
-  build: ({ config, sqs, s3, prisma, queueUrls, logger }) =>
+  build: ({ config, sqs, s3, prisma, queueUrls, logger, liveness, metrics }) =>
     createOrchestrator({
-      sqs, s3, prisma, queueUrls, logger,
+      sqs, s3, prisma, queueUrls, logger, liveness, metrics,
       largeSizeBytes: config.LARGE_SIZE_BYTES,
       largePageCount: config.LARGE_PAGE_COUNT,
       maxPages: config.MAX_PAGES,

@@ -30,10 +30,11 @@ import {
   defaultThresholds,
   DEFAULT_MAX_PAGES,
   isLargeBySize,
+  type WorkerObservers,
 } from "@docpipe/queue";
 import { defaults } from "./defaults.js";
 
-export interface OrchestratorOptions {
+export interface OrchestratorOptions extends WorkerObservers {
   sqs: SQSClient;
   s3: S3Client;
   prisma: PrismaClient;
@@ -215,6 +216,8 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     handle: (msg, ctx) => stages.run({ stage: STAGE, unit: msg, ctx, lookup: () => unrouted(msg), work: (a) => classify(msg, a) }),
     onPoison: (info) => recordPoison(stages.audit, STAGE, info),
     onDeadLetter: (msg, error, ctx) => recordDeadLetter(stages, STAGE, msg, error, ctx),
+    liveness: opts.liveness,
+    metrics: opts.metrics,
     concurrency: opts.concurrency ?? defaults.concurrency,
     logger,
     ...(opts.waitTimeSeconds !== undefined ? { waitTimeSeconds: opts.waitTimeSeconds } : {}),

@@ -138,6 +138,7 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
     await a.commitPage(pageNumber, { outcome: "succeeded", durationMs: renderMs, details: { ...facts, pdfKey } }, (tx) =>
       recordPageRendered(tx, doc, pageNumber, pdfKey, facts),
     );
+    if (facts.degraded) a.metrics.count("DegradedPages");
     result.rendered++;
   };
 

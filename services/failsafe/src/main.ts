@@ -5,8 +5,11 @@ import { createFailsafe } from "./service.js";
 runService({
   name: "failsafe",
   loadConfig,
-  build: ({ config, sqs, s3, prisma, queueUrls, logger }) =>
+  build: ({ config, sqs, s3, prisma, queueUrls, logger, liveness, metrics, taskProtection }) =>
     createFailsafe({
+      liveness,
+      metrics,
+      taskProtection,
       sqs,
       s3,
       prisma,

@@ -33,13 +33,15 @@ import {
   type Worker,
   defaultThresholds,
   type ClassifyThresholds,
+  type TaskProtection,
+  type WorkerObservers,
 } from "@docpipe/queue";
 import { pino } from "pino";
 import { allAttributes, deadLetterCause, REPLAYS_ATTRIBUTE, replaysOf, resendAttributes, type DeadLetterCause } from "./attributes.js";
 import { defaults, SQS_MAX_DELAY_SECONDS } from "./defaults.js";
 import { breakDown, type BreakdownDeps, type BreakdownJob, type BreakdownResult } from "./breakdown.js";
 
-export interface FailsafeOptions {
+export interface FailsafeOptions extends WorkerObservers {
   sqs: SQSClient;
   s3: S3Client;
   prisma: PrismaClient;
@@ -88,6 +90,11 @@ export interface FailsafeOptions {
   waitTimeSeconds?: number;
   /** Seconds to wait for in-flight work on stop before releasing it. @defaultValue 25 */
   stopTimeoutSeconds?: number;
+  /**
+   * Held while a document dead letter is broken down, which can outlast the 120 s between
+   * SIGTERM and SIGKILL; image replays are quick and go without. @defaultValue none
+   */
+  taskProtection?: TaskProtection;
 }
 
 export interface Failsafe {
@@ -154,6 +161,8 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
     dlqUrl: queueUrls.parked.url,
     maxReceiveCount: opts.maxAttempts ?? defaults.maxAttempts,
     logger,
+    liveness: opts.liveness,
+    metrics: opts.metrics,
     ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
   };
 
@@ -306,6 +315,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
       concurrency: opts.concurrency ?? defaults.concurrency,
       batchSize: 1,
       visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 300,
+      taskProtection: opts.taskProtection,
     }),
   );
   workers.push(

@@ -5,8 +5,10 @@ import { createInferenceClient } from "./service.js";
 runService({
   name: "inference-client",
   loadConfig,
-  build: async ({ config, sqs, prisma, queueUrls, logger }) =>
+  build: async ({ config, sqs, prisma, queueUrls, logger, liveness, metrics }) =>
     createInferenceClient({
+      liveness,
+      metrics,
       sqs,
       prisma,
       queueUrls,

@@ -1,3 +1,4 @@
+import { createMetrics } from "@docpipe/queue";
 import { describe, expect, it } from "vitest";
 import { ManualClock, flushMicrotasks } from "./limits/clock.js";
 import { ModelRejectedError, ModelThrottledError, ModelUnavailableError } from "./model/errors.js";
@@ -198,5 +199,31 @@ describe("ProtectedModelClient", () => {
     expect(client.breaker.state).toBe("open");
     ac.abort(new Error("stopping"));
     await expect(p).rejects.toThrow("stopping");
+  });
+
+  it("reports each answered call's latency, 429s and 5xx apart, and the breaker's state", async () => {
+    const clock = new ManualClock();
+    const lines: string[] = [];
+    const metrics = createMetrics({ service: "inference-client", write: (l) => lines.push(l), flushIntervalSeconds: 0 });
+    const endpoint = new ScriptedEndpoint((n) =>
+      n === 1 ? new ModelThrottledError("model_throttled", "429", { status: 429 }) : n === 2 ? down() : ok,
+    );
+    const client = new ProtectedModelClient(endpoint, { clock, random: () => 0, ratePerSecond: 0, breakerFailureThreshold: 3, metrics });
+    const outcome = client.invoke(req, never);
+    await clock.advance(10_000);
+    await outcome;
+    metrics.flush();
+    const read = () => JSON.parse(lines.at(-1)!) as Record<string, unknown>;
+    expect(read()).toMatchObject({ ModelThrottled: 1, ModelServerErrors: 1, ModelLatency: [0], BreakerOpen: 0 });
+
+    // One failure opens this breaker; the gauge says so at the next flush.
+    const failing = new ProtectedModelClient(new ScriptedEndpoint(() => down()), { clock, random: () => 0, ratePerSecond: 0, breakerFailureThreshold: 1, metrics });
+    const ac = new AbortController();
+    const held = failing.invoke(req, ac.signal).catch(() => undefined);
+    await clock.advance(0);
+    metrics.flush();
+    expect(read()).toMatchObject({ BreakerOpen: 1, ModelServerErrors: 1 });
+    ac.abort(new Error("stopping"));
+    await held;
   });
 });

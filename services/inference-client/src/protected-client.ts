@@ -1,4 +1,4 @@
-import type { Logger } from "@docpipe/queue";
+import { noMetrics, type Logger, type Metrics } from "@docpipe/queue";
 import { retryDelayMs, type ModelBackoff } from "./limits/backoff.js";
 import { defaults } from "./defaults.js";
 import { CircuitBreaker } from "./limits/circuit-breaker.js";
@@ -31,6 +31,8 @@ export interface ProtectionOptions {
   /** @defaultValue Math.random */
   random?: () => number;
   logger?: Logger;
+  /** ModelLatency per answered call, ModelThrottled (429) and ModelServerErrors (5xx) per failed one, BreakerOpen. */
+  metrics?: Metrics;
 }
 
 export interface InvocationOutcome {
@@ -65,6 +67,7 @@ export class ProtectedModelClient {
   private readonly maxAttempts: number;
   private readonly backoff: ModelBackoff;
   private readonly logger: Logger | undefined;
+  private readonly metrics: Metrics;
 
   constructor(
     private readonly invoker: ModelInvoker,
@@ -82,6 +85,8 @@ export class ProtectedModelClient {
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? defaults.maxAttempts);
     this.backoff = opts.backoff ?? defaults.backoff;
     this.logger = opts.logger?.child({ component: "model-client" });
+    this.metrics = opts.metrics ?? noMetrics;
+    this.metrics.gauge("BreakerOpen", () => (this.breaker.state === "closed" ? 0 : 1));
     this.breaker.onStateChange((state, info) => {
       const fields = { breaker: state, consecutiveFailures: info.consecutiveFailures, endpoint: invoker.description };
       if (state === "open") this.logger?.warn({ ...fields, cooldownMs: this.breaker.cooldownMs }, "circuit breaker opened; holding messages");
@@ -116,14 +121,18 @@ export class ProtectedModelClient {
         try {
           const response = await this.invoker.invoke(request, callSignal);
           this.breaker.onSuccess();
-          return { response, latencyMs: Math.round(this.clock.now() - started), calls };
+          const latencyMs = Math.round(this.clock.now() - started);
+          this.metrics.record("ModelLatency", latencyMs);
+          return { response, latencyMs, calls };
         } catch (e) {
           if (e instanceof ModelThrottledError && !callSignal.aborted) {
             // Neither health nor sickness: a probe that was throttled leaves the next call to probe.
             this.breaker.onAbandon();
+            this.metrics.count("ModelThrottled");
             throttled = e;
           } else if (e instanceof ModelUnavailableError && !callSignal.aborted) {
             this.breaker.onFailure();
+            if (e.status !== undefined && e.status >= 500) this.metrics.count("ModelServerErrors");
             failure = e;
           } else {
             // Aborted by us, or refused (the endpoint works; this page is the problem).

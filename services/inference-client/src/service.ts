@@ -24,6 +24,7 @@ import {
   type QueueUrls,
   type S3Event,
   type S3EventRecord,
+  type WorkerObservers,
 } from "@docpipe/queue";
 import { pino } from "pino";
 import { ProtectedModelClient, type ProtectionOptions } from "./protected-client.js";
@@ -31,7 +32,7 @@ import type { BreakerState } from "./limits/circuit-breaker.js";
 import { HttpModelInvoker, type HttpInvokerOptions, type ModelInvoker } from "./model/invoker.js";
 import { finishDocument, finishPage, insertResult, markPageDone, type PageRef } from "./results.js";
 
-export interface InferenceClientOptions extends ProtectionOptions {
+export interface InferenceClientOptions extends ProtectionOptions, WorkerObservers {
   sqs: SQSClient;
   prisma: PrismaClient;
   /** Only `convertedImage` is used. */
@@ -171,6 +172,8 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
     sqs: opts.sqs,
     parse: parseS3Event,
     concurrency: opts.workerConcurrency ?? 2 * client.semaphore.limit,
+    liveness: opts.liveness,
+    metrics: opts.metrics,
     ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
     logger,
     handle: async (event, ctx) => {

@@ -1,8 +1,9 @@
 import { createPrisma } from "@docpipe/db";
-import { createAwsClients, createLogger, resolveQueueUrls } from "@docpipe/queue";
+import { createAwsClients, createLogger, createMetrics, resolveQueueUrls } from "@docpipe/queue";
 import { once } from "node:events";
 import { buildApp } from "./app.js";
 import { loadConfig } from "./config.js";
+import { watchStalledBatches } from "./stall.js";
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -35,10 +36,14 @@ async function main(): Promise<void> {
       },
     });
     await app.listen({ port: config.PORT, host: config.HOST });
+    const metrics = createMetrics({ service: "ingestion" });
+    const stalls = watchStalledBatches({ prisma, metrics, stallAfterMs: config.STALL_AFTER_SECONDS * 1000, logger });
     const [signal] = (await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")])) as [string];
     logger.info({ signal }, "stopping: finishing in-flight listing pages");
     // Stops accepting requests, then the lister finishes its pages; batches resume on the next start.
     await app.close();
+    stalls.stop();
+    metrics.close();
     logger.info("stopped");
   } catch (e) {
     logger.fatal({ err: e }, "ingestion failed");

@@ -1,4 +1,5 @@
 import type { PrismaClient } from "@docpipe/db";
+import { coerceError, type Logger, type Metrics } from "@docpipe/queue";
 
 /** A batch that has made no progress for too long, and where its unfinished work waits. */
 export interface Stall {
@@ -83,4 +84,43 @@ export async function detectStall(
     if (pages && pages.rendered > pages.pending) stage = "inference";
   }
   return { since, stage, documents, lastStage };
+}
+
+/**
+ * Unfinished batches (listing or processing) whose last audit event, or creation, is older than
+ * `stallAfterMs`: the ones {@link detectStall} reports. One statement; each batch's newest event
+ * is an index lookup (AuditEvent by batch and time).
+ */
+export async function countStalledBatches(prisma: PrismaClient, stallAfterMs: number, now: Date = new Date()): Promise<number> {
+  const before = new Date(now.getTime() - stallAfterMs);
+  const [row] = await prisma.$queryRaw<{ stalled: bigint }[]>`
+    SELECT count(*) AS stalled FROM "Batch" b
+    WHERE b.state IN ('listing', 'processing')
+      AND COALESCE((SELECT max(e."createdAt") FROM "AuditEvent" e WHERE e."batchId" = b.id), b."createdAt") < ${before}`;
+  return Number(row?.stalled ?? 0);
+}
+
+/**
+ * Keeps the `StalledBatches` metric: counts stalled batches every `intervalMs` and reports the
+ * last count at every metrics flush. Every ingestion task reports the same figure (alarms take the maximum).
+ */
+export function watchStalledBatches(opts: {
+  prisma: PrismaClient;
+  metrics: Metrics;
+  stallAfterMs: number;
+  logger: Logger;
+  /** @defaultValue 60000 */
+  intervalMs?: number;
+}): { stop(): void } {
+  let stalled = 0;
+  opts.metrics.gauge("StalledBatches", () => stalled);
+  const count = () =>
+    void countStalledBatches(opts.prisma, opts.stallAfterMs).then(
+      (n) => (stalled = n),
+      (e: unknown) => opts.logger.warn({ err: coerceError(e) }, "counting stalled batches failed"),
+    );
+  count();
+  const timer = setInterval(count, opts.intervalMs ?? 60_000);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }

@@ -5,8 +5,10 @@ import { createPageConverter } from "./service.js";
 runService({
   name: "page-converter",
   loadConfig,
-  build: ({ config, sqs, s3, prisma, queueUrls, logger }) =>
+  build: ({ config, sqs, s3, prisma, queueUrls, logger, liveness, metrics }) =>
     createPageConverter({
+      liveness,
+      metrics,
       sqs,
       s3,
       prisma,

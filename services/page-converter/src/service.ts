@@ -28,11 +28,12 @@ import {
   type QueueKey,
   type QueueUrls,
   recordPageRendered,
+  type WorkerObservers,
 } from "@docpipe/queue";
 import { pino } from "pino";
 import { defaults } from "./defaults.js";
 
-export interface PageConverterOptions {
+export interface PageConverterOptions extends WorkerObservers {
   sqs: SQSClient;
   s3: S3Client;
   prisma: PrismaClient;
@@ -159,6 +160,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
       if (!isForeignKeyViolation(e)) throw e;
       throw new PermanentError("unknown_document", `no document ${msg.documentId} for page ${msg.pageNumber}`, { cause: e, documentId: msg.documentId });
     }
+    if (facts.degraded) a.metrics.count("DegradedPages");
     const { warnings: _, ...brief } = facts;
     a.log.info({ ...brief, scaledDown }, "page rendered");
     return committed;
@@ -185,6 +187,8 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     // Twice the render threads: while one page renders, the next is downloaded and the last
     // one's PNG uploaded and recorded, so a thread never waits on S3 or the database.
     concurrency: opts.concurrency ?? 2 * pool.size,
+    liveness: opts.liveness,
+    metrics: opts.metrics,
     ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
     logger,
   });

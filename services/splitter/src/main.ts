@@ -5,10 +5,12 @@ import { createSplitter } from "./splitter.js";
 runService({
   name: (config) => `splitter-${config.ROLE}`,
   loadConfig,
-  build: ({ config, sqs, s3, prisma, queueUrls, logger }) =>
+  build: ({ config, sqs, s3, prisma, queueUrls, logger, liveness, metrics, taskProtection }) =>
     createSplitter({
       role: config.ROLE,
-      sqs, s3, prisma, queueUrls, logger,
+      sqs, s3, prisma, queueUrls, logger, liveness, metrics,
+      // A large split can run for an hour; a small one is over in seconds.
+      ...(config.ROLE === "large" && { taskProtection }),
       workBucket: config.WORK_BUCKET,
       chunkPages: config.CHUNK_PAGES,
       maxPages: config.MAX_PAGES,

@@ -33,12 +33,14 @@ import {
   recordDocumentSplit,
   recordRangeSplit,
   type Committed,
+  type TaskProtection,
+  type WorkerObservers,
 } from "@docpipe/queue";
 import { defaults } from "./defaults.js";
 
 export type SplitterRole = "large" | "small";
 
-export interface SplitterOptions {
+export interface SplitterOptions extends WorkerObservers {
   /** `large`: large queue → ≤chunkPages chunks on the small queue; `small`: small queue → single pages. */
   role: SplitterRole;
   sqs: SQSClient;
@@ -64,6 +66,11 @@ export interface SplitterOptions {
   tmpDir?: string;
   /** Passed to the worker; tests shorten it. */
   waitTimeSeconds?: number;
+  /**
+   * Held while a large split runs (the large role only): a split can outlast the 120 s between
+   * SIGTERM and SIGKILL, so scale-in and deployments wait for it. @defaultValue none
+   */
+  taskProtection?: TaskProtection;
 }
 
 export interface Splitter {
@@ -224,6 +231,8 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     name,
     sqs,
     logger,
+    liveness: opts.liveness,
+    metrics: opts.metrics,
     ...(opts.heartbeatSeconds !== undefined && { heartbeatSeconds: opts.heartbeatSeconds }),
     ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
   };
@@ -237,6 +246,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
             stages.run({ stage: "split-large", unit: msg, ctx, lookup: () => unfinished(msg.documentId), work: (a) => splitLarge(msg, a) }),
           onPoison: (info) => recordPoison(stages.audit, "split-large", info),
           onDeadLetter: (msg, error, ctx) => recordDeadLetter(stages, "split-large", msg, error, ctx),
+          taskProtection: opts.taskProtection,
           concurrency: opts.concurrency ?? defaults.concurrency.large,
           batchSize: 1,
         })

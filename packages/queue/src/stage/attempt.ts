@@ -7,6 +7,7 @@ import type { Stage } from "../contracts.js";
 import { PermanentError, TransientError } from "../errors.js";
 import { toStageError } from "../failure.js";
 import { silentLogger, type Logger } from "../logger.js";
+import { noMetrics, type Metrics } from "../metrics.js";
 import type { HandlerContext } from "../worker/types.js";
 import { StageTrail, type StageUnit, type TrailAttempt, type TrailOutcome } from "./trail.js";
 
@@ -54,6 +55,11 @@ export interface StageScope {
   dir(): Promise<string>;
   /** Between pieces of a long job: throws (transient `interrupted`) once the worker is stopping, so the message goes back at once. */
   throwIfStopping(): void;
+  /**
+   * The worker's metrics. The lifecycle counts `Pages` itself (a page unit, a page range, each
+   * committed page of a breakdown); a stage adds what only it knows, e.g. `DegradedPages`.
+   */
+  readonly metrics: Metrics;
   /**
    * Ends the attempt: runs `write` (the unit's last writes) and stores the outcome in the same
    * transaction, so a crash cannot leave the work done without its record, or the reverse.
@@ -178,6 +184,7 @@ export class StageRunner {
         ...(r.details && { details: r.details }),
         ...(r.error && { error: r.error }),
       });
+      if ((r.outcome ?? "succeeded") === "succeeded") scope.metrics.count("Pages", unitPages(a.unit));
     } catch (e) {
       const err = toStageError(e);
       const permanent = err instanceof PermanentError;
@@ -199,6 +206,13 @@ export class StageRunner {
   flush(): Promise<void> {
     return this.audit.flush();
   }
+}
+
+/** Pages a unit's success finishes: one for a page, the range for a chunk, none for a whole document. */
+function unitPages(unit: StageUnit): number {
+  if (unit.pageNumber !== undefined) return 1;
+  if (unit.firstPage !== undefined && unit.lastPage !== undefined) return unit.lastPage - unit.firstPage + 1;
+  return 0;
 }
 
 class Scope implements StageScope {
@@ -223,6 +237,10 @@ class Scope implements StageScope {
     return this.ctx.attempt;
   }
 
+  get metrics(): Metrics {
+    return this.ctx.metrics ?? noMetrics;
+  }
+
   elapsedMs(): number {
     return Math.round(performance.now() - this.startedAt);
   }
@@ -245,22 +263,27 @@ class Scope implements StageScope {
     if (this.done) throw new Error("an attempt commits its outcome once");
     this.done = true;
     const durationMs = this.elapsedMs();
-    await this.prisma.$transaction(async (tx) => {
+    const outcome = await this.prisma.$transaction(async (tx) => {
       const r = (await write(tx)) ?? {};
       await this.trail.finished(
         this.t,
         { outcome: r.outcome ?? "succeeded", durationMs, details: { ...details, ...r.details }, ...(r.error && { error: r.error }) },
         tx,
       );
+      return r.outcome ?? "succeeded";
     });
+    if (outcome === "succeeded") this.metrics.count("Pages", unitPages(this.t.unit));
     return COMMITTED;
   }
 
   async commitPage(pageNumber: number, outcome: TrailOutcome, write?: (tx: Prisma.TransactionClient) => Promise<void>): Promise<void> {
-    if (!write) return this.trail.part(this.t, pageNumber, outcome);
-    await this.prisma.$transaction(async (tx) => {
-      await write(tx);
-      await this.trail.part(this.t, pageNumber, outcome, tx);
-    });
+    if (!write) await this.trail.part(this.t, pageNumber, outcome);
+    else {
+      await this.prisma.$transaction(async (tx) => {
+        await write(tx);
+        await this.trail.part(this.t, pageNumber, outcome, tx);
+      });
+    }
+    if (outcome.outcome === "succeeded") this.metrics.count("Pages");
   }
 }

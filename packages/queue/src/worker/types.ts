@@ -20,6 +20,8 @@ export interface HandlerContext {
   signal: AbortSignal;
   /** The SQS message as received, with its attributes (e.g. for `readDeadLetterInfo`); never log its body. */
   message: Message;
+  /** The worker's metrics (its `metrics` option), for what the handler counts itself. */
+  metrics?: Metrics;
 }
 
 export interface PoisonInfo {
@@ -28,6 +30,14 @@ export interface PoisonInfo {
   body: string;
   error: Error;
   attempt: number;
+}
+
+/** What a service hands each of its workers from runService (ServiceDeps): its liveness and its metrics. */
+export interface WorkerObservers {
+  /** See {@link WorkerOptions.liveness}. */
+  liveness?: Liveness;
+  /** See {@link WorkerOptions.metrics}. */
+  metrics?: Metrics;
 }
 
 export interface WorkerOptions<T> {

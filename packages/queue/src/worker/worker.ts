@@ -181,7 +181,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     }
 
     log = childLogger(log, messageIds(value));
-    const ctx: HandlerContext = { messageId, attempt, logger: log, signal: job.controller.signal, message: m };
+    const ctx: HandlerContext = { messageId, attempt, logger: log, signal: job.controller.signal, message: m, metrics };
     try {
       await (opts.taskProtection ? opts.taskProtection.hold(() => opts.handle(value, ctx)) : opts.handle(value, ctx));
     } catch (e) {
