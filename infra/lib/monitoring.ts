@@ -13,6 +13,7 @@ import type { aws_ecs as ecs } from "aws-cdk-lib";
 import { Construct } from "constructs";
 import type { ServiceId } from "./config.js";
 import type { Database } from "./database.js";
+import { serviceMetricAlarms, serviceMetricWidgets } from "./service-metrics.js";
 import type { PipelineService } from "./pipeline-service.js";
 import type { Queues } from "./queues.js";
 
@@ -49,6 +50,8 @@ export class Monitoring extends Construct {
   public readonly ageAlarms: readonly cw.Alarm[];
   public readonly errorAlarms: readonly cw.Alarm[];
   public readonly databaseAlarms: readonly cw.Alarm[];
+  /** On the services' own metrics (EMF): the model's breaker held open, stalled batches. */
+  public readonly serviceAlarms: readonly cw.Alarm[];
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
@@ -149,6 +152,7 @@ export class Monitoring extends Construct {
     );
 
     this.databaseAlarms = databaseAlarms(this, props.database, props.databaseMaxCapacity).map(alarm);
+    this.serviceAlarms = serviceMetricAlarms(this).map(alarm);
 
     const running = (serviceId: ServiceId): cw.Metric =>
       new cw.Metric({
@@ -213,11 +217,12 @@ export class Monitoring extends Construct {
             ),
           }),
         ],
+        ...serviceMetricWidgets((Object.keys(props.services) as ServiceId[]).filter((id) => id !== "ingestion")),
         [
           new cw.AlarmStatusWidget({
             title: "Alarms",
             width: 24,
-            alarms: [...this.dlqAlarms, ...this.ageAlarms, ...this.errorAlarms, ...this.databaseAlarms],
+            alarms: [...this.dlqAlarms, ...this.ageAlarms, ...this.errorAlarms, ...this.databaseAlarms, ...this.serviceAlarms],
           }),
         ],
       ],

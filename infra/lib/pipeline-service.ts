@@ -8,6 +8,7 @@ import {
 } from "aws-cdk-lib";
 import { Construct } from "constructs";
 import type { ServiceSize } from "./config.js";
+import { HEALTHCHECK_SCRIPT } from "./images.js";
 import { acknowledge } from "./nag.js";
 
 export interface PipelineServiceProps {
@@ -66,10 +67,20 @@ export class PipelineService extends Construct {
       logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: id }),
       // SIGTERM first, SIGKILL after this: the Fargate maximum, matching Spot's two-minute
       // notice. A worker finishes what it can in that time and hands the rest back to the
-      // queue (every stage is idempotent). Services whose jobs run longer are never scaled in
-      // while busy (QueueScaling's scaleInOnlyWhenIdle), so this limit only meets them on a
-      // deployment.
+      // queue (every stage is idempotent). Jobs that run longer (a large split, a failsafe
+      // break-down) hold ECS task scale-in protection, so neither scale-in nor a deployment
+      // stops their task while they run.
       stopTimeout: Duration.seconds(120),
+      // The image's own check (docker/healthcheck.sh), which ECS does not run by itself: the
+      // API's /healthz, or a worker's /livez on HEALTH_PORT (its poll loops are turning). An
+      // unhealthy task is replaced.
+      healthCheck: {
+        command: ["CMD", HEALTHCHECK_SCRIPT],
+        interval: Duration.seconds(30),
+        timeout: Duration.seconds(5),
+        retries: 3,
+        startPeriod: Duration.seconds(60),
+      },
       readonlyRootFilesystem: false,
       ...(props.port !== undefined && { portMappings: [{ containerPort: props.port }] }),
     });

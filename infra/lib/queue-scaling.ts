@@ -16,16 +16,19 @@ export interface QueueScalingProps {
   readonly maxTasks: number;
   /** Visible messages one task may have waiting for it; see {@link targetBacklogPerTask}. */
   readonly targetBacklogPerTask: number;
-  /** Minutes a queue must have nothing visible or in flight before the service goes to zero. @defaultValue 15 */
+  /** Minutes a queue must have nothing visible (or in flight, see `protectedJobs`) before the service goes to zero. @defaultValue 15 */
   readonly idleMinutes?: number;
   /**
-   * For workers whose jobs outlast the 120 s stop timeout: target tracking only adds tasks,
-   * and tasks go away only through the idle policy, when nothing is visible or in flight.
-   * Otherwise an empty queue with busy workers (backlog 0 per task) would scale in and kill
-   * a half-done split. @defaultValue false
+   * The service's tasks hold ECS scale-in protection while they work (jobs that outlast the 120 s
+   * stop timeout): scale-in cannot stop a busy task, so the idle alarm needs only the visible
+   * messages, not the in-flight ones too. That keeps it within CloudWatch's 10 metrics per alarm
+   * for the failsafe, which reads five queues. @defaultValue false
    */
-  readonly scaleInOnlyWhenIdle?: boolean;
+  readonly protectedJobs?: boolean;
 }
+
+/** CloudWatch's limit of metrics in one alarm (and in one target-tracking metric specification). */
+export const MAX_METRICS_PER_ALARM = 10;
 
 /**
  * The backlog one task can clear within the acceptable latency: a task finishes
@@ -52,7 +55,8 @@ const minute = Duration.minutes(1);
  *   out: a step policy adds one task when messages are visible and no task is running, and
  *   target tracking takes over once that task reports.
  * - A step policy sets the count to zero after `idleMinutes` with nothing visible *and*
- *   nothing in flight, so scale-to-zero never lands while a message is being worked on.
+ *   nothing in flight, so scale-to-zero never lands while a message is being worked on; for a
+ *   service whose busy tasks hold scale-in protection, nothing visible is enough.
  */
 export class QueueScaling extends Construct {
   public readonly target: appscaling.ScalableTarget;
@@ -74,6 +78,14 @@ export class QueueScaling extends Construct {
     this.target.node.addDependency(service);
 
     const queueNames = props.queues.map((q) => q.queueName);
+    // Target tracking reads the visible counts and the running tasks; the idle alarm the visible
+    // counts, and the in-flight ones unless busy tasks are protected.
+    const idleMetrics = queueNames.length * (props.protectedJobs ? 1 : 2);
+    if (queueNames.length + 1 > MAX_METRICS_PER_ALARM || idleMetrics > MAX_METRICS_PER_ALARM) {
+      throw new Error(
+        `${id}: ${queueNames.length} queues need ${Math.max(queueNames.length + 1, idleMetrics)} metrics in one alarm; CloudWatch allows ${MAX_METRICS_PER_ALARM}`,
+      );
+    }
     const visibleIds = queueNames.map((_, i) => `visible${i}`);
     // An inactive queue publishes no datapoints; FILL makes it count as empty instead of
     // making the whole sum missing.
@@ -89,7 +101,7 @@ export class QueueScaling extends Construct {
         scaleOutCooldown: 60,
         // Slow to give tasks back: a new task costs a cold start, an idle one a minute of Fargate.
         scaleInCooldown: 300,
-        disableScaleIn: props.scaleInOnlyWhenIdle ?? false,
+        disableScaleIn: false,
         customizedMetricSpecification: {
           metrics: [
             ...queueNames.map((queueName, i) => ({
@@ -179,13 +191,14 @@ export class QueueScaling extends Construct {
       });
       idle.addAdjustment({ upperBound: 0, adjustment: 0 });
       const inFlightSum = inFlightIds.map((v) => `FILL(${v}, 0)`).join(" + ");
+      const what = props.protectedJobs ? "nothing visible" : "nothing visible or in flight";
       this.idleAlarm = new cw.Alarm(this, "IdleAlarm", {
-        alarmDescription: `${id}'s queues have had nothing visible or in flight for ${idleMinutes} minutes: scale to zero`,
+        alarmDescription: `${id}'s queues have had ${what} for ${idleMinutes} minutes: scale to zero`,
         metric: new cw.MathExpression({
-          expression: `${visibleSum} + ${inFlightSum}`,
-          usingMetrics: { ...visibleMetrics, ...inFlightMetrics },
+          expression: props.protectedJobs ? visibleSum : `${visibleSum} + ${inFlightSum}`,
+          usingMetrics: props.protectedJobs ? visibleMetrics : { ...visibleMetrics, ...inFlightMetrics },
           period: minute,
-          label: "Visible plus in-flight messages",
+          label: props.protectedJobs ? "Visible messages" : "Visible plus in-flight messages",
         }),
         threshold: 0,
         comparisonOperator: cw.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -15,6 +15,8 @@ import { workKeys } from "./storage.js";
 
 /** Port the ingestion service listens on inside its container. */
 export const INGESTION_PORT = 8080;
+/** Loopback port where a queue worker serves GET /livez for its health check (HEALTH_PORT). */
+export const WORKER_HEALTH_PORT = 8081;
 
 type WorkPrefix = keyof typeof workKeys;
 
@@ -30,8 +32,9 @@ export interface Deployable {
   readonly readsWork: readonly WorkPrefix[];
   readonly writesWork: readonly WorkPrefix[];
   /**
-   * Jobs can take longer than the 120 s between SIGTERM and SIGKILL (a multi-gigabyte split):
-   * never scale in under them, and run them on on-demand Fargate rather than Spot.
+   * Jobs can take longer than the 120 s between SIGTERM and SIGKILL (a multi-gigabyte split): the
+   * service holds ECS task scale-in protection while one runs (its role may set it), and runs on
+   * on-demand Fargate, because a Spot interruption ignores protection.
    */
   readonly longJobs?: boolean;
   /** The variable the service reads its worker concurrency from (see its src/config.ts). */
@@ -221,6 +224,7 @@ export class Services extends Construct {
           SERVICE_NAME: d.id,
           ...(d.concurrencyEnv && { [d.concurrencyEnv]: String(size.concurrency) }),
           ...(d.id === "inference-client" ? modelEnv : {}),
+          ...(isWorker && { HEALTH_PORT: String(WORKER_HEALTH_PORT) }),
           ...d.environment,
         },
         secrets: dbSecrets,
@@ -246,7 +250,7 @@ export class Services extends Construct {
           queues: consumed,
           minTasks: size.minTasks,
           maxTasks: size.maxTasks,
-          scaleInOnlyWhenIdle: d.longJobs ?? false,
+          protectedJobs: d.longJobs ?? false,
           targetBacklogPerTask: targetBacklogPerTask({
             concurrency: size.concurrency,
             secondsPerMessage: size.secondsPerMessage,
@@ -350,6 +354,18 @@ export class Services extends Construct {
           actions: ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
           resources: d.writesWork.map((p) => workBucket.arnForObjects(workKeys[p])),
         }),
+      );
+    }
+    if (d.longJobs) {
+      // Through the agent's endpoint, with the task role's credentials: only its own cluster's tasks.
+      const tasks = Stack.of(this).formatArn({ service: "ecs", resource: "task", resourceName: `${this.cluster.clusterName}/*` });
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"], resources: [tasks] }),
+      );
+      acknowledgeWildcardResource(
+        role,
+        tasks,
+        "A task protects itself through the ECS agent; its own task id exists only at run time, so the pattern is this cluster's tasks.",
       );
     }
     if (d.id === "inference-client" && props.config.sagemakerEndpointName) {

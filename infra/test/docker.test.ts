@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { dlqName, queues } from "@docpipe/queue";
 import { serviceIds } from "../lib/config.js";
 import { URL_UNSAFE } from "../lib/database.js";
-import { repoRoot } from "../lib/images.js";
+import { HEALTHCHECK_SCRIPT, repoRoot } from "../lib/images.js";
 import { imagePackages } from "../lib/services.js";
 
 // The images cannot be built here (no Docker engine); these check what the image and the
@@ -35,7 +35,9 @@ describe("docker/Dockerfile", () => {
     expect(service).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/pnpm deploy --filter "@docpipe\/\$\{SERVICE\}" --prod --legacy \/out/);
     expect(dockerfile).toContain('ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/docpipe-entrypoint"]');
-    expect(dockerfile).toMatch(/^HEALTHCHECK .*docpipe-healthcheck/m);
+    // The task definitions run the same script ECS would otherwise ignore in HEALTHCHECK.
+    expect(dockerfile).toContain(`COPY --chmod=755 docker/healthcheck.sh ${HEALTHCHECK_SCRIPT}`);
+    expect(dockerfile).toContain(`HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["${HEALTHCHECK_SCRIPT}"]`);
     // the last stage is the default target
     expect(dockerfile.trimEnd().split("\n").filter((l) => l.startsWith("FROM ")).at(-1)).toBe(
       "FROM runtime-base AS service",

@@ -1,9 +1,13 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { cx_api as cxapi } from "aws-cdk-lib";
+import { METRICS_NAMESPACE, metricUnits } from "@docpipe/queue";
 import type { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serviceIds, type ServiceId } from "../lib/config.js";
+import { HEALTHCHECK_SCRIPT } from "../lib/images.js";
 import { estimatedMaxConnections } from "../lib/monitoring.js";
+import { deployables, WORKER_HEALTH_PORT } from "../lib/services.js";
 import { resources, synth, type Synthesized } from "./synth.js";
 
 const certificateArn = "arn:aws:acm:eu-west-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
@@ -97,5 +101,86 @@ describe("alarms", () => {
     // 16 ACUs: 32 GiB, about 3600 connections.
     expect(estimatedMaxConnections(16)).toBe(3604);
     expect(estimatedMaxConnections(256)).toBe(5000);
+  });
+});
+
+const taskDef = (id: ServiceId) => resources(t, "AWS::ECS::TaskDefinition")[logicalId(s.stack.services.byId[id].taskDefinition)]!.Properties;
+const container = (id: ServiceId) =>
+  (taskDef(id).ContainerDefinitions as { HealthCheck?: Record<string, unknown>; Environment: { Name: string; Value: unknown }[] }[])[0]!;
+const workerIds = deployables.filter((d) => d.consumes === "dead-letter" || d.consumes.length > 0).map((d) => d.id);
+
+describe("health checks", () => {
+  it("gives every service's container the image's health check, so ECS replaces an unhealthy task", () => {
+    for (const id of serviceIds) {
+      expect(container(id).HealthCheck, id).toEqual({ Command: ["CMD", HEALTHCHECK_SCRIPT], Interval: 30, Timeout: 5, Retries: 3, StartPeriod: 60 });
+    }
+  });
+
+  it("has every queue worker serve its liveness on HEALTH_PORT, which the check asks", () => {
+    const env = (id: ServiceId) => Object.fromEntries(container(id).Environment.map((e) => [e.Name, e.Value]));
+    for (const id of workerIds) expect(env(id).HEALTH_PORT, id).toBe(String(WORKER_HEALTH_PORT));
+    expect(env("ingestion").HEALTH_PORT).toBeUndefined(); // its check is GET /healthz on PORT
+  });
+});
+
+describe("task scale-in protection", () => {
+  const protectionStatements = (id: ServiceId) => {
+    const roleId = logicalId(s.stack.services.byId[id].taskRole);
+    return Object.values(resources(t, "AWS::IAM::Policy"))
+      .filter((p) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === roleId))
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: { Action: unknown; Resource: unknown }[] }).Statement)
+      .filter((st) => JSON.stringify(st.Action).includes("TaskProtection"));
+  };
+
+  it("lets the large splitter and the failsafe, and only them, protect their own cluster's tasks", () => {
+    for (const id of serviceIds) {
+      const sts = protectionStatements(id);
+      if (id === "splitter-large" || id === "failsafe") {
+        expect(sts, id).toHaveLength(1);
+        expect(sts[0]!.Action).toEqual(["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"]);
+        expect(JSON.stringify(sts[0]!.Resource)).toContain(`:task/",{"Ref":"${logicalId(s.stack.services.cluster)}"},"/*"`);
+      } else {
+        expect(sts, id).toEqual([]);
+      }
+    }
+  });
+
+  it("keeps long jobs on demand (a Spot interruption ignores protection) with the 120 s stop timeout", () => {
+    for (const id of ["splitter-large", "failsafe"] as const) {
+      const svc = resources(t, "AWS::ECS::Service")[logicalId(s.stack.services.byId[id].service)]!.Properties;
+      expect(svc.CapacityProviderStrategy, id).toEqual([{ CapacityProvider: "FARGATE", Weight: 1 }]);
+      expect((taskDef(id).ContainerDefinitions as { StopTimeout: number }[])[0]!.StopTimeout).toBe(120);
+    }
+  });
+});
+
+describe("the services' own metrics (EMF)", () => {
+  const dashboard = () => {
+    const [d] = Object.values(resources(t, "AWS::CloudWatch::Dashboard"));
+    const body = d!.Properties.DashboardBody as { "Fn::Join": [string, unknown[]] };
+    return body["Fn::Join"][1].map((p) => (typeof p === "string" ? p : JSON.stringify(p))).join("");
+  };
+
+  it("graphs every metric the services write, per stage, on the dashboard", () => {
+    const body = dashboard();
+    for (const name of Object.keys(metricUnits)) expect(body, name).toContain(`"${METRICS_NAMESPACE}","${name}","Service"`);
+    for (const title of ["Pages finished per minute, per stage", "Time per message, p50 and p90 (ms)", "Model: latency p50 and p99 (ms); 429s and 5xx per minute"]) {
+      expect(body).toContain(title);
+    }
+    expect(body).toContain('"Service","page-converter"');
+  });
+
+  it("alarms to the topic when the model's breaker stays open and when a batch stays stalled", () => {
+    const on = (name: string) =>
+      Object.values(resources(t, "AWS::CloudWatch::Alarm"))
+        .map((a) => a.Properties)
+        .filter((a) => a.Namespace === METRICS_NAMESPACE && a.MetricName === name);
+    const topic = [{ Ref: logicalId(s.stack.monitoring.topic) }];
+    expect(on("BreakerOpen")).toEqual([
+      expect.objectContaining({ Dimensions: [{ Name: "Service", Value: "inference-client" }], Threshold: 1, EvaluationPeriods: 5, AlarmActions: topic }),
+    ]);
+    expect(on("StalledBatches")).toEqual([
+      expect.objectContaining({ Dimensions: [{ Name: "Service", Value: "ingestion" }], Threshold: 1, AlarmActions: topic }),
+    ]);
   });
 });
