@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "@docpipe/local-stack";
 import { startReferenceModel } from "@docpipe/reference-model";
 import { ApiClient } from "@docpipe/cli";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
@@ -22,7 +23,7 @@ import {
   waitForBatch,
   waitForQuietQueues,
 } from "./support/scenario.js";
-import { freePort, pipelineProcesses } from "./support/services.js";
+import { pipelineProcesses } from "./support/services.js";
 import { Supervisor, type SupervisorEvent } from "./support/supervisor.js";
 
 // Seeds: fixed in CI; CHAOS_SEED=1234 replays one run, CHAOS_SOAK=20 runs twenty random ones.

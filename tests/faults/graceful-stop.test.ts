@@ -6,13 +6,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { QueueKey } from "@docpipe/queue";
+import { freePort } from "@docpipe/local-stack";
 import { startReferenceModel } from "@docpipe/reference-model";
 import { ApiClient } from "@docpipe/cli";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
 import { queueCounts } from "../fixtures/queues.js";
 import { waitFor } from "../fixtures/wait.js";
 import { buildCorpus, createTestApiKey, expectBatchMatchesTruth, planCorpus, seededRandom, totalPages, waitForBatch } from "./support/scenario.js";
-import { freePort, pipelineProcesses } from "./support/services.js";
+import { pipelineProcesses } from "./support/services.js";
 import { Supervisor, type StopResult } from "./support/supervisor.js";
 
 const say = (msg: string) => process.stdout.write(`[graceful] ${msg}\n`);

@@ -1,18 +1,8 @@
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import type { ServiceSpec } from "./supervisor.js";
 
 const REPO_ROOT = resolve(import.meta.dirname, "../../..");
-
-/** A port nobody listens on right now, for a service that must be told its port. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** Whether services/failsafe has been written yet (its main.ts is a placeholder until then). */
 export function failsafeExists(): boolean {
