@@ -104,6 +104,9 @@ export class ModelApi extends Construct {
         metricsEnabled: true,
       },
     });
+    // CDK outputs the stage's root URL (ModelTierApiEndpoint…); the stack's ModelApiUrl is
+    // the URL to call (the invocation path), so one output says it.
+    this.api.node.tryRemoveChild("Endpoint");
     const cloudWatchRole = this.api.node.tryFindChild("CloudWatchRole");
     if (cloudWatchRole) {
       acknowledge(

@@ -178,6 +178,13 @@ describe("cdk synth without a model endpoint", () => {
     }
   });
 
+  it("outputs the API's URL once, as ModelApiUrl: CDK's default endpoint output of the REST API is gone", () => {
+    const outputs = t.toJSON().Outputs as Record<string, { Value: unknown }>;
+    const apiRef = JSON.stringify({ Ref: logicalId(tier().api.api) });
+    expect(Object.keys(outputs).filter((k) => JSON.stringify(outputs[k]!.Value).includes(apiRef))).toEqual(["ModelApiUrl"]);
+    expect(JSON.stringify(outputs.ModelApiUrl!.Value)).toContain("/invocations");
+  });
+
   it("logs every call and alarms to the topic on 5xx, 4xx other than throttling, latency and sustained throttling", () => {
     const accessLogsId = logicalId(tier().api.accessLogs);
     const [, stage] = only(resources(t, "AWS::ApiGateway::Stage"));
