@@ -259,6 +259,44 @@ describe("worker", () => {
     expect(await queueCounts(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
   });
 
+  test("receives several messages per request and deletes handled ones ten to a request", async ({ sqs, createQueue, track }) => {
+    const q = await createQueue();
+    await send(sqs, q.url, Array.from({ length: 40 }, (_, i) => JSON.stringify(page(i + 1))));
+    const requests: string[] = [];
+    sqs.middlewareStack.add(
+      (next, context) => (args) => {
+        requests.push(context.commandName ?? "?");
+        return next(args);
+      },
+      { step: "initialize", name: "countRequests" },
+    );
+    const seen: number[] = [];
+    const worker = track(
+      createWorker(
+        options(
+          sqs,
+          q,
+          async (m) => {
+            await new Promise((r) => setTimeout(r, 5 + (m.pageNumber % 7)));
+            seen.push(m.pageNumber);
+          },
+          { concurrency: 8 },
+        ),
+      ),
+    );
+    worker.start();
+    await waitFor("forty messages", () => seen.length === 40);
+    await worker.stop();
+    expect(new Set(seen).size).toBe(40);
+    expect(worker.stats.succeeded).toBe(40);
+    expect(await queueCounts(sqs, q.url)).toEqual({ visible: 0, inFlight: 0 });
+    // One request per message each way would be 40 receives and 40 deletes.
+    const count = (name: string) => requests.filter((r) => r === name).length;
+    expect(count("DeleteMessageCommand")).toBe(0);
+    expect(count("DeleteMessageBatchCommand")).toBeLessThanOrEqual(20);
+    expect(count("ReceiveMessageCommand")).toBeLessThanOrEqual(20);
+  });
+
   test("stop() finishes in-flight messages and leaves the rest in the queue", async ({ sqs, createQueue, track }) => {
     const q = await createQueue();
     const msgs = Array.from({ length: 5 }, (_, i) => page(i + 1));

@@ -7,6 +7,7 @@ import { coerceError, errorCode, PermanentError, type PoisonMessageError } from 
 import type { LivenessProbe } from "../liveness.js";
 import { childLogger, silentLogger, type Logger } from "../logger.js";
 import { noMetrics } from "../metrics.js";
+import { AckBatcher } from "./acks.js";
 import { changeVisibility as setVisibility, Heartbeat, MAX_VISIBILITY_SECONDS } from "./heartbeat.js";
 import { decodeBody, messageIds, receiveCount } from "./message.js";
 import type { HandlerContext, Worker, WorkerOptions, WorkerStats } from "./types.js";
@@ -25,6 +26,8 @@ interface Job {
 const clamp = (n: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, n));
 /** Longest pause between receives after receive errors (see preReceiveMessageCallback). */
 const RECEIVE_BACKOFF_CAP_MS = 30_000;
+/** Handled messages finishing this close together are deleted by one DeleteMessageBatch. */
+const ACK_WINDOW_MS = 20;
 
 /**
  * A queue worker on sqs-consumer.
@@ -32,10 +35,12 @@ const RECEIVE_BACKOFF_CAP_MS = 30_000;
  * Concurrency: sqs-consumer awaits its batch handler before it polls again, so a plain
  * `handleMessage` would hold a whole batch hostage to its slowest message. Instead the batch
  * handler only dispatches each message into a pool of `concurrency` slots and returns once a
- * slot is free, after setting the next receive's size to the free slots. Slots refill one by
- * one as handlers finish, never more than `concurrency` messages are held (none waits
- * invisible in a local queue), and one consumer per process keeps one long poll open. The
- * worker acknowledges, retries and dead-letters each message itself.
+ * slot is free, after setting the next receive's size to the free slots. The next receive waits
+ * until half the slots (at least one) are free, so messages come several to a ReceiveMessage
+ * rather than one per finished handler, while the other half keeps working; never more than
+ * `concurrency` messages are held (none waits invisible in a local queue), and one consumer per
+ * process keeps one long poll open. The worker acknowledges, retries and dead-letters each
+ * message itself; handled messages are deleted ten to a request (see AckBatcher).
  */
 export function createWorker<T>(opts: WorkerOptions<T>): Worker {
   const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 1));
@@ -73,6 +78,11 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
   const nextChange = (): Promise<void> => new Promise((resolve) => waiters.push(resolve));
 
   const receiveSize = (): number => clamp(concurrency - jobs.size, 1, Math.min(maxReceive, concurrency));
+  /** Free slots before the next receive: half of them, so receives come in batches. */
+  const refillAt = Math.max(1, Math.min(maxReceive, Math.floor(concurrency / 2)));
+  const acks = new AckBatcher(sqs, queueUrl, ACK_WINDOW_MS);
+  /** Deletes of handled messages still on their way, awaited by stop(). */
+  const acking = new Set<Promise<void>>();
 
   const consumer = Consumer.create({
     queueUrl,
@@ -104,7 +114,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
         return [];
       }
       for (const m of messages) dispatch(m);
-      while (jobs.size >= concurrency && !stopping) await nextChange();
+      while (concurrency - jobs.size < refillAt && !stopping) await nextChange();
       if (!stopping) consumer.updateOption("batchSize", receiveSize());
       return [];
     },
@@ -215,16 +225,20 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
     }
 
     await job.heartbeat.stop();
-    try {
-      await deleteMessage(m);
-      stats.succeeded++;
-      metrics.count("MessagesSucceeded");
-      metrics.record("StageDuration", Math.round(performance.now() - startedAt));
-      log.debug({ durationMs: Math.round(performance.now() - startedAt) }, "message handled");
-    } catch (e) {
+    const durationMs = Math.round(performance.now() - startedAt);
+    // The slot is free for the next message while the delete waits for its batch.
+    const acked = acks.delete(m).then(
+      () => {
+        stats.succeeded++;
+        metrics.count("MessagesSucceeded");
+        metrics.record("StageDuration", durationMs);
+        log.debug({ durationMs }, "message handled");
+      },
       // The work is done and idempotent; a redelivery repeats it harmlessly.
-      log.warn({ err: coerceError(e) }, "acknowledging a handled message failed; it will be redelivered");
-    }
+      (e: unknown) => log.warn({ err: coerceError(e) }, "acknowledging a handled message failed; it will be redelivered"),
+    );
+    acking.add(acked);
+    void acked.finally(() => acking.delete(acked));
   }
 
   async function retryLater(job: Job, attempt: number, err: Error, log: Logger, msg: string, durationMs?: number): Promise<void> {
@@ -305,6 +319,8 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
         stopSignal.abort();
         wake();
         await drain(stopOpts?.timeoutMs ?? DEFAULT_STOP_TIMEOUT_SECONDS * 1000);
+        await acks.flush();
+        await Promise.all([...acking]);
         logger.info("worker stopped");
         logger.flush();
       })();
