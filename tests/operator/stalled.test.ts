@@ -6,6 +6,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { countStalledBatches } from "@docpipe/ingestion";
+import { execute, EXIT } from "@docpipe/cli";
+import { captureOut } from "../e2e/support.js";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
 import { waitFor, waitForBatch } from "../fixtures/wait.js";
 import { ensureBucket, putFile, startApi, startWorkers, withServices } from "./support.js";
@@ -49,6 +51,13 @@ test("an idle batch is stalled at the stage holding most of its documents, until
     expect(report.stalled).toMatchObject({ stage: "classify", documents: 3 });
     // ...and the StalledBatches metric counts it.
     expect(await countStalledBatches(prisma, STALL_AFTER_SECONDS * 1000)).toBe(1);
+    // `docpipe status` stops waiting on a stalled batch, says so, and exits with its own code.
+    const out = captureOut();
+    const err = captureOut();
+    const env = { DOCPIPE_API_URL: app.url, DOCPIPE_API_KEY: app.key };
+    expect(await execute(["status", batchId], { stdout: out.out, stderr: err.out, env })).toBe(EXIT.stalled);
+    expect(out.text()).toContain("STALLED since");
+    expect(err.text()).toMatch(/is stalled: nothing has happened to it since .* \(at stage classify\)/);
 
     // The orchestrator alone: documents move (no longer stalled), then wait for the converter and the small splitter.
     const orchestrator = own(await startWorkers(stack, prisma, ["orchestrator"]));

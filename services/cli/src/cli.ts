@@ -6,7 +6,7 @@ import { EXIT, type CliContext } from "./context.js";
 const MORE_HELP = `
 Exit status: ${EXIT.ok} done (a batch that completed, even with failed documents), ${EXIT.failed} not done (the batch did not
 complete, or the command failed), ${EXIT.usage} usage error (unknown command or option, missing argument),
-${EXIT.strictFailures} run --strict and some documents failed.
+${EXIT.strictFailures} run --strict and some documents failed, ${EXIT.stalled} status found the batch stalled.
 
 Environment: DOCPIPE_API_URL (default http://127.0.0.1:8080) and DOCPIPE_API_KEY for the API commands,
 DATABASE_URL for keys, plans and usage (else the local stack), LOG_LEVEL for the log file (default info).

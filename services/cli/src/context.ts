@@ -12,6 +12,8 @@ export const EXIT = {
   usage: 2,
   /** `--strict` and the completed batch has failed documents. */
   strictFailures: 3,
+  /** `status`: the batch is stalled (nothing has happened to it for STALL_AFTER_SECONDS). */
+  stalled: 4,
 } as const;
 
 /** What a command reads and writes besides its arguments; tests pass their own. */

@@ -1,11 +1,9 @@
-import { start as startStack, type LocalStack } from "@docpipe/local-stack";
+import type { LocalStack } from "@docpipe/local-stack";
 import { uploadFile, type Logger } from "@docpipe/queue";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { ApiClient, type BatchReport, type BatchStatus } from "./api.js";
-import { startPipeline } from "./pipeline.js";
-import { ProgressView } from "./progress.js";
-import { formatReport } from "./report-table.js";
+import type { BatchReport } from "./api.js";
+import { finishBatch, rememberSource, withLocalSession, writeReportJson } from "./local-session.js";
 
 export interface RunOptions {
   folder: string;
@@ -64,79 +62,16 @@ export async function runFolder(opts: RunOptions): Promise<RunResult> {
   const stat = await fs.stat(folder).catch(() => undefined);
   if (!stat?.isDirectory()) throw new Error(`${opts.folder} is not a folder`);
 
-  out.write(`starting the local stack and the pipeline…\n`);
-  // Ctrl-C stops the services first and the stack after them, not the stack under running services.
-  const interrupted = new AbortController();
-  const onSignal = () => interrupted.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  const stack = await startStack({
-    name: opts.stackName ?? "docpipe",
-    ephemeral: false,
-    handleSignals: false,
-    logger: opts.logger,
+  const session = { logger: opts.logger, out, ...(opts.stackName !== undefined && { stackName: opts.stackName }), ...(opts.dpi !== undefined && { dpi: opts.dpi }) };
+  return withLocalSession(session, async (s) => {
+    const prefix = `runs/${new Date().toISOString().replace(/[:.]/g, "-")}/`;
+    const uploaded = await uploadFolder(s.stack, folder, prefix);
+    out.write(`uploaded ${uploaded} files to s3://${s.stack.stagingBucket}/${prefix}\n`);
+    const { batchId } = await s.api.submit({ bucket: s.stack.stagingBucket, prefixes: [prefix], label: opts.label ?? path.basename(folder) });
+    // Should this process die, `docpipe resume` names each document's file from it.
+    await rememberSource(s.stack, batchId, { folder, prefix });
+    const finished = await finishBatch(s, batchId, { perDocument: opts.reportJson !== undefined, pollMs: opts.pollMs ?? 500, timeoutMs: opts.timeoutMs });
+    if (opts.reportJson) await writeReportJson(out, opts.reportJson, finished.json);
+    return { batchId, completed: finished.completed, report: finished.report };
   });
-  try {
-    const pipeline = await startPipeline({ stack, logger: opts.logger, ...(opts.dpi !== undefined && { dpi: opts.dpi }) });
-    try {
-      const prefix = `runs/${new Date().toISOString().replace(/[:.]/g, "-")}/`;
-      const uploaded = await uploadFolder(stack, folder, prefix);
-      out.write(`uploaded ${uploaded} files to s3://${stack.stagingBucket}/${prefix}\n`);
-      const api = new ApiClient(pipeline.apiUrl, pipeline.apiKey);
-      const { batchId } = await api.submit({
-        bucket: stack.stagingBucket,
-        prefixes: [prefix],
-        label: opts.label ?? path.basename(folder),
-      });
-      const status = await watchBatch(api, batchId, {
-        out,
-        pollMs: opts.pollMs ?? 500,
-        timeoutMs: opts.timeoutMs,
-        signal: interrupted.signal,
-      });
-      if (interrupted.signal.aborted) out.write(`\ninterrupted: stopping; the batch stays in the database as it is\n`);
-      const completed = status.state === "completed";
-      const report = await api.report(batchId, opts.reportJson !== undefined);
-      out.write(`\n${formatReport(report)}\n`);
-      out.write(
-        `\nPNGs: s3://${stack.workBucket}/batches/${batchId}/documents/<document id>/images/<page>.png` +
-          ` (on disk under ${path.join(stack.dataDir, "s3", stack.workBucket)})\n` +
-          `Audit trail: pnpm studio (Prisma Studio on this run's database)\n`,
-      );
-      if (opts.reportJson) {
-        // The report names S3 keys under this run's prefix; a person looks for the file in their folder.
-        const perDocument = report.perDocument?.map((d) => ({
-          sourcePath: path.join(folder, ...d.key.slice(prefix.length).split("/")),
-          ...d,
-        }));
-        await fs.writeFile(opts.reportJson, `${JSON.stringify({ ...report, ...(perDocument && { perDocument }) }, null, 2)}\n`);
-        out.write(`report written to ${opts.reportJson}\n`);
-      }
-      return { batchId, completed, report };
-    } finally {
-      await pipeline.stop();
-    }
-  } finally {
-    await stack.stop();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
-}
-
-/** Polls a batch until it completes (or fails, or the time runs out), drawing progress. */
-export async function watchBatch(
-  api: ApiClient,
-  batchId: string,
-  opts: { out?: NodeJS.WriteStream; pollMs?: number; timeoutMs?: number | undefined; signal?: AbortSignal },
-): Promise<BatchStatus> {
-  const view = new ProgressView(opts.out);
-  const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
-  for (;;) {
-    const status = await api.status(batchId);
-    const finished = status.state === "completed" || status.state === "failed";
-    const giveUp = Date.now() >= deadline || opts.signal?.aborted === true;
-    view.update(status, finished || giveUp);
-    if (finished || giveUp) return status;
-    await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
-  }
 }

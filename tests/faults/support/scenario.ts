@@ -60,8 +60,11 @@ function pageSpecs(count: number, seed: number): CorpusPageSpec[] {
 
 const classOf = (pages: number): DocClass => (pages === 1 ? "single" : pages > LARGE_PAGES ? "large" : "small");
 
-/** Writes the planned PDFs under `dir` and uploads them to the staging bucket under `prefix`. */
-export async function buildCorpus(stack: LocalStack, dir: string, prefix: string, plan: CorpusPlan): Promise<TruthDoc[]> {
+/**
+ * Writes the planned PDFs under `dir` (`single/000-1p.pdf`, `small/…`, `large/…`) and returns the
+ * truth, keyed by each file's path under `dir` with `/`; `prefix` goes before every key.
+ */
+export async function writeCorpus(dir: string, plan: CorpusPlan, prefix = ""): Promise<TruthDoc[]> {
   const counts = [...Array.from({ length: plan.singles }, () => 1), ...plan.small, ...plan.large];
   const docs = await mapLimit(
     counts.map((pages, i) => ({ pages, i })),
@@ -74,11 +77,17 @@ export async function buildCorpus(stack: LocalStack, dir: string, prefix: string
       const specs = pageSpecs(pages, i);
       const file = await generatePdf(path, specs);
       const blankPages = specs.flatMap((s, n) => (s.content === "blank" ? [n + 1] : []));
-      await uploadFile(stack.s3, stack.stagingBucket, prefix + name, path, "application/pdf");
       return { key: prefix + name, file, cls, blankPages };
     },
   );
   return docs.sort((a, b) => a.key.localeCompare(b.key));
+}
+
+/** Writes the planned PDFs under `dir` and uploads them to the staging bucket under `prefix`. */
+export async function buildCorpus(stack: LocalStack, dir: string, prefix: string, plan: CorpusPlan): Promise<TruthDoc[]> {
+  const truth = await writeCorpus(dir, plan, prefix);
+  await mapLimit(truth, 4, (t) => uploadFile(stack.s3, stack.stagingBucket, t.key, t.file.path, "application/pdf"));
+  return truth;
 }
 
 export const totalPages = (truth: TruthDoc[]): number => truth.reduce((s, d) => s + d.file.pageCount, 0);

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { apiClient, EXIT, repeatable, usageError, type RegisterCommand } from "../context.js";
 import { formatReport, formatRetry } from "../report-table.js";
-import { watchBatch } from "../run.js";
+import { watchBatch } from "../watch.js";
 
 // The commands that talk to a running ingestion API ($DOCPIPE_API_URL, key in $DOCPIPE_API_KEY).
 
@@ -33,11 +33,21 @@ export const registerStatus: RegisterCommand = (program, ctx) => {
   program
     .command("status")
     .summary("live progress of a batch per stage until it is done")
-    .description("Show a batch's progress per stage until it is done. Exit 0 when it completed, 1 when it did not.")
+    .description(
+      "Show a batch's progress per stage until it is done, or until it stalls (no progress for the API's " +
+        "STALL_AFTER_SECONDS): then it stops waiting. Exit 0 when it completed, 1 when it did not, 4 when it is stalled.",
+    )
     .argument("<batch-id>")
     .action(async (batchId: string) => {
-      const status = await watchBatch(apiClient(ctx), batchId, { out: ctx.stdout });
-      if (status.state !== "completed") ctx.exitCode = EXIT.failed;
+      const status = await watchBatch(apiClient(ctx), batchId, { out: ctx.stdout, stopWhenStalled: true });
+      if (status.state === "completed") return;
+      if (status.stalled && status.state !== "failed") {
+        ctx.stderr.write(
+          `batch ${batchId} is stalled: nothing has happened to it since ${status.stalled.since} (at stage ${status.stalled.stage}); ` +
+            `a local run killed mid-batch is finished by docpipe resume, and on AWS the reconciler re-sends what was lost\n`,
+        );
+        ctx.exitCode = EXIT.stalled;
+      } else ctx.exitCode = EXIT.failed;
     });
 };
 

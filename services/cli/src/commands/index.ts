@@ -3,6 +3,7 @@ import { registerReport, registerRetryFailed, registerStatus, registerSubmit } f
 import { registerKeys } from "./keys.js";
 import { registerPlans } from "./plans.js";
 import { registerRedrive } from "./redrive.js";
+import { registerResume } from "./resume.js";
 import { registerRun } from "./run.js";
 import { registerStudio } from "./studio.js";
 import { registerUsage } from "./usage.js";
@@ -14,6 +15,7 @@ import { registerUsage } from "./usage.js";
  */
 export const commands: RegisterCommand[] = [
   registerRun,
+  registerResume,
   registerSubmit,
   registerStatus,
   registerReport,
