@@ -51,6 +51,8 @@ export interface DocpipeConfig {
   readonly modelEndpointUrl?: string;
   /** Secrets Manager secret (name) holding the model endpoint's API key; the inference client reads it with its task role. */
   readonly modelApiKeySecretName?: string;
+  /** The customer managed KMS key that secret is encrypted with: the inference client may decrypt with it, through Secrets Manager only. */
+  readonly modelApiKeySecretKmsKeyArn?: string;
   /**
    * IAM role of the model endpoint (for example its SageMaker execution role). The model reads
    * each page's PNG from the work bucket itself, so this role may GetObject on the images.
@@ -186,6 +188,14 @@ const arn = (get: Lookup, key: string): string | undefined => {
   return v;
 };
 
+const kmsKeyArn = (get: Lookup, key: string): string | undefined => {
+  const v = str(get, key);
+  if (v && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/.test(v)) {
+    throw new ConfigError(`context "${key}" must be a KMS key ARN (arn:aws:kms:eu-west-1:123456789012:key/...), got ${v}`);
+  }
+  return v;
+};
+
 /** Reads and checks the stack's settings; `get` is `app.node.tryGetContext` or a test's map. */
 export function configFromContext(get: Lookup): DocpipeConfig {
   const modelEndpointUrl = str(get, "modelEndpointUrl");
@@ -199,20 +209,22 @@ export function configFromContext(get: Lookup): DocpipeConfig {
   if (modelEndpointUrl && !/^https?:\/\//.test(modelEndpointUrl)) {
     throw new ConfigError(`context "modelEndpointUrl" must be an http(s) URL, got ${modelEndpointUrl}`);
   }
-  if (!modelEndpointUrl && str(get, "modelApiKeySecretName")) {
+  const modelApiKeySecretName = str(get, "modelApiKeySecretName");
+  if (!modelEndpointUrl && modelApiKeySecretName) {
     throw new ConfigError(
       `context "modelApiKeySecretName" goes with modelEndpointUrl: the model tier keeps its own key, and InvokeEndpoint (sagemakerEndpointName) takes none`,
     );
+  }
+  const modelApiKeySecretKmsKeyArn = kmsKeyArn(get, "modelApiKeySecretKmsKeyArn");
+  if (modelApiKeySecretKmsKeyArn && !modelApiKeySecretName) {
+    throw new ConfigError(`context "modelApiKeySecretKmsKeyArn" is the key of your model API key's secret: give -c modelApiKeySecretName=... too`);
   }
   const alarmEmail = str(get, "alarmEmail");
   if (alarmEmail && !/^[^@\s]+@[^@\s]+$/.test(alarmEmail)) {
     throw new ConfigError(`context "alarmEmail" must be an e-mail address, got ${alarmEmail}`);
   }
   const stagingBucketName = str(get, "stagingBucketName");
-  const stagingBucketKmsKeyArn = str(get, "stagingBucketKmsKeyArn");
-  if (stagingBucketKmsKeyArn && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[\w-]+$/.test(stagingBucketKmsKeyArn)) {
-    throw new ConfigError(`context "stagingBucketKmsKeyArn" must be a KMS key ARN (arn:aws:kms:eu-west-1:123456789012:key/...), got ${stagingBucketKmsKeyArn}`);
-  }
+  const stagingBucketKmsKeyArn = kmsKeyArn(get, "stagingBucketKmsKeyArn");
   if (stagingBucketKmsKeyArn && !stagingBucketName) {
     throw new ConfigError(`context "stagingBucketKmsKeyArn" is for an existing staging bucket: give -c stagingBucketName=... too (a bucket the stack creates uses SSE-S3)`);
   }
@@ -238,7 +250,8 @@ export function configFromContext(get: Lookup): DocpipeConfig {
     modelEndpointUrl,
     sagemakerEndpointName,
     modelTier: modelEndpointUrl || sagemakerEndpointName ? undefined : modelTierFromContext(get),
-    modelApiKeySecretName: str(get, "modelApiKeySecretName"),
+    modelApiKeySecretName,
+    modelApiKeySecretKmsKeyArn,
     modelRoleArn: arn(get, "modelRoleArn"),
     alarmEmail,
     queuePrefix: str(get, "queuePrefix") ?? "docpipe-",

@@ -1,4 +1,4 @@
-import { aws_ecs as ecs, aws_iam as iam, aws_secretsmanager as secretsmanager, Stack } from "aws-cdk-lib";
+import { ArnFormat, aws_ecs as ecs, aws_iam as iam, aws_kms as kms, aws_secretsmanager as secretsmanager, Stack } from "aws-cdk-lib";
 import type { aws_ec2 as ec2, aws_elasticloadbalancingv2 as elbv2, aws_s3 as s3 } from "aws-cdk-lib";
 import { Construct } from "constructs";
 import type { QueueKey } from "@docpipe/queue";
@@ -191,7 +191,7 @@ export class Services extends Construct {
     const modelKey = props.model
       ? { secret: props.model.apiKeySecret, id: props.model.apiKeySecret.secretArn }
       : config.modelApiKeySecretName
-        ? { secret: secretsmanager.Secret.fromSecretNameV2(this, "ModelApiKey", config.modelApiKeySecretName), id: config.modelApiKeySecretName }
+        ? { secret: this.importedModelKey(config.modelApiKeySecretName, config.modelApiKeySecretKmsKeyArn), id: config.modelApiKeySecretName }
         : undefined;
     const modelEnv: Record<string, string> = modelUrl
       ? { MODEL_URL: modelUrl, ...(modelKey && { MODEL_API_KEY_SECRET: modelKey.id }) }
@@ -279,6 +279,14 @@ export class Services extends Construct {
       maxCapacity: config.sizes.ingestion.maxTasks,
     });
     ingestionScaling.scaleOnCpuUtilization("Cpu", { targetUtilizationPercent: 60 });
+  }
+
+  /** A team's own model API key secret, by name (and its customer managed key, when it has one). */
+  private importedModelKey(name: string, kmsKeyArn: string | undefined): secretsmanager.ISecret {
+    return secretsmanager.Secret.fromSecretAttributes(this, "ModelApiKey", {
+      secretPartialArn: Stack.of(this).formatArn({ service: "secretsmanager", resource: "secret", resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+      ...(kmsKeyArn && { encryptionKey: kms.Key.fromKeyArn(this, "ModelApiKeyKms", kmsKeyArn) }),
+    });
   }
 
   /** Least privilege: the queues a deployable consumes and produces, and its own key prefixes. */

@@ -71,6 +71,15 @@ describe("configFromContext", () => {
   });
 });
 
+describe("a model API key of your own", () => {
+  it("takes its secret's KMS key only with the secret, as a key ARN", () => {
+    const key = "arn:aws:kms:eu-west-1:123456789012:key/1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809";
+    expect(from({ ...model, modelApiKeySecretName: "docpipe/k", modelApiKeySecretKmsKeyArn: key }).modelApiKeySecretKmsKeyArn).toBe(key);
+    expect(() => from({ ...model, modelApiKeySecretKmsKeyArn: key })).toThrow(/give -c modelApiKeySecretName=/);
+    expect(() => from({ ...model, modelApiKeySecretName: "docpipe/k", modelApiKeySecretKmsKeyArn: "alias/k" })).toThrow(/"modelApiKeySecretKmsKeyArn" must be a KMS key ARN/);
+  });
+});
+
 describe("an existing staging bucket", () => {
   it("takes its KMS key only with the bucket, as a key ARN", () => {
     const key = "arn:aws:kms:eu-west-1:123456789012:key/1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809";

@@ -15,11 +15,13 @@ const workers = serviceIds.filter((s) => s !== "ingestion");
 
 let s: Synthesized;
 let t: Template;
+const modelKeyKms = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9";
 
 beforeAll(() => {
   s = synth({
     modelEndpointUrl: "https://model.example.com/invocations",
     modelApiKeySecretName: "docpipe/model-api-key",
+    modelApiKeySecretKmsKeyArn: modelKeyKms,
     alarmEmail: "ops@example.com",
     certificateArn: "arn:aws:acm:eu-west-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
   });
@@ -436,6 +438,7 @@ describe("least privilege", () => {
     // The model API key's secret: the inference client reads it itself, and it alone.
     const keySecret = id === "inference-client" ? [expect.stringMatching(/:secretsmanager:eu-west-1:123456789012:secret:docpipe\/model-api-key-\?{6}$/)] : [];
     expect(resourcesFor(id, "secretsmanager:GetSecretValue")).toEqual(keySecret);
+    expect(resourcesFor(id, "kms:Decrypt")).toEqual(id === "inference-client" ? [modelKeyKms] : []);
   });
 
   it("keeps the database reachable only from the services' security group, with credentials from Secrets Manager", () => {
