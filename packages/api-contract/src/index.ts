@@ -5,6 +5,7 @@ export {
   textProblem,
   findTextProblem,
   CreateBatchBody,
+  CreateBatchHeaders,
   type CreateBatchRequest,
   IdParams,
   documentStates,
@@ -17,6 +18,7 @@ export {
 export {
   ErrorResponse,
   BatchAccepted,
+  BatchReplayed,
   PageProgress,
   Stall,
   BatchStatusResponse,

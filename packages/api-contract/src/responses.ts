@@ -18,6 +18,11 @@ export const ErrorResponse = z
 
 export const BatchAccepted = z.object({ batchId: uuid, state: z.literal("listing") }).meta({ id: "BatchAccepted" });
 
+/** `POST /batches` again with an Idempotency-Key already used with the same body: the batch it created, as it is now. */
+export const BatchReplayed = z
+  .object({ batchId: uuid, state: z.enum(["listing", "processing", "completed", "failed"]), replayed: z.literal(true) })
+  .meta({ id: "BatchReplayed" });
+
 /** Pages of a batch per stage, for progress bars: `expected` counts the pages of documents whose page count is known. */
 export const PageProgress = z.object({ expected: z.int(), split: z.int(), rendered: z.int(), done: z.int(), failed: z.int() });
 
@@ -258,6 +263,7 @@ export const DocumentDetail = z
 
 export type ErrorResponse = z.infer<typeof ErrorResponse>;
 export type BatchAccepted = z.infer<typeof BatchAccepted>;
+export type BatchReplayed = z.infer<typeof BatchReplayed>;
 export type PageProgress = z.infer<typeof PageProgress>;
 export type BatchStatus = z.infer<typeof BatchStatusResponse>;
 export type DocumentsPage = z.infer<typeof DocumentsPage>;

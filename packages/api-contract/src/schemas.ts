@@ -126,6 +126,19 @@ export type CreateBatchBody = z.infer<typeof CreateBatchBody>;
 /** What a client sends to `POST /batches` (optional fields may be left out). */
 export type CreateBatchRequest = z.input<typeof CreateBatchBody>;
 
+/**
+ * `POST /batches` headers. `Idempotency-Key`: a client that retries a submission (a timeout, a
+ * lost answer) sends the same key, and gets the batch its first request created instead of a
+ * second one. Keys belong to the API key that sent them and are kept 24 hours.
+ */
+export const CreateBatchHeaders = z.object({
+  "idempotency-key": z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, "must be 1 to 255 printable ASCII characters, no spaces (a UUID is a good choice)")
+    .optional()
+    .meta({ description: "Same key and body within 24 hours: the first request's batch (200). Same key, another body: 422." }),
+});
+
 export const IdParams = z.strictObject({ id: z.uuid({ error: "must be a UUID" }) });
 
 export const documentStates = ["queued", "classified", "splitting", "converting", "inferring", "done", "failed"] as const;

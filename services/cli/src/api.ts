@@ -1,5 +1,5 @@
 /** A small client for the ingestion API, used by every CLI command; its types are the API's contract. */
-import type { BatchAccepted, BatchReport, BatchStatus, CreateBatchRequest, ErrorResponse, RetryFailedResponse } from "@docpipe/api-contract";
+import type { BatchAccepted, BatchReplayed, BatchReport, BatchStatus, CreateBatchRequest, ErrorResponse, RetryFailedResponse } from "@docpipe/api-contract";
 
 export class ApiError extends Error {
   override readonly name = "ApiError";
@@ -19,12 +19,13 @@ export class ApiClient {
     private readonly apiKey?: string,
   ) {}
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     const res = await fetch(new URL(path, this.baseUrl), {
       method,
       headers: {
         ...(body !== undefined && { "content-type": "application/json" }),
         ...(this.apiKey && { "x-api-key": this.apiKey }),
+        ...headers,
       },
       ...(body !== undefined && { body: JSON.stringify(body) }),
     });
@@ -37,8 +38,9 @@ export class ApiClient {
     return json as T;
   }
 
-  submit(body: CreateBatchRequest): Promise<BatchAccepted> {
-    return this.call("POST", "/batches", body);
+  /** With `idempotencyKey`, a retry of the same submission answers the batch the first one created. */
+  submit(body: CreateBatchRequest, opts: { idempotencyKey?: string } = {}): Promise<BatchAccepted | BatchReplayed> {
+    return this.call("POST", "/batches", body, opts.idempotencyKey ? { "idempotency-key": opts.idempotencyKey } : {});
   }
 
   status(batchId: string): Promise<BatchStatus> {

@@ -1,10 +1,11 @@
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import type { BatchAccepted, CreateBatchBody } from "@docpipe/api-contract";
+import type { BatchAccepted, BatchReplayed, CreateBatchBody } from "@docpipe/api-contract";
 import { allowListProblem, meterBatch, meterQuotaRefusal, quotaStatus, type CallerKey } from "@docpipe/api-keys";
 import type { PrismaClient } from "@docpipe/db";
 import { coerceError, type Logger } from "@docpipe/queue";
 import { BatchOptions } from "./batch-options.js";
 import { AccessError, BucketError, ThrottledError } from "./errors.js";
+import { earlierBatch, IdempotencyRace, rememberKey, type Idempotency } from "./idempotency.js";
 import type { BatchLister } from "./lister.js";
 
 export interface CreateBatchDeps {
@@ -42,13 +43,28 @@ async function checkBucket(s3: S3Client, bucket: string, prefix: string, timeout
   }
 }
 
+/** The batch an Idempotency-Key already created, as it is now. */
+async function replayed(prisma: PrismaClient, batchId: string): Promise<BatchReplayed> {
+  const { state } = await prisma.batch.findUniqueOrThrow({ where: { id: batchId }, select: { state: true } });
+  return { batchId, state, replayed: true };
+}
+
 /**
- * `POST /batches`: not a bucket the pipeline writes (403 for every key), within the key's allow-list (403, no S3 call) and quota (429), on a bucket
+ * `POST /batches`: with an Idempotency-Key already used with the same body, the batch that
+ * request created (nothing checked, metered or listed again; another body is a 422); else not a bucket the pipeline writes (403 for every key), within the key's allow-list (403, no S3 call) and quota (429), on a bucket
  * we can list (one ListObjectsV2 of one key), the batch, its metering and its first audit
  * record in one transaction; then its listing starts in the background.
  */
-export async function createBatch(deps: CreateBatchDeps, caller: CallerKey, body: CreateBatchBody, log: Logger): Promise<BatchAccepted> {
+export async function createBatch(
+  deps: CreateBatchDeps,
+  caller: CallerKey,
+  body: CreateBatchBody,
+  log: Logger,
+  idempotency?: Idempotency,
+): Promise<BatchAccepted | BatchReplayed> {
   const { prisma } = deps;
+  const earlier = idempotency && (await earlierBatch(prisma, caller.id, idempotency));
+  if (earlier) return replayed(prisma, earlier);
   if (deps.reservedBuckets.includes(body.bucket)) {
     // Its keys are other batches' pages and PNGs: listing it would hand them to this caller.
     throw new AccessError(403, "bucket_reserved", `bucket ${body.bucket} is where the pipeline writes its own files; it is never a source`, {
@@ -74,7 +90,7 @@ export async function createBatch(deps: CreateBatchDeps, caller: CallerKey, body
     skipAlreadyProcessed: body.skipAlreadyProcessed,
     onDamagedPage: body.onDamagedPage,
   });
-  const batch = await prisma.$transaction(async (tx) => {
+  const created = prisma.$transaction(async (tx) => {
     const b = await tx.batch.create({
       data: {
         bucket: body.bucket,
@@ -96,8 +112,15 @@ export async function createBatch(deps: CreateBatchDeps, caller: CallerKey, body
         details: { event: "batch_created", bucket: body.bucket, prefixes: body.prefixes },
       },
     });
+    if (idempotency) await rememberKey(tx, caller.id, idempotency, b.id);
     return b;
   });
+  const batch = await created.catch(async (e: unknown) => {
+    // The same request at the same moment, stored first: this batch is rolled back, the first one answers.
+    if (!(e instanceof IdempotencyRace) || !idempotency) throw e;
+    return undefined;
+  });
+  if (!batch) return replayed(prisma, (await earlierBatch(prisma, caller.id, idempotency!))!);
   log.info({ batchId: batch.id, bucket: body.bucket, prefixes: body.prefixes.length }, "batch accepted");
   deps.lister.start(batch.id);
   return { batchId: batch.id, state: "listing" };

@@ -15,7 +15,8 @@ export const registerSubmit: RegisterCommand = (program, ctx) => {
     .option("--label <label>", "the batch's label")
     .option("--skip-already-processed", "a PDF whose content was done in an earlier batch ends done without being processed again")
     .option("--watch", "then show progress until the batch is done")
-    .action(async (opts: { bucket: string; prefix: string[]; label?: string; skipAlreadyProcessed?: boolean; watch?: boolean }, command: Command) => {
+    .option("--idempotency-key <key>", "the same key again (within 24 hours) answers the batch it first made instead of making another")
+    .action(async (opts: { bucket: string; prefix: string[]; label?: string; skipAlreadyProcessed?: boolean; watch?: boolean; idempotencyKey?: string }, command: Command) => {
       if (opts.prefix.length === 0) usageError(command, "submit needs at least one --prefix");
       const api = apiClient(ctx);
       const { batchId } = await api.submit({
@@ -23,7 +24,7 @@ export const registerSubmit: RegisterCommand = (program, ctx) => {
         prefixes: opts.prefix,
         ...(opts.label !== undefined && { label: opts.label }),
         ...(opts.skipAlreadyProcessed && { skipAlreadyProcessed: true }),
-      });
+      }, { ...(opts.idempotencyKey !== undefined && { idempotencyKey: opts.idempotencyKey }) });
       ctx.stdout.write(`${batchId}\n`);
       if (opts.watch) await watchBatch(api, batchId, { out: ctx.stdout });
     });

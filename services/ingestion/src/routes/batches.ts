@@ -1,9 +1,11 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import {
   BatchAccepted,
+  BatchReplayed,
   BatchReport,
   BatchStatusResponse,
   CreateBatchBody,
+  CreateBatchHeaders,
   decodeCursor,
   DocumentsPage,
   encodeCursor,
@@ -17,6 +19,7 @@ import type { Logger } from "@docpipe/queue";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { storedOptions } from "../batch-options.js";
 import { createBatch } from "../create-batch.js";
+import { idempotencyOf } from "../idempotency.js";
 import { NotFoundError, ValidationError } from "../errors.js";
 import type { BatchLister } from "../lister.js";
 import { callerOf } from "../plugins/auth.js";
@@ -83,7 +86,9 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (app
         operationId: "createBatch",
         summary: "Submit a batch of S3 prefixes",
         body: CreateBatchBody,
+        headers: CreateBatchHeaders,
         response: {
+          200: answer("Already accepted: this Idempotency-Key and body created this batch in the last 24 hours", BatchReplayed),
           202: answer("Accepted: the listing runs in the background (Location: /batches/{id})", BatchAccepted),
           ...errors({
             ...keyErrors,
@@ -93,7 +98,7 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (app
               "(the key's allow-list; S3 is not called), `bucket_forbidden`, or a key problem",
             413: "`payload_too_large`",
             415: "`unsupported_media_type`",
-            422: "`bucket_not_found`, `bucket_wrong_region`",
+            422: "`bucket_not_found`, `bucket_wrong_region`, `idempotency_key_reused` (the key came with another body; details: batchId)",
             429: "`rate_limited`, or `quota_exceeded` (details: limit, used, period, resetsAt; header X-Quota-Reset)",
             503: "`bucket_unavailable`: S3 did not answer; try again",
           }),
@@ -101,8 +106,9 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (app
       },
     },
     async (request, reply) => {
-      const accepted = await createBatch(opts, callerOf(request), request.body, request.log as Logger);
-      return reply.code(202).header("location", `/batches/${accepted.batchId}`).send(accepted);
+      const idempotency = idempotencyOf(request.headers["idempotency-key"], request.body);
+      const accepted = await createBatch(opts, callerOf(request), request.body, request.log as Logger, idempotency);
+      return reply.code("replayed" in accepted ? 200 : 202).header("location", `/batches/${accepted.batchId}`).send(accepted);
     },
   );
 
