@@ -3,11 +3,12 @@
 // the server can produce, Node's own included, in the API's error shape.
 import { connect } from "node:net";
 import { encodeCursor } from "@docpipe/api-contract";
+import { ApiClient, reportWithDocuments } from "@docpipe/cli";
 import { createLogger } from "@docpipe/queue";
 import { buildApp, type AppOptions, type IngestionApp } from "@docpipe/ingestion";
 import type request from "supertest";
 import { describe, expect, test as stackTest } from "../fixtures/index.js";
-import { authed, createTestKey, pdfKeys, putObjects } from "./helpers.js";
+import { authed, createTestKey, pdfKeys, putObjects, TEST_OWNER } from "./helpers.js";
 
 const logger = createLogger({ service: "ingestion-hostile-test", level: "silent" });
 const bucket = "hostile-in";
@@ -168,5 +169,29 @@ describe("every status the server can produce is in the API's error shape", () =
     res = await raw(port, `GET /usage HTTP/1.1\r\nHost: x\r\nx-api-key: ${key}\r\n`); // headers never end
     expectError(res, 408, "request_timeout");
     expect(res.text).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("the report's per-document list is paginated", () => {
+  it("answers at most 1,000 documents a page with a cursor to the next, and the CLI's client follows it to the end", async ({ prisma, key, makeApp }) => {
+    const app = await makeApp();
+    const batch = await prisma.batch.create({ data: { bucket, prefixes: ["many/"], owner: TEST_OWNER, state: "processing", documentCount: 2_345 } });
+    const keys = pdfKeys("many/", 2_345);
+    await prisma.document.createMany({ data: keys.map((k) => ({ batchId: batch.id, bucket, key: k })) });
+
+    const first = (await authed(app, key).get(`/batches/${batch.id}/report?documents=true`).expect(200)).body;
+    expect(first.documents.total).toBe(2_345);
+    expect(first.perDocument).toHaveLength(1_000);
+    expect(first.perDocumentNextCursor).toEqual(expect.any(String));
+    const small = (await authed(app, key).get(`/batches/${batch.id}/report?documents=true&limit=2&cursor=${first.perDocumentNextCursor}`).expect(200)).body;
+    expect(small.perDocument.map((d: { key: string }) => d.key)).toEqual(keys.slice(1_000, 1_002));
+    expectError(await authed(app, key).get(`/batches/${batch.id}/report?documents=true&limit=1001`), 400, "validation_error");
+    expectError(await authed(app, key).get(`/batches/${batch.id}/report?cursor=${first.perDocumentNextCursor}`), 400, "validation_error");
+    expect((await authed(app, key).get(`/batches/${batch.id}/report`).expect(200)).body).not.toHaveProperty("perDocument");
+
+    const url = await app.listen({ port: 0, host: "127.0.0.1" });
+    const report = await reportWithDocuments(new ApiClient(url, key), batch.id);
+    expect(report.perDocument.map((d) => d.key)).toEqual(keys);
+    expect(report.perDocumentNextCursor).toBeNull();
   });
 });

@@ -11,6 +11,7 @@ export {
   documentStates,
   ListDocumentsQuery,
   ReportQuery,
+  MAX_REPORT_DOCUMENTS,
   encodeCursor,
   decodeCursor,
   issuesToDetails,

@@ -177,7 +177,15 @@ export const BatchReport = z.object({
     .meta({ description: "Duration of finished stage attempts (succeeded, failed or dead-lettered), per stage." }),
   throughput: z.object({ elapsedSeconds: z.number(), pagesPerMinute: z.number(), documentsPerMinute: z.number() }),
   stalled: Stall.meta({ description: "Set while the batch is unfinished and nothing has happened to it for the stall threshold." }),
-  perDocument: z.array(DocumentReport).optional().meta({ description: "One entry per document, with `?documents=true`." }),
+  perDocument: z
+    .array(DocumentReport)
+    .optional()
+    .meta({ description: "With `?documents=true`: one entry per document in key order, at most `limit` (1000) per answer." }),
+  perDocumentNextCursor: z
+    .string()
+    .nullable()
+    .optional()
+    .meta({ description: "With `?documents=true`: pass it as `cursor` (with documents=true) for the next entries; null after the last." }),
 }).meta({ id: "BatchReport" });
 
 /** The answer of `POST /batches/:id/retry-failed`. */

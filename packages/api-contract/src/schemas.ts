@@ -150,13 +150,26 @@ export const ListDocumentsQuery = z.strictObject({
   cursor: z.string().min(1).max(2000).optional(),
 });
 
-export const ReportQuery = z.strictObject({
-  /** Adds one entry per document (source key, state, page, PNG and result counts, failure). */
-  documents: z
-    .enum(["true", "false"], { error: "documents must be true or false" })
-    .default("false")
-    .transform((v) => v === "true"),
-});
+/** The most per-document entries one report answer holds; `perDocumentNextCursor` leads to the rest. */
+export const MAX_REPORT_DOCUMENTS = 1000;
+
+export const ReportQuery = z
+  .strictObject({
+    /** Adds one entry per document (source key, state, page, PNG and result counts, failure), a page at a time in key order. */
+    documents: z
+      .enum(["true", "false"], { error: "documents must be true or false" })
+      .default("false")
+      .transform((v) => v === "true"),
+    /** Entries per page of the per-document list. */
+    limit: z.coerce.number().int().min(1).max(MAX_REPORT_DOCUMENTS).default(MAX_REPORT_DOCUMENTS),
+    /** Opaque: the `perDocumentNextCursor` of the previous answer. */
+    cursor: z.string().min(1).max(2000).optional(),
+  })
+  .superRefine((q, ctx) => {
+    if (q.cursor !== undefined && !q.documents) {
+      ctx.addIssue({ code: "custom", path: ["cursor"], message: "cursor pages the per-document list: pass documents=true with it" });
+    }
+  });
 
 /** Keyset cursor: the last key of the previous page (documents are ordered by key). */
 export function encodeCursor(lastKey: string): string {

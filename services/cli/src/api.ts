@@ -1,5 +1,14 @@
 /** A small client for the ingestion API, used by every CLI command; its types are the API's contract. */
-import type { BatchAccepted, BatchReplayed, BatchReport, BatchStatus, CreateBatchRequest, ErrorResponse, RetryFailedResponse } from "@docpipe/api-contract";
+import type {
+  BatchAccepted,
+  BatchReplayed,
+  BatchReport,
+  BatchStatus,
+  CreateBatchRequest,
+  DocumentReport,
+  ErrorResponse,
+  RetryFailedResponse,
+} from "@docpipe/api-contract";
 
 export class ApiError extends Error {
   override readonly name = "ApiError";
@@ -51,9 +60,31 @@ export class ApiClient {
     return this.call("POST", `/batches/${encodeURIComponent(batchId)}/retry-failed`);
   }
 
-  report(batchId: string, perDocument = false): Promise<BatchReport> {
-    return this.call("GET", `/batches/${encodeURIComponent(batchId)}/report?documents=${perDocument}`);
+  /**
+   * The batch's report; with `documents`, one page of its per-document list (the first, or the
+   * one `cursor` leads to). {@link reportWithDocuments} follows the cursor to the end.
+   */
+  report(batchId: string, documents: boolean | { cursor: string } = false): Promise<BatchReport> {
+    const query = new URLSearchParams({ documents: String(documents !== false) });
+    if (typeof documents === "object") query.set("cursor", documents.cursor);
+    return this.call("GET", `/batches/${encodeURIComponent(batchId)}/report?${query}`);
   }
+}
+
+/**
+ * A batch's report with every document: the first answer, then its per-document cursor
+ * followed to the end (the API answers at most 1,000 documents at a time). What `run
+ * --report-json` writes, and any command that writes a whole report should call.
+ */
+export async function reportWithDocuments(api: ApiClient, batchId: string): Promise<BatchReport & { perDocument: DocumentReport[] }> {
+  const report = await api.report(batchId, true);
+  const perDocument = [...(report.perDocument ?? [])];
+  for (let cursor = report.perDocumentNextCursor; cursor; ) {
+    const next = await api.report(batchId, { cursor });
+    perDocument.push(...(next.perDocument ?? []));
+    cursor = next.perDocumentNextCursor;
+  }
+  return { ...report, perDocument, perDocumentNextCursor: null };
 }
 
 export type { BatchReport, BatchStatus, RetryFailedResponse } from "@docpipe/api-contract";

@@ -2,7 +2,7 @@ import { start as startStack, type LocalStack } from "@docpipe/local-stack";
 import type { Logger } from "@docpipe/queue";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { ApiClient, type BatchReport, type BatchStatus } from "./api.js";
+import { ApiClient, reportWithDocuments, type BatchReport, type BatchStatus } from "./api.js";
 import { startPipeline, type Pipeline } from "./pipeline.js";
 import { formatReport } from "./report-table.js";
 import { watchBatch } from "./watch.js";
@@ -99,7 +99,8 @@ export async function finishBatch(
   const { out, stack } = s;
   const status: BatchStatus = await watchBatch(s.api, batchId, { out, pollMs: opts.pollMs ?? 500, timeoutMs: opts.timeoutMs, signal: s.interrupted });
   if (s.interrupted.aborted) out.write(`\ninterrupted: stopping; the batch stays in the database as it is (docpipe resume finishes it)\n`);
-  const report = await s.api.report(batchId, opts.perDocument);
+  // Every document: the API answers 1,000 at a time, reportWithDocuments follows the cursor.
+  const report = opts.perDocument ? await reportWithDocuments(s.api, batchId) : await s.api.report(batchId);
   out.write(`\n${formatReport(report)}\n`);
   out.write(
     `\nPNGs: s3://${stack.workBucket}/batches/${batchId}/documents/<document id>/images/<page>.png` +

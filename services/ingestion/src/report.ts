@@ -1,4 +1,4 @@
-import { documentStates, type BatchReport, type DocumentReport, type PageProgress } from "@docpipe/api-contract";
+import { documentStates, encodeCursor, type BatchReport, type DocumentReport, type PageProgress } from "@docpipe/api-contract";
 import { readBatchCounters, readStageStats, type DocumentState, type PrismaClient } from "@docpipe/db";
 import { stages } from "@docpipe/queue";
 import { detectStall } from "./stall.js";
@@ -24,7 +24,11 @@ const STAGE_ORDER: readonly string[] = stages;
 export async function buildBatchReport(
   prisma: PrismaClient,
   batchId: string,
-  opts: { perDocument?: boolean; /** @defaultValue 600 */ stallAfterSeconds?: number } = {},
+  opts: {
+    /** A page of the per-document list: up to `limit` documents after the key `after`, in key order. */
+    perDocument?: { limit: number; after?: string | undefined };
+    /** @defaultValue 600 */ stallAfterSeconds?: number;
+  } = {},
 ): Promise<BatchReport | undefined> {
   const batch = await prisma.batch.findUnique({ where: { id: batchId } });
   if (!batch) return undefined;
@@ -88,11 +92,22 @@ export async function buildBatchReport(
     },
     stalled: stalled && { ...stalled, since: stalled.since.toISOString() },
   };
-  if (opts.perDocument) report.perDocument = await documentReports(prisma, batchId);
+  if (opts.perDocument) {
+    const { limit, after } = opts.perDocument;
+    const rows = await documentReports(prisma, batch, limit + 1, after);
+    report.perDocument = rows.slice(0, limit);
+    report.perDocumentNextCursor = rows.length > limit ? encodeCursor(report.perDocument[limit - 1]!.key) : null;
+  }
   return report;
 }
 
-async function documentReports(prisma: PrismaClient, batchId: string): Promise<DocumentReport[]> {
+/** Up to `take` documents of the batch after the key `after`, in key order (keyset on the batch's unique index). */
+async function documentReports(
+  prisma: PrismaClient,
+  batch: { id: string; bucket: string },
+  take: number,
+  after: string | undefined,
+): Promise<DocumentReport[]> {
   const rows = await prisma.$queryRaw<
     {
       id: string;
@@ -112,7 +127,9 @@ async function documentReports(prisma: PrismaClient, batchId: string): Promise<D
            (SELECT count(*) FROM "Page" p WHERE p."documentId" = d.id AND p."imageKey" IS NOT NULL) AS pngs,
            (SELECT count(*) FROM "Page" p WHERE p."documentId" = d.id AND p.degraded) AS degraded,
            (SELECT count(*) FROM "InferenceResult" r WHERE r."documentId" = d.id) AS results
-    FROM "Document" d WHERE d."batchId" = ${batchId}::uuid ORDER BY d.key`;
+    FROM "Document" d
+    WHERE d."batchId" = ${batch.id}::uuid AND d.bucket = ${batch.bucket} AND d.key > ${after ?? ""}
+    ORDER BY d.key LIMIT ${take}`;
   return rows.map((r) => ({
     documentId: r.id,
     bucket: r.bucket,

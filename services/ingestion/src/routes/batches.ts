@@ -37,6 +37,8 @@ export interface BatchRoutesOptions {
   reservedBuckets: readonly string[];
 }
 
+const badCursor = () => new ValidationError("invalid request query", [{ path: "cursor", message: "not a cursor this API returned" }]);
+
 /** A batch's state and progress, or undefined when the owner has no such batch. */
 async function batchStatus(prisma: PrismaClient, id: string, owner: string, stallAfterSeconds: number): Promise<BatchStatus | undefined> {
   const batch = await prisma.batch.findFirst({
@@ -149,7 +151,7 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (app
       let after: string | undefined;
       if (query.cursor !== undefined) {
         after = decodeCursor(query.cursor);
-        if (after === undefined) throw new ValidationError("invalid request query", [{ path: "cursor", message: "not a cursor this API returned" }]);
+        if (after === undefined) throw badCursor();
       }
       const batch = await prisma.batch.findFirst({ where: { id, owner: callerOf(request).owner }, select: { bucket: true } });
       if (!batch) throw new NotFoundError("batch", id);
@@ -195,15 +197,25 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (app
         querystring: ReportQuery,
         response: {
           200: answer("The report, computed from the database", BatchReport),
-          ...errors({ ...keyErrors, ...idErrors("batch"), 400: "`validation_error`: a malformed id, or documents not true or false" }),
+          ...errors({
+            ...keyErrors,
+            ...idErrors("batch"),
+            400: "`validation_error`: a malformed id, documents not true or false, a limit outside 1..1000, a cursor this API did not issue (or without documents=true)",
+          }),
         },
       },
     },
     async (request) => {
       const { id } = request.params;
+      const { documents, limit, cursor } = request.query;
+      const after = cursor === undefined ? undefined : decodeCursor(cursor);
+      if (cursor !== undefined && after === undefined) throw badCursor();
       const visible = await prisma.batch.count({ where: { id, owner: callerOf(request).owner } });
       if (!visible) throw new NotFoundError("batch", id);
-      const report = await buildBatchReport(prisma, id, { perDocument: request.query.documents, stallAfterSeconds: opts.stallAfterSeconds });
+      const report = await buildBatchReport(prisma, id, {
+        ...(documents && { perDocument: { limit, after } }),
+        stallAfterSeconds: opts.stallAfterSeconds,
+      });
       if (!report) throw new NotFoundError("batch", id);
       return report;
     },
