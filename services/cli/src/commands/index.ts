@@ -5,6 +5,7 @@ import { registerPlans } from "./plans.js";
 import { registerRedrive } from "./redrive.js";
 import { registerResume } from "./resume.js";
 import { registerRun } from "./run.js";
+import { registerServe } from "./serve.js";
 import { registerStudio } from "./studio.js";
 import { registerUsage } from "./usage.js";
 
@@ -16,6 +17,7 @@ import { registerUsage } from "./usage.js";
 export const commands: RegisterCommand[] = [
   registerRun,
   registerResume,
+  registerServe,
   registerSubmit,
   registerStatus,
   registerReport,
