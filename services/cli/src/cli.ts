@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { Writable } from "node:stream";
 import { commands } from "./commands/index.js";
 import { EXIT, type CliContext } from "./context.js";
+import { printableLines } from "./printable.js";
 
 const MORE_HELP = `
 Exit status: ${EXIT.ok} done (a batch that completed, even with failed documents), ${EXIT.failed} not done (the batch did not
@@ -17,7 +18,8 @@ export function createProgram(ctx: CliContext): Command {
   const program = new Command("docpipe")
     .description("docpipe turns folders and S3 prefixes of PDFs into one PNG per page, scored by a model, with an audit trail.")
     .exitOverride()
-    .configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(s) })
+    // commander's messages quote the arguments as typed: escaped like everything else we print.
+    .configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(printableLines(s)) })
     .showHelpAfterError("(docpipe --help lists the commands; docpipe <command> --help their options)")
     .addHelpText("after", MORE_HELP);
   for (const register of commands) register(program, ctx);

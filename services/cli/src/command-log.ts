@@ -5,6 +5,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
 import { displayPath, type CliContext } from "./context.js";
+import { printable } from "./printable.js";
 
 /** The options of a command whose logs go to a file: the local stack it uses, and --verbose. */
 export interface LogOptions {
@@ -42,7 +43,7 @@ export async function openCommandLog(ctx: CliContext, command: string, opts: Log
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, `${command}-${new Date().toISOString().replace(/[:.]/g, "-")}.log`);
   const stream = createWriteStream(file, { flags: "a" });
-  ctx.stdout.write(`logs: ${displayPath(ctx, file)} (--verbose shows them here)\n`);
+  ctx.stdout.write(`logs: ${printable(displayPath(ctx, file))} (--verbose shows them here)\n`);
   return {
     logger: createLogger({ service: "docpipe", level, destination: stream }),
     file,

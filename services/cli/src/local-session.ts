@@ -3,6 +3,7 @@ import type { Logger } from "@docpipe/queue";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { ApiClient, reportWithDocuments, type BatchReport, type BatchStatus } from "./api.js";
+import { printable } from "./printable.js";
 import { startPipeline, type Pipeline } from "./pipeline.js";
 import { formatReport } from "./report-table.js";
 import { watchBatch } from "./watch.js";
@@ -117,5 +118,5 @@ export async function finishBatch(
 
 export async function writeReportJson(out: NodeJS.WriteStream, file: string, json: unknown): Promise<void> {
   await fs.writeFile(file, `${JSON.stringify(json, null, 2)}\n`);
-  out.write(`report written to ${file}\n`);
+  out.write(`report written to ${printable(file)}\n`);
 }

@@ -1,4 +1,5 @@
 import type { BatchStatus } from "./api.js";
+import { printable } from "./printable.js";
 
 const WIDTH = 30;
 
@@ -18,7 +19,7 @@ export function progressLines(s: BatchStatus): string[] {
   const terminal = (d.done ?? 0) + (d.failed ?? 0);
   const classified = total - (d.queued ?? 0);
   const lines = [
-    `batch ${s.batchId} ${s.label ? `(${s.label}) ` : ""}${s.state}${s.state === "listing" ? "…" : ""}` +
+    `batch ${printable(s.batchId)} ${s.label ? `(${printable(s.label)}) ` : ""}${printable(s.state)}${s.state === "listing" ? "…" : ""}` +
       `  ${s.skippedCount ? `${s.skippedCount} non-PDF skipped` : ""}`,
     `  classified  ${bar(classified, total)}`,
   ];
@@ -31,7 +32,7 @@ export function progressLines(s: BatchStatus): string[] {
     );
   }
   lines.push(`  documents   ${bar(terminal, total)}${d.failed ? `  (${d.failed} failed)` : ""}`);
-  if (s.stalled) lines.push(`  STALLED since ${s.stalled.since} at stage ${s.stalled.stage}`);
+  if (s.stalled) lines.push(`  STALLED since ${printable(s.stalled.since)} at stage ${printable(s.stalled.stage)}`);
   return lines;
 }
 

@@ -1,14 +1,15 @@
 import type { BatchReport, RetryFailedResponse } from "./api.js";
 import { formatTable as table } from "./table.js";
+import { printable } from "./printable.js";
 
 const ms = (v: number | null) => (v === null ? "-" : `${v} ms`);
 
 /** The batch report as a person reads it on a terminal. */
 export function formatReport(r: BatchReport): string {
   const out: string[] = [];
-  out.push(`Batch ${r.batchId}${r.label ? ` (${r.label})` : ""}: ${r.state}`);
+  out.push(`Batch ${printable(r.batchId)}${r.label ? ` (${printable(r.label)})` : ""}: ${printable(r.state)}`);
   if (r.stalled) {
-    out.push(`STALLED since ${new Date(r.stalled.since).toISOString()}: ${r.stalled.documents} documents waiting at stage ${r.stalled.stage}`);
+    out.push(`STALLED since ${printable(r.stalled.since)}: ${r.stalled.documents} documents waiting at stage ${printable(r.stalled.stage)}`);
   }
   out.push(
     table(
@@ -65,11 +66,11 @@ export function formatReport(r: BatchReport): string {
 /** What `docpipe retry-failed` re-sent, as a person reads it. */
 export function formatRetry(r: RetryFailedResponse): string {
   const out = [
-    `Batch ${r.batchId}: ${r.retried.documents} failed documents retried (${r.retried.pages} pages alone), batch now ${r.state}`,
+    `Batch ${printable(r.batchId)}: ${r.retried.documents} failed documents retried (${r.retried.pages} pages alone), batch now ${printable(r.state)}`,
     `  re-sent: ${r.resent.ingest} documents from the start, ${r.resent.singlePage} pages to render, ${r.resent.convertedImage} pages to score`,
   ];
   const codes = Object.entries(r.byFailureCode).sort((a, b) => b[1] - a[1]);
   if (codes.length) out.push("", table(["failure code", "documents"], codes));
-  if (r.note) out.push("", r.note);
+  if (r.note) out.push("", printable(r.note));
   return out.join("\n");
 }

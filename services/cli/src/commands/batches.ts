@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { apiClient, EXIT, repeatable, usageError, type RegisterCommand } from "../context.js";
 import { formatReport, formatRetry } from "../report-table.js";
 import { watchBatch } from "../watch.js";
+import { printableJson } from "../printable.js";
 
 // The commands that talk to a running ingestion API ($DOCPIPE_API_URL, key in $DOCPIPE_API_KEY).
 
@@ -61,7 +62,7 @@ export const registerReport: RegisterCommand = (program, ctx) => {
     .option("--json", "the report as JSON")
     .action(async (batchId: string, opts: { json?: boolean }) => {
       const report = await apiClient(ctx).report(batchId);
-      ctx.stdout.write(`${opts.json ? JSON.stringify(report, null, 2) : formatReport(report)}\n`);
+      ctx.stdout.write(`${opts.json ? printableJson(report) : formatReport(report)}\n`);
     });
 };
 
@@ -77,6 +78,6 @@ export const registerRetryFailed: RegisterCommand = (program, ctx) => {
     .option("--json", "the answer as JSON")
     .action(async (batchId: string, opts: { json?: boolean }) => {
       const result = await apiClient(ctx).retryFailed(batchId);
-      ctx.stdout.write(`${opts.json ? JSON.stringify(result, null, 2) : formatRetry(result)}\n`);
+      ctx.stdout.write(`${opts.json ? printableJson(result) : formatRetry(result)}\n`);
     });
 };

@@ -4,6 +4,7 @@ import type { LogOptions } from "../command-log.js";
 import { anyNumber, repeatable, type RegisterCommand } from "../context.js";
 import { withDatabase, withDatabaseOptions } from "../database.js";
 import { formatTable } from "../table.js";
+import { printable, printableJson } from "../printable.js";
 
 // `docpipe keys ...`: API keys straight on the database (the functions the ingestion API uses),
 // so an operator needs no key to make the first one.
@@ -35,16 +36,16 @@ export const registerKeys: RegisterCommand = (program, ctx) => {
     const k = await withDatabase(ctx, command, opts, (p) =>
       createApiKey(p, { name: opts.name, owner: opts.owner, plan: opts.plan, buckets: opts.bucket, prefixes: opts.prefix }),
     );
-    if (opts.json) return print(JSON.stringify(k, null, 2));
+    if (opts.json) return print(printableJson(k));
     print(k.key);
-    ctx.stderr.write(`key ${k.prefix} (id ${k.id}) for ${k.owner}, plan ${k.plan}. It is shown only now: store it.\n`);
+    ctx.stderr.write(`key ${k.prefix} (id ${k.id}) for ${printable(k.owner)}, plan ${printable(k.plan)}. It is shown only now: store it.\n`);
   });
 
   withDatabaseOptions(
     keys.command("list").description("Every key: prefix, name, owner, plan, allow-list, enabled, last use.").option("--json", "as JSON"),
   ).action(async (opts: LogOptions & { json?: boolean }, command: Command) => {
     const all = await withDatabase(ctx, command, opts, listApiKeys);
-    if (opts.json) return print(JSON.stringify(all, null, 2));
+    if (opts.json) return print(printableJson(all));
     const rows = all.map((k) => [
       k.id,
       k.prefix + (k.previousPrefix ? ` (+${k.previousPrefix} until ${k.previousExpiresAt!.toISOString()})` : ""),
@@ -75,7 +76,7 @@ export const registerKeys: RegisterCommand = (program, ctx) => {
       .option("--json", "the new key as JSON"),
   ).action(async (target: string, opts: LogOptions & { grace?: number; json?: boolean }, command: Command) => {
     const k = await withDatabase(ctx, command, opts, (p) => rotateApiKey(p, target, opts.grace === undefined ? {} : { graceSeconds: opts.grace }));
-    if (opts.json) return print(JSON.stringify(k, null, 2));
+    if (opts.json) return print(printableJson(k));
     print(k.key);
     ctx.stderr.write(`new secret for ${k.prefix} (id ${k.id}); the old ${k.previousPrefix} works until ${k.previousExpiresAt.toISOString()}\n`);
   });

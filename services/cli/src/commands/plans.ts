@@ -4,6 +4,7 @@ import type { LogOptions } from "../command-log.js";
 import { anyNumber, type RegisterCommand } from "../context.js";
 import { withDatabase, withDatabaseOptions } from "../database.js";
 import { formatTable } from "../table.js";
+import { printable } from "../printable.js";
 
 interface SetOptions extends LogOptions {
   name: string;
@@ -35,6 +36,6 @@ export const registerPlans: RegisterCommand = (program, ctx) => {
     const plan = await withDatabase(ctx, command, opts, (p) =>
       upsertPlan(p, { name: opts.name, ratePerSecond: opts.rate, burst: opts.burst, quotaDocuments: opts.quota ?? null, quotaPeriod: opts.period }),
     );
-    print(`plan ${plan.name}: ${plan.ratePerSecond}/s, burst ${plan.burst}, quota ${plan.quotaDocuments ?? "none"} per ${plan.quotaPeriod}`);
+    print(`plan ${printable(plan.name)}: ${plan.ratePerSecond}/s, burst ${plan.burst}, quota ${plan.quotaDocuments ?? "none"} per ${plan.quotaPeriod}`);
   });
 };

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { usageError, type RegisterCommand } from "../context.js";
 import { redriveCommand, RedriveUsageError } from "../redrive.js";
+import { printable } from "../printable.js";
 
 export const registerRedrive: RegisterCommand = (program, ctx) => {
   program
@@ -16,7 +17,7 @@ export const registerRedrive: RegisterCommand = (program, ctx) => {
     .action(async (queue: string, opts: { to?: string }, command: Command) => {
       try {
         const r = await redriveCommand(queue, opts.to, ctx.env);
-        ctx.stdout.write(`moved ${r.moved} messages from ${r.sourceUrl} to ${r.destinationUrl}\n`);
+        ctx.stdout.write(`moved ${r.moved} messages from ${printable(r.sourceUrl)} to ${printable(r.destinationUrl)}\n`);
       } catch (e) {
         if (e instanceof RedriveUsageError) usageError(command, e.message);
         throw e;

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { withCommandLog, withLogOptions, type LogOptions } from "../command-log.js";
 import { EXIT, positiveNumber, resolvePath, usageError, type RegisterCommand } from "../context.js";
 import { listFiles, runFolder } from "../run.js";
+import { printable } from "../printable.js";
 
 interface RunCommandOptions extends LogOptions {
   reportJson?: string;
@@ -31,7 +32,7 @@ export const registerRun: RegisterCommand = (program, ctx) => {
     const dir = resolvePath(ctx, folder);
     const files = await listFiles(dir).catch(() => usageError(command, `${folder} is not a folder`));
     if (!files.some(isPdfKey)) {
-      ctx.stderr.write(`warning: no PDF under ${folder} (${files.length} other file${files.length === 1 ? "" : "s"}): nothing to run\n`);
+      ctx.stderr.write(`warning: no PDF under ${printable(folder)} (${files.length} other file${files.length === 1 ? "" : "s"}): nothing to run\n`);
       return;
     }
     const result = await withCommandLog(ctx, "run", opts, (log) =>

@@ -4,6 +4,7 @@ import type { LogOptions } from "../command-log.js";
 import { positiveNumber, type RegisterCommand } from "../context.js";
 import { withDatabase, withDatabaseOptions } from "../database.js";
 import { formatTable } from "../table.js";
+import { printableJson } from "../printable.js";
 
 export const registerUsage: RegisterCommand = (program, ctx) => {
   withDatabaseOptions(
@@ -16,7 +17,7 @@ export const registerUsage: RegisterCommand = (program, ctx) => {
   ).action(async (opts: LogOptions & { days?: number; json?: boolean }, command: Command) => {
     const rows = await withDatabase(ctx, command, opts, (p) => usageReport(p, { days: opts.days ?? 30 }));
     let text: string;
-    if (opts.json) text = JSON.stringify(rows, null, 2);
+    if (opts.json) text = printableJson(rows);
     else if (rows.length === 0) text = "no usage recorded";
     else {
       text = formatTable(
