@@ -47,9 +47,9 @@ interface Failures {
  *   bound; a rotated secret's grace period ends exactly (its entry expires with it).
  * - **Failed authentications are limited per client address**, in memory: a token bucket of
  *   `failureBurst` refilled at `failuresPerSecond`. Past it an address gets 429
- *   `auth_failures_limited` without any query; a key this process has cached still passes, so
- *   a guesser behind the same address (a NAT) does not lock out the keys in use. Each task counts
- *   on its own: N tasks allow N times the rate.
+ *   `auth_failures_limited` without any query; a key this process has cached (or had cached
+ *   until its entry expired) still passes, so a guesser behind the same address (a NAT) does not
+ *   lock out the keys in use. Each task counts on its own: N tasks allow N times the rate.
  */
 export class KeyGate {
   private readonly prisma: PrismaClient;
@@ -78,9 +78,11 @@ export class KeyGate {
       const rate = await takeToken(this.prisma, cached.key);
       if (rate) return { auth: { ok: true, key: cached.key }, rate };
     }
+    // An expired entry is a key known a moment ago: looked up again even from a limited address.
+    const known = cached !== undefined;
     this.cache.delete(hash);
     const left = this.failuresLeft(address, now);
-    if (left < 1) {
+    if (left < 1 && !known) {
       const retryAfterMs = Math.ceil((1 - left) / this.perMs);
       return {
         auth: {
@@ -121,6 +123,7 @@ export class KeyGate {
     if (f) f.tokens = Math.min(this.burst, f.tokens + 1);
   }
 
+  /** Entries stay after they expire (bounded, oldest forgotten first): an expired one still marks a known key. */
   private remember(hash: string, entry: Cached): void {
     this.cache.set(hash, entry);
     if (this.cache.size > this.maxAddresses) this.cache.delete(this.cache.keys().next().value!);
