@@ -24,6 +24,8 @@ export interface SessionOptions {
   stackName?: string;
   logger: Logger;
   dpi?: number;
+  /** The API's port on 127.0.0.1. @defaultValue 0 (a free one) */
+  apiPort?: number;
   out?: NodeJS.WriteStream;
 }
 
@@ -42,7 +44,12 @@ export async function withLocalSession<T>(opts: SessionOptions, fn: (s: LocalSes
   try {
     const stack = await startStack({ name: opts.stackName ?? "docpipe", ephemeral: false, handleSignals: false, logger: opts.logger });
     try {
-      const pipeline = await startPipeline({ stack, logger: opts.logger, ...(opts.dpi !== undefined && { dpi: opts.dpi }) });
+      const pipeline = await startPipeline({
+        stack,
+        logger: opts.logger,
+        ...(opts.dpi !== undefined && { dpi: opts.dpi }),
+        ...(opts.apiPort !== undefined && { apiPort: opts.apiPort }),
+      });
       try {
         const api = new ApiClient(pipeline.apiUrl, pipeline.apiKey);
         return await fn({ stack, pipeline, api, interrupted: interrupted.signal, out });

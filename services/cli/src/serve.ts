@@ -1,7 +1,5 @@
-import { start as startStack } from "@docpipe/local-stack";
 import type { Logger } from "@docpipe/queue";
-import { once } from "node:events";
-import { startPipeline } from "./pipeline.js";
+import { withLocalSession } from "./local-session.js";
 import { printable } from "./printable.js";
 
 export interface ServeOptions {
@@ -10,9 +8,7 @@ export interface ServeOptions {
   stackName: string;
   /** The API's port on 127.0.0.1; 0 picks a free one. */
   port: number;
-  out: NodeJS.WritableStream;
-  /** Resolves when the server should stop. @defaultValue the first SIGINT or SIGTERM */
-  until?: Promise<unknown>;
+  out: NodeJS.WriteStream;
 }
 
 /**
@@ -21,32 +17,22 @@ export interface ServeOptions {
  * from `docpipe keys create --stack <name>`. Stops the services first, then the stack.
  */
 export async function serve(opts: ServeOptions): Promise<void> {
-  const { out, logger } = opts;
-  // Listened for before anything starts, so a signal during the start stops what has started.
-  const stopSignal = opts.until ?? Promise.race([once(process, "SIGINT"), once(process, "SIGTERM")]);
-  const stack = await startStack({ name: opts.stackName, ephemeral: false, handleSignals: false, logger });
-  try {
-    const pipeline = await startPipeline({ stack, logger, apiPort: opts.port });
-    try {
-      out.write(
-        [
-          `docpipe API listening on ${pipeline.apiUrl}`,
-          `  stack "${printable(stack.name)}": data under ${printable(stack.dataDir)}`,
-          `  S3 ${stack.s3Endpoint} (path-style, key ${stack.credentials.accessKeyId} / secret ${stack.credentials.secretAccessKey}):` +
-            ` put PDFs in bucket ${stack.stagingBucket}; ${stack.workBucket} is the pipeline's own`,
-          `  a key:  pnpm docpipe keys create --stack ${printable(stack.name)} --name me --owner me --plan local --bucket ${stack.stagingBucket}`,
-          `  then:   DOCPIPE_API_URL=${pipeline.apiUrl} DOCPIPE_API_KEY=<key> pnpm docpipe submit --bucket ${stack.stagingBucket} --prefix <prefix> --watch`,
-          `Ctrl-C (or SIGTERM) stops it.`,
-          "",
-        ].join("\n"),
-      );
-      await stopSignal;
-      out.write("stopping…\n");
-    } finally {
-      await pipeline.stop();
-    }
-  } finally {
-    await stack.stop();
-  }
+  const { out } = opts;
+  await withLocalSession({ stackName: opts.stackName, logger: opts.logger, out, apiPort: opts.port }, async ({ stack, pipeline, interrupted }) => {
+    out.write(
+      [
+        `docpipe API listening on ${pipeline.apiUrl}`,
+        `  stack "${printable(stack.name)}": data under ${printable(stack.dataDir)}`,
+        `  S3 ${stack.s3Endpoint} (path-style, key ${stack.credentials.accessKeyId} / secret ${stack.credentials.secretAccessKey}):` +
+          ` put PDFs in bucket ${stack.stagingBucket}; ${stack.workBucket} is the pipeline's own`,
+        `  a key:  pnpm docpipe keys create --stack ${printable(stack.name)} --name me --owner me --plan local --bucket ${stack.stagingBucket}`,
+        `  then:   DOCPIPE_API_URL=${pipeline.apiUrl} DOCPIPE_API_KEY=<key> pnpm docpipe submit --bucket ${stack.stagingBucket} --prefix <prefix> --watch`,
+        `Ctrl-C (or SIGTERM) stops it.`,
+        "",
+      ].join("\n"),
+    );
+    if (!interrupted.aborted) await new Promise((resolve) => interrupted.addEventListener("abort", resolve, { once: true }));
+    out.write("stopping…\n");
+  });
   out.write("stopped\n");
 }
