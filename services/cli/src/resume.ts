@@ -4,6 +4,7 @@ import type { PassResult } from "@docpipe/reconciler";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { finishBatch, withLocalSession, writeReportJson, type Finished } from "./local-session.js";
+import { printable } from "./printable.js";
 
 export interface ResumeOptions {
   /** @defaultValue "docpipe" */
@@ -68,8 +69,8 @@ export async function resumeStack(opts: ResumeOptions): Promise<ResumeResult> {
     if (opts.batchId && batches.length === 0) throw new ResumeError(`the stack "${stackName}" has no batch ${opts.batchId}`);
     const pass = await s.pipeline.reconciler.runOnce({ idleSeconds: 0, ...(opts.batchId && { batchId: opts.batchId }) });
     out.write(`re-sent what the crash left behind: ${describeResent(pass.resent)}\n`);
-    if (batches.length === 0) out.write(`no unfinished batch in the stack "${stackName}"\n`);
-    else out.write(`resuming ${batches.map((b) => `${b.id}${b.label ? ` (${b.label})` : ""}`).join(", ")}\n`);
+    if (batches.length === 0) out.write(`no unfinished batch in the stack "${printable(stackName)}"\n`);
+    else out.write(`resuming ${batches.map((b) => `${b.id}${b.label ? ` (${printable(b.label)})` : ""}`).join(", ")}\n`);
 
     const finished: Finished[] = [];
     for (const b of batches) {
