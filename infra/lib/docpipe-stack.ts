@@ -1,4 +1,5 @@
-import { aws_s3 as s3, aws_s3_notifications as s3n, CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
+import { aws_s3 as s3, aws_s3_notifications as s3n, CfnOutput, Fn, Stack, type StackProps } from "aws-cdk-lib";
+import { ADMIN_CONTAINER } from "./admin-task.js";
 import type { Construct } from "constructs";
 import type { DocpipeConfig } from "./config.js";
 import { Database } from "./database.js";
@@ -90,6 +91,33 @@ export class DocpipeStack extends Stack {
     new CfnOutput(this, "WorkBucket", { value: this.storage.workBucket.bucketName });
     new CfnOutput(this, "AlarmTopic", { value: this.monitoring.topic.topicArn });
     new CfnOutput(this, "DatabaseSecret", { value: this.database.secret.secretArn });
+    // The way in (README, "The first API key"): start the admin task, run admin commands in it,
+    // tunnel to the database through it.
+    const cluster = this.services.cluster.clusterName;
+    new CfnOutput(this, "AdminRunTask", {
+      description: "Starts the admin task (an hour, ECS Exec on) and prints its ARN",
+      value: this.services.admin.runTaskCommand,
+    });
+    new CfnOutput(this, "AdminExecCommand", {
+      description: "Runs a docpipe command in the admin task started by AdminRunTask: here, the first API key",
+      value: Fn.join("", [
+        "aws ecs execute-command --cluster ",
+        cluster,
+        ` --container ${ADMIN_CONTAINER} --interactive --task <task-arn> --command "node dist/main.js keys create --name first --owner ops --plan standard --bucket `,
+        this.storage.stagingBucket.bucketName,
+        '"',
+      ]),
+    });
+    new CfnOutput(this, "DatabaseTunnelCommand", {
+      description: "Forwards localhost:15432 to Aurora through the admin task (task id and runtime id: README)",
+      value: Fn.join("", [
+        "aws ssm start-session --target ecs:",
+        cluster,
+        `_<task-id>_<runtime-id> --document-name AWS-StartPortForwardingSessionToRemoteHost --parameters '{"host":["`,
+        this.database.cluster.clusterEndpoint.hostname,
+        `"],"portNumber":["5432"],"localPortNumber":["15432"]}'`,
+      ]),
+    });
     if (this.modelTier) {
       new CfnOutput(this, "ModelEndpointName", { value: this.modelTier.endpoint.endpointName });
       new CfnOutput(this, "ModelApiUrl", { description: "POST {bucket, key} here with x-api-key", value: this.modelTier.invocationUrl });

@@ -41,6 +41,9 @@ export function serviceImage(service: string): ecs.ContainerImage {
 /** The health check script every service image carries (docker/Dockerfile COPYs docker/healthcheck.sh there). */
 export const HEALTHCHECK_SCRIPT = "/usr/local/bin/docpipe-healthcheck";
 
+/** The CLI (services/cli), whose image the admin task runs. */
+export const ADMIN_PACKAGE = "cli";
+
 /** The deployable whose image applies the migrations (services/migrate), run as a one-off task. */
 export const MIGRATE_PACKAGE = "migrate";
 

@@ -4,7 +4,8 @@ import { Construct } from "constructs";
 import type { QueueKey } from "@docpipe/queue";
 import type { DocpipeConfig, ServiceId } from "./config.js";
 import type { Database } from "./database.js";
-import { MIGRATE_PACKAGE, serviceImage } from "./images.js";
+import { AdminTask } from "./admin-task.js";
+import { ADMIN_PACKAGE, MIGRATE_PACKAGE, serviceImage } from "./images.js";
 import { Migration } from "./migration.js";
 import { addIngestionEndpoint } from "./ingestion-endpoint.js";
 import { acknowledgeWildcardResource } from "./nag.js";
@@ -125,8 +126,8 @@ export const deployables: readonly Deployable[] = [
   },
 ];
 
-/** Every image the stack deploys, by services/ directory: one per deployable package, and the migrate task's. */
-export const imagePackages: readonly string[] = [...new Set(deployables.map((d) => d.package)), MIGRATE_PACKAGE];
+/** Every image the stack deploys, by services/ directory: one per deployable package, the migrate task's and the admin task's. */
+export const imagePackages: readonly string[] = [...new Set(deployables.map((d) => d.package)), MIGRATE_PACKAGE, ADMIN_PACKAGE];
 
 export interface ServicesProps {
   readonly config: DocpipeConfig;
@@ -154,6 +155,7 @@ export class Services extends Construct {
   /** Where operators call the API: `https://` with a certificate, `http://` without. */
   public readonly ingestionUrl: string;
   public readonly migration: Migration;
+  public readonly admin: AdminTask;
 
   constructor(scope: Construct, id: string, props: ServicesProps) {
     super(scope, id);
@@ -163,6 +165,9 @@ export class Services extends Construct {
       vpc: props.vpc,
       containerInsightsV2: ecs.ContainerInsights.ENABLED,
       enableFargateCapacityProviders: true,
+      // ECS Exec sessions (the admin task) are not logged: `docpipe keys create` prints a new API
+      // key there, which must not land in CloudWatch Logs. CloudTrail still records each session.
+      executeCommandConfiguration: { logging: ecs.ExecuteCommandLogging.NONE },
     });
 
     // The entrypoint (docker/entrypoint.sh) builds DATABASE_URL from these, so the password
@@ -208,6 +213,15 @@ export class Services extends Construct {
     // The task definition references only the cluster endpoint; the migration must also wait
     // for the writer instance, or its first connection finds nobody to answer.
     this.migration.resource.node.addDependency(database.cluster);
+    this.admin = new AdminTask(this, "Admin", {
+      cluster: this.cluster,
+      securityGroup: props.securityGroup,
+      image: serviceImage(ADMIN_PACKAGE),
+      environment: commonEnv,
+      secrets: dbSecrets,
+      queues,
+      logRetentionDays: config.logRetentionDays,
+    });
 
     const byId: Partial<Record<ServiceId, PipelineService>> = {};
     const scaling: Partial<Record<ServiceId, QueueScaling>> = {};

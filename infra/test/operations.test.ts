@@ -184,3 +184,57 @@ describe("the services' own metrics (EMF)", () => {
     ]);
   });
 });
+
+describe("the admin task", () => {
+  const admin = () => resources(t, "AWS::ECS::TaskDefinition")[logicalId(s.stack.services.admin.taskDefinition)]!.Properties;
+  const output = (name: string) => {
+    const v = t.toJSON().Outputs[name].Value as { "Fn::Join": [string, unknown[]] };
+    return v["Fn::Join"][1].map((p) => (typeof p === "string" ? p : JSON.stringify(p))).join("");
+  };
+
+  it("runs the CLI's image against Aurora with the services' credentials, and is no service", () => {
+    const [c] = admin().ContainerDefinitions as { Name: string; Command: string[]; Environment: { Name: string }[]; Secrets: { Name: string }[]; HealthCheck?: unknown }[];
+    expect(c!.Name).toBe("admin");
+    expect(c!.Command).toEqual(["sleep", "3600"]);
+    expect(c!.Environment.map((e) => e.Name)).toEqual(expect.arrayContaining(["DB_HOST", "DB_PORT", "DB_NAME", "QUEUE_PREFIX", "AWS_REGION"]));
+    expect(c!.Secrets.map((e) => e.Name).sort()).toEqual(["DB_PASSWORD", "DB_USERNAME"]);
+    const services = Object.values(resources(t, "AWS::ECS::Service")).map((svc) => JSON.stringify(svc.Properties.TaskDefinition));
+    expect(services).not.toContain(JSON.stringify({ Ref: logicalId(s.stack.services.admin.taskDefinition) }));
+    const assets = JSON.parse(readFileSync(path.join(s.app.outdir, s.stack.templateFile.replace(".template.json", ".assets.json")), "utf8")) as {
+      dockerImages: Record<string, { source: { dockerBuildArgs?: Record<string, string> } }>;
+    };
+    expect(Object.values(assets.dockerImages).map((i) => i.source.dockerBuildArgs?.SERVICE)).toContain("cli");
+  });
+
+  it("can be reached with ECS Exec, whose sessions are not logged (a new API key is printed there)", () => {
+    const roleId = s.stack.getLogicalId(s.stack.services.admin.taskDefinition.taskRole.node.defaultChild as never);
+    const actions = Object.values(resources(t, "AWS::IAM::Policy"))
+      .filter((p) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === roleId))
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: { Action: unknown }[] }).Statement.flatMap((st) => [st.Action].flat()));
+    expect(actions).toEqual(expect.arrayContaining(["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]));
+    // redrive: from the dead-letter queues back
+    expect(actions).toEqual(expect.arrayContaining(["sqs:ReceiveMessage", "sqs:SendMessage"]));
+    t.hasResourceProperties("AWS::ECS::Cluster", { Configuration: { ExecuteCommandConfiguration: { Logging: "NONE" } } });
+  });
+
+  it("gives the exact commands as outputs: start it, run the first key in it, tunnel to the database through it", () => {
+    const run = output("AdminRunTask");
+    expect(run).toContain(`aws ecs run-task --cluster {"Ref":"${logicalId(s.stack.services.cluster)}"} --task-definition `);
+    expect(run).toContain("--launch-type FARGATE --enable-execute-command --network-configuration 'awsvpcConfiguration={subnets=[");
+    expect(run).toContain(`securityGroups=[{"Fn::GetAtt":["${logicalId(s.stack.network.servicesSecurityGroup)}","GroupId"]}],assignPublicIp=DISABLED}'`);
+    const subnets = s.stack.network.vpc.privateSubnets.map((sn) => logicalId(sn as never));
+    for (const id of subnets) expect(run).toContain(`{"Ref":"${id}"}`);
+    expect(output("AdminExecCommand")).toMatch(/^aws ecs execute-command --cluster .* --container admin --interactive --task <task-arn> --command "node dist\/main.js keys create --name first --owner ops --plan standard --bucket /);
+    expect(output("DatabaseTunnelCommand")).toContain("--document-name AWS-StartPortForwardingSessionToRemoteHost");
+    expect(output("DatabaseTunnelCommand")).toContain(`"portNumber":["5432"],"localPortNumber":["15432"]`);
+  });
+});
+
+describe("Node 24", () => {
+  it("runs every Node.js Lambda of the stack (the migration runner, CDK's custom resources) on nodejs24.x", () => {
+    const runtimes = Object.values(resources(t, "AWS::Lambda::Function")).map((f) => f.Properties.Runtime as string);
+    const node = runtimes.filter((r) => r.startsWith("nodejs"));
+    expect(node.length).toBeGreaterThan(0);
+    expect(new Set(node)).toEqual(new Set(["nodejs24.x"]));
+  });
+});

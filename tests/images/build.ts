@@ -18,6 +18,8 @@ export interface ImageRuntime {
   cwd: string;
   /** ENTRYPOINT then CMD, tini dropped and image paths mapped to the repository's files. */
   command: string[];
+  /** The ENTRYPOINT part of `command`: what a command override (ECS's containerOverrides) keeps. */
+  entrypoint: string[];
   /** The image's ENV. */
   env: Record<string, string>;
 }
@@ -145,6 +147,7 @@ function imageRuntime(stages: Stage[], name: string, appDir: string, vars: Recor
     appDir,
     cwd: path.join(appDir, path.relative("/app", dir)),
     command: [...entrypoint, ...execForm(stages, name, "CMD")],
+    entrypoint,
     env: stageEnv(stages, name, vars),
   };
 }

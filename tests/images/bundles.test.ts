@@ -15,7 +15,6 @@ import { generatePdf, PAGE_SIZES, type CorpusPageSpec } from "@docpipe/pdf";
 import { uploadFile } from "@docpipe/queue";
 import { afterAll, beforeAll, onTestFailed } from "vitest";
 import { deployables, imagePackages } from "@docpipe/infra/services";
-import { createApiKey } from "@docpipe/api-keys";
 import { pngSize } from "../e2e/support.js";
 import { freePort, startEcsAgent } from "@docpipe/local-stack";
 import { describe, expect, onTestFinished, test } from "../fixtures/index.js";
@@ -254,8 +253,18 @@ describe("service images (docker/Dockerfile), built and run without Docker", () 
         const file = await generatePdf(path.join(bundles.root, name), spec(pages));
         await uploadFile(stack.s3, stack.stagingBucket, prefix + name, file.path, "application/pdf");
       }
-      // A key as an operator creates one (docpipe keys create), in the migrated database.
-      const { key } = await createApiKey(prisma, { name: "images test", owner: "tests", plan: "standard", buckets: [stack.stagingBucket] });
+      // The first key, as the README makes it: `docpipe keys create` in the admin task, which is the
+      // CLI's image run with a command, reaching the database the way every task does (DB_*).
+      const cli = bundles.services.get("cli")!;
+      const created = await runContainer(
+        "admin keys create",
+        { ...cli, command: [...cli.entrypoint, "node", "dist/main.js", "keys", "create", "--name", "first", "--owner", "tests", "--plan", "standard", "--bucket", stack.stagingBucket, "--json"] },
+        await containerEnv(cli, home("admin"), { ...stackEnv, ...dbEnv, SERVICE_NAME: "admin" }),
+        120_000,
+      );
+      expect(created.code, created.output).toBe(0);
+      const { key } = JSON.parse(created.output.slice(created.output.indexOf("{"), created.output.lastIndexOf("}") + 1)) as { key: string };
+      expect(await prisma.apiKey.count()).toBe(1);
       const auth = { "x-api-key": key };
       const submitted = await fetch(`${api}/batches`, {
         method: "POST",
