@@ -140,3 +140,24 @@ test("a unit whose message still waits is left alone; once its queue has drained
   expect(pass.marks.singlePage).toBe(drainedFrom.emptySince!.toISOString());
   expect(await drain(stack.sqs, stack.queueUrls.singlePage.url)).toEqual([{ version: 1, batchId, documentId: single.id, bucket: SOURCE, key: single.key, pageNumber: 1 }]);
 });
+
+test("a copy still waiting for a document that has ended, or is gone, is ended with it or sent back to be processed", async ({ stack, prisma }) => {
+  const { id: batchId } = await batch(prisma);
+  const other = await prisma.batch.create({ data: { bucket: SOURCE, prefixes: ["old/"], state: "completed" } });
+  // The holder ended while the copy was starting to wait (the race the claim cannot see), or its batch was deleted.
+  const holder = await prisma.document.create({ data: { batchId: other.id, bucket: SOURCE, key: "old/a.pdf", state: "done" } });
+  const waiting = await prisma.document.create({ data: { batchId, bucket: SOURCE, key: "in/a.pdf", state: "classified", duplicateOfId: holder.id } });
+  const orphan = await prisma.document.create({
+    data: { batchId, bucket: SOURCE, key: "in/b.pdf", state: "classified", duplicateOfId: "00000000-0000-4000-8000-000000000000" },
+  });
+  await ageEverything(prisma);
+
+  const pass = await reconciler(stack, prisma).runOnce();
+  expect(pass.documentsEnded).toBe(1);
+  expect(await prisma.document.findUniqueOrThrow({ where: { id: waiting.id } })).toMatchObject({ state: "done", duplicateOfId: holder.id });
+  expect(await prisma.document.findUniqueOrThrow({ where: { id: orphan.id } })).toMatchObject({ state: "queued", duplicateOfId: null });
+  // Queued again, it is a lost unit like any other once idle: re-sent to the orchestrator.
+  await ageEverything(prisma);
+  expect((await reconciler(stack, prisma).runOnce()).resent.document).toBe(1);
+  expect(await drain(stack.sqs, stack.queueUrls.ingest.url)).toEqual([{ version: 1, batchId, documentId: orphan.id, bucket: SOURCE, key: "in/b.pdf" }]);
+});

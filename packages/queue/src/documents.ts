@@ -1,5 +1,5 @@
 import type { PageState, PrismaClient } from "@docpipe/db";
-import { batchSettings } from "./batch-settings.js";
+import { endWaitingDuplicates, waitersEnd } from "./duplicates.js";
 
 const TERMINAL = ["done", "failed"] as const;
 
@@ -16,7 +16,11 @@ export async function failDocument(
     where: { id: doc.documentId, state: { notIn: [...TERMINAL] } },
     data: { state: "failed", failureCode: failure.code, failureReason: failure.reason, completedAt: new Date() },
   });
-  if (count > 0) await settleBatch(prisma, doc.batchId);
+  if (count > 0) {
+    await settleBatch(prisma, doc.batchId);
+    // Failures are few: the documents waiting for this content are ended in a statement of their own.
+    await endWaitingDuplicates(prisma, doc.documentId);
+  }
   return count > 0;
 }
 
@@ -32,16 +36,23 @@ export async function completeDocumentIfFinished(
   prisma: PrismaClient,
   doc: { batchId: string; documentId: string },
 ): Promise<boolean> {
-  const changed = await prisma.$executeRaw`
-    UPDATE "Document" d
-    SET state = CASE WHEN EXISTS (SELECT 1 FROM "Page" f WHERE f."documentId" = d.id AND f.state = 'failed')
-                     THEN 'failed'::"DocumentState" ELSE 'done'::"DocumentState" END,
-        "completedAt" = now(), "updatedAt" = now()
-    WHERE d.id = ${doc.documentId}::uuid
-      AND d.state NOT IN ('done', 'failed')
-      AND d."pageCount" IS NOT NULL
-      AND (SELECT count(*) FROM "Page" p WHERE p."documentId" = d.id AND p.state IN ('done', 'failed')) >= d."pageCount"`;
+  // One statement ends the document and the documents of skipAlreadyProcessed batches that wait for its content (see duplicates.ts).
+  const [row] = await prisma.$queryRaw<{ changed: number; waiting: string[] }[]>`
+    WITH ended AS (
+      UPDATE "Document" d
+      SET state = CASE WHEN EXISTS (SELECT 1 FROM "Page" f WHERE f."documentId" = d.id AND f.state = 'failed')
+                       THEN 'failed'::"DocumentState" ELSE 'done'::"DocumentState" END,
+          "completedAt" = now(), "updatedAt" = now()
+      WHERE d.id = ${doc.documentId}::uuid
+        AND d.state NOT IN ('done', 'failed')
+        AND d."pageCount" IS NOT NULL
+        AND (SELECT count(*) FROM "Page" p WHERE p."documentId" = d.id AND p.state IN ('done', 'failed')) >= d."pageCount"
+      RETURNING d.id, d.state, d."failureCode", d."failureReason"
+    ), waiting AS (${waitersEnd("ended")})
+    SELECT (SELECT count(*) FROM ended)::int AS changed, ARRAY(SELECT DISTINCT "batchId"::text FROM waiting) AS waiting`;
+  const changed = row?.changed ?? 0;
   if (changed > 0) await settleBatch(prisma, doc.batchId);
+  for (const batchId of row?.waiting ?? []) await settleBatch(prisma, batchId);
   return changed > 0;
 }
 
@@ -89,42 +100,4 @@ export async function settleBatch(prisma: PrismaClient, batchId: string): Promis
     data: { state: "completed", completedAt: new Date() },
   });
   return count > 0;
-}
-
-/** The document whose results stand for a skipped duplicate. */
-export interface DuplicateOf {
-  documentId: string;
-  batchId: string;
-}
-
-/**
- * Stores the document's content hash (always), then, when its batch asks for it
- * (`options.skipAlreadyProcessed`), ends it done without processing if a document of an earlier
- * batch of the same owner with the same SHA-256 was processed to done. The duplicate gets
- * `duplicateOfId` and no pages of its own; its batch completes through `settleBatch` like any
- * other. Only documents that were processed themselves stand for others, so a chain of skips
- * always points at real pages and results. Returns that document, or undefined to process this one.
- */
-export async function completeIfDuplicate(
-  prisma: PrismaClient,
-  doc: { batchId: string; documentId: string },
-  contentHash: string,
-): Promise<DuplicateOf | undefined> {
-  const [, batch] = await Promise.all([
-    prisma.document.updateMany({ where: { id: doc.documentId }, data: { contentHash } }),
-    batchSettings(prisma, doc.batchId),
-  ]);
-  if (!batch?.skipDuplicates) return undefined;
-  const original = await prisma.document.findFirst({
-    where: { contentHash, state: "done", duplicateOfId: null, batchId: { not: doc.batchId }, batch: { owner: batch.owner } },
-    orderBy: { completedAt: "asc" },
-    select: { id: true, batchId: true },
-  });
-  if (!original) return undefined;
-  const { count } = await prisma.document.updateMany({
-    where: { id: doc.documentId, state: { notIn: [...TERMINAL] } },
-    data: { state: "done", duplicateOfId: original.id, completedAt: new Date() },
-  });
-  if (count > 0) await settleBatch(prisma, doc.batchId);
-  return { documentId: original.id, batchId: original.batchId };
 }

@@ -59,7 +59,8 @@ export {
 } from "./pages.js";
 export { recordDocumentSplit, recordRangeSplit } from "./units.js";
 export { batchSettings, type BatchSettings, type DamagedPagePolicy } from "./batch-settings.js";
-export { failDocument, failPage, noteDocumentFailure, completeDocumentIfFinished, settleBatch, completeIfDuplicate, type DuplicateOf } from "./documents.js";
+export { failDocument, failPage, noteDocumentFailure, completeDocumentIfFinished, settleBatch } from "./documents.js";
+export { completeIfDuplicate, endWaitingDuplicates, type DuplicateOf } from "./duplicates.js";
 export {
   StageRunner,
   alreadyDone,

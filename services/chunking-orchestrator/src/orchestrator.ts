@@ -189,10 +189,11 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
   async function classify(msg: IngestMessage, a: StageScope): Promise<StageResult> {
     const r = await route(msg, a);
     if ("duplicate" in r) {
-      // completeIfDuplicate has ended the document done (and settled its batch).
+      // completeIfDuplicate has ended the document done (and settled its batch), or made it wait for the one being processed.
       await prisma.document.update({ where: { id: msg.documentId }, data: { size: BigInt(r.size) } });
-      a.log.info({ duplicateOf: r.duplicate.documentId }, "same content done in an earlier batch; document skipped");
-      return { outcome: "skipped", details: { duplicateOf: r.duplicate.documentId, batchId: r.duplicate.batchId, contentHash: r.contentHash } };
+      const { documentId: duplicateOf, batchId, waiting } = r.duplicate;
+      a.log.info({ duplicateOf, waiting }, waiting ? "same content being processed in another batch; document waits for it" : "same content done in an earlier batch; document skipped");
+      return { outcome: "skipped", details: { duplicateOf, batchId, waiting, contentHash: r.contentHash } };
     }
     // Facts first (they never regress anything), then the message, then the state.
     await prisma.document.update({

@@ -130,6 +130,8 @@ export async function takeLost(prisma: PrismaClient, o: TakeOptions): Promise<Lo
       SELECT u.id AS "unitId", u."updatedAt" AS "idleSince", d.id AS "documentId", d."batchId", ${k.columns}
       FROM ${table} u JOIN "Document" d ON d.id = ${documentOf} JOIN "Batch" b ON b.id = d."batchId"
       WHERE b.state IN ('listing', 'processing') AND ${batch} AND ${k.where(cutoff)} AND u."updatedAt" < ${cutoff}
+        -- A duplicate waiting for its content's document has no message to lose.
+        AND d."duplicateOfId" IS NULL
       ORDER BY u."updatedAt"
       LIMIT ${o.limit}
       FOR UPDATE OF u SKIP LOCKED
@@ -176,4 +178,26 @@ export async function settledButOpen(prisma: PrismaClient, batchId?: string): Pr
     WHERE b.state = 'processing' AND ${batch}
       AND NOT EXISTS (SELECT 1 FROM "Document" d WHERE d."batchId" = b.id AND d.state NOT IN ('done', 'failed'))`;
   return rows.map((r) => r.id);
+}
+
+/**
+ * Documents of skipAlreadyProcessed batches still waiting for the document whose content they
+ * share, although it has ended (its end raced with their start of waiting), or is gone (deleted
+ * with its batch). Returns those documents, per document waited for.
+ */
+export async function waitingInVain(prisma: PrismaClient, cutoff: Date, limit: number, batchId?: string): Promise<{ holder: string; gone: boolean }[]> {
+  const batch = batchId ? Prisma.sql`d."batchId" = ${batchId}::uuid` : Prisma.sql`TRUE`;
+  return prisma.$queryRaw`
+    SELECT DISTINCT d."duplicateOfId" AS holder, (h.id IS NULL) AS gone
+    FROM "Document" d JOIN "Batch" b ON b.id = d."batchId" LEFT JOIN "Document" h ON h.id = d."duplicateOfId"
+    WHERE b.state IN ('listing', 'processing') AND ${batch} AND d.state NOT IN ('done', 'failed') AND d."duplicateOfId" IS NOT NULL
+      AND d."updatedAt" < ${utc(cutoff)} AND (h.id IS NULL OR h.state IN ('done', 'failed'))
+    LIMIT ${limit}`;
+}
+
+/** Sends the documents that waited for a document that is gone back to the orchestrator's queue, as new: the next pass re-sends them. */
+export async function stopWaiting(prisma: PrismaClient, holder: string): Promise<number> {
+  return prisma.$executeRaw`
+    UPDATE "Document" SET "duplicateOfId" = NULL, state = 'queued', "updatedAt" = ${NOW}
+    WHERE "duplicateOfId" = ${holder}::uuid AND state NOT IN ('done', 'failed')`;
 }

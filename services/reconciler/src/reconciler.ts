@@ -4,6 +4,7 @@ import type { PrismaClient } from "@docpipe/db";
 import {
   coerceError,
   completeDocumentIfFinished,
+  endWaitingDuplicates,
   isWorkKey,
   objectCreatedEvent,
   QueueProducer,
@@ -15,7 +16,7 @@ import {
   type QueueUrls,
 } from "@docpipe/queue";
 import { drainMarks, RECONCILED_QUEUES, type ReconciledQueue } from "./drains.js";
-import { finishedButOpen, KINDS, settledButOpen, takeLost, type LostKind, type LostRow } from "./lost.js";
+import { finishedButOpen, KINDS, settledButOpen, stopWaiting, takeLost, waitingInVain, type LostKind, type LostRow } from "./lost.js";
 
 export interface ReconcilerOptions {
   prisma: PrismaClient;
@@ -154,6 +155,10 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
 
     for (const doc of await finishedButOpen(prisma, idleBefore, pageSize, pass.batchId)) {
       if (await completeDocumentIfFinished(prisma, doc)) result.documentsEnded++;
+    }
+    for (const { holder, gone } of await waitingInVain(prisma, idleBefore, pageSize, pass.batchId)) {
+      if (gone) await stopWaiting(prisma, holder);
+      else result.documentsEnded += await endWaitingDuplicates(prisma, holder);
     }
     for (const batchId of await settledButOpen(prisma, pass.batchId)) {
       if (await settleBatch(prisma, batchId)) result.batchesCompleted++;

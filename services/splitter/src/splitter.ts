@@ -156,8 +156,9 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       const contentHash = hash.digest("hex");
       const duplicate = await completeIfDuplicate(prisma, msg, contentHash);
       if (duplicate) {
-        log.info({ duplicateOf: duplicate.documentId }, "same content done in an earlier batch; document skipped");
-        return { outcome: "skipped", details: { duplicateOf: duplicate.documentId, batchId: duplicate.batchId, contentHash, bytes } };
+        const { documentId: duplicateOf, batchId, waiting } = duplicate;
+        log.info({ duplicateOf, waiting }, waiting ? "same content being processed in another batch; document waits for it" : "same content done in an earlier batch; document skipped");
+        return { outcome: "skipped", details: { duplicateOf, batchId, waiting, contentHash, bytes } };
       }
     }
     // Not a PDF, encrypted, corrupt or over MAX_PAGES: a permanent PdfError.
