@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { App, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
-import { ConfigError, configFromContext } from "../lib/config.js";
+import { ConfigError, configFromContext, type DocpipeConfig } from "../lib/config.js";
 import { DocpipeStack } from "../lib/docpipe-stack.js";
 import { projectContext } from "../lib/project-context.js";
 
@@ -15,11 +15,22 @@ const argvContext = Object.fromEntries(
 // Under the CLI the output directory comes from CDK_OUTDIR; `pnpm synth` writes cdk.out. The
 // feature flags of cdk.json apply either way.
 const app = new App({ outdir: process.env.CDK_OUTDIR ?? "cdk.out", context: { ...projectContext(), ...argvContext } });
-const config = configFromContext((key) => app.node.tryGetContext(key));
+/** A wrong or missing context value is the person's to fix: say which, without a stack trace. */
+function configError(e: unknown): never {
+  if (!(e instanceof ConfigError)) throw e;
+  console.error(`docpipe: ${e.message}`);
+  process.exit(1);
+}
+let config: DocpipeConfig;
+try {
+  config = configFromContext((key) => app.node.tryGetContext(key));
+} catch (e) {
+  configError(e);
+}
 // The load balancer's access logging needs a concrete region. The CLI passes the one of your
 // AWS profile; an offline `pnpm synth` takes `-c region=...` or AWS_REGION.
 const region = app.node.tryGetContext("region") ?? process.env.CDK_DEFAULT_REGION ?? process.env.AWS_REGION;
-if (!region) throw new ConfigError("no AWS region: set AWS_REGION, an AWS profile with a region, or -c region=eu-west-1");
+if (!region) configError(new ConfigError("no AWS region: set AWS_REGION, an AWS profile with a region, or -c region=eu-west-1"));
 new DocpipeStack(app, app.node.tryGetContext("stackName") ?? "Docpipe", {
   config,
   env: { account: app.node.tryGetContext("account") ?? process.env.CDK_DEFAULT_ACCOUNT, region },
