@@ -2,7 +2,9 @@ import {
   aws_applicationautoscaling as appscaling,
   aws_cloudwatch as cw,
   aws_cloudwatch_actions as cwActions,
+  aws_iam as iam,
   Duration,
+  Stack,
 } from "aws-cdk-lib";
 import type { aws_ecs as ecs, aws_sqs as sqs } from "aws-cdk-lib";
 import { Construct } from "constructs";
@@ -46,6 +48,24 @@ export function targetBacklogPerTask(opts: {
 const minute = Duration.minutes(1);
 
 /**
+ * Application Auto Scaling scales ECS services with its service-linked role (created in the
+ * account on first use), as `autoScaleTaskCount` does. Left unset, `ScalableTarget` would make a
+ * new role with no policy at all, which cannot change a service's desired count.
+ */
+export function ecsScalingRole(scope: Construct): iam.IRole {
+  return iam.Role.fromRoleArn(
+    scope,
+    "ServiceLinkedRole",
+    Stack.of(scope).formatArn({
+      region: "",
+      service: "iam",
+      resource: "role/aws-service-role/ecs.application-autoscaling.amazonaws.com",
+      resourceName: "AWSServiceRoleForApplicationAutoScaling_ECSService",
+    }),
+  );
+}
+
+/**
  * Scales a queue worker on its backlog per task, to zero when idle and back on the first message.
  *
  * - Target tracking on `visible / running tasks` (metric math). CDK's L2
@@ -73,6 +93,7 @@ export class QueueScaling extends Construct {
       scalableDimension: "ecs:service:DesiredCount",
       minCapacity: props.minTasks,
       maxCapacity: props.maxTasks,
+      role: ecsScalingRole(this),
     });
     // The scalable target must not exist before the service does.
     this.target.node.addDependency(service);

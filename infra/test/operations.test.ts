@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serviceIds, type ServiceId } from "../lib/config.js";
 import { HEALTHCHECK_SCRIPT } from "../lib/images.js";
 import { estimatedMaxConnections } from "../lib/monitoring.js";
+import { MAX_METRICS_PER_ALARM } from "../lib/queue-scaling.js";
 import { deployables, WORKER_HEALTH_PORT } from "../lib/services.js";
 import { resources, synth, type Synthesized } from "./synth.js";
 
@@ -80,10 +81,21 @@ describe("sizes", () => {
 describe("alarms", () => {
   const alarms = () => Object.values(resources(t, "AWS::CloudWatch::Alarm")).map((a) => a.Properties);
 
-  it("keeps every alarm within CloudWatch's limit of 10 metrics in one alarm", () => {
+  it("keeps every alarm and every target-tracking policy within CloudWatch's limit of 10 metrics", () => {
+    expect(MAX_METRICS_PER_ALARM).toBe(10);
+    const fetched = (metrics: unknown) => ((metrics as { MetricStat?: unknown }[] | undefined) ?? []).filter((m) => m.MetricStat).length;
+    let mathAlarms = 0;
     for (const a of alarms()) {
-      const metrics = (a.Metrics as { MetricStat?: unknown }[] | undefined) ?? [];
-      expect(metrics.filter((m) => m.MetricStat).length, String(a.AlarmDescription)).toBeLessThanOrEqual(10);
+      if (a.Metrics) mathAlarms++;
+      else expect(a.MetricName, String(a.AlarmDescription)).toBeDefined(); // a single-metric alarm
+      expect(fetched(a.Metrics), String(a.AlarmDescription)).toBeLessThanOrEqual(MAX_METRICS_PER_ALARM);
+    }
+    // The failsafe's idle alarm reads the most: the five DLQs it drains.
+    expect(mathAlarms).toBeGreaterThan(0);
+    const policies = Object.values(resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy")).map((p) => p.Properties);
+    for (const p of policies.filter((p) => p.PolicyType === "TargetTrackingScaling")) {
+      const spec = (p.TargetTrackingScalingPolicyConfiguration as { CustomizedMetricSpecification?: { Metrics?: unknown } }).CustomizedMetricSpecification;
+      expect(fetched(spec?.Metrics), String(p.PolicyName)).toBeLessThanOrEqual(MAX_METRICS_PER_ALARM);
     }
   });
 
@@ -182,6 +194,22 @@ describe("the services' own metrics (EMF)", () => {
     expect(on("StalledBatches")).toEqual([
       expect.objectContaining({ Dimensions: [{ Name: "Service", Value: "ingestion" }], Threshold: 1, AlarmActions: topic }),
     ]);
+  });
+});
+
+describe("autoscaling's role", () => {
+  it("scales every service with Application Auto Scaling's service-linked role for ECS, and creates no role for it", () => {
+    const targets = Object.values(resources(t, "AWS::ApplicationAutoScaling::ScalableTarget")).map((r) => r.Properties);
+    expect(targets.filter((p) => p.ServiceNamespace === "ecs")).toHaveLength(targets.length);
+    // The six queue workers and the API.
+    expect(targets).toHaveLength(7);
+    for (const p of targets) {
+      expect(p.RoleARN, JSON.stringify(p.ResourceId)).toEqual(
+        "arn:aws:iam::123456789012:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService",
+      );
+    }
+    const scalingRoles = Object.values(resources(t, "AWS::IAM::Role")).filter((r) => JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes("application-autoscaling"));
+    expect(scalingRoles).toEqual([]);
   });
 });
 
