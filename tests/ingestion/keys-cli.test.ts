@@ -32,14 +32,15 @@ test("docpipe keys, plans and usage manage what the API enforces", async ({ stac
   onTestFinished(() => app.close());
   await app.ready();
 
-  await run("plans", "set", "--name", "cli-plan", "--rate", "5", "--burst", "5", "--quota", "100", "--period", "month");
-  expect((await run("plans", "list")).join("\n")).toMatch(/cli-plan\s+5\s+5\s+100\s+month/);
+  await run("plans", "set", "--name", "cli-plan", "--rate", "5", "--burst", "5", "--quota", "100", "--quota-pages", "2500", "--period", "month");
+  expect((await run("plans", "list")).join("\n")).toMatch(/cli-plan\s+5\s+5\s+100\s+2500\s+month/);
 
   const [key] = await run("keys", "create", "--name", "scanner", "--owner", "records", "--plan", "cli-plan", "--bucket", stack.stagingBucket, "--prefix", "in/");
   expect(key).toMatch(/^dp_[0-9a-f]{8}_/);
   const prefix = key!.slice(0, 11);
   const usage = (await authed(app, key!).get("/usage").expect(200)).body;
-  expect(usage).toMatchObject({ key: { prefix, name: "scanner", owner: "records" }, plan: { name: "cli-plan", quotaDocuments: 100 } });
+  expect(usage).toMatchObject({ key: { prefix, name: "scanner", owner: "records" }, plan: { name: "cli-plan", quotaDocuments: 100, quotaPages: 2500 } });
+  expect(usage.quota.pages).toEqual({ limit: 2500, used: 0, remaining: 2500 });
   expect((await authed(app, key!).post("/batches").send({ bucket: stack.stagingBucket, prefixes: ["out/"] })).body.error.code).toBe(
     "prefix_not_allowed",
   );
@@ -55,7 +56,7 @@ test("docpipe keys, plans and usage manage what the API enforces", async ({ stac
   await authed(app, rotated!).get("/usage").expect(200);
 
   const report = (await run("usage")).join("\n");
-  expect(report).toMatch(new RegExp(`${rotated!.slice(0, 11)}\\s+scanner\\s+records\\s+cli-plan\\s+3\\s+0\\s+0\\s+0`));
+  expect(report).toMatch(new RegExp(`${rotated!.slice(0, 11)}\\s+scanner\\s+records\\s+cli-plan\\s+3\\s+0\\s+0\\s+0\\s+0`));
 
   await run("keys", "disable", rotated!.slice(0, 11));
   expect((await authed(app, rotated!).get("/usage")).body.error.code).toBe("api_key_disabled");

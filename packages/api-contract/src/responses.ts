@@ -92,6 +92,7 @@ export const UsageResponse = z
       ratePerSecond: z.number(),
       burst: z.int(),
       quotaDocuments: z.int().nullable(),
+      quotaPages: z.int().nullable(),
       quotaPeriod: z.enum(["day", "month"]),
     }),
     quota: z.object({
@@ -99,17 +100,27 @@ export const UsageResponse = z
       limit: z.int().nullable(),
       used: z.int(),
       remaining: z.int().nullable(),
+      pages: z
+        .object({ limit: z.int().nullable(), used: z.int(), remaining: z.int().nullable() })
+        .describe("The page quota: pages are charged once per document, when its page count is first known"),
       resetsAt: timestamp,
     }),
-    days: z.array(z.object({ day: z.iso.date(), requests: z.int(), throttled: z.int(), batches: z.int(), documents: z.int() })),
+    days: z.array(z.object({ day: z.iso.date(), requests: z.int(), throttled: z.int(), batches: z.int(), documents: z.int(), pages: z.int() })),
   })
   .meta({
     id: "Usage",
     example: {
       key: { id: "6f1c1a52-3f0e-4a8e-9a43-0b7b1d1f2c3a", prefix: "dp_1a2b3c4d", name: "scanner-3", owner: "records-team" },
-      plan: { name: "standard", ratePerSecond: 10, burst: 20, quotaDocuments: 100000, quotaPeriod: "day" },
-      quota: { period: "day", limit: 100000, used: 1200, remaining: 98800, resetsAt: "2026-11-27T00:00:00.000Z" },
-      days: [{ day: "2026-11-26", requests: 310, throttled: 4, batches: 3, documents: 1200 }],
+      plan: { name: "standard", ratePerSecond: 10, burst: 20, quotaDocuments: 100000, quotaPages: 2000000, quotaPeriod: "day" },
+      quota: {
+        period: "day",
+        limit: 100000,
+        used: 1200,
+        remaining: 98800,
+        pages: { limit: 2000000, used: 30500, remaining: 1969500 },
+        resetsAt: "2026-11-27T00:00:00.000Z",
+      },
+      days: [{ day: "2026-11-26", requests: 310, throttled: 4, batches: 3, documents: 1200, pages: 30500 }],
     },
   });
 

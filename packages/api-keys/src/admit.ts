@@ -120,12 +120,13 @@ export async function admitRequest(prisma: PrismaClient, presented: string): Pro
     ratePerSecond: number;
     burst: number;
     quotaDocuments: number | null;
+    quotaPages: number | null;
     quotaPeriod: QuotaPeriod;
   }>(
     prisma,
     Prisma.sql`
       SELECT k."id", k."prefix", k."previousPrefix", k."previousExpiresAt", k."hash", k."name", k."owner", k."allowedBuckets", k."allowedPrefixes",
-             k."enabled", p."name" AS "planName", p."ratePerSecond", p."burst", p."quotaDocuments", p."quotaPeriod"::text AS "quotaPeriod",
+             k."enabled", p."name" AS "planName", p."ratePerSecond", p."burst", p."quotaDocuments", p."quotaPages", p."quotaPeriod"::text AS "quotaPeriod",
              (k."enabled" AND (k."hash" = ${hash} OR k."previousExpiresAt" > now() AT TIME ZONE 'UTC')) AS "usable"
       FROM "ApiKey" k JOIN "UsagePlan" p ON p."id" = k."planId"
       WHERE k."hash" = ${hash} OR k."previousHash" = ${hash}
@@ -152,7 +153,7 @@ export async function admitRequest(prisma: PrismaClient, presented: string): Pro
     owner: row.owner,
     allowedBuckets: row.allowedBuckets,
     allowedPrefixes: row.allowedPrefixes,
-    plan: { name: row.planName, ratePerSecond: row.ratePerSecond, burst: row.burst, quotaDocuments: row.quotaDocuments, quotaPeriod: row.quotaPeriod },
+    plan: { name: row.planName, ratePerSecond: row.ratePerSecond, burst: row.burst, quotaDocuments: row.quotaDocuments, quotaPages: row.quotaPages, quotaPeriod: row.quotaPeriod },
   };
   return { auth: { ok: true, key }, rate: rateDecision(row), usableUntil: current ? null : row.previousExpiresAt };
 }

@@ -21,6 +21,8 @@ export {
   meterQuotaRefusal,
   quotaStatus,
   chargeDocuments,
+  admitDocumentPages,
+  type PageAdmission,
   keyUsage,
   usageReport,
   type QuotaStatus,

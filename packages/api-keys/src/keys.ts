@@ -26,7 +26,7 @@ export interface CallerKey {
   owner: string;
   allowedBuckets: string[];
   allowedPrefixes: string[];
-  plan: { name: string; ratePerSecond: number; burst: number; quotaDocuments: number | null; quotaPeriod: QuotaPeriod };
+  plan: { name: string; ratePerSecond: number; burst: number; quotaDocuments: number | null; quotaPages: number | null; quotaPeriod: QuotaPeriod };
 }
 
 export class KeyManagementError extends Error {
@@ -78,6 +78,11 @@ export interface CreatePlanInput {
   burst: number;
   /** Documents per period; null for no quota. */
   quotaDocuments: number | null;
+  /**
+   * Pages per period, charged once per document where its page count is first known; null for no quota.
+   * @defaultValue null
+   */
+  quotaPages?: number | null;
   quotaPeriod: QuotaPeriod;
 }
 
@@ -88,8 +93,12 @@ export async function upsertPlan(prisma: PrismaClient, input: CreatePlanInput): 
   if (input.quotaDocuments !== null && (!Number.isInteger(input.quotaDocuments) || input.quotaDocuments < 0)) {
     throw new KeyManagementError("invalid_plan", "quota must be a whole number ≥ 0");
   }
-  const { name, ...rest } = input;
-  return prisma.usagePlan.upsert({ where: { name }, create: input, update: rest });
+  const quotaPages = input.quotaPages ?? null;
+  if (quotaPages !== null && (!Number.isInteger(quotaPages) || quotaPages < 0 || quotaPages > 2 ** 31 - 1)) {
+    throw new KeyManagementError("invalid_plan", "page quota must be a whole number from 0 to 2147483647");
+  }
+  const { name, ...rest } = { ...input, quotaPages };
+  return prisma.usagePlan.upsert({ where: { name }, create: { name, ...rest }, update: rest });
 }
 
 export function listPlans(prisma: PrismaClient): Promise<UsagePlan[]> {

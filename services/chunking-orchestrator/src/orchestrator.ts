@@ -1,10 +1,12 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { admitDocumentPages, type PageAdmission } from "@docpipe/api-keys";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DocumentClass, PrismaClient } from "@docpipe/db";
 import { inspectPdf } from "@docpipe/pdf";
 import {
+  failDocument,
   StageRunner,
   openedDetails,
   alreadyDone,
@@ -196,10 +198,12 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
       return { outcome: "skipped", details: { duplicateOf, batchId, waiting, contentHash: r.contentHash } };
     }
     // Facts first (they never regress anything), then the message, then the state.
-    await prisma.document.update({
-      where: { id: msg.documentId },
-      data: { class: r.cls, size: BigInt(r.size), ...(r.pageCount ? { pageCount: r.pageCount } : {}) },
-    });
+    await prisma.document.update({ where: { id: msg.documentId }, data: { class: r.cls, size: BigInt(r.size) } });
+    if (r.pageCount !== undefined) {
+      // The page count's first record, charged to the key's page quota: a document over it ends here, before any page work.
+      const pages = await admitDocumentPages(prisma, msg.documentId, r.pageCount);
+      if (!pages.admitted) return refusePages(msg, pages, a);
+    }
     await dispatch(msg, r);
     await prisma.document.updateMany({
       where: { id: msg.documentId, state: { in: r.cls === "single" ? ["queued", "classified"] : ["queued"] } },
@@ -207,6 +211,13 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     });
     a.log.info({ class: r.cls, size: r.size, pageCount: r.pageCount }, "document classified");
     return { details: { class: r.cls, size: r.size, pageCount: r.pageCount ?? null, ...openedDetails(r.opened) } };
+  }
+
+  /** A document whose pages do not fit its key's page quota: failed with the reason, its message done (not dead-lettered). */
+  async function refusePages(msg: IngestMessage, refusal: Exclude<PageAdmission, { admitted: true }>, a: StageScope): Promise<StageResult> {
+    await failDocument(prisma, msg, { code: refusal.code, reason: refusal.reason });
+    a.log.info({ limit: refusal.limit, used: refusal.used }, "document over its key's page quota; failed before any page work");
+    return { outcome: "failed", error: { code: refusal.code, message: refusal.reason }, details: { limit: refusal.limit, used: refusal.used } };
   }
 
   const worker = createWorker<IngestMessage>({

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
+import { admitDocumentPages } from "@docpipe/api-keys";
 import type { PrismaClient } from "@docpipe/db";
 import { inspectPdf, PdfError, splitChunks, type RenderPool, type RenderResult } from "@docpipe/pdf";
 import {
@@ -96,7 +97,9 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
     const cls = large ? "large" : classByPageCount(pageCount, deps.thresholds);
     // The normal path renders a one-page document under the size limit from its own key.
     if (job.classify && cls === "single") kind = "page";
-    await prisma.document.updateMany({ where: { id: doc.documentId, pageCount: null }, data: { pageCount } });
+    // Its first count when the normal path never got that far: charged to the key's page quota like theirs.
+    const pages = await admitDocumentPages(prisma, doc.documentId, pageCount);
+    if (!pages.admitted) throw new PermanentError(pages.code, pages.reason);
     await prisma.document.updateMany({ where: { id: doc.documentId, size: null }, data: { size: BigInt(bytes) } });
     if (job.classify) await prisma.document.updateMany({ where: { id: doc.documentId, class: null }, data: { class: cls } });
   }

@@ -2,9 +2,11 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
+import { admitDocumentPages } from "@docpipe/api-keys";
 import type { PrismaClient } from "@docpipe/db";
 import { inspectPdf, splitChunks } from "@docpipe/pdf";
 import {
+  failDocument,
   StageRunner,
   openedDetails,
   alreadyDone,
@@ -168,8 +170,14 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     if (msg.pageCount !== undefined && msg.pageCount !== pageCount) {
       log.warn({ expected: msg.pageCount, pageCount }, "page count differs from the orchestrator's");
     }
-    // Over the size limit the orchestrator never opened the file: this is the first count.
-    await prisma.document.updateMany({ where: { id: msg.documentId, pageCount: null }, data: { pageCount } });
+    // Over the size limit the orchestrator never opened the file: this is the first count, charged
+    // to the key's page quota; a document over it ends here, before any chunk is written.
+    const pages = await admitDocumentPages(prisma, msg.documentId, pageCount);
+    if (!pages.admitted) {
+      await failDocument(prisma, msg, { code: pages.code, reason: pages.reason });
+      log.info({ pageCount, limit: pages.limit, used: pages.used }, "document over its key's page quota; failed before any page work");
+      return { outcome: "failed", error: { code: pages.code, message: pages.reason }, details: { pageCount, limit: pages.limit, used: pages.used } };
+    }
     const send = batcher(smallProducer);
     let chunks = 0;
     // One chunk file exists at a time; splitChunks deletes it when the loop moves on.

@@ -10,7 +10,7 @@ export const registerUsage: RegisterCommand = (program, ctx) => {
   withDatabaseOptions(
     program
       .command("usage")
-      .summary("requests, throttled requests, batches and documents per key per day")
+      .summary("requests, throttled requests, batches, documents and pages per key per day")
       .description("Metering of every API key per UTC day, newest first.")
       .option("--days <n>", "how many days back (default 30)", positiveNumber("--days"))
       .option("--json", "as JSON"),
@@ -21,8 +21,8 @@ export const registerUsage: RegisterCommand = (program, ctx) => {
     else if (rows.length === 0) text = "no usage recorded";
     else {
       text = formatTable(
-        ["day", "key", "name", "owner", "plan", "requests", "throttled", "batches", "documents"],
-        rows.map((r) => [r.day, r.prefix, r.name, r.owner, r.plan, r.requests, r.throttled, r.batches, r.documents]),
+        ["day", "key", "name", "owner", "plan", "requests", "throttled", "batches", "documents", "pages"],
+        rows.map((r) => [r.day, r.prefix, r.name, r.owner, r.plan, r.requests, r.throttled, r.batches, r.documents, r.pages]),
         { left: [1, 2, 3, 4] },
       );
     }

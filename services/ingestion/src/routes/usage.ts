@@ -22,7 +22,7 @@ export const usageRoutes: FastifyPluginAsyncZod<{ prisma: PrismaClient }> = asyn
       return {
         key: { id: caller.id, prefix: caller.prefix, name: caller.name, owner: caller.owner },
         plan: caller.plan,
-        quota: { period: quota.period, limit: quota.limit, used: quota.used, remaining: quota.remaining, resetsAt: iso(quota.resetsAt) },
+        quota: { period: quota.period, limit: quota.limit, used: quota.used, remaining: quota.remaining, pages: quota.pages, resetsAt: iso(quota.resetsAt) },
         days,
       };
     },
