@@ -29,7 +29,7 @@ export {
 } from "./render.js";
 export { fitPixels } from "./pixels.js";
 export { DEFAULT_PNG_LEVEL, encodePngPixels, type RawPixels } from "./png.js";
-export { RenderPool, type RenderPoolOptions, type PoolRenderOptions } from "./pool.js";
+export { PdfPool, RenderPool, type PdfPoolOptions, type RenderPoolOptions, type PoolRenderOptions } from "./pool.js";
 export {
   generateCorpus,
   generatePdf,

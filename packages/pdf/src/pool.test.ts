@@ -6,8 +6,9 @@ import { generateCorpus, generatePdf, type Corpus } from "./corpus.js";
 import { generateStreamBomb } from "./hostile.js";
 import { PdfError } from "./errors.js";
 import { RenderPool } from "./pool.js";
+import { inspectPdf } from "./open.js";
 import { renderPage } from "./render.js";
-import { decodePng, expectedPixels } from "./test-helpers.js";
+import { decodePng, expectedPixels, pageTexts } from "./test-helpers.js";
 
 let dir: string;
 let corpus: Corpus;
@@ -57,6 +58,43 @@ describe("RenderPool", () => {
     const p = new RenderPool({ size: 1 });
     await p.close();
     await expect(p.render(corpus.files[0]!.path, 0)).rejects.toThrow(/closed/);
+  });
+});
+
+describe("PdfPool inspect and split", () => {
+  it("inspects and splits in a worker with inspectPdf's and splitChunks' results and errors", async () => {
+    const mixed = corpus.files.find((f) => f.pageCount === 24)!;
+    expect(await pool.inspect(mixed.path, { maxPages: 100 })).toEqual(await inspectPdf(mixed.path, { maxPages: 100 }));
+    await expect(pool.inspect(mixed.path, { maxPages: 10 })).rejects.toMatchObject({ name: "PdfError", code: "too_many_pages" });
+    await expect(pool.inspect(corpus.invalid!.notPdf)).rejects.toMatchObject({ code: "not_pdf", path: corpus.invalid!.notPdf });
+
+    const chunks: [number, number, string[]][] = [];
+    for await (const c of pool.splitChunks(mixed.path, { dir: join(dir, "pool-chunks"), pagesPerChunk: 10 })) {
+      chunks.push([c.first, c.last, pageTexts(c.path)]);
+    }
+    const texts = pageTexts(mixed.path);
+    expect(chunks).toEqual([
+      [1, 10, texts.slice(0, 10)],
+      [11, 20, texts.slice(10, 20)],
+      [21, 24, texts.slice(20, 24)],
+    ]);
+    const split = async (path: string) => {
+      for await (const _ of pool.splitChunks(path, { dir: join(dir, "pool-pages"), pagesPerChunk: 1 }));
+    };
+    await expect(split(corpus.invalid!.corrupt)).rejects.toMatchObject({ code: "corrupt" });
+    // Each split gave its worker back.
+    expect(pool.pending).toBe(0);
+    expect((await pool.render(mixed.path, 0, { dpi: 10 })).png.byteLength).toBeGreaterThan(0);
+  });
+
+  it("holds one worker for a split and serves other tasks on the rest", async () => {
+    const mixed = corpus.files.find((f) => f.pageCount === 24)!;
+    const split = pool.splitChunks(mixed.path, { dir: join(dir, "held"), pagesPerChunk: 5 });
+    expect((await split.next()).value).toMatchObject({ first: 1, last: 5 });
+    // The split holds one of the two workers between chunks; the other inspects.
+    expect((await pool.inspect(mixed.path)).pageCount).toBe(24);
+    await split.return();
+    expect(pool.pending).toBe(0);
   });
 });
 

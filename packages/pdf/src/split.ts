@@ -76,8 +76,6 @@ function openReadable(src: string): mupdf.PDFDocument {
   return doc;
 }
 
-// Every page is checked to exist before the first chunk is written, so a truncated file fails
-// at once as corrupt instead of after some of its chunks have gone downstream.
 function countPages(doc: mupdf.PDFDocument, src: string, maxPages: number | undefined): number {
   return checkedPageCount(doc, { path: src, maxPages, verifyPages: true });
 }
@@ -123,14 +121,66 @@ export async function splitRange(
   }
 }
 
+/** A document open for splitting, by whichever engine opened it (see openSplitSource). */
+export interface SplitSource {
+  /** Pages in the document, every one checked to exist. */
+  total: number;
+  /** Writes pages first..last (1-based, inclusive) into a new PDF at outPath. */
+  write(first: number, last: number, outPath: string): void | Promise<void>;
+  destroy(): void | Promise<void>;
+}
+
+/**
+ * Opens src (under 2 GiB) to be split: mupdf, or pdfium when mupdf refuses it. Every page is
+ * checked to exist before the first chunk is written, so a truncated file fails at once as
+ * corrupt instead of after some of its chunks have gone downstream.
+ */
+export async function openSplitSource(src: string, maxPages: number | undefined): Promise<SplitSource> {
+  let doc: mupdf.PDFDocument | undefined;
+  let total: number;
+  try {
+    doc = openReadable(src);
+    total = countPages(doc, src, maxPages);
+  } catch (e) {
+    doc?.destroy();
+    const pdfium = await openInPdfium(src, e);
+    try {
+      checkPageLimit(pdfium.pageCount, maxPages, src);
+    } catch (limit) {
+      pdfium.destroy();
+      throw limit;
+    }
+    return { total: pdfium.pageCount, write: (first, last, path) => pdfium.writePages(first, last, path), destroy: () => pdfium.destroy() };
+  }
+  const opened = doc;
+  return {
+    total,
+    write: (first, last, path) => {
+      writeRange(opened, first, last, path);
+      // Decoded fonts and images cached while copying are of no use to the next chunk.
+      mupdf.emptyStore();
+    },
+    destroy: () => opened.destroy(),
+  };
+}
+
 /**
  * Splits src into files of at most `pagesPerChunk` pages, yielding one at a time. Unless
  * `keepFiles` is set, each chunk file is deleted when the consumer asks for the next one (or
  * stops iterating), so disk use stays at one chunk; the source is read through a file
  * descriptor and each chunk's objects are freed before the next, so memory stays flat however
- * large the source is.
+ * large the source is. Runs on the calling thread; PdfPool.splitChunks runs it in a worker.
  */
-export async function* splitChunks(src: string, opts: SplitOptions): AsyncGenerator<SplitChunk, void, undefined> {
+export function splitChunks(src: string, opts: SplitOptions): AsyncGenerator<SplitChunk, void, undefined> {
+  return splitChunksWith(src, opts, openSplitSource);
+}
+
+/** splitChunks with the document opened by `open` (on this thread, or in a worker). Files of 2 GiB or more go through native mutool. */
+export async function* splitChunksWith(
+  src: string,
+  opts: SplitOptions,
+  open: (src: string, maxPages: number | undefined) => Promise<SplitSource>,
+): AsyncGenerator<SplitChunk, void, undefined> {
   const per = opts.pagesPerChunk ?? 10;
   if (!Number.isInteger(per) || per < 1) throw new RangeError(`pagesPerChunk must be a positive integer, got ${per}`);
   await mkdir(opts.dir, { recursive: true });
@@ -142,30 +192,11 @@ export async function* splitChunks(src: string, opts: SplitOptions): AsyncGenera
     yield* chunks(total, per, opts, (first, last, path) => nativeSplitRange(src, size, first, last, path, opts));
     return;
   }
-  let doc: mupdf.PDFDocument | undefined;
-  let total: number;
+  const source = await open(src, opts.maxPages);
   try {
-    doc = openReadable(src);
-    total = countPages(doc, src, opts.maxPages);
-  } catch (e) {
-    doc?.destroy();
-    const pdfium = await openInPdfium(src, e);
-    try {
-      checkPageLimit(pdfium.pageCount, opts.maxPages, src);
-      yield* chunks(pdfium.pageCount, per, opts, (first, last, path) => pdfium.writePages(first, last, path));
-    } finally {
-      pdfium.destroy();
-    }
-    return;
-  }
-  try {
-    yield* chunks(total, per, opts, (first, last, path) => {
-      writeRange(doc, first, last, path);
-      // Decoded fonts and images cached while copying are of no use to the next chunk.
-      mupdf.emptyStore();
-    });
+    yield* chunks(source.total, per, opts, (first, last, path) => source.write(first, last, path));
   } finally {
-    doc.destroy();
+    await source.destroy();
   }
 }
 

@@ -2,4 +2,6 @@
 export const defaults = {
   /** Messages handled at once: CONCURRENCY. */
   concurrency: 4,
+  /** Worker threads that open documents: mupdf work stays off the event loop. */
+  pdfThreads: 1,
 } as const;

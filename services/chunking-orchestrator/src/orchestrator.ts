@@ -4,7 +4,7 @@ import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { admitDocumentPages, type PageAdmission } from "@docpipe/api-keys";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DocumentClass, PrismaClient } from "@docpipe/db";
-import { inspectPdf } from "@docpipe/pdf";
+import { PdfPool } from "@docpipe/pdf";
 import {
   failDocument,
   StageRunner,
@@ -58,6 +58,10 @@ export interface OrchestratorOptions extends WorkerObservers {
   waitTimeSeconds?: number;
   /** Visibility given on receive and on every heartbeat. @defaultValue the ingest queue's, from the catalog (60) */
   visibilityTimeoutSeconds?: number;
+  /** Opens documents off the event loop (the caller closes it); otherwise one of `pdfThreads` is built on first use. */
+  pool?: PdfPool;
+  /** Worker threads that open and count documents. @defaultValue 1 */
+  pdfThreads?: number;
 }
 
 export interface Orchestrator {
@@ -106,6 +110,8 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     leaseSeconds: consumed.visibilityTimeoutSeconds,
     ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }),
   });
+  let ownPool: PdfPool | undefined;
+  const pdf = (): PdfPool => opts.pool ?? (ownPool ??= new PdfPool({ size: opts.pdfThreads ?? defaults.pdfThreads }));
   const producers = {
     large: new QueueProducer({ sqs, queueUrl: queueUrls.large.url, queue: "large", logger }),
     small: new QueueProducer({ sqs, queueUrl: queueUrls.small.url, queue: "small", logger }),
@@ -142,7 +148,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     const contentHash = hash.digest("hex");
     const duplicate = await completeIfDuplicate(prisma, msg, contentHash);
     if (duplicate) return { contentHash, duplicate, size };
-    const { pageCount, repaired, engine, warnings } = await inspectPdf(path, { maxPages });
+    const { pageCount, repaired, engine, warnings } = await pdf().inspect(path, { maxPages });
     if (repaired) a.log.warn({ pageCount }, "source pdf was repaired on open");
     if (warnings.length > 0) a.log.debug({ engine, warnings }, "pdf engine messages while opening");
     return { contentHash, pageCount, opened: { engine, warnings }, size };
@@ -240,6 +246,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     stop: async (o) => {
       await worker.stop(o);
       await stages.flush();
+      await ownPool?.close();
     },
   };
 }

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { admitDocumentPages } from "@docpipe/api-keys";
 import type { PrismaClient } from "@docpipe/db";
-import { inspectPdf, PdfError, splitChunks, type RenderPool, type RenderResult } from "@docpipe/pdf";
+import { PdfError, type PdfPool, type RenderPool, type RenderResult } from "@docpipe/pdf";
 import {
   coerceError,
   downloadToFile,
@@ -49,6 +49,11 @@ export interface BreakdownDeps {
   s3: S3Client;
   /** The render pool, built on first use. */
   pool: () => RenderPool;
+  /**
+   * The pool that opens and splits documents, built on first use. Not the render pool: a split
+   * holds its worker while it renders each page in the render pool.
+   */
+  splitPool: () => PdfPool;
   workBucket: string;
   dpi: number;
   maxPixels: number;
@@ -79,7 +84,7 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
   const result: BreakdownResult = { pages: 0, rendered: 0, skipped: 0, failed: [] };
   const src = join(dir, "source.pdf");
   const bytes = await downloadToFile(s3, job.bucket, job.key, src);
-  const [info, batch] = await Promise.all([inspectPdf(src, { maxPages: deps.maxPages }), batchSettings(prisma, job.batchId)]);
+  const [info, batch] = await Promise.all([deps.splitPool().inspect(src, { maxPages: deps.maxPages }), batchSettings(prisma, job.batchId)]);
   const { pageCount } = info;
   const policy = batch?.onDamagedPage ?? "flag";
   if (info.warnings.length > 0) a.log.debug({ engine: info.engine, warnings: info.warnings }, "pdf engine messages while opening");
@@ -149,7 +154,7 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
     await renderOne(job.firstPage, src, job.key, false);
   } else {
     // One page file exists at a time; splitChunks deletes it when the loop moves on.
-    for await (const piece of splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages: deps.maxPages })) {
+    for await (const piece of deps.splitPool().splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages: deps.maxPages })) {
       const pageNumber = job.firstPage + piece.first - 1;
       await renderOne(pageNumber, piece.path, pageKey(doc, pageNumber), true);
     }

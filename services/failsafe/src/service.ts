@@ -1,7 +1,7 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { PrismaClient } from "@docpipe/db";
-import { DEFAULT_DPI, DEFAULT_MAX_PIXELS, RenderPool } from "@docpipe/pdf";
+import { DEFAULT_DPI, DEFAULT_MAX_PIXELS, PdfPool, RenderPool } from "@docpipe/pdf";
 import {
   StageRunner,
   alreadyDone,
@@ -104,7 +104,8 @@ export interface Failsafe {
 
 const STAGE = "failsafe" as const;
 
-type DocumentQueue = "ingest" | "large" | "small" | "singlePage";
+const DOCUMENT_QUEUES = ["ingest", "large", "small", "singlePage"] as const;
+type DocumentQueue = (typeof DOCUMENT_QUEUES)[number];
 type DocumentMessage = IngestMessage | LargeDocMessage | SmallDocMessage | SinglePageMessage;
 
 const parsers: Record<DocumentQueue, (b: unknown) => DocumentMessage> = {
@@ -142,10 +143,13 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
   const renderTimeoutMs = opts.renderTimeoutMs ?? defaults.renderTimeoutMs;
   let pool = opts.pool;
   let ownPool: RenderPool | undefined;
+  let splitPool: PdfPool | undefined;
   const deps: BreakdownDeps = {
     prisma,
     s3: opts.s3,
     pool: () => (pool ??= ownPool = new RenderPool({ size: opts.renderThreads ?? defaults.renderThreads, timeoutMs: renderTimeoutMs })),
+    // A breakdown holds its split worker until it ends: one per breakdown that can run at once.
+    splitPool: () => (splitPool ??= new PdfPool({ size: DOCUMENT_QUEUES.length * (opts.concurrency ?? defaults.concurrency) })),
     workBucket: opts.workBucket,
     dpi: opts.dpi ?? DEFAULT_DPI,
     maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS,
@@ -302,8 +306,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
     ctx.logger.info({ replay, delaySeconds }, "image message replayed");
   }
 
-  const documentQueues: DocumentQueue[] = ["ingest", "large", "small", "singlePage"];
-  const workers: Worker[] = documentQueues.map((queue) =>
+  const workers: Worker[] = DOCUMENT_QUEUES.map((queue) =>
     createWorker<DocumentMessage>({
       ...common,
       name: `${workerId}/${queue}`,
@@ -341,6 +344,7 @@ export function createFailsafe(opts: FailsafeOptions): Failsafe {
         await Promise.all(workers.map((w) => w.stop({ timeoutMs: (opts.stopTimeoutSeconds ?? DEFAULT_STOP_TIMEOUT_SECONDS) * 1000 })));
       } finally {
         await ownPool?.close();
+        await splitPool?.close();
         await stages.flush();
       }
     },

@@ -4,7 +4,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { admitDocumentPages } from "@docpipe/api-keys";
 import type { PrismaClient } from "@docpipe/db";
-import { inspectPdf, splitChunks } from "@docpipe/pdf";
+import { PdfPool } from "@docpipe/pdf";
 import {
   failDocument,
   StageRunner,
@@ -73,6 +73,13 @@ export interface SplitterOptions extends WorkerObservers {
    * SIGTERM and SIGKILL, so scale-in and deployments wait for it. @defaultValue none
    */
   taskProtection?: TaskProtection;
+  /** Opens and splits documents off the event loop (the caller closes it); otherwise one of `pdfThreads` is built on first use. */
+  pool?: PdfPool;
+  /**
+   * Worker threads that open and split documents. A split holds its thread until it ends, so
+   * fewer threads than messages in hand make splits wait. @defaultValue the concurrency
+   */
+  pdfThreads?: number;
 }
 
 export interface Splitter {
@@ -122,6 +129,9 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     leaseSeconds: consumed.visibilityTimeoutSeconds,
     ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }),
   });
+  const concurrency = opts.concurrency ?? defaults.concurrency[role];
+  let ownPool: PdfPool | undefined;
+  const pdf = (): PdfPool => opts.pool ?? (ownPool ??= new PdfPool({ size: opts.pdfThreads ?? concurrency }));
   const smallProducer = new QueueProducer({ sqs, queueUrl: queueUrls.small.url, queue: "small", logger });
   const singlePageProducer = new QueueProducer({ sqs, queueUrl: queueUrls.singlePage.url, queue: "singlePage", logger });
 
@@ -164,7 +174,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       }
     }
     // Not a PDF, encrypted, corrupt or over MAX_PAGES: a permanent PdfError.
-    const opened = await inspectPdf(src, { maxPages });
+    const opened = await pdf().inspect(src, { maxPages });
     const { pageCount } = opened;
     if (opened.warnings.length > 0) log.debug({ engine: opened.engine, warnings: opened.warnings }, "pdf engine messages while opening");
     if (msg.pageCount !== undefined && msg.pageCount !== pageCount) {
@@ -181,7 +191,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     const send = batcher(smallProducer);
     let chunks = 0;
     // One chunk file exists at a time; splitChunks deletes it when the loop moves on.
-    for await (const chunk of splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, maxPages })) {
+    for await (const chunk of pdf().splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, maxPages })) {
       // A stop (SIGTERM) releases a long split between pieces instead of holding the task past its grace period.
       a.throwIfStopping();
       const key = chunkKey(msg, chunk.first, chunk.last);
@@ -212,7 +222,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     const src = join(dir, "source.pdf");
     await downloadToFile(s3, msg.bucket, msg.key, src);
     const expected = msg.lastPage - msg.firstPage + 1;
-    const opened = await inspectPdf(src, { maxPages });
+    const opened = await pdf().inspect(src, { maxPages });
     const { pageCount } = opened;
     if (opened.warnings.length > 0) log.debug({ engine: opened.engine, warnings: opened.warnings }, "pdf engine messages while opening");
     if (pageCount !== expected) {
@@ -220,7 +230,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
         `s3://${msg.bucket}/${msg.key} has ${pageCount} pages, the message names pages ${msg.firstPage}-${msg.lastPage}`);
     }
     const send = batcher(singlePageProducer);
-    for await (const piece of splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages })) {
+    for await (const piece of pdf().splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages })) {
       a.throwIfStopping();
       // Page numbers are the original document's: a chunk of pages 731-740 yields pages 731..740.
       const pageNumber = msg.firstPage + piece.first - 1;
@@ -256,7 +266,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
           onPoison: (info) => recordPoison(stages.audit, "split-large", info),
           onDeadLetter: (msg, error, ctx) => recordDeadLetter(stages, "split-large", msg, error, ctx),
           taskProtection: opts.taskProtection,
-          concurrency: opts.concurrency ?? defaults.concurrency.large,
+          concurrency,
           batchSize: 1,
         })
       : createWorker<SmallDocMessage>({
@@ -274,7 +284,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
           onPoison: (info) => recordPoison(stages.audit, "split-small", info),
           onDeadLetter: (msg, error, ctx) =>
             recordDeadLetter(stages, "split-small", msg, error, ctx, { firstPage: msg.firstPage, lastPage: msg.lastPage }),
-          concurrency: opts.concurrency ?? defaults.concurrency.small,
+          concurrency,
         });
 
   return {
@@ -282,6 +292,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     stop: async (o) => {
       await worker.stop(o);
       await stages.flush();
+      await ownPool?.close();
     },
   };
 }
