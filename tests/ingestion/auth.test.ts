@@ -3,7 +3,7 @@ import { createPrisma, type PrismaClient } from "@docpipe/db";
 import { createLogger } from "@docpipe/queue";
 import request from "supertest";
 import { BatchStatusResponse, UsageResponse } from "@docpipe/api-contract";
-import { disableApiKey, rotateApiKey, upsertPlan } from "@docpipe/api-keys";
+import { admitDocumentPages, disableApiKey, rotateApiKey, upsertPlan } from "@docpipe/api-keys";
 import { buildApp, type AppOptions, type IngestionApp } from "@docpipe/ingestion";
 import { describe, expect, test as stackTest } from "../fixtures/index.js";
 import { authed, createTestKey, pdfKeys, putObjects } from "./helpers.js";
@@ -230,6 +230,27 @@ describe("quota", () => {
     const usage = UsageResponse.parse((await authed(app, key).get("/usage").expect(200)).body);
     expect(usage.quota).toMatchObject({ limit: 5, used: 5, remaining: 0 });
     expect(usage.days[0]).toMatchObject({ batches: 1, documents: 5, throttled: 1, requests: 4 });
+  });
+
+  it("a key whose page quota is spent gets 429 page_quota_exceeded for a new batch; GET /usage shows the pages", async ({ prisma, makeApp }) => {
+    await upsertPlan(prisma, { name: "ten-pages", ratePerSecond: 100, burst: 100, quotaDocuments: null, quotaPages: 10, quotaPeriod: "day" });
+    const app = await makeApp();
+    const { key } = await createTestKey(prisma, { plan: "ten-pages" });
+    const { batchId } = (await authed(app, key).post("/batches").send({ bucket, prefixes: ["b/"] }).expect(202)).body;
+    await app.lister.idle();
+    // Where the pipeline first counts a document's pages: 10 charged; a second count of it is free.
+    const [first, second] = await prisma.document.findMany({ where: { batchId }, orderBy: { key: "asc" } });
+    expect(await admitDocumentPages(prisma, first!.id, 10)).toEqual({ admitted: true, alreadyCounted: false });
+    expect(await admitDocumentPages(prisma, first!.id, 10)).toEqual({ admitted: true, alreadyCounted: true });
+    expect(await admitDocumentPages(prisma, second!.id, 1)).toMatchObject({ admitted: false, code: "page_quota_exceeded", limit: 10, used: 10 });
+
+    const res = await authed(app, key).post("/batches").send({ bucket, prefixes: ["c/"] });
+    expectError(res, 429, "page_quota_exceeded");
+    expect(res.body.error.message).toMatch(/quota of 10 pages per day/);
+    expect(res.body.error.details).toMatchObject({ limit: 10, used: 10, period: "day" });
+    const usage = UsageResponse.parse((await authed(app, key).get("/usage").expect(200)).body);
+    expect(usage.quota.pages).toEqual({ limit: 10, used: 10, remaining: 0 });
+    expect(usage.days[0]).toMatchObject({ documents: 4, pages: 10, throttled: 1 });
   });
 
   it("two processes listing batches of one key at once admit exactly the quota between them", async ({ prisma, otherPrisma, makeApp }) => {

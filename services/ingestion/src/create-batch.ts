@@ -74,13 +74,20 @@ export async function createBatch(
   const denied = allowListProblem(caller, body.bucket, body.prefixes);
   if (denied) throw new AccessError(403, denied.code, denied.message, denied.details);
   const quota = await quotaStatus(prisma, caller);
-  if (quota.remaining === 0) {
+  // With no page left every document would fail page_quota_exceeded: refuse the batch instead.
+  const spent =
+    quota.remaining === 0
+      ? { what: "documents", code: "quota_exceeded" as const, limit: quota.limit, used: quota.used }
+      : quota.pages.remaining === 0
+        ? { what: "pages", code: "page_quota_exceeded" as const, limit: quota.pages.limit, used: quota.pages.used }
+        : undefined;
+  if (spent) {
     await meterQuotaRefusal(prisma, caller.id);
     throw new ThrottledError(
-      "quota_exceeded",
-      `API key ${caller.prefix} has used its quota of ${quota.limit} documents per ${quota.period}; it resets at ${quota.resetsAt.toISOString()}`,
+      spent.code,
+      `API key ${caller.prefix} has used its quota of ${spent.limit} ${spent.what} per ${quota.period}; it resets at ${quota.resetsAt.toISOString()}`,
       Math.max(1, Math.ceil((quota.resetsAt.getTime() - Date.now()) / 1000)),
-      { limit: quota.limit, used: quota.used, period: quota.period, resetsAt: quota.resetsAt.toISOString() },
+      { limit: spent.limit, used: spent.used, period: quota.period, resetsAt: quota.resetsAt.toISOString() },
       { "x-quota-reset": quota.resetsAt.toISOString() },
     );
   }

@@ -40,11 +40,14 @@ export class AccessError extends HttpError {
   }
 }
 
-/** 429: over the key's rate (`rate_limited`), its quota (`quota_exceeded`), or too many failed authentications from one address; `retryAfterSeconds` becomes Retry-After. */
+/**
+ * 429: over the key's rate (`rate_limited`), its document or page quota (`quota_exceeded`, `page_quota_exceeded`), or too
+ * many failed authentications from one address; `retryAfterSeconds` becomes Retry-After.
+ */
 export class ThrottledError extends HttpError {
   override readonly name = "ThrottledError";
   constructor(
-    code: "rate_limited" | "quota_exceeded" | "auth_failures_limited",
+    code: "rate_limited" | "quota_exceeded" | "page_quota_exceeded" | "auth_failures_limited",
     message: string,
     readonly retryAfterSeconds: number,
     details: unknown,

@@ -101,7 +101,7 @@ export const batchRoutes: FastifyPluginAsyncZod<BatchRoutesOptions> = async (app
             413: "`payload_too_large`",
             415: "`unsupported_media_type`",
             422: "`bucket_not_found`, `bucket_wrong_region`, `idempotency_key_reused` (the key came with another body; details: batchId)",
-            429: "`rate_limited`, or `quota_exceeded` (details: limit, used, period, resetsAt; header X-Quota-Reset)",
+            429: "`rate_limited`, or `quota_exceeded` / `page_quota_exceeded` (no document or no page left; details: limit, used, period, resetsAt; header X-Quota-Reset)",
             503: "`bucket_unavailable`: S3 did not answer; try again",
           }),
         },
