@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { SendMessageCommand, type Message } from "@aws-sdk/client-sqs";
 import type { PrismaClient } from "@docpipe/db";
+import { createApiKey, quotaStatus, upsertPlan } from "@docpipe/api-keys";
 import { createInferenceClient } from "@docpipe/inference-client";
 import type { LocalStack } from "@docpipe/local-stack";
 import { createPageConverter } from "@docpipe/page-converter";
@@ -295,6 +296,36 @@ describe("failsafe: converted-image replays", () => {
     const last = await prisma.auditEvent.findFirstOrThrow({ where: { stage: "failsafe", outcome: "dead_lettered" } });
     expect(last.details).toMatchObject({ parked: true, replays: 2 });
     expect(await queueDepth(stack.sqs, stack.queueUrls.convertedImage.dlqUrl)).toBe(0);
+  });
+});
+
+describe("failsafe: page quotas", () => {
+  test("a break-down that first counts a document's pages charges them, and fails one over the key's page quota before any page", async ({ stack, prisma }) => {
+    const plan = { name: "two-pages", ratePerSecond: 100, burst: 100, quotaDocuments: null, quotaPages: 2, quotaPeriod: "day" as const };
+    await upsertPlan(prisma, plan);
+    const key = await createApiKey(prisma, { name: "scanner", owner: "records", plan: plan.name, buckets: ["*"] });
+    const one = await generatePdf(join(dir, "one-quota.pdf"), [{ widthPt: 300, heightPt: 400 }]);
+    await putObject(stack.s3, stack.stagingBucket, "quota/one.pdf", one.path);
+    await putObject(stack.s3, stack.stagingBucket, "quota/three.pdf", three.path);
+    const { batchId, documents } = await createDocuments(prisma, stack.stagingBucket, ["quota/one.pdf", "quota/three.pdf"]);
+    await prisma.batch.update({ where: { id: batchId }, data: { apiKeyId: key.id } });
+    for (const d of documents) {
+      await deadLetter(stack, stack.queueUrls.ingest.dlqUrl, JSON.stringify({ version: 1, batchId, documentId: d.id, bucket: stack.stagingBucket, key: d.key }), {});
+    }
+    await running([failsafe(stack, prisma)], () =>
+      waitFor("two failsafe outcomes", async () =>
+        (await prisma.auditEvent.count({ where: { stage: "failsafe", pageNumber: null, outcome: { in: ["succeeded", "failed"] } } })) === 2, 30_000),
+    );
+    const [fits, over] = documents.map((d) => d.id) as [string, string];
+    expect(await prisma.document.findUniqueOrThrow({ where: { id: fits } })).toMatchObject({ pageCount: 1, state: "converting" });
+    const refused = await prisma.document.findUniqueOrThrow({ where: { id: over } });
+    expect(refused).toMatchObject({ state: "failed", failureCode: "page_quota_exceeded", pageCount: null });
+    expect(refused.failureReason).toMatch(/has 3 pages; API key dp_\w+'s plan allows 2 pages per day and 1 are used/);
+    const trail = await prisma.auditEvent.findMany({ where: { documentId: over, stage: "failsafe" }, orderBy: { id: "asc" } });
+    // The started record carries the dead letter's cause; the outcome, the refusal.
+    expect(trail.map((e) => [e.outcome, e.errorCode])).toEqual([["started", "retries_exhausted"], ["failed", "page_quota_exceeded"]]);
+    expect(await prisma.page.count({ where: { documentId: over } })).toBe(0);
+    expect((await quotaStatus(prisma, { id: key.id, plan })).pages).toEqual({ limit: 2, used: 1, remaining: 1 });
   });
 });
 
