@@ -236,10 +236,11 @@ export class BatchLister {
         : undefined,
     };
     let pos: ListingPosition = { prefixIndex: batch.listingPrefix, token: batch.listingToken };
+    const counted = new CountedPages();
     if (ctx.onTooLarge === "reject" && batch.documentCount === 0 && pos.prefixIndex === 0 && pos.token === null) {
       // All or nothing: count first, so a batch over the bound queues nothing at all.
-      const counted = await this.countPdfs(ctx, this.maxDocumentsPerBatch + 1);
-      if (counted > this.maxDocumentsPerBatch) {
+      const count = await this.countPdfs(ctx, this.maxDocumentsPerBatch + 1, counted);
+      if (count > this.maxDocumentsPerBatch) {
         throw new ListingError(
           "batch_too_large",
           `the prefixes hold more than ${this.maxDocumentsPerBatch} PDFs, the most one batch may have; nothing was queued. ` +
@@ -254,13 +255,13 @@ export class BatchLister {
     }
 
     // One page ahead is fetched while the current one is written and sent.
-    let prefetched: Promise<ListObjectsV2CommandOutput> | undefined;
+    let prefetched: Promise<ListedPage> | undefined;
     while (pos.prefixIndex < prefixes.length) {
       if (this.stopping) {
         log.info({ prefixIndex: pos.prefixIndex, pages: progress.pages }, "listing paused by shutdown; resumes on the next start");
         return;
       }
-      const out = await (prefetched ?? this.listPage(batchId, bucket, prefixes[pos.prefixIndex]!, pos.token, this.startAfterFor(ctx, pos)));
+      const out = await (prefetched ?? this.fetchPage(counted, ctx, pos.prefixIndex, pos.token, this.startAfterFor(ctx, pos)));
       prefetched = undefined;
       let next: ListingPosition;
       if (out.IsTruncated) {
@@ -270,7 +271,7 @@ export class BatchLister {
         next = { prefixIndex: pos.prefixIndex + 1, token: null };
       }
       if (next.prefixIndex < prefixes.length && !this.stopping) {
-        prefetched = this.listPage(batchId, bucket, prefixes[next.prefixIndex]!, next.token, null);
+        prefetched = this.fetchPage(counted, ctx, next.prefixIndex, next.token, null);
         prefetched.catch(() => undefined); // awaited (or dropped) on the next turn
       }
       const outcome = await handlePage(this.pageDeps, ctx, out.Contents ?? [], pos, next, ++progress.pages, log);
@@ -289,13 +290,24 @@ export class BatchLister {
     return pos.token === null ? ctx.startAfter : null;
   }
 
-  /** PDFs under the batch's prefixes, counting stops at `stopAt`. One ListObjectsV2 per 1000 keys, nothing written. */
-  private async countPdfs(ctx: ListingContext, stopAt: number): Promise<number> {
+  /** A page of the listing: the one the count kept, or a ListObjectsV2. */
+  private fetchPage(counted: CountedPages, ctx: ListingContext, prefixIndex: number, token: string | null, startAfter: string | null): Promise<ListedPage> {
+    const kept = counted.take(prefixIndex, token, startAfter);
+    return kept ? Promise.resolve(kept) : this.listPage(ctx.batchId, ctx.bucket, ctx.prefixes[prefixIndex]!, token, startAfter);
+  }
+
+  /**
+   * PDFs under the batch's prefixes, counting stops at `stopAt`. One ListObjectsV2 per page (the
+   * listing's own pages, so `counted` keeps them for the listing that follows), nothing written.
+   */
+  private async countPdfs(ctx: ListingContext, stopAt: number, counted: CountedPages): Promise<number> {
     let count = 0;
     for (let i = 0; i < ctx.prefixes.length; i++) {
       let token: string | null = null;
       do {
-        const out: ListObjectsV2CommandOutput = await this.listPage(ctx.batchId, ctx.bucket, ctx.prefixes[i]!, token, i === 0 ? ctx.startAfter : null, 1000);
+        const startAfter = token === null && i === 0 ? ctx.startAfter : null;
+        const out: ListedPage = await this.listPage(ctx.batchId, ctx.bucket, ctx.prefixes[i]!, token, startAfter);
+        counted.keep(i, token, startAfter, out);
         for (const o of out.Contents ?? []) if (o.Key && isPdfKey(o.Key) && !isDirectoryMarker(o.Key)) count++;
         if (count >= stopAt || this.stopping) return count;
         token = out.IsTruncated ? (out.NextContinuationToken ?? null) : null;
@@ -310,14 +322,13 @@ export class BatchLister {
     prefix: string,
     token: string | null,
     startAfter: string | null,
-    maxKeys = this.pageSize,
-  ): Promise<ListObjectsV2CommandOutput> {
+  ): Promise<ListedPage> {
     try {
       return await this.s3.send(
         new ListObjectsV2Command({
           Bucket: bucket,
           Prefix: prefix,
-          MaxKeys: maxKeys,
+          MaxKeys: this.pageSize,
           ...(token ? { ContinuationToken: token } : {}),
           ...(!token && startAfter ? { StartAfter: startAfter } : {}),
         }),
@@ -336,10 +347,45 @@ export class BatchLister {
       throw err;
     }
   }
+}
 
+/** What the listing uses of a ListObjectsV2 page. */
+type ListedPage = Pick<ListObjectsV2CommandOutput, "Contents" | "IsTruncated" | "NextContinuationToken">;
 
+/**
+ * Up to this many keys of the pages a count listed are kept for the listing that follows, so
+ * a batch of up to this size is listed once, not twice (about 10 MB: a key and a size each).
+ */
+export const MAX_COUNTED_KEYS_KEPT = 100_000;
 
+/**
+ * The pages a count listed (keys and sizes only), by where they start, each handed out once.
+ * Only memory: a listing that resumes after a crash lists its pages again from its saved position.
+ */
+class CountedPages {
+  private readonly pages = new Map<string, ListedPage>();
+  private keys = 0;
 
+  private static at(prefixIndex: number, token: string | null, startAfter: string | null): string {
+    return JSON.stringify([prefixIndex, token, startAfter]);
+  }
 
+  keep(prefixIndex: number, token: string | null, startAfter: string | null, out: ListedPage): void {
+    const contents = (out.Contents ?? []).map((o) => ({ Key: o.Key, Size: o.Size }));
+    if (this.keys + contents.length > MAX_COUNTED_KEYS_KEPT) return;
+    this.keys += contents.length;
+    this.pages.set(CountedPages.at(prefixIndex, token, startAfter), {
+      Contents: contents,
+      IsTruncated: out.IsTruncated,
+      NextContinuationToken: out.NextContinuationToken,
+    });
+  }
+
+  take(prefixIndex: number, token: string | null, startAfter: string | null): ListedPage | undefined {
+    const at = CountedPages.at(prefixIndex, token, startAfter);
+    const page = this.pages.get(at);
+    this.pages.delete(at);
+    return page;
+  }
 }
 
