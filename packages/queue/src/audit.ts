@@ -1,6 +1,6 @@
 import type { Prisma, PrismaClient } from "@docpipe/db";
 import type { Stage } from "./contracts.js";
-import { coerceError, TransientError } from "./errors.js";
+import { coerceError, isForeignKeyViolation, TransientError } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
 
 export type AuditOutcome = "started" | "succeeded" | "failed" | "dead_lettered" | "replayed" | "skipped" | "reconciled";
@@ -31,20 +31,31 @@ export interface AuditWriterOptions {
 /** Error messages are for people; a stack-length blob helps nobody and bloats the table. */
 const MAX_ERROR_MESSAGE = 2000;
 
-function isForeignKeyViolation(e: unknown): boolean {
-  return typeof e === "object" && e !== null && "code" in e && (e as { code?: unknown }).code === "P2003";
+/** Records stored by one INSERT at most. */
+const MAX_GROUP = 100;
+
+interface Queued {
+  record: AuditRecord;
+  resolve(): void;
+  reject(e: unknown): void;
 }
 
 /**
- * Writes one AuditEvent row per stage attempt. `record` resolves once the row is stored, so a
- * worker that awaits it before acknowledging a message never loses an audit record; `flush`
- * waits for records started without being awaited.
+ * Writes one AuditEvent row per record. `record` resolves once the row is stored, so a worker
+ * that awaits it before acknowledging a message never loses an audit record; `flush` waits for
+ * records started without being awaited.
+ *
+ * Records are stored by group commit: the first goes at once, and those that arrive while an
+ * INSERT is in flight (a worker's other messages) go together in the next one. No record waits
+ * longer than one INSERT for company, and concurrent messages cost one statement, not one each.
  */
 export class AuditWriter {
   private readonly prisma: PrismaClient;
   private readonly workerId: string;
   private readonly logger: Logger;
   private readonly pending = new Set<Promise<void>>();
+  private queued: Queued[] = [];
+  private writing = false;
 
   constructor(opts: AuditWriterOptions) {
     this.prisma = opts.prisma;
@@ -54,9 +65,36 @@ export class AuditWriter {
 
   /** Stores one record. Throws {@link TransientError} `audit_write_failed` when the database does not take it. */
   record(e: AuditRecord): Promise<void> {
-    const p = this.write(e).finally(() => this.pending.delete(p));
+    const p = new Promise<void>((resolve, reject) => {
+      this.queued.push({ record: e, resolve, reject });
+      if (!this.writing) void this.drain();
+    }).finally(() => this.pending.delete(p));
     this.pending.add(p);
     return p;
+  }
+
+  /** Stores what is queued, a group per INSERT, until nothing is. */
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.queued.length > 0) {
+        const group = this.queued.splice(0, MAX_GROUP);
+        try {
+          if (group.length === 1) await this.write(group[0]!.record);
+          else await this.prisma.auditEvent.createMany({ data: group.map((q) => this.row(q.record)) });
+          for (const q of group) q.resolve();
+        } catch (err) {
+          if (group.length === 1) {
+            group[0]!.reject(err);
+            continue;
+          }
+          // One bad record (an unknown batch or document) fails the whole INSERT: each on its own.
+          await Promise.all(group.map((q) => this.write(q.record).then(q.resolve, q.reject)));
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
   }
 
   /**

@@ -119,3 +119,15 @@ export function errorCode(e: Error): string {
   if (e.name && e.name !== "Error") return e.name;
   return "internal";
 }
+
+/**
+ * A write refused because a row it names does not exist (Postgres 23503): Prisma's P2003 from its
+ * own queries, or a raw statement's P2010 that carries the driver's foreign-key error.
+ */
+export function isForeignKeyViolation(e: unknown): boolean {
+  if (typeof e !== "object" || e === null) return false;
+  const { code, meta } = e as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } } };
+  if (code === "P2003") return true;
+  const cause = meta?.driverAdapterError?.cause;
+  return code === "P2010" && (cause?.kind === "ForeignKeyConstraintViolation" || cause?.originalCode === "23503");
+}

@@ -14,6 +14,7 @@ export {
   S3Error,
   coerceError,
   errorCode,
+  isForeignKeyViolation,
   isTransient,
   type ErrorIds,
   type DocpipeErrorOptions,
@@ -49,7 +50,9 @@ export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptio
 export { commonEnv, loadEnv, intEnv, ConfigError, createAwsClients, awsCredentials, type CommonEnv, type IntEnvOptions } from "./config.js";
 export {
   recordPageSplit,
+  recordPagesSplit,
   recordPageRendered,
+  pageRenderedWrites,
   recordPageFailed,
   renderedFacts,
   logEngineMessages,
@@ -57,9 +60,20 @@ export {
   type RenderedFacts,
   type DrawnPage,
 } from "./pages.js";
-export { recordDocumentSplit, recordRangeSplit } from "./units.js";
+export { recordDocumentSplit, recordRangeSplit, documentSplitWrites, rangeSplitWrites, recordChunks } from "./units.js";
 export { batchSettings, type BatchSettings, type DamagedPagePolicy } from "./batch-settings.js";
-export { failDocument, failPage, noteDocumentFailure, completeDocumentIfFinished, settleBatch } from "./documents.js";
+export {
+  failDocument,
+  failPage,
+  noteDocumentFailure,
+  completeDocumentIfFinished,
+  pageDoneWrites,
+  pageDoneReturning,
+  finishPage,
+  settleBatch,
+  settleBatchIfEnded,
+  type PageDoneRow,
+} from "./documents.js";
 export { completeIfDuplicate, endWaitingDuplicates, type DuplicateOf } from "./duplicates.js";
 export {
   StageRunner,
@@ -71,7 +85,7 @@ export {
   type StageResult,
   type Committed,
 } from "./stage/attempt.js";
-export { type StageUnit, type TrailOutcome } from "./stage/trail.js";
+export { type StageUnit, type TrailOutcome, type UnitStatement } from "./stage/trail.js";
 export { runService, type RunServiceOptions, type RunnableService, type ServiceDeps } from "./run-service.js";
 export {
   failureReason,
@@ -81,3 +95,4 @@ export {
   recordPoison,
   type FailureDeps,
 } from "./failure.js";
+export { NOW } from "./sql.js";

@@ -1,6 +1,7 @@
-import type { Prisma, PrismaClient } from "@docpipe/db";
+import { Prisma, type PrismaClient } from "@docpipe/db";
 import type { DocumentRef } from "./keys.js";
 import type { Logger } from "./logger.js";
+import { NOW } from "./sql.js";
 
 /**
  * The rows a page gets as it moves through the pipeline, written by the small splitter, the
@@ -8,13 +9,32 @@ import type { Logger } from "./logger.js";
  * the normal path made.
  */
 
-/** As the small splitter: the page row exists with its PDF before anything renders it. */
-export async function recordPageSplit(prisma: PrismaClient, doc: DocumentRef, pageNumber: number, pdfKey: string): Promise<void> {
-  await prisma.page.upsert({
-    where: { documentId_pageNumber: { documentId: doc.documentId, pageNumber } },
-    create: { documentId: doc.documentId, pageNumber, pdfKey },
-    update: { pdfKey },
-  });
+/**
+ * As the small splitter: the pages' rows exist with their PDFs before anything renders them.
+ * One statement for a group of pages (the splitter writes them before it sends their messages),
+ * which with `splitting` also moves the document on to `splitting` (never backwards).
+ */
+export async function recordPagesSplit(
+  prisma: PrismaClient,
+  doc: DocumentRef,
+  pages: readonly { pageNumber: number; pdfKey: string }[],
+  opts: { splitting?: boolean } = {},
+): Promise<void> {
+  if (pages.length === 0) return;
+  await prisma.$executeRaw`
+    WITH split_document AS (
+      UPDATE "Document" SET "state" = 'splitting', "updatedAt" = ${NOW}
+      WHERE ${opts.splitting ?? false} AND "id" = ${doc.documentId}::uuid AND "state" IN ('queued', 'classified')
+    )
+    INSERT INTO "Page" ("id", "documentId", "pageNumber", "pdfKey", "createdAt", "updatedAt")
+    SELECT gen_random_uuid(), ${doc.documentId}::uuid, t.n, t.key, ${NOW}, ${NOW}
+    FROM unnest(${pages.map((p) => p.pageNumber)}::int[], ${pages.map((p) => p.pdfKey)}::text[]) AS t(n, key)
+    ON CONFLICT ("documentId", "pageNumber") DO UPDATE SET "pdfKey" = EXCLUDED."pdfKey", "updatedAt" = EXCLUDED."updatedAt"`;
+}
+
+/** {@link recordPagesSplit} for one page. */
+export function recordPageSplit(prisma: PrismaClient, doc: DocumentRef, pageNumber: number, pdfKey: string): Promise<void> {
+  return recordPagesSplit(prisma, doc, [{ pageNumber, pdfKey }]);
 }
 
 export interface RenderedFacts {
@@ -80,10 +100,33 @@ export function openedDetails(opened: { engine: string; warnings: string[] } | u
 }
 
 /**
- * As the page converter, after the PNG is in S3: the page is rendered (forward only) and its
- * document converting. Run it in the transaction that stores the stage's outcome
- * (`StageScope.commit`), so a crash cannot leave a rendered page whose trail lacks the stage.
+ * As the page converter, after the PNG is in S3: the page gets its facts and is rendered (forward
+ * only: inference, which reacts to the upload, may have marked it done), and its document moves
+ * on to converting. The parts of one statement (`StageScope.commitStatement`), so the stage's
+ * outcome record commits with them and a crash cannot leave a rendered page without it.
  */
+export function pageRenderedWrites(doc: DocumentRef, pageNumber: number, pdfKey: string, facts: RenderedFacts): Prisma.Sql {
+  const f = facts;
+  return Prisma.sql`
+    rendered_page AS (
+      INSERT INTO "Page" ("id", "documentId", "pageNumber", "pdfKey", "state", "imageKey", "width", "height", "dpi", "renderMs",
+                          "engine", "degraded", "degradedReason", "warnings", "createdAt", "updatedAt")
+      VALUES (gen_random_uuid(), ${doc.documentId}::uuid, ${pageNumber}, ${pdfKey}, 'rendered', ${f.imageKey}, ${f.width}, ${f.height}, ${f.dpi},
+              ${f.renderMs}, ${f.engine}, ${f.degraded}, ${f.degradedReason}, ${f.warnings}::text[], ${NOW}, ${NOW})
+      ON CONFLICT ("documentId", "pageNumber") DO UPDATE SET
+        "imageKey" = EXCLUDED."imageKey", "width" = EXCLUDED."width", "height" = EXCLUDED."height", "dpi" = EXCLUDED."dpi",
+        "renderMs" = EXCLUDED."renderMs", "engine" = EXCLUDED."engine", "degraded" = EXCLUDED."degraded",
+        "degradedReason" = EXCLUDED."degradedReason", "warnings" = EXCLUDED."warnings", "failureCode" = NULL, "failureReason" = NULL,
+        "state" = CASE WHEN "Page"."state" IN ('pending', 'failed') THEN 'rendered'::"PageState" ELSE "Page"."state" END,
+        "updatedAt" = EXCLUDED."updatedAt"
+    ),
+    converting_document AS (
+      UPDATE "Document" SET "state" = 'converting', "updatedAt" = ${NOW}
+      WHERE "id" = ${doc.documentId}::uuid AND "state" IN ('queued', 'classified', 'splitting')
+    )`;
+}
+
+/** {@link pageRenderedWrites} in a transaction of its own making (the failsafe's breakdown commits a page at a time). */
 export async function recordPageRendered(
   tx: Prisma.TransactionClient,
   doc: DocumentRef,
@@ -91,20 +134,7 @@ export async function recordPageRendered(
   pdfKey: string,
   facts: RenderedFacts,
 ): Promise<void> {
-  await tx.page.upsert({
-    where: { documentId_pageNumber: { documentId: doc.documentId, pageNumber } },
-    create: { documentId: doc.documentId, pageNumber, pdfKey, state: "rendered", ...facts },
-    update: { ...facts, failureCode: null, failureReason: null },
-  });
-  // Inference may already have marked the page done (it reacts to the upload).
-  await tx.page.updateMany({
-    where: { documentId: doc.documentId, pageNumber, state: { in: ["pending", "failed"] } },
-    data: { state: "rendered" },
-  });
-  await tx.document.updateMany({
-    where: { id: doc.documentId, state: { in: ["queued", "classified", "splitting"] } },
-    data: { state: "converting" },
-  });
+  await tx.$executeRaw`WITH ${pageRenderedWrites(doc, pageNumber, pdfKey, facts)} SELECT 1`;
 }
 
 /** A page no path can render: failed with the reason, unless it already got further. */

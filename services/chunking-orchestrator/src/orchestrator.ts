@@ -3,13 +3,15 @@ import { join } from "node:path";
 import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { admitDocumentPages, type PageAdmission } from "@docpipe/api-keys";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import type { DocumentClass, PrismaClient } from "@docpipe/db";
+import { Prisma, type DocumentClass, type PrismaClient } from "@docpipe/db";
 import { PdfPool } from "@docpipe/pdf";
 import {
   failDocument,
   StageRunner,
   openedDetails,
   alreadyDone,
+  type Committed,
+  NOW,
   type StageResult,
   type StageScope,
   IngestMessage,
@@ -194,7 +196,7 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
     return undefined;
   }
 
-  async function classify(msg: IngestMessage, a: StageScope): Promise<StageResult> {
+  async function classify(msg: IngestMessage, a: StageScope): Promise<StageResult | Committed> {
     const r = await route(msg, a);
     if ("duplicate" in r) {
       // completeIfDuplicate has ended the document done (and settled its batch), or made it wait for the one being processed.
@@ -211,12 +213,13 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
       if (!pages.admitted) return refusePages(msg, pages, a);
     }
     await dispatch(msg, r);
-    await prisma.document.updateMany({
-      where: { id: msg.documentId, state: { in: r.cls === "single" ? ["queued", "classified"] : ["queued"] } },
-      data: { state: r.cls === "single" ? "converting" : "classified" },
-    });
+    // The state, with the succeeded record, in one statement.
+    const [state, from] = r.cls === "single" ? (["converting", ["queued", "classified"]] as const) : (["classified", ["queued"]] as const);
+    const routed = Prisma.sql`routed_document AS (
+      UPDATE "Document" SET "state" = ${state}::"DocumentState", "updatedAt" = ${NOW}
+      WHERE "id" = ${msg.documentId}::uuid AND "state"::text = ANY(${[...from]}::text[]))`;
     a.log.info({ class: r.cls, size: r.size, pageCount: r.pageCount }, "document classified");
-    return { details: { class: r.cls, size: r.size, pageCount: r.pageCount ?? null, ...openedDetails(r.opened) } };
+    return (await a.commitStatement({ class: r.cls, size: r.size, pageCount: r.pageCount ?? null, ...openedDetails(r.opened) }, { with: routed })).committed;
   }
 
   /** A document whose pages do not fit its key's page quota: failed with the reason, its message done (not dead-lettered). */

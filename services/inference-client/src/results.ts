@@ -1,5 +1,5 @@
-import type { Prisma, PrismaClient } from "@docpipe/db";
-import { completeDocumentIfFinished } from "@docpipe/queue";
+import { Prisma } from "@docpipe/db";
+import { NOW, pageDoneReturning, pageDoneWrites, type UnitStatement } from "@docpipe/queue";
 import type { ModelResponse } from "./model/invoker.js";
 
 export interface PageRef {
@@ -9,66 +9,25 @@ export interface PageRef {
   pageNumber: number;
 }
 
-/** Document states a result may move to `inferring` (never back from done or failed). */
-const BEFORE_INFERRING = ["queued", "classified", "splitting", "converting"] as const;
-
 /**
- * Stores a page's result exactly once: inserted with `skipDuplicates` on the unique `pageId`,
- * so a duplicate delivery (or two workers racing on one page) adds nothing. Returns whether
- * this call added it. Run it in the transaction that records the stage's outcome.
+ * A page's result stored exactly once, the page done and its document with it when that was
+ * the last page (see `pageDoneWrites`), with the stage's outcome record: one statement.
+ * The result is inserted with ON CONFLICT DO NOTHING on the unique `pageId`, so a duplicate
+ * delivery (or two workers racing on one page) adds nothing, and records `skipped`. The
+ * statement returns a `PageDoneRow`: the document's new state when it changed, and more.
  */
-export async function insertResult(
-  tx: Prisma.TransactionClient,
-  page: PageRef,
-  response: ModelResponse,
-  latencyMs: number,
-): Promise<boolean> {
-  const { count } = await tx.inferenceResult.createMany({
-    data: [
-      {
-        pageId: page.id,
-        documentId: page.documentId,
-        pageNumber: page.pageNumber,
-        modelName: response.model.name,
-        modelVersion: response.model.version,
-        output: response.output as Prisma.InputJsonValue,
-        features: response.features,
-        latencyMs,
-      },
-    ],
-    skipDuplicates: true,
-  });
-  return count === 1;
-}
-
-/**
- * A page with its result is done. Run it in the transaction that inserts the result: `done` on
- * the page's own row is what a second delivery's claim sees as the stage's completion record.
- */
-export async function markPageDone(db: PrismaClient | Prisma.TransactionClient, page: PageRef): Promise<void> {
-  await db.page.updateMany({ where: { id: page.id, state: { not: "done" } }, data: { state: "done" } });
-}
-
-/**
- * Marks a page that has its result done (a delivery that finds the result there catches the
- * page up), then {@link finishDocument}. Idempotent: a duplicate delivery calls it again harmlessly.
- */
-export async function finishPage(prisma: PrismaClient, page: PageRef): Promise<boolean> {
-  await markPageDone(prisma, page);
-  return finishDocument(prisma, page);
-}
-
-/**
- * Ends the document done if that was its last page (one conditional UPDATE shared with the
- * other stages, which also settles the batch), or moves it to `inferring` otherwise. Returns
- * whether this call finished the document.
- */
-export async function finishDocument(prisma: PrismaClient, page: PageRef): Promise<boolean> {
-  const doc = { batchId: page.batchId, documentId: page.documentId };
-  if (await completeDocumentIfFinished(prisma, doc)) return true;
-  await prisma.document.updateMany({
-    where: { id: page.documentId, state: { in: [...BEFORE_INFERRING] } },
-    data: { state: "inferring" },
-  });
-  return false;
+export function scoredWrites(page: PageRef, response: ModelResponse, latencyMs: number): UnitStatement {
+  return {
+    with: Prisma.sql`
+      result AS (
+        INSERT INTO "InferenceResult" ("id", "pageId", "documentId", "pageNumber", "modelName", "modelVersion", "output", "features", "latencyMs", "createdAt")
+        VALUES (gen_random_uuid(), ${page.id}::uuid, ${page.documentId}::uuid, ${page.pageNumber}, ${response.model.name}, ${response.model.version},
+                ${JSON.stringify(response.output)}::jsonb, ${response.features}::text[], ${latencyMs}, ${NOW})
+        ON CONFLICT ("pageId") DO NOTHING
+        RETURNING 1
+      ),
+      ${pageDoneWrites(page)}`,
+    skippedWhen: { condition: Prisma.sql`NOT EXISTS (SELECT 1 FROM result)`, details: { reason: "result_exists" } },
+    returning: pageDoneReturning,
+  };
 }

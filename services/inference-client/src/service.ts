@@ -12,11 +12,14 @@ import {
   createWorker,
   DEFAULT_STOP_TIMEOUT_SECONDS,
   failureReason,
+  finishPage,
   parseImageKey,
   parseS3Event,
   PermanentError,
   recordPageDeadLetter,
   recordPoison,
+  settleBatchIfEnded,
+  type PageDoneRow,
   TransientError,
   type HandlerContext,
   type Logger,
@@ -30,7 +33,7 @@ import { pino } from "pino";
 import { ProtectedModelClient, type ProtectionOptions } from "./protected-client.js";
 import type { BreakerState } from "./limits/circuit-breaker.js";
 import { HttpModelInvoker, type HttpInvokerOptions, type ModelInvoker } from "./model/invoker.js";
-import { finishDocument, finishPage, insertResult, markPageDone, type PageRef } from "./results.js";
+import { scoredWrites, type PageRef } from "./results.js";
 
 export interface InferenceClientOptions extends ProtectionOptions, WorkerObservers {
   sqs: SQSClient;
@@ -134,16 +137,12 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
     const outcome = await client.invoke({ bucket: record.bucket, key: record.key }, signal, a.signal);
     const { latencyMs, calls } = outcome;
     const details = { model: outcome.response.model, features: outcome.response.features, latencyMs, calls };
-    // The succeeded record commits with the result: a kill between the two cannot leave a
-    // scored page whose trail lacks the stage.
-    const committed = await a.commit(details, async (tx) => {
-      if (!(await insertResult(tx, page, outcome.response, latencyMs))) return { outcome: "skipped", details: { reason: "result_exists" } };
-      await markPageDone(tx, page);
-      return undefined;
-    });
-    const documentDone = await finishDocument(prisma, page);
+    // The result, the page, its document and the succeeded record in one statement: a kill
+    // cannot leave a scored page whose trail lacks the stage, or a last page whose document waits.
+    const { committed, row } = await a.commitStatement<PageDoneRow>(details, scoredWrites(page, outcome.response, latencyMs));
+    const documentEnded = await settleBatchIfEnded(prisma, page.batchId, row);
     a.log.info({ latencyMs, calls, features: outcome.response.features }, "page scored");
-    if (documentDone) a.log.info("document done");
+    if (documentEnded) a.log.info({ state: row.documentState }, "document ended");
     return committed;
   }
 

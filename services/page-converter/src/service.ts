@@ -18,6 +18,7 @@ import {
   DEFAULT_STOP_TIMEOUT_SECONDS,
   downloadToFile,
   imageKey,
+  isForeignKeyViolation,
   PermanentError,
   recordPageDeadLetter,
   recordPoison,
@@ -27,7 +28,7 @@ import {
   type Logger,
   type QueueKey,
   type QueueUrls,
-  recordPageRendered,
+  pageRenderedWrites,
   type WorkerObservers,
 } from "@docpipe/queue";
 import { pino } from "pino";
@@ -151,11 +152,13 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     const facts = renderedFacts(key, png, renderMs);
     const scaledDown = png.dpi < dpi;
     logEngineMessages(a.log, png);
+    // The record keeps what the page row does not (sizes, and what the engines said); the key and
+    // the pixel size are on the row, and the dpi too unless the pixel cap lowered it.
+    const { imageKey: _key, width: _width, height: _height, dpi: _dpi, ...drawn } = facts;
+    const details = { ...drawn, pdfBytes: bytes, pngBytes: png.png.byteLength, ...(scaledDown && { scaledDown, dpi: facts.dpi }) };
     let committed: Committed;
     try {
-      committed = await a.commit({ ...facts, pdfBytes: bytes, pngBytes: png.png.byteLength, scaledDown }, (tx) =>
-        recordPageRendered(tx, msg, msg.pageNumber, msg.key, facts),
-      );
+      ({ committed } = await a.commitStatement(details, { with: pageRenderedWrites(msg, msg.pageNumber, msg.key, facts) }));
     } catch (e) {
       if (!isForeignKeyViolation(e)) throw e;
       throw new PermanentError("unknown_document", `no document ${msg.documentId} for page ${msg.pageNumber}`, { cause: e, documentId: msg.documentId });
@@ -207,8 +210,4 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
       }
     },
   };
-}
-
-function isForeignKeyViolation(e: unknown): boolean {
-  return typeof e === "object" && e !== null && (e as { code?: unknown }).code === "P2003";
 }

@@ -31,9 +31,10 @@ import {
   type QueueKey,
   type QueueUrls,
   intermediateTags,
-  recordPageSplit,
-  recordDocumentSplit,
-  recordRangeSplit,
+  recordPagesSplit,
+  documentSplitWrites,
+  recordChunks,
+  rangeSplitWrites,
   type Committed,
   type TaskProtection,
   type WorkerObservers,
@@ -90,14 +91,21 @@ export interface Splitter {
 /** Messages are sent in groups this large: one SendMessageBatch each. */
 const SEND_GROUP = 10;
 
-/** Collects messages and sends them SEND_GROUP at a time, so a split makes one SQS call per ten pieces. */
-function batcher<K extends "small" | "singlePage">(producer: QueueProducer<K>) {
+/**
+ * Collects messages and sends them SEND_GROUP at a time, so a split makes one SQS call per ten
+ * pieces; `beforeSend` writes what must exist before a group's messages do (the pages' rows).
+ */
+function batcher<K extends "small" | "singlePage">(
+  producer: QueueProducer<K>,
+  beforeSend?: (group: Parameters<QueueProducer<K>["send"]>[0]) => Promise<void>,
+) {
   type Input = Parameters<QueueProducer<K>["send"]>[0][number];
   let pending: Input[] = [];
   const flush = async (): Promise<void> => {
     if (pending.length === 0) return;
     const group = pending;
     pending = [];
+    await beforeSend?.(group);
     await producer.send(group);
   };
   return {
@@ -188,7 +196,8 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       log.info({ pageCount, limit: pages.limit, used: pages.used }, "document over its key's page quota; failed before any page work");
       return { outcome: "failed", error: { code: pages.code, message: pages.reason }, details: { pageCount, limit: pages.limit, used: pages.used } };
     }
-    const send = batcher(smallProducer);
+    // The chunks' rows exist before their messages do: one statement per group.
+    const send = batcher(smallProducer, (group) => recordChunks(prisma, msg, group));
     let chunks = 0;
     // One chunk file exists at a time; splitChunks deletes it when the loop moves on.
     for await (const chunk of pdf().splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, maxPages })) {
@@ -196,11 +205,6 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       a.throwIfStopping();
       const key = chunkKey(msg, chunk.first, chunk.last);
       await uploadFile(s3, workBucket, key, chunk.path, "application/pdf", { tags: intermediateTags("chunk") });
-      await prisma.chunk.upsert({
-        where: { documentId_firstPage: { documentId: msg.documentId, firstPage: chunk.first } },
-        create: { documentId: msg.documentId, firstPage: chunk.first, lastPage: chunk.last, key },
-        update: { lastPage: chunk.last, key },
-      });
       await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key,
         firstPage: chunk.first, lastPage: chunk.last });
       chunks++;
@@ -209,7 +213,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     log.info({ pageCount, chunks, bytes }, "document split into chunks");
     // The completion record: a duplicate delivery finds the document split, and the reconciler
     // knows its chunks are each on their own from here on.
-    return a.commit({ pageCount, chunks, bytes, ...openedDetails(opened) }, (tx) => recordDocumentSplit(tx, msg));
+    return (await a.commitStatement({ pageCount, chunks, bytes, ...openedDetails(opened) }, { with: documentSplitWrites(msg) })).committed;
   }
 
   async function splitSmall(msg: SmallDocMessage, a: StageScope): Promise<Committed> {
@@ -218,7 +222,6 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     if (msg.lastPage > maxPages) {
       throw new PermanentError("too_many_pages", `page ${msg.lastPage} is past MAX_PAGES ${maxPages}`);
     }
-    await advance(msg.documentId, ["queued", "classified"], "splitting");
     const src = join(dir, "source.pdf");
     await downloadToFile(s3, msg.bucket, msg.key, src);
     const expected = msg.lastPage - msg.firstPage + 1;
@@ -229,21 +232,23 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       throw new PermanentError("page_count_mismatch",
         `s3://${msg.bucket}/${msg.key} has ${pageCount} pages, the message names pages ${msg.firstPage}-${msg.lastPage}`);
     }
-    const send = batcher(singlePageProducer);
+    // The pages' rows exist before their messages do (one statement per group, which also moves
+    // the document on to splitting), so the converter always finds them.
+    const send = batcher(singlePageProducer, (group) =>
+      recordPagesSplit(prisma, msg, group.map((m) => ({ pageNumber: m.pageNumber, pdfKey: m.key })), { splitting: true }),
+    );
     for await (const piece of pdf().splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages })) {
       a.throwIfStopping();
       // Page numbers are the original document's: a chunk of pages 731-740 yields pages 731..740.
       const pageNumber = msg.firstPage + piece.first - 1;
       const key = pageKey(msg, pageNumber);
       await uploadFile(s3, workBucket, key, piece.path, "application/pdf", { tags: intermediateTags("page") });
-      // The row exists before its message does, so the converter always finds it.
-      await recordPageSplit(prisma, msg, pageNumber, key);
       await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key, pageNumber });
     }
     await send.flush();
     log.info({ pages: expected }, "split into pages");
     // The completion record (the range's chunk row, made here for a small document) and the document's move to converting.
-    return a.commit({ pages: expected, ...openedDetails(opened) }, (tx) => recordRangeSplit(tx, msg, msg));
+    return (await a.commitStatement({ pages: expected, ...openedDetails(opened) }, { with: rangeSplitWrites(msg, msg) })).committed;
   }
 
   const common = {

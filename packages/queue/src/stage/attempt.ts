@@ -9,7 +9,7 @@ import { toStageError } from "../failure.js";
 import { silentLogger, type Logger } from "../logger.js";
 import { noMetrics, type Metrics } from "../metrics.js";
 import type { HandlerContext } from "../worker/types.js";
-import { StageTrail, type StageUnit, type TrailAttempt, type TrailOutcome } from "./trail.js";
+import { StageTrail, type StageUnit, type TrailAttempt, type TrailOutcome, type UnitStatement } from "./trail.js";
 
 /** What `lookup` returns for a unit an earlier delivery finished: the attempt records it and does nothing. */
 export class AlreadyDone {
@@ -66,6 +66,12 @@ export interface StageScope {
    * `write` may answer `{ outcome: "skipped" }` when it finds the work already done.
    */
   commit(details: object, write: (tx: Prisma.TransactionClient) => Promise<StageResult | void>): Promise<Committed>;
+  /**
+   * Ends the attempt as {@link commit} does, in one statement: the unit's writes are parts of it,
+   * and the outcome record its last. The cheap way for the stages every page goes through. The
+   * row is what the statement returns: `outcome` and the columns of `unit.returning`.
+   */
+  commitStatement<R extends object = object>(details: object, unit: UnitStatement): Promise<{ committed: Committed; row: R & { outcome: string } }>;
   /** One page finished inside an attempt on a larger unit (the failsafe's breakdown); `write` commits with its record. */
   commitPage(pageNumber: number, outcome: TrailOutcome, write?: (tx: Prisma.TransactionClient) => Promise<void>): Promise<void>;
 }
@@ -274,6 +280,14 @@ class Scope implements StageScope {
     });
     if (outcome === "succeeded") this.metrics.count("Pages", unitPages(this.t.unit));
     return COMMITTED;
+  }
+
+  async commitStatement<R extends object = object>(details: object, unit: UnitStatement): Promise<{ committed: Committed; row: R & { outcome: string } }> {
+    if (this.done) throw new Error("an attempt commits its outcome once");
+    this.done = true;
+    const statement = this.trail.finishedStatement(this.t, { outcome: "succeeded", durationMs: this.elapsedMs(), details }, unit);
+    const [row] = await this.prisma.$queryRaw<(R & { outcome: string })[]>(statement);
+    return { committed: COMMITTED, row: row! };
   }
 
   async commitPage(pageNumber: number, outcome: TrailOutcome, write?: (tx: Prisma.TransactionClient) => Promise<void>): Promise<void> {

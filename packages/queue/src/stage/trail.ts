@@ -1,5 +1,6 @@
-import type { Prisma, PrismaClient } from "@docpipe/db";
+import { Prisma, type PrismaClient } from "@docpipe/db";
 import type { AuditRecord, AuditWriter } from "../audit.js";
+import { NOW } from "../sql.js";
 import type { Stage } from "../contracts.js";
 import { PermanentError, type TransientError } from "../errors.js";
 import { failureReason } from "../failure.js";
@@ -39,6 +40,23 @@ export interface TrailOutcome {
   durationMs?: number;
   details?: object;
   error?: { code: string; message: string };
+}
+
+/**
+ * A unit's last writes as part of the one statement that also stores the attempt's outcome
+ * (`StageScope.commitStatement`): a crash or a rollback cannot keep one without the other, and
+ * the database sees one statement and one commit instead of a transaction of several.
+ */
+export interface UnitStatement {
+  /** The writes: `name AS (…)` parts, comma-separated, of the statement's `WITH`. */
+  with: Prisma.Sql;
+  /**
+   * When the writes found the work already done (say a result that exists): a boolean SQL
+   * expression over the parts, which makes the outcome `skipped` with these details added.
+   */
+  skippedWhen?: { condition: Prisma.Sql; details: object };
+  /** What else the statement returns: an SQL select list over the parts (e.g. a document's new state). */
+  returning?: Prisma.Sql;
 }
 
 /**
@@ -94,6 +112,36 @@ export class StageTrail {
   /** The attempt's outcome, releasing its claim; with `tx`, stored in that transaction alongside the work it reports. */
   async finished(a: TrailAttempt, o: TrailOutcome, tx?: Prisma.TransactionClient): Promise<void> {
     await this.write(a, this.outcomeRecord(a, o), tx);
+  }
+
+  /**
+   * The statement that runs `unit`'s writes and stores the outcome `o` with them: its first
+   * column is the outcome recorded, then `unit.returning`'s. It leaves a claim on the unit to
+   * expire rather than release it: the unit's writes are its completion record, which makes
+   * the claim moot for its stage (a later delivery finds it done), and the next stage takes a
+   * unit over from an earlier one. (A release would update the unit's row a second time in the
+   * statement, which Postgres does not allow.)
+   */
+  finishedStatement(a: TrailAttempt, o: TrailOutcome, unit: UnitStatement): Prisma.Sql {
+    const row = this.audit.row(this.outcomeRecord(a, o));
+    const json = (v: unknown) => (v === undefined || v === null ? Prisma.sql`NULL` : Prisma.sql`${JSON.stringify(v)}::jsonb`);
+    const skipped = unit.skippedWhen;
+    const outcome = skipped
+      ? Prisma.sql`CASE WHEN ${skipped.condition} THEN 'skipped'::"AuditOutcome" ELSE ${row.outcome}::"AuditOutcome" END`
+      : Prisma.sql`${row.outcome}::"AuditOutcome"`;
+    const details = skipped
+      ? Prisma.sql`CASE WHEN ${skipped.condition} THEN ${json({ ...(row.details as object | undefined), ...skipped.details })} ELSE ${json(row.details)} END`
+      : json(row.details);
+    return Prisma.sql`
+      WITH ${unit.with},
+      outcome_record AS (
+        INSERT INTO "AuditEvent" ("batchId", "documentId", "pageNumber", "stage", "outcome", "workerId", "attempt", "durationMs",
+                                  "errorCode", "errorMessage", "messageId", "details", "createdAt")
+        VALUES (${row.batchId}::uuid, ${row.documentId}::uuid, ${row.pageNumber}::int, ${row.stage}, ${outcome}, ${row.workerId},
+                ${row.attempt}::int, ${row.durationMs}::int, ${row.errorCode}, ${row.errorMessage}, ${row.messageId}, ${details}, ${NOW})
+        RETURNING outcome::text AS outcome
+      )
+      SELECT (SELECT outcome FROM outcome_record) AS outcome${unit.returning ? Prisma.sql`, ${unit.returning}` : Prisma.empty}`;
   }
 
   /**
