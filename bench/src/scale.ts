@@ -4,6 +4,7 @@
 // per page, comes from a real run of every service on the bundled samples (pg_stat_statements).
 //   pnpm bench:scale
 //   SCALE_PAGES=1000000 SCALE_WRITE_RATE=100 SCALE_SAMPLES=300 pnpm bench:scale
+//   SCALE_WRITES_ONLY=1 pnpm bench:scale   (W and its statements only)
 import { fork } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -25,6 +26,7 @@ const WRITERS = Number(process.env.SCALE_WRITERS ?? 8);
 const SAMPLES = Number(process.env.SCALE_SAMPLES ?? 300);
 const REPORTS = Number(process.env.SCALE_REPORTS ?? 5);
 const GOALS = { statusP99Ms: 100, progressP99Ms: 100, reportMs: 5000, writesPerPage: 6 };
+
 /** Keep the stack (.local/bench-scale) and reuse a batch of SCALE_PAGES built by an earlier run: for working on the queries. */
 const KEEP = process.env.SCALE_KEEP === "1";
 const SAMPLES_DIR = path.resolve(import.meta.dirname, "../../samples");
@@ -94,6 +96,11 @@ async function main(): Promise<void> {
     say("scale: running the pipeline on the samples to count its writes…");
     const writes = await countWrites(stack, SAMPLES_DIR, logger);
     say(`scale: ${writes.pages} pages, ${writes.perPage.toFixed(2)} write statements per page`);
+    if (process.env.SCALE_WRITES_ONLY === "1") {
+      // For work on the write path: what each statement costs per page, and nothing else.
+      table([["calls", "per page", "statement"], ...writes.statements.map((s) => [s.calls, (s.calls / writes.pages).toFixed(2), s.query])]);
+      return;
+    }
 
     const owner = "bench-scale";
     const { key } = await createApiKey(stack.prisma, { name: "bench-scale", owner, plan: "local", buckets: ["*"] });

@@ -11,12 +11,14 @@ import {
   createLogger,
   imageKey,
   pageKey,
-  recordPageRendered,
-  recordPageSplit,
+  pageRenderedWrites,
+  rangeSplitWrites,
+  recordPagesSplit,
+  settleBatchIfEnded,
   StageRunner,
   type HandlerContext,
 } from "../../../packages/queue/src/index.ts";
-import { finishPage, insertResult } from "../../../services/inference-client/src/results.ts";
+import { scoredWrites } from "../../../services/inference-client/src/results.ts";
 import { insertPage } from "../../../services/ingestion/src/insert-page.ts";
 
 export interface WriterLoadOptions {
@@ -101,11 +103,11 @@ export function startWriterLoad(opts: WriterLoadOptions): WriterLoad {
       unit: { ...doc, firstPage: 1, lastPage: perDoc },
       ctx: delivery(),
       lookup: () => unfinished(documentId),
-      work: async () => {
+      work: async (a) => {
         await prisma.document.updateMany({ where: { id: documentId, state: { in: ["queued", "classified"] } }, data: { state: "splitting" } });
-        for (let n = 1; n <= perDoc; n++) await recordPageSplit(prisma, doc, n, pageKey(doc, n));
-        await prisma.document.updateMany({ where: { id: documentId, state: { in: ["queued", "classified", "splitting"] } }, data: { state: "converting" } });
-        return { details: { pages: perDoc } };
+        // The splitter writes a group of ten pages' rows before it sends their messages.
+        await recordPagesSplit(prisma, doc, Array.from({ length: perDoc }, (_, i) => ({ pageNumber: i + 1, pdfKey: pageKey(doc, i + 1) })));
+        return (await a.commitStatement({ pages: perDoc }, { with: rangeSplitWrites(doc, { firstPage: 1, lastPage: perDoc, key }) })).committed;
       },
     });
 
@@ -123,9 +125,10 @@ export function startWriterLoad(opts: WriterLoadOptions): WriterLoad {
           const p = await prisma.page.findUnique({ where, select: { state: true, imageKey: true } });
           return p?.imageKey && (p.state === "done" || p.state === "rendered") ? alreadyDone({ reason: `page already ${p.state}` }, { checkRecorded: true }) : undefined;
         },
-        work: (a) => {
+        work: async (a) => {
           const facts = { imageKey: imageKey(doc, n), width: 1275, height: 1650, dpi: 150, renderMs: 250, engine: "mupdf", degraded: false, degradedReason: null, warnings: [] };
-          return a.commit({ ...facts, pdfBytes: 55_000, pngBytes: 180_000, scaledDown: false }, (tx) => recordPageRendered(tx, doc, n, pageKey(doc, n), facts));
+          const details = { renderMs: 250, engine: "mupdf", degraded: false, degradedReason: null, warnings: [], pdfBytes: 55_000, pngBytes: 180_000 };
+          return (await a.commitStatement(details, { with: pageRenderedWrites(doc, n, pageKey(doc, n), facts) })).committed;
         },
       });
       // Inference (inference client): the result commits with the outcome, then page and document move on.
@@ -140,10 +143,9 @@ export function startWriterLoad(opts: WriterLoadOptions): WriterLoad {
         },
         work: async (a, ref) => {
           const response = { model: { name: "reference-ink", version: "1" }, output: { ink: 0.12, blank: false }, features: ["ink"] };
-          const committed = await a.commit({ model: response.model, features: response.features, latencyMs: 50, calls: 1 }, async (tx) =>
-            (await insertResult(tx, ref, response, 50)) ? undefined : { outcome: "skipped" as const },
-          );
-          await finishPage(prisma, ref);
+          const details = { model: response.model, features: response.features, latencyMs: 50, calls: 1 };
+          const { committed, row } = await a.commitStatement<{ documentState: string | null }>(details, scoredWrites(ref, response, 50));
+          await settleBatchIfEnded(prisma, batchId, row.documentState);
           return committed;
         },
       });
