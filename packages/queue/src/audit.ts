@@ -1,7 +1,8 @@
-import type { Prisma, PrismaClient } from "@docpipe/db";
+import { Prisma, type PrismaClient } from "@docpipe/db";
 import type { Stage } from "./contracts.js";
 import { coerceError, isForeignKeyViolation, TransientError } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
+import { NOW } from "./sql.js";
 
 export type AuditOutcome = "started" | "succeeded" | "failed" | "dead_lettered" | "replayed" | "skipped" | "reconciled";
 
@@ -171,4 +172,24 @@ export class AuditWriter {
       ...(e.messageId !== undefined && { messageId: e.messageId }),
     });
   }
+}
+
+/**
+ * `INSERT INTO "AuditEvent" … SELECT … FROM <from>`: a record (`AuditWriter.row`) as a part of a
+ * larger statement, written once per row of `from` (a CTE that decides whether it is written at
+ * all; one row by default). `outcome` and `details` may be SQL that depends on the statement's
+ * other parts.
+ */
+export function auditInsertSql(
+  row: Prisma.AuditEventUncheckedCreateInput,
+  opts: { from?: Prisma.Sql; outcome?: Prisma.Sql; details?: Prisma.Sql } = {},
+): Prisma.Sql {
+  const details = opts.details ?? Prisma.sql`${row.details === undefined ? null : JSON.stringify(row.details)}::jsonb`;
+  return Prisma.sql`
+    INSERT INTO "AuditEvent" ("batchId", "documentId", "pageNumber", "stage", "outcome", "workerId", "attempt",
+                              "durationMs", "errorCode", "errorMessage", "messageId", "details", "createdAt")
+    SELECT ${row.batchId ?? null}::uuid, ${row.documentId ?? null}::uuid, ${row.pageNumber ?? null}::int, ${row.stage},
+           ${opts.outcome ?? Prisma.sql`${row.outcome}::"AuditOutcome"`}, ${row.workerId}, ${row.attempt ?? 1}::int, ${row.durationMs ?? null}::int,
+           ${row.errorCode ?? null}, ${row.errorMessage ?? null}, ${row.messageId ?? null}, ${details}, ${NOW}
+    FROM ${opts.from ?? Prisma.sql`(SELECT 1) AS one`}`;
 }

@@ -1,6 +1,8 @@
 import { Prisma, type PrismaClient } from "@docpipe/db";
 import type { Stage } from "../contracts.js";
 import { coerceError, TransientError } from "../errors.js";
+import { auditInsertSql } from "../audit.js";
+import { NOW } from "../sql.js";
 import type { StageUnit } from "./trail.js";
 
 /**
@@ -47,7 +49,6 @@ export function claimTarget(stage: Stage, unit: StageUnit): ClaimTarget | undefi
 
 export type ClaimOutcome = { won: true } | { won: false; reason: "done" | "held"; holder?: { stage: string | null; owner: string | null } };
 
-const NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
 const rank = (stage: Prisma.Sql) => Prisma.sql`array_position(ARRAY[${Prisma.join([...ORDER])}]::text[], ${stage})`;
 
 /** When the row does not yet have the stage's completion record. */
@@ -90,18 +91,6 @@ function free(t: ClaimTarget, row: string, owner: string): Prisma.Sql {
   return Prisma.sql`(${held} OR ${rank(Prisma.sql`${r}."leaseStage"`)} < ${rank(Prisma.sql`${t.stage}::text`)})`;
 }
 
-/** `INSERT INTO "AuditEvent" … SELECT … FROM <cte>`: the audit row, written only when the CTE has a row. */
-function auditFrom(cte: string, row: Prisma.AuditEventUncheckedCreateInput): Prisma.Sql {
-  return Prisma.sql`
-    INSERT INTO "AuditEvent" ("batchId", "documentId", "pageNumber", "stage", "outcome", "workerId", "attempt",
-                              "durationMs", "errorCode", "errorMessage", "messageId", "details", "createdAt")
-    SELECT ${row.batchId ?? null}::uuid, ${row.documentId ?? null}::uuid, ${row.pageNumber ?? null}::int, ${row.stage},
-           ${row.outcome}::"AuditOutcome", ${row.workerId}, ${row.attempt ?? 1}::int, ${row.durationMs ?? null}::int,
-           ${row.errorCode ?? null}, ${row.errorMessage ?? null}, ${row.messageId ?? null},
-           ${row.details === undefined ? null : JSON.stringify(row.details)}::jsonb, ${NOW}
-    FROM ${Prisma.raw(cte)}`;
-}
-
 function writeFailed(e: unknown, t: ClaimTarget, what: string): TransientError {
   const cause = coerceError(e);
   return new TransientError("audit_write_failed", `could not store the ${t.stage}/${what} record: ${cause.message}`, {
@@ -140,7 +129,7 @@ export async function claimAndStart(
         RETURNING 1`;
   let rows: unknown[];
   try {
-    rows = await prisma.$queryRaw<unknown[]>`WITH claimed AS (${claim}) ${auditFrom("claimed", started)} RETURNING 1`;
+    rows = await prisma.$queryRaw<unknown[]>`WITH claimed AS (${claim}) ${auditInsertSql(started, { from: Prisma.sql`claimed` })} RETURNING 1`;
   } catch (e) {
     throw writeFailed(e, t, "started");
   }
@@ -154,7 +143,7 @@ export async function claimAndStart(
     FROM ${table} u WHERE ${whereUnit(t, "u")}`;
   if (!row) {
     try {
-      await prisma.$executeRaw`${auditFrom("(SELECT 1) one", started)}`;
+      await prisma.$executeRaw`${auditInsertSql(started)}`;
     } catch (e) {
       throw writeFailed(e, t, "started");
     }
@@ -180,7 +169,7 @@ export async function releaseAndRecord(
         UPDATE ${Prisma.raw(`"${t.table}"`)} u SET "leaseUntil" = NULL
         WHERE ${whereUnit(t, "u")} AND u."leaseOwner" = ${owner}
       )
-      ${auditFrom("(SELECT 1) one", outcome)}`;
+      ${auditInsertSql(outcome)}`;
   } catch (e) {
     throw writeFailed(e, t, outcome.outcome);
   }

@@ -1,6 +1,5 @@
 import { Prisma, type PrismaClient } from "@docpipe/db";
-import type { AuditRecord, AuditWriter } from "../audit.js";
-import { NOW } from "../sql.js";
+import { auditInsertSql, type AuditRecord, type AuditWriter } from "../audit.js";
 import type { Stage } from "../contracts.js";
 import { PermanentError, type TransientError } from "../errors.js";
 import { failureReason } from "../failure.js";
@@ -124,23 +123,16 @@ export class StageTrail {
    */
   finishedStatement(a: TrailAttempt, o: TrailOutcome, unit: UnitStatement): Prisma.Sql {
     const row = this.audit.row(this.outcomeRecord(a, o));
-    const json = (v: unknown) => (v === undefined || v === null ? Prisma.sql`NULL` : Prisma.sql`${JSON.stringify(v)}::jsonb`);
     const skipped = unit.skippedWhen;
-    const outcome = skipped
-      ? Prisma.sql`CASE WHEN ${skipped.condition} THEN 'skipped'::"AuditOutcome" ELSE ${row.outcome}::"AuditOutcome" END`
-      : Prisma.sql`${row.outcome}::"AuditOutcome"`;
-    const details = skipped
-      ? Prisma.sql`CASE WHEN ${skipped.condition} THEN ${json({ ...(row.details as object | undefined), ...skipped.details })} ELSE ${json(row.details)} END`
-      : json(row.details);
+    const json = (v: unknown) => Prisma.sql`${v === undefined ? null : JSON.stringify(v)}::jsonb`;
+    const when = (then: Prisma.Sql, otherwise: Prisma.Sql) => (skipped ? Prisma.sql`CASE WHEN ${skipped.condition} THEN ${then} ELSE ${otherwise} END` : otherwise);
+    const record = auditInsertSql(row, {
+      outcome: when(Prisma.sql`'skipped'::"AuditOutcome"`, Prisma.sql`${row.outcome}::"AuditOutcome"`),
+      details: when(json({ ...(row.details as object | undefined), ...skipped?.details }), json(row.details)),
+    });
     return Prisma.sql`
       WITH ${unit.with},
-      outcome_record AS (
-        INSERT INTO "AuditEvent" ("batchId", "documentId", "pageNumber", "stage", "outcome", "workerId", "attempt", "durationMs",
-                                  "errorCode", "errorMessage", "messageId", "details", "createdAt")
-        VALUES (${row.batchId}::uuid, ${row.documentId}::uuid, ${row.pageNumber}::int, ${row.stage}, ${outcome}, ${row.workerId},
-                ${row.attempt}::int, ${row.durationMs}::int, ${row.errorCode}, ${row.errorMessage}, ${row.messageId}, ${details}, ${NOW})
-        RETURNING outcome::text AS outcome
-      )
+      outcome_record AS (${record} RETURNING outcome::text AS outcome)
       SELECT (SELECT outcome FROM outcome_record) AS outcome${unit.returning ? Prisma.sql`, ${unit.returning}` : Prisma.empty}`;
   }
 
