@@ -287,6 +287,7 @@ class Scope implements StageScope {
     this.done = true;
     const statement = this.trail.finishedStatement(this.t, { outcome: "succeeded", durationMs: this.elapsedMs(), details }, unit);
     const [row] = await this.prisma.$queryRaw<(R & { outcome: string })[]>(statement);
+    if (row!.outcome === "succeeded") this.metrics.count("Pages", unitPages(this.t.unit));
     return { committed: COMMITTED, row: row! };
   }
 
