@@ -15,6 +15,7 @@ import {
   rangeSplitWrites,
   recordPagesSplit,
   settleBatchIfEnded,
+  type PageDoneRow,
   StageRunner,
   type HandlerContext,
 } from "../../../packages/queue/src/index.ts";
@@ -144,8 +145,8 @@ export function startWriterLoad(opts: WriterLoadOptions): WriterLoad {
         work: async (a, ref) => {
           const response = { model: { name: "reference-ink", version: "1" }, output: { ink: 0.12, blank: false }, features: ["ink"] };
           const details = { model: response.model, features: response.features, latencyMs: 50, calls: 1 };
-          const { committed, row } = await a.commitStatement<{ documentState: string | null }>(details, scoredWrites(ref, response, 50));
-          await settleBatchIfEnded(prisma, batchId, row.documentState);
+          const { committed, row } = await a.commitStatement<PageDoneRow>(details, scoredWrites(ref, response, 50));
+          await settleBatchIfEnded(prisma, batchId, row);
           return committed;
         },
       });
