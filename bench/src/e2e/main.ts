@@ -10,6 +10,7 @@
 // 3. The same batch with every service in its own process: CPU seconds per page per stage and
 //    each service's peak memory against its ECS task's, the stand-ins (S3, SQS) and the
 //    reference model apart, since production pays for neither.
+// 4. From those, Fargate task-hours, vCPU-hours and dollars per million pages per stage (cost.ts).
 import { mkdir, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join, relative, resolve } from "node:path";
@@ -17,6 +18,7 @@ import { defaultSizes, type ServiceId } from "../../../infra/lib/config.ts";
 import { inspectPdf } from "../../../packages/pdf/src/index.ts";
 import { listFiles } from "../../../services/cli/src/index.ts";
 import { OUT_DIR, table } from "../common.ts";
+import { printCosts, type StageCost } from "./cost.ts";
 import { runInProcess, type BatchRun } from "./in-process.ts";
 import { loadAverage } from "./proc.ts";
 import { runProcesses, type ProcessRun } from "./processes.ts";
@@ -46,13 +48,15 @@ let ratio: number | undefined;
 if (ref && run) ratio = compare(ref, run);
 
 let stages: ProcessRun | undefined;
+let costs: StageCost[] | undefined;
 if (process.env.BENCH_E2E_STAGES !== "0") {
   stages = await runProcesses(folder, { dpi: DPI, logDir: out, timeoutMs: TIMEOUT_MS });
   loads.push(loadAverage());
   printStages(stages);
+  costs = printCosts(stages);
   console.log(`load average (1/5/15 min) after the run with one process per service: ${loadAverage()}`);
 }
-await writeFile(join(out, "result.json"), `${JSON.stringify({ folder, dpi: DPI, cores, pages, loads, reference: ref, run, ratio, stages }, null, 2)}\n`);
+await writeFile(join(out, "result.json"), `${JSON.stringify({ folder, dpi: DPI, cores, pages, loads, reference: ref, run, ratio, stages, costs }, null, 2)}\n`);
 console.log(`\nfigures as JSON: ${join(out, "result.json")}`);
 
 function compare(ref: ReferenceResult, run: BatchRun): number {
