@@ -253,6 +253,20 @@ describe("quota", () => {
     expect(usage.days[0]).toMatchObject({ documents: 4, pages: 10, throttled: 1 });
   });
 
+  it("two workers counting pages of one key's documents at once never both fit into the same remainder", async ({ prisma, otherPrisma, makeApp }) => {
+    await upsertPlan(prisma, { name: "ten-pages-b", ratePerSecond: 100, burst: 100, quotaDocuments: null, quotaPages: 10, quotaPeriod: "day" });
+    const app = await makeApp();
+    const { key } = await createTestKey(prisma, { plan: "ten-pages-b" });
+    const { batchId } = (await authed(app, key).post("/batches").send({ bucket, prefixes: ["c/"] }).expect(202)).body;
+    await app.lister.idle();
+    const docs = await prisma.document.findMany({ where: { batchId }, orderBy: { key: "asc" } });
+    // Four 6-page documents counted at once on two connections: 10 pages hold only one of them.
+    const results = await Promise.all(docs.map((d, i) => admitDocumentPages(i % 2 ? otherPrisma : prisma, d.id, 6)));
+    expect(results.filter((r) => r.admitted)).toHaveLength(1);
+    expect((await prisma.quotaCounter.findFirstOrThrow()).pages).toBe(6);
+    expect(await prisma.document.count({ where: { batchId, pageCount: { not: null } } })).toBe(1);
+  });
+
   it("two processes listing batches of one key at once admit exactly the quota between them", async ({ prisma, otherPrisma, makeApp }) => {
     await upsertPlan(prisma, { name: "six-a-month", ratePerSecond: 100, burst: 100, quotaDocuments: 6, quotaPeriod: "month" });
     const one = await makeApp({ listPageSize: 1 });
