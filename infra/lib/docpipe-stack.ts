@@ -1,5 +1,6 @@
 import { aws_s3 as s3, aws_s3_notifications as s3n, CfnOutput, Fn, Stack, type StackProps } from "aws-cdk-lib";
 import { ADMIN_CONTAINER } from "./admin-task.js";
+import { ENTRYPOINT_SCRIPT } from "./images.js";
 import type { Construct } from "constructs";
 import type { DocpipeConfig } from "./config.js";
 import { Database } from "./database.js";
@@ -99,11 +100,13 @@ export class DocpipeStack extends Stack {
       value: this.services.admin.runTaskCommand,
     });
     new CfnOutput(this, "AdminExecCommand", {
+      // Through the image's entrypoint, which builds DATABASE_URL, and by absolute path: an exec
+      // session runs neither the entrypoint nor, necessarily, in the WORKDIR.
       description: "Runs a docpipe command in the admin task started by AdminRunTask: here, the first API key",
       value: Fn.join("", [
         "aws ecs execute-command --cluster ",
         cluster,
-        ` --container ${ADMIN_CONTAINER} --interactive --task <task-arn> --command "node dist/main.js keys create --name first --owner ops --plan standard --bucket `,
+        ` --container ${ADMIN_CONTAINER} --interactive --task <task-arn> --command "${ENTRYPOINT_SCRIPT} node /app/dist/main.js keys create --name first --owner ops --plan standard --bucket `,
         this.storage.stagingBucket.bucketName,
         '"',
       ]),

@@ -38,6 +38,13 @@ export function serviceImage(service: string): ecs.ContainerImage {
   });
 }
 
+/**
+ * The script every service image runs its command through (docker/entrypoint.sh): it builds
+ * DATABASE_URL from the task's DB_* variables. A command started beside it with ECS Exec must go
+ * through it too.
+ */
+export const ENTRYPOINT_SCRIPT = "/usr/local/bin/docpipe-entrypoint";
+
 /** The health check script every service image carries (docker/Dockerfile COPYs docker/healthcheck.sh there). */
 export const HEALTHCHECK_SCRIPT = "/usr/local/bin/docpipe-healthcheck";
 

@@ -252,7 +252,7 @@ describe("the admin task", () => {
     expect(run).toContain(`securityGroups=[{"Fn::GetAtt":["${logicalId(s.stack.network.servicesSecurityGroup)}","GroupId"]}],assignPublicIp=DISABLED}'`);
     const subnets = s.stack.network.vpc.privateSubnets.map((sn) => logicalId(sn as never));
     for (const id of subnets) expect(run).toContain(`{"Ref":"${id}"}`);
-    expect(output("AdminExecCommand")).toMatch(/^aws ecs execute-command --cluster .* --container admin --interactive --task <task-arn> --command "node dist\/main.js keys create --name first --owner ops --plan standard --bucket /);
+    expect(output("AdminExecCommand")).toMatch(/^aws ecs execute-command --cluster .* --container admin --interactive --task <task-arn> --command "\/usr\/local\/bin\/docpipe-entrypoint node \/app\/dist\/main.js keys create --name first --owner ops --plan standard --bucket /);
     expect(output("DatabaseTunnelCommand")).toContain("--document-name AWS-StartPortForwardingSessionToRemoteHost");
     expect(output("DatabaseTunnelCommand")).toContain(`"portNumber":["5432"],"localPortNumber":["15432"]`);
   });

@@ -64,3 +64,16 @@ test("docpipe keys, plans and usage manage what the API enforces", async ({ stac
     /plan_not_found/,
   );
 });
+
+test("in the admin task's environment (DB_HOST, no DATABASE_URL) a database command refuses rather than start a local stack", async () => {
+  const saved = { DATABASE_URL: process.env.DATABASE_URL, DB_HOST: process.env.DB_HOST };
+  delete process.env.DATABASE_URL;
+  process.env.DB_HOST = "docpipe.cluster-abc.eu-west-1.rds.amazonaws.com";
+  onTestFinished(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+  await expect(adminCommand("keys", ["list"], () => undefined)).rejects.toThrow(/DB_HOST is set but DATABASE_URL is not: run the command through the image's entrypoint/);
+});

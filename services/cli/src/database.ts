@@ -29,6 +29,12 @@ export async function withDatabase<T>(ctx: CliContext, command: Command, opts: L
       await prisma.$disconnect();
     }
   };
+  // In the admin task, DB_* are set and the image's entrypoint turns them into DATABASE_URL. A
+  // command run beside it (ECS Exec) without the entrypoint must not quietly start a local stack
+  // inside the container and make a key nobody can use.
+  if (!ctx.env.DATABASE_URL && ctx.env.DB_HOST) {
+    usageError(command, "DB_HOST is set but DATABASE_URL is not: run the command through the image's entrypoint (docpipe-entrypoint node /app/dist/main.js ...)");
+  }
   const databaseUrl = ctx.env.DATABASE_URL ?? (await findRunningStack(opts.stack))?.env?.DATABASE_URL;
   if (databaseUrl) return onDatabase(databaseUrl);
   return withCommandLog(ctx, command.name(), opts, async (log) => {
