@@ -60,7 +60,7 @@ export interface OrchestratorOptions extends WorkerObservers {
   waitTimeSeconds?: number;
   /** Visibility given on receive and on every heartbeat. @defaultValue the ingest queue's, from the catalog (60) */
   visibilityTimeoutSeconds?: number;
-  /** Opens documents off the event loop (the caller closes it); otherwise one of `pdfThreads` is built on first use. */
+  /** Opens documents off the event loop (the caller closes it); otherwise one of `pdfThreads` is built at start. */
   pool?: PdfPool;
   /** Worker threads that open and count documents. @defaultValue 1 */
   pdfThreads?: number;
@@ -245,7 +245,11 @@ export function createOrchestrator(opts: OrchestratorOptions): Orchestrator {
   });
 
   return {
-    start: () => worker.start(),
+    start: () => {
+      // The threads load mupdf while the first messages are on their way, not after the first one is in hand.
+      pdf();
+      worker.start();
+    },
     stop: async (o) => {
       await worker.stop(o);
       await stages.flush();

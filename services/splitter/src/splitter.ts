@@ -74,7 +74,7 @@ export interface SplitterOptions extends WorkerObservers {
    * SIGTERM and SIGKILL, so scale-in and deployments wait for it. @defaultValue none
    */
   taskProtection?: TaskProtection;
-  /** Opens and splits documents off the event loop (the caller closes it); otherwise one of `pdfThreads` is built on first use. */
+  /** Opens and splits documents off the event loop (the caller closes it); otherwise one of `pdfThreads` is built at start. */
   pool?: PdfPool;
   /**
    * Worker threads that open and split documents. A split holds its thread until it ends, so
@@ -293,7 +293,11 @@ export function createSplitter(opts: SplitterOptions): Splitter {
         });
 
   return {
-    start: () => worker.start(),
+    start: () => {
+      // The threads load mupdf while the first messages are on their way, not after the first one is in hand.
+      pdf();
+      worker.start();
+    },
     stop: async (o) => {
       await worker.stop(o);
       await stages.flush();
