@@ -1,4 +1,5 @@
 import type { RegisterCommand } from "../context.js";
+import { registerAudit } from "./audit.js";
 import { registerReport, registerRetryFailed, registerStatus, registerSubmit } from "./batches.js";
 import { registerKeys } from "./keys.js";
 import { registerPlans } from "./plans.js";
@@ -27,4 +28,5 @@ export const commands: RegisterCommand[] = [
   registerPlans,
   registerUsage,
   registerRedrive,
+  registerAudit,
 ];
