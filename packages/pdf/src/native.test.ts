@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inspectPdf, MAX_MUPDF_FILE_BYTES, openPdf } from "./open.js";
+import { PdfPool } from "./pool.js";
 import { splitChunks, splitRange } from "./split.js";
 import { pageTexts } from "./test-helpers.js";
 
@@ -83,5 +84,18 @@ describe("files over mupdf WASM's 2 GiB", () => {
     const chunks: string[][] = [];
     for await (const c of splitChunks(huge, { dir: join(dir, "chunks"), pagesPerChunk: 2 })) chunks.push(pageTexts(c.path));
     expect(chunks).toEqual([["Huge page 1", "Huge page 2"], ["Huge page 3"]]);
+  });
+
+  it.skipIf(!hasMutool())("go through native mutool from a PdfPool too, with the same results and refusals", async () => {
+    const pool = new PdfPool({ size: 1 });
+    try {
+      await expect(pool.inspect(huge)).resolves.toMatchObject({ pageCount: 3, repaired: false, engine: "mupdf" });
+      await expect(pool.inspect(huge, { mutool: false })).rejects.toMatchObject({ code: "file_too_large" });
+      const chunks: string[][] = [];
+      for await (const c of pool.splitChunks(huge, { dir: join(dir, "pool-chunks"), pagesPerChunk: 2 })) chunks.push(pageTexts(c.path));
+      expect(chunks).toEqual([["Huge page 1", "Huge page 2"], ["Huge page 3"]]);
+    } finally {
+      await pool.close();
+    }
   });
 });
