@@ -15,6 +15,7 @@ import { testLogger } from "../e2e/support.js";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
 import {
   buildCorpus,
+  chaosSeeds,
   chunkRanges,
   createTestApiKey,
   expectBatchMatchesTruth,
@@ -62,10 +63,10 @@ function deliverEverythingTwice(sqs: SQSClient): Twice {
   return counts;
 }
 
-test("every message delivered twice: same PNGs, results, audit trail and counts as delivered once", { timeout: 5 * 60_000 }, async ({ stack }) => {
+for (const seed of chaosSeeds(7)) test(`every message delivered twice: same PNGs, results, audit trail and counts as delivered once (seed ${seed})`, { timeout: 5 * 60_000 }, async ({ stack }) => {
   const dir = await mkdtemp(join(tmpdir(), "docpipe-dup-"));
   onTestFinished(() => rm(dir, { recursive: true, force: true }));
-  const truth = await buildCorpus(stack, dir, "dup/", planCorpus(seededRandom(7), { singles: 6, small: 6, large: 3, minPages: 90 }));
+  const truth = await buildCorpus(stack, dir, "dup/", planCorpus(seededRandom(seed), { singles: 6, small: 6, large: 3, minPages: 90 }));
 
   // The in-process pipeline shares the stack's SQS client, as does the stack's S3 → SQS bridge.
   const twice = deliverEverythingTwice(stack.sqs);

@@ -27,3 +27,4 @@ export {
   recountBatch,
   type StageStats,
 } from "./counters.js";
+export { workAttempts, type UnexplainedWork } from "./work.js";

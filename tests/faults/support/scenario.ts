@@ -2,7 +2,7 @@
 // message when it does not finish, and the checks of the outcome against that truth.
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { counterDrift, type PrismaClient } from "@docpipe/db";
+import { counterDrift, workAttempts, type PrismaClient } from "@docpipe/db";
 import type { LocalStack } from "@docpipe/local-stack";
 import { generatePdf, PAGE_SIZES, type CorpusFile, type CorpusPageSpec } from "@docpipe/pdf";
 import { parseImageKey, uploadFile } from "@docpipe/queue";
@@ -284,47 +284,27 @@ export interface WorkCounts {
 }
 
 /**
- * No render and no model call beyond what the audit trail accounts for. Each attempt of
- * `convert` and `inference` records `started` before its work, so the work counted is at most
- * the attempts recorded; and a unit attempted more than once must owe each extra attempt to a
- * retry the trail shows: a redelivery (`attempt` > 1, after a failure or a killed worker) or a
- * re-sent message (`reconciled` by the reconciler, `replayed` by the failsafe or retry-failed).
- * A duplicate delivery that did the work again shows up here as an unexplained attempt.
- * Returns the recorded attempts.
+ * No render and no model call beyond what the audit trail accounts for (`workAttempts`): no page
+ * worked more often than its recorded retries explain, and the work counted outside the trail
+ * (`counted`) at most the attempts recorded. Returns the recorded attempts.
  */
 export async function expectNoUnexplainedWork(prisma: PrismaClient, batchId: string, counted?: WorkCounts): Promise<{ convert: number; inference: number }> {
-  const events = await prisma.auditEvent.findMany({
-    where: { batchId, stage: { in: ["convert", "inference"] }, outcome: { in: ["started", "reconciled", "replayed"] } },
-    select: { stage: true, documentId: true, pageNumber: true, outcome: true, attempt: true },
-  });
-  const units = new Map<string, { started: number; retries: number }>();
-  for (const e of events) {
-    const key = `${e.stage} ${e.documentId}#${e.pageNumber}`;
-    const u = units.get(key) ?? { started: 0, retries: 0 };
-    if (e.outcome === "started") u.started++;
-    if (e.outcome !== "started" || e.attempt > 1) u.retries++;
-    units.set(key, u);
-  }
-  const unexplained = [...units].filter(([, u]) => u.started > 1 + u.retries);
+  const { convert, inference, unexplained } = await workAttempts(prisma, batchId);
   const trails = await Promise.all(
-    unexplained.map(async ([k, u]) => {
-      const [stage, rest] = k.split(" ") as [string, string];
-      const [documentId, page] = rest.split("#") as [string, string];
+    unexplained.map(async (u) => {
       const trail = await prisma.auditEvent.findMany({
-        where: { documentId, pageNumber: Number(page), stage },
+        where: { documentId: u.documentId, pageNumber: u.pageNumber, stage: u.stage },
         orderBy: { id: "asc" },
         select: { outcome: true, attempt: true, messageId: true, workerId: true, createdAt: true, details: true },
       });
       const lines = trail.map((e) => `${e.createdAt.toISOString().slice(11, 23)} ${e.outcome} attempt ${e.attempt} msg ${e.messageId?.slice(0, 8)} ${JSON.stringify(e.details)}`);
-      return `${k}: ${u.started} attempts, ${u.retries} retries\n    ${lines.join("\n    ")}`;
+      return `${u.stage} ${u.documentId}#${u.pageNumber}: ${u.started} attempts, ${u.retries} retries\n    ${lines.join("\n    ")}`;
     }),
   );
   expect(trails, "units worked more often than their retries explain").toEqual([]);
-  const attempts = (stage: string) => events.filter((e) => e.stage === stage && e.outcome === "started").length;
-  const recorded = { convert: attempts("convert"), inference: attempts("inference") };
   if (counted) {
-    expect(counted.renders, "renders beyond recorded convert attempts").toBeLessThanOrEqual(recorded.convert);
-    expect(counted.modelCalls, "model calls beyond recorded inference attempts").toBeLessThanOrEqual(recorded.inference);
+    expect(counted.renders, "renders beyond recorded convert attempts").toBeLessThanOrEqual(convert);
+    expect(counted.modelCalls, "model calls beyond recorded inference attempts").toBeLessThanOrEqual(inference);
   }
-  return recorded;
+  return { convert, inference };
 }
