@@ -1,19 +1,10 @@
-import { aws_ec2 as ec2, aws_ecs as ecs, aws_iam as iam, aws_logs as logs, Fn, RemovalPolicy } from "aws-cdk-lib";
+import { aws_ec2 as ec2, aws_ecs as ecs, aws_iam as iam, type aws_logs as logs, Fn } from "aws-cdk-lib";
 import { Construct } from "constructs";
 import { acknowledge } from "./nag.js";
-import type { Queues } from "./queues.js";
+import { oneOffTask, type OneOffTaskProps } from "./one-off-task.js";
 
-export interface AdminTaskProps {
-  readonly cluster: ecs.ICluster;
-  /** The services' group: the one the database admits. */
-  readonly securityGroup: ec2.ISecurityGroup;
-  /** The CLI's image (services/cli). */
-  readonly image: ecs.ContainerImage;
-  readonly environment: Record<string, string>;
-  readonly secrets: Record<string, ecs.Secret>;
-  readonly queues: Queues;
-  readonly logRetentionDays: number;
-}
+/** `image`: the CLI's (services/cli). */
+export type AdminTaskProps = OneOffTaskProps;
 
 /** The admin container's name, for `--container` and `containerOverrides`. */
 export const ADMIN_CONTAINER = "admin";
@@ -38,15 +29,7 @@ export class AdminTask extends Construct {
 
   constructor(scope: Construct, id: string, props: AdminTaskProps) {
     super(scope, id);
-    this.logGroup = new logs.LogGroup(this, "Logs", {
-      retention: props.logRetentionDays as logs.RetentionDays,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    this.taskDefinition = new ecs.FargateTaskDefinition(this, "Task", {
-      cpu: 512,
-      memoryLimitMiB: 1024,
-      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.X86_64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
-    });
+    ({ taskDefinition: this.taskDefinition, logGroup: this.logGroup } = oneOffTask(this, { cpu: 512, memoryLimitMiB: 1024, logRetentionDays: props.logRetentionDays }));
     this.taskDefinition.addContainer(ADMIN_CONTAINER, {
       image: props.image,
       environment: { ...props.environment, SERVICE_NAME: "admin" },

@@ -9,6 +9,8 @@ import { Monitoring } from "./monitoring.js";
 import { Network } from "./network.js";
 import { acknowledge } from "./nag.js";
 import { Queues } from "./queues.js";
+import { RECONCILER_PACKAGE, serviceImage } from "./images.js";
+import { ReconcilerTask } from "./reconciler-task.js";
 import { Services } from "./services.js";
 import { Storage } from "./storage.js";
 
@@ -25,6 +27,8 @@ export class DocpipeStack extends Stack {
   /** The model endpoint, when the deploy names none. */
   public readonly modelTier?: ModelTier;
   public readonly services: Services;
+  /** The reconciler's pass every few minutes (lib/reconciler-task.ts). */
+  public readonly reconciler: ReconcilerTask;
   public readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: DocpipeStackProps) {
@@ -71,6 +75,16 @@ export class DocpipeStack extends Stack {
       database: this.database,
       ...(this.modelTier && { model: { url: this.modelTier.invocationUrl, apiKeySecret: this.modelTier.apiKeySecret } }),
     });
+    this.reconciler = new ReconcilerTask(this, "Reconciler", {
+      cluster: this.services.cluster,
+      securityGroup: this.network.servicesSecurityGroup,
+      image: serviceImage(RECONCILER_PACKAGE),
+      ...this.services.taskSettings,
+      queues: this.queues,
+      logRetentionDays: config.logRetentionDays,
+    });
+    // Its first pass finds the tables there.
+    this.reconciler.schedule.node.addDependency(this.services.migration.resource);
     this.monitoring = new Monitoring(this, "Monitoring", {
       queues: this.queues,
       cluster: this.services.cluster,

@@ -51,6 +51,9 @@ export const HEALTHCHECK_SCRIPT = "/usr/local/bin/docpipe-healthcheck";
 /** The CLI (services/cli), whose image the admin task runs. */
 export const ADMIN_PACKAGE = "cli";
 
+/** The reconciler (services/reconciler), run as a scheduled task (lib/reconciler-task.ts). */
+export const RECONCILER_PACKAGE = "reconciler";
+
 /** The deployable whose image applies the migrations (services/migrate), run as a one-off task. */
 export const MIGRATE_PACKAGE = "migrate";
 

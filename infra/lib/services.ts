@@ -5,7 +5,7 @@ import type { QueueKey } from "@docpipe/queue";
 import type { DocpipeConfig, ServiceId } from "./config.js";
 import type { Database } from "./database.js";
 import { AdminTask } from "./admin-task.js";
-import { ADMIN_PACKAGE, MIGRATE_PACKAGE, serviceImage } from "./images.js";
+import { ADMIN_PACKAGE, MIGRATE_PACKAGE, RECONCILER_PACKAGE, serviceImage } from "./images.js";
 import { Migration } from "./migration.js";
 import { addIngestionEndpoint } from "./ingestion-endpoint.js";
 import { acknowledgeWildcardResource } from "./nag.js";
@@ -126,8 +126,8 @@ export const deployables: readonly Deployable[] = [
   },
 ];
 
-/** Every image the stack deploys, by services/ directory: one per deployable package, the migrate task's and the admin task's. */
-export const imagePackages: readonly string[] = [...new Set(deployables.map((d) => d.package)), MIGRATE_PACKAGE, ADMIN_PACKAGE];
+/** Every image the stack deploys, by services/ directory: one per deployable package, the migrate, admin and reconciler tasks'. */
+export const imagePackages: readonly string[] = [...new Set(deployables.map((d) => d.package)), MIGRATE_PACKAGE, ADMIN_PACKAGE, RECONCILER_PACKAGE];
 
 export interface ServicesProps {
   readonly config: DocpipeConfig;
@@ -156,6 +156,8 @@ export class Services extends Construct {
   public readonly ingestionUrl: string;
   public readonly migration: Migration;
   public readonly admin: AdminTask;
+  /** What every task gets: settings (no secrets) and the database credentials, for tasks defined elsewhere. */
+  public readonly taskSettings: { readonly environment: Record<string, string>; readonly secrets: Record<string, ecs.Secret> };
 
   constructor(scope: Construct, id: string, props: ServicesProps) {
     super(scope, id);
@@ -201,6 +203,8 @@ export class Services extends Construct {
     const modelEnv: Record<string, string> = modelUrl
       ? { MODEL_URL: modelUrl, ...(modelKey && { MODEL_API_KEY_SECRET: modelKey.id }) }
       : { SAGEMAKER_ENDPOINT_NAME: config.sagemakerEndpointName ?? "" };
+
+    this.taskSettings = { environment: commonEnv, secrets: dbSecrets };
 
     this.migration = new Migration(this, "Migration", {
       cluster: this.cluster,

@@ -512,14 +512,14 @@ describe("services", () => {
     for (const id of ["ingestion", "splitter-large", "failsafe"] as const) expect(strategy(id), id).toEqual([{ CapacityProvider: "FARGATE", Weight: 1 }]);
   });
 
-  it("builds every image from docker/Dockerfile for linux/amd64, one per package plus the migrate and admin tasks", () => {
+  it("builds every image from docker/Dockerfile for linux/amd64, one per package plus the migrate, admin and reconciler tasks", () => {
     const assets = JSON.parse(
       readFileSync(path.join(s.app.outdir, s.stack.templateFile.replace(".template.json", ".assets.json")), "utf8"),
     ) as { dockerImages: Record<string, { source: { dockerFile: string; dockerBuildArgs?: Record<string, string>; dockerBuildTarget: string; platform: string } }> };
     const images = Object.values(assets.dockerImages).map((i) => i.source);
     for (const i of images) expect(i).toMatchObject({ dockerFile: "docker/Dockerfile", platform: "linux/amd64" });
     expect(images.map((i) => i.dockerBuildArgs?.SERVICE ?? `target:${i.dockerBuildTarget}`).sort()).toEqual(
-      ["chunking-orchestrator", "cli", "failsafe", "inference-client", "ingestion", "migrate", "page-converter", "splitter"].sort(),
+      ["chunking-orchestrator", "cli", "failsafe", "inference-client", "ingestion", "migrate", "page-converter", "reconciler", "splitter"].sort(),
     );
   });
 

@@ -3,10 +3,11 @@
 // message from one still waiting in a queue without reading any queue's messages.
 import { ReceiveMessageCommand, SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { PrismaClient } from "@docpipe/db";
-import { chunkKey, imageKey, pageKey, parseS3Event, type QueueKey } from "@docpipe/queue";
+import { chunkKey, createMetrics, imageKey, Liveness, pageKey, parseS3Event, type QueueKey } from "@docpipe/queue";
 import { createReconciler, type ReconcilerOptions } from "@docpipe/reconciler";
 import type { LocalStack } from "@docpipe/local-stack";
 import { expect, test } from "../fixtures/index.js";
+import { waitFor } from "../fixtures/wait.js";
 
 const SOURCE = "reconcile-source";
 
@@ -160,4 +161,30 @@ test("a copy still waiting for a document that has ended, or is gone, is ended w
   await ageEverything(prisma);
   expect((await reconciler(stack, prisma).runOnce()).resent.document).toBe(1);
   expect(await drain(stack.sqs, stack.queueUrls.ingest.url)).toEqual([{ version: 1, batchId, documentId: orphan.id, bucket: SOURCE, key: "in/b.pdf" }]);
+});
+
+test("its loop reports each pass (ReconcilePasses, UnitsReconciled) and stays alive while passes end", async ({ stack, prisma }) => {
+  const { id: batchId } = await batch(prisma);
+  await prisma.document.create({ data: { batchId, bucket: SOURCE, key: "in/lost.pdf", size: 1000n } });
+  await ageEverything(prisma);
+  const lines: string[] = [];
+  const metrics = createMetrics({ service: "reconciler", write: (l) => void lines.push(l), flushIntervalSeconds: 0 });
+  let now = Date.now();
+  const liveness = new Liveness({ now: () => now });
+  const loop = reconciler(stack, prisma, { metrics, liveness, intervalSeconds: 3600 });
+  loop.start();
+  await waitFor("the first pass to end", () => {
+    metrics.flush();
+    return lines.length > 0;
+  });
+  const emitted = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  expect(emitted).toEqual([expect.objectContaining({ Service: "reconciler", ReconcilePasses: 1, UnitsReconciled: 1 })]);
+  expect(liveness.check()).toMatchObject({ alive: true, loops: [{ name: "reconcile" }] });
+  // No pass ended for over two intervals (a hung pass): the health check fails.
+  now += 3 * 3600_000;
+  expect(liveness.check().alive).toBe(false);
+  // Stopped on purpose: its silence no longer counts.
+  await loop.stop();
+  expect(liveness.check()).toEqual({ alive: true, loops: [] });
+  expect(await drain(stack.sqs, stack.queueUrls.ingest.url)).toHaveLength(1);
 });

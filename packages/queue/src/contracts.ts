@@ -89,6 +89,10 @@ export const queues = {
 
 export type QueueKey = keyof typeof queues;
 
+/** The queues whose messages continue a unit, which the reconciler watches and re-sends to; `parked` is a person's, not the pipeline's. */
+export const RECONCILED_QUEUES = ["ingest", "large", "small", "singlePage", "convertedImage"] as const satisfies readonly QueueKey[];
+export type ReconciledQueue = (typeof RECONCILED_QUEUES)[number];
+
 /** Schemas of the queues whose messages we write ourselves. */
 export const messageSchemas = {
   ingest: IngestMessage,

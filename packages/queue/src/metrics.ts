@@ -32,6 +32,10 @@ export const metricUnits = {
   BreakerOpen: "None",
   /** Batches reported stalled (no progress past STALL_AFTER_SECONDS); sampled every flush. */
   StalledBatches: "Count",
+  /** Reconciler passes ended (each pass counts 1, failed ones not): its alarm fires when they stop. */
+  ReconcilePasses: "Count",
+  /** Units whose message was lost and that the reconciler sent again. */
+  UnitsReconciled: "Count",
 } as const;
 
 export type MetricName = keyof typeof metricUnits;

@@ -1,10 +1,6 @@
 import { GetQueueAttributesCommand, type QueueAttributeName, type SQSClient } from "@aws-sdk/client-sqs";
 import type { PrismaClient } from "@docpipe/db";
-import type { QueueUrls } from "@docpipe/queue";
-
-/** The queues whose messages continue a unit; `parked` is a person's, not the pipeline's. */
-export const RECONCILED_QUEUES = ["ingest", "large", "small", "singlePage", "convertedImage"] as const;
-export type ReconciledQueue = (typeof RECONCILED_QUEUES)[number];
+import { RECONCILED_QUEUES, type QueueUrls, type ReconciledQueue } from "@docpipe/queue";
 
 /** What one look at a queue and its DLQ found. */
 export interface Look {

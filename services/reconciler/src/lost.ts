@@ -1,6 +1,6 @@
 import { Prisma, type PrismaClient } from "@docpipe/db";
 import type { Stage } from "@docpipe/queue";
-import type { ReconciledQueue } from "./drains.js";
+import type { ReconciledQueue } from "@docpipe/queue";
 
 /**
  * The units whose message can be lost, each with the queue its next message goes to and the

@@ -5,7 +5,7 @@ import { createReconciler } from "./reconciler.js";
 runService({
   name: "reconciler",
   loadConfig,
-  build: ({ config, sqs, prisma, queueUrls, logger }) => {
+  build: ({ config, sqs, prisma, queueUrls, logger, liveness, metrics }) => {
     const reconciler = createReconciler({
       prisma,
       sqs,
@@ -15,6 +15,8 @@ runService({
       settleSeconds: config.RECONCILE_SETTLE_SECONDS,
       intervalSeconds: config.RECONCILE_INTERVAL_SECONDS,
       logger,
+      liveness,
+      metrics,
     });
     // RECONCILE_INTERVAL_SECONDS=0: one pass, then exit (a scheduled task).
     if (config.RECONCILE_INTERVAL_SECONDS > 0) return reconciler;

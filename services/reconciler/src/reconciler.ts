@@ -9,16 +9,20 @@ import {
   objectCreatedEvent,
   QueueProducer,
   QueueSender,
+  RECONCILED_QUEUES,
   settleBatch,
   silentLogger,
   type Logger,
   type QueueKey,
+  type LivenessProbe,
   type QueueUrls,
+  type ReconciledQueue,
+  type WorkerObservers,
 } from "@docpipe/queue";
-import { drainMarks, RECONCILED_QUEUES, type ReconciledQueue } from "./drains.js";
+import { drainMarks } from "./drains.js";
 import { finishedButOpen, KINDS, settledButOpen, stopWaiting, takeLost, waitingInVain, type LostKind, type LostRow } from "./lost.js";
 
-export interface ReconcilerOptions {
+export interface ReconcilerOptions extends WorkerObservers {
   prisma: PrismaClient;
   sqs: SQSClient;
   queueUrls: Record<QueueKey, QueueUrls>;
@@ -164,6 +168,8 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
       if (await settleBatch(prisma, batchId)) result.batchesCompleted++;
     }
     const resent = Object.values(result.resent).reduce((a, b) => a + b, 0);
+    opts.metrics?.count("ReconcilePasses");
+    opts.metrics?.count("UnitsReconciled", resent);
     if (resent > 0 || result.documentsEnded > 0 || result.batchesCompleted > 0) {
       logger.warn({ resent: result.resent, documentsEnded: result.documentsEnded, batchesCompleted: result.batchesCompleted }, "reconciled units whose message was lost");
     } else {
@@ -175,10 +181,14 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let stopped = false;
+  // Alive while passes end, well or not (a failed pass is logged and tried again): a pass that
+  // hangs past two intervals and a few minutes fails the health check, and ECS replaces the task.
+  let probe: LivenessProbe | undefined;
   const loop = () => {
     running = runOnce()
       .catch((e: unknown) => logger.error({ err: coerceError(e) }, "reconcile pass failed; trying again next time"))
       .finally(() => {
+        probe?.beat();
         running = undefined;
         if (!stopped) timer = setTimeout(loop, intervalMs);
       });
@@ -189,11 +199,13 @@ export function createReconciler(opts: ReconcilerOptions): Reconciler {
     start() {
       if (timer || running) return;
       stopped = false;
+      probe = opts.liveness?.loop("reconcile", 2 * intervalMs + 300_000);
       logger.info({ intervalSeconds: intervalMs / 1000, idleSeconds: opts.idleSeconds ?? 600 }, "reconciler started");
       loop();
     },
     async stop() {
       stopped = true;
+      probe?.close();
       clearTimeout(timer);
       timer = undefined;
       await running;
