@@ -3,6 +3,7 @@
 //   BENCH_E2E_STAGES=0          # skip the run with one process per service (per-stage table)
 //   BENCH_E2E_STAGES=only       # only that run
 //   BENCH_DPI=150
+//   BENCH_E2E_NODE_FLAGS="--single-threaded-gc"   # V8 flags for the service processes of that run
 //   BENCH_E2E_PROFILE=dir       # CPU profiles (.cpuprofile) of that run, in dir/<service>/ (one per thread)
 // 1. `mutool draw` renders every page of the folder to PNG, one process per core.
 // 2. `docpipe run` (one process, as the CLI runs it) processes the same folder: pages/s from the

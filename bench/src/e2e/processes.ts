@@ -13,6 +13,8 @@ import { awaitBatch, batchCounts, uploadFolder } from "./in-process.ts";
 import { peakRssBytes, treeCpuSeconds } from "./proc.ts";
 
 const REPO = new URL("../../../", import.meta.url).pathname;
+/** BENCH_E2E_NODE_FLAGS="--a --b": V8 flags for every service process, to measure one (e.g. --single-threaded-gc). */
+const SERVICE_NODE_FLAGS = (process.env.BENCH_E2E_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 
 /** A deployable and the stage its CPU is charged to. */
 interface ServiceRun {
@@ -48,7 +50,8 @@ export interface ProcessRun {
 function launch(run: ServiceRun, env: Record<string, string>, logDir: string): { child: ChildProcess; ready: Promise<void> } {
   // BENCH_E2E_PROFILE=dir: a V8 CPU profile of every service, written when it stops.
   const profile = process.env.BENCH_E2E_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${join(process.env.BENCH_E2E_PROFILE, run.name)}`] : [];
-  const child = spawn(process.execPath, [...profile, "--conditions=@docpipe/source", "--import", "tsx", join(REPO, run.main)], {
+  // As the images run them (docker/Dockerfile's CMD gives no V8 flag that changes CPU), unless BENCH_E2E_NODE_FLAGS says otherwise.
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, ...profile, "--conditions=@docpipe/source", "--import", "tsx", join(REPO, run.main)], {
     cwd: REPO,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", LOG_LEVEL: "info", ...env, ...run.env },
     stdio: ["ignore", "pipe", "pipe"],
