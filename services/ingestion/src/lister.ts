@@ -5,7 +5,7 @@ import { coerceError, fullJitterBackoff, isTransient, TransientError, type Logge
 import { setTimeout as delay } from "node:timers/promises";
 import { BatchOptions } from "./batch-options.js";
 import { ListingError } from "./errors.js";
-import { finishListing, handlePage, isDirectoryMarker, markFailed, type ListingContext, type ListingDeps } from "./listing-page.js";
+import { admitPage, finishListing, isDirectoryMarker, markFailed, sendPage, type ListingContext, type ListingDeps } from "./listing-page.js";
 
 /** Where a batch's listing stands: the prefix being listed and the continuation token of the next page to list. */
 export interface ListingPosition {
@@ -254,33 +254,53 @@ export class BatchLister {
       log.info({ prefixIndex: pos.prefixIndex, midPrefix: pos.token !== null }, "resuming listing from saved position");
     }
 
-    // One page ahead is fetched while the current one is written and sent.
+    // Three pages in the air: the next one is fetched while this one's rows are admitted and
+    // the previous one's messages go out (sendPage). Rows may run one page ahead of messages;
+    // the saved position never passes a page whose messages are not all sent.
     let prefetched: Promise<ListedPage> | undefined;
-    while (pos.prefixIndex < prefixes.length) {
-      if (this.stopping) {
-        log.info({ prefixIndex: pos.prefixIndex, pages: progress.pages }, "listing paused by shutdown; resumes on the next start");
-        return;
+    let sending: Promise<"moved" | "lost" | "stopped"> | undefined;
+    const previousSent = async (): Promise<boolean> => {
+      const outcome = await sending;
+      sending = undefined;
+      if (outcome === "lost") log.warn({ position: pos }, "another process moved this listing on; leaving it to that process");
+      return outcome !== "lost";
+    };
+    try {
+      while (pos.prefixIndex < prefixes.length) {
+        if (this.stopping) {
+          if (!(await previousSent())) return;
+          log.info({ prefixIndex: pos.prefixIndex, pages: progress.pages }, "listing paused by shutdown; resumes on the next start");
+          return;
+        }
+        const out = await (prefetched ?? this.fetchPage(counted, ctx, pos.prefixIndex, pos.token, this.startAfterFor(ctx, pos)));
+        prefetched = undefined;
+        let next: ListingPosition;
+        if (out.IsTruncated) {
+          if (!out.NextContinuationToken) throw new TransientError("s3_listing", "truncated listing without a continuation token");
+          next = { prefixIndex: pos.prefixIndex, token: out.NextContinuationToken };
+        } else {
+          next = { prefixIndex: pos.prefixIndex + 1, token: null };
+        }
+        if (next.prefixIndex < prefixes.length && !this.stopping) {
+          prefetched = this.fetchPage(counted, ctx, next.prefixIndex, next.token, null);
+          prefetched.catch(() => undefined); // awaited (or dropped) on the next turn
+        }
+        const admitted = await admitPage(this.pageDeps, ctx, out.Contents ?? [], pos, ++progress.pages);
+        if (!(await previousSent())) return;
+        sending = sendPage(this.pageDeps, ctx, admitted, pos, next, log);
+        sending.catch(() => undefined); // awaited on the next turn, or below
+        if (admitted.admission.firstRefused !== undefined) {
+          // The page hit a limit: the listing ends with it (or continues in a follow-up batch).
+          await previousSent();
+          return;
+        }
+        pos = next;
       }
-      const out = await (prefetched ?? this.fetchPage(counted, ctx, pos.prefixIndex, pos.token, this.startAfterFor(ctx, pos)));
-      prefetched = undefined;
-      let next: ListingPosition;
-      if (out.IsTruncated) {
-        if (!out.NextContinuationToken) throw new TransientError("s3_listing", "truncated listing without a continuation token");
-        next = { prefixIndex: pos.prefixIndex, token: out.NextContinuationToken };
-      } else {
-        next = { prefixIndex: pos.prefixIndex + 1, token: null };
-      }
-      if (next.prefixIndex < prefixes.length && !this.stopping) {
-        prefetched = this.fetchPage(counted, ctx, next.prefixIndex, next.token, null);
-        prefetched.catch(() => undefined); // awaited (or dropped) on the next turn
-      }
-      const outcome = await handlePage(this.pageDeps, ctx, out.Contents ?? [], pos, next, ++progress.pages, log);
-      if (outcome === "lost") {
-        log.warn({ position: pos }, "another process moved this listing on; leaving it to that process");
-        return;
-      }
-      if (outcome === "stopped") return;
-      pos = next;
+      if (!(await previousSent())) return;
+    } finally {
+      // Whatever stops the listing (a crash, a stop, a failure), a page whose rows are in goes
+      // on to send its messages and move the position, as a single page always has.
+      await sending?.catch(() => undefined);
     }
     await finishListing(this.pageDeps, batchId, log, { pages: progress.pages, ms: Date.now() - started });
   }

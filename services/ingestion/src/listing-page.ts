@@ -28,21 +28,28 @@ export interface ListingDeps {
 export const isDirectoryMarker = (key: string): boolean => key.endsWith("/");
 
 /**
- * One page: rows and audit records admitted in one transaction, then messages, then the
- * position (with the skipped count) moved on with a compare-and-set. Returns "lost" when the
- * saved position was not where this run left it (another process is listing the batch), and
- * "stopped" when the page hit the batch's bound or the key's quota and the listing ended there.
+ * One page, in two steps the lister may overlap with the neighbouring pages' (the next page's
+ * rows are admitted while this page's messages go out): {@link admitPage} admits the rows and
+ * audit records in one transaction; {@link sendPage} sends the messages, then moves the
+ * position (with the skipped count) on with a compare-and-set. Messages never go out before
+ * their rows, and the position never moves past a page before its messages are sent.
  */
-export async function handlePage(
-  deps: ListingDeps,
-  ctx: ListingContext,
-  objects: _Object[],
-  pos: ListingPosition,
-  next: ListingPosition,
-  page: number,
-  log: Logger,
-): Promise<"moved" | "lost" | "stopped"> {
-  const { batchId, bucket } = ctx;
+export interface AdmittedPage {
+  objects: _Object[];
+  sizes: Map<string, number | undefined>;
+  admission: Admission;
+  /** PDFs of the page that belong to this batch (all of them unless the page hit a limit). */
+  admittedKeys: string[];
+  /** Index in `objects` of the first refused key (`objects.length` when none was). */
+  cutIndex: number;
+  skipped: number;
+  event: PageEvent;
+  t0: number;
+  insertMs: number;
+}
+
+/** Rows and audit records of a page's new PDFs, within the room left; then the `afterInsert` hook. */
+export async function admitPage(deps: ListingDeps, ctx: ListingContext, objects: _Object[], pos: ListingPosition, page: number): Promise<AdmittedPage> {
   const t0 = performance.now();
   const sizes = new Map<string, number | undefined>();
   for (const o of objects) {
@@ -63,52 +70,69 @@ export async function handlePage(
   // Listing order is S3's (UTF-8 bytes), so positions in the page, not string comparison, say what came before the cut.
   const admittedKeys = firstRefused === undefined ? keys : keys.slice(0, keys.indexOf(firstRefused));
   const insertMs = performance.now() - t0;
-  const event: PageEvent = { batchId, page, position: pos, pdfs: keys.length, inserted: inserted.length, skipped };
+  const event: PageEvent = { batchId: ctx.batchId, page, position: pos, pdfs: keys.length, inserted: inserted.length, skipped };
   await deps.hooks.afterInsert?.(event);
+  return { objects, sizes, admission, admittedKeys, cutIndex, skipped, event, t0, insertMs };
+}
 
+/**
+ * The admitted page's messages, then its position. Returns "lost" when the saved position was
+ * not where this run left it (another process is listing the batch), and "stopped" when the
+ * page hit the batch's bound or the key's quota and the listing ended there.
+ */
+export async function sendPage(
+  deps: ListingDeps,
+  ctx: ListingContext,
+  a: AdmittedPage,
+  pos: ListingPosition,
+  next: ListingPosition,
+  log: Logger,
+): Promise<"moved" | "lost" | "stopped"> {
+  const { batchId, bucket } = ctx;
+  const { inserted, firstRefused } = a.admission;
   // Rows that already existed come from a run that died mid-page: their messages may never
   // have gone out, so the ones nobody has picked up yet are sent again.
   let toSend: { id: string; key: string }[] = inserted;
-  if (inserted.length < admittedKeys.length) {
+  if (inserted.length < a.admittedKeys.length) {
     const fresh = new Set(inserted.map((r) => r.key));
     const earlier = await deps.prisma.document.findMany({
-      where: { batchId, bucket, key: { in: admittedKeys.filter((k) => !fresh.has(k)) }, state: "queued" },
+      where: { batchId, bucket, key: { in: a.admittedKeys.filter((k) => !fresh.has(k)) }, state: "queued" },
       select: { id: true, key: true },
     });
     toSend = [...inserted, ...earlier];
   }
   const messages: IngestMessage[] = toSend.map((d) => {
-    const size = sizes.get(d.key);
+    const size = a.sizes.get(d.key);
     return { version: 1, batchId, documentId: d.id, bucket, key: d.key, ...(size !== undefined ? { size } : {}) };
   });
   const t1 = performance.now();
   await deps.producer.send(messages);
   const sendMs = performance.now() - t1;
-  await deps.hooks.afterSend?.(event);
+  await deps.hooks.afterSend?.(a.event);
 
   if (firstRefused !== undefined) {
-    return (await stopAt(deps, ctx, admission, objects, cutIndex, pos, skipped, log)) ? "stopped" : "lost";
+    return (await stopAt(deps, ctx, a.admission, a.objects, a.cutIndex, pos, a.skipped, log)) ? "stopped" : "lost";
   }
 
   const moved = await deps.prisma.batch.updateMany({
     where: { id: batchId, state: "listing", listingPrefix: pos.prefixIndex, listingToken: pos.token },
-    data: { listingPrefix: next.prefixIndex, listingToken: next.token, listingStartAfter: null, skippedCount: { increment: skipped } },
+    data: { listingPrefix: next.prefixIndex, listingToken: next.token, listingStartAfter: null, skippedCount: { increment: a.skipped } },
   });
   log.debug(
     {
-      page,
-      pdfs: keys.length,
+      page: a.event.page,
+      pdfs: a.event.pdfs,
       inserted: inserted.length,
       sent: messages.length,
-      skipped,
-      insertMs: Math.round(insertMs),
+      skipped: a.skipped,
+      insertMs: Math.round(a.insertMs),
       sendMs: Math.round(sendMs),
-      totalMs: Math.round(performance.now() - t0),
+      totalMs: Math.round(performance.now() - a.t0),
     },
     "page listed",
   );
   if (moved.count === 0) return "lost";
-  await deps.hooks.afterPage?.(event);
+  await deps.hooks.afterPage?.(a.event);
   return "moved";
 }
 
@@ -311,7 +335,7 @@ export interface ListingContext {
   key: Pick<CallerKey, "id" | "plan"> | undefined;
 }
 
-interface Admission extends InsertedPage {
+export interface Admission extends InsertedPage {
   /** What limited the room when a key was refused. */
   cutBy: "batch_limit" | "quota";
   quota: QuotaStatus | undefined;
