@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -95,6 +95,8 @@ describe("PdfPool inspect and split", () => {
     expect((await pool.inspect(mixed.path)).pageCount).toBe(24);
     await split.return();
     expect(pool.pending).toBe(0);
+    // Neither the chunk handed out nor the one written ahead of it is left behind.
+    expect(await readdir(join(dir, "held"))).toEqual([]);
   });
 });
 

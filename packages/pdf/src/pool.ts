@@ -83,8 +83,9 @@ export class PdfPool {
 
   /**
    * splitChunks with the document open in one worker for the whole split (the worker is held
-   * until the generator ends): same chunks, same errors. Files of 2 GiB or more still go
-   * through native mutool.
+   * until the generator ends): same chunks, same errors. The worker writes the next chunk while
+   * the caller handles the current one, so two chunk files may exist at once. Files of 2 GiB or
+   * more still go through native mutool.
    */
   splitChunks(src: string, opts: SplitOptions): AsyncGenerator<SplitChunk, void, undefined> {
     return splitChunksWith(src, opts, (path, maxPages) => this.openSplit(path, maxPages));
@@ -97,6 +98,7 @@ export class PdfPool {
       const { total } = (await session.run({ op: "split-open", path, maxPages }, { timeoutMs })) as { total: number };
       return {
         total,
+        ahead: true,
         write: async (first, last, outPath) => {
           await session.run({ op: "split-write", path, first, last, outPath }, { timeoutMs });
         },

@@ -127,6 +127,8 @@ export interface SplitSource {
   total: number;
   /** Writes pages first..last (1-based, inclusive) into a new PDF at outPath. */
   write(first: number, last: number, outPath: string): void | Promise<void>;
+  /** write runs elsewhere (a worker): the next chunk is written while the consumer handles this one. */
+  ahead?: boolean;
   destroy(): void | Promise<void>;
 }
 
@@ -194,30 +196,59 @@ export async function* splitChunksWith(
   }
   const source = await open(src, opts.maxPages);
   try {
-    yield* chunks(source.total, per, opts, (first, last, path) => source.write(first, last, path));
+    yield* chunks(source.total, per, opts, (first, last, path) => source.write(first, last, path), source.ahead);
   } finally {
     await source.destroy();
   }
 }
 
-/** Writes and yields the chunks of a document of `total` pages, one at a time, with `write`. */
+/**
+ * Writes and yields the chunks of a document of `total` pages, one at a time, with `write`. With
+ * `ahead`, the next chunk is being written (elsewhere: a worker thread) while the consumer handles
+ * this one, so at most two chunk files exist at once.
+ */
 async function* chunks(
   total: number,
   per: number,
   opts: SplitOptions,
   write: (first: number, last: number, path: string) => void | Promise<void>,
+  ahead = false,
 ): AsyncGenerator<SplitChunk, void, undefined> {
   const start = opts.fromPage ?? 1;
   if (start > total) return;
   checkRange(start, start, total);
-  for (let first = start; first <= total; first += per) {
+  const range = (first: number) => {
     const last = Math.min(total, first + per - 1);
-    const path = join(opts.dir, `${first}-${last}.pdf`);
-    await write(first, last, path);
-    try {
-      yield { first, last, path, totalPages: total };
-    } finally {
-      if (!opts.keepFiles) await rm(path, { force: true });
+    return { first, last, path: join(opts.dir, `${first}-${last}.pdf`) };
+  };
+  const begin = (first: number) => {
+    const r = range(first);
+    const written = Promise.resolve().then(() => write(r.first, r.last, r.path));
+    // Awaited when its turn comes, or in the finally below: never unhandled.
+    written.catch(() => undefined);
+    return { ...r, written };
+  };
+  let next: ReturnType<typeof begin> | undefined = ahead ? begin(start) : undefined;
+  try {
+    for (let first = start; first <= total; first += per) {
+      const { last, path } = range(first);
+      if (next) {
+        await next.written;
+        next = last < total ? begin(last + 1) : undefined;
+      } else {
+        await write(first, last, path);
+      }
+      try {
+        yield { first, last, path, totalPages: total };
+      } finally {
+        if (!opts.keepFiles) await rm(path, { force: true });
+      }
+    }
+  } finally {
+    // A chunk written ahead that the consumer stopped before.
+    if (next) {
+      await next.written.catch(() => undefined);
+      if (!opts.keepFiles) await rm(next.path, { force: true });
     }
   }
 }
