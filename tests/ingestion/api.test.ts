@@ -2,30 +2,14 @@ import { S3Client } from "@aws-sdk/client-s3";
 import type { LocalStack } from "@docpipe/local-stack";
 import { createLogger } from "@docpipe/queue";
 import type request from "supertest";
-import { buildApp, type AppOptions, type IngestionApp } from "@docpipe/ingestion";
-import { describe, expect, test as stackTest } from "../fixtures/index.js";
-import { authed, createTestKey, drainIngestQueue, pdfKeys, putObjects } from "./helpers.js";
+import type { IngestionApp } from "@docpipe/ingestion";
+import { describe, expect } from "../fixtures/index.js";
+import { appTest, authed, drainIngestQueue, pdfKeys, putObjects } from "./helpers.js";
 
 const logger = createLogger({ service: "ingestion-test", level: "warn" });
 
 /** The local stack per file, a database per test, and the ingestion app on that database. */
-const it = stackTest.extend<{ $test: { key: string; app: IngestionApp; makeApp: (o?: Partial<AppOptions>) => Promise<IngestionApp> } }>({
-  key: async ({ prisma }, use) => {
-    await use((await createTestKey(prisma)).key);
-  },
-  makeApp: async ({ stack, prisma }, use) => {
-    const made: IngestionApp[] = [];
-    try {
-      await use(async (o = {}) => {
-        const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, workBucket: stack.workBucket, logger, bodyLimit: 4096, ...o });
-        made.push(app);
-        await app.ready();
-        return app;
-      });
-    } finally {
-      for (const app of made) await app.close();
-    }
-  },
+const it = appTest(logger).extend<{ $test: { app: IngestionApp } }>({
   app: async ({ makeApp }, use) => {
     await use(await makeApp());
   },

@@ -5,6 +5,9 @@ import { IngestMessage } from "@docpipe/queue";
 import type { Server } from "node:http";
 import request from "supertest";
 import { createApiKey, type CreatedKey, type CreateKeyInput } from "@docpipe/api-keys";
+import { buildApp, type AppOptions, type IngestionApp } from "@docpipe/ingestion";
+import type { Logger } from "@docpipe/queue";
+import { test as stackTest } from "../fixtures/index.js";
 
 /** Creates a bucket and fills it with tiny objects (the ingestion service never reads their bodies). */
 export async function putObjects(s3: S3Client, bucket: string, keys: readonly string[], concurrency = 16): Promise<void> {
@@ -60,3 +63,28 @@ export async function createTestKey(prisma: PrismaClient, opts: Partial<CreateKe
 
 /** supertest on an app's server with an API key on every request. */
 export const authed = (app: { server: Server }, key: string) => request.agent(app.server).set("x-api-key", key);
+
+/**
+ * `test` with a key of the test's own and `makeApp`: ingestion apps on the test's database and
+ * the file's stack (small body limit; `o` overrides any option), closed after the test.
+ */
+export function appTest(logger: Logger) {
+  return stackTest.extend<{ $test: { key: string; makeApp: (o?: Partial<AppOptions>) => Promise<IngestionApp> } }>({
+    key: async ({ prisma }, use) => {
+      await use((await createTestKey(prisma)).key);
+    },
+    makeApp: async ({ stack, prisma }, use) => {
+      const made: IngestionApp[] = [];
+      try {
+        await use(async (o = {}) => {
+          const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, workBucket: stack.workBucket, logger, bodyLimit: 4096, ...o });
+          made.push(app);
+          await app.ready();
+          return app;
+        });
+      } finally {
+        for (const app of made) await app.close();
+      }
+    },
+  });
+}

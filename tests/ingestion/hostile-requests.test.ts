@@ -5,39 +5,21 @@ import { connect } from "node:net";
 import { encodeCursor } from "@docpipe/api-contract";
 import { ApiClient, reportWithDocuments } from "@docpipe/cli";
 import { createLogger } from "@docpipe/queue";
-import { buildApp, type AppOptions, type IngestionApp } from "@docpipe/ingestion";
 import type request from "supertest";
-import { describe, expect, test as stackTest } from "../fixtures/index.js";
-import { authed, createTestKey, pdfKeys, putObjects, TEST_OWNER } from "./helpers.js";
+import { describe, expect } from "../fixtures/index.js";
+import { appTest, authed, createTestKey, pdfKeys, putObjects, TEST_OWNER } from "./helpers.js";
 
 const logger = createLogger({ service: "ingestion-hostile-test", level: "silent" });
 const bucket = "hostile-in";
 
-const it = stackTest.extend<{ $file: { uploaded: void }; $test: { key: string; makeApp: (o?: Partial<AppOptions>) => Promise<IngestionApp> } }>({
+const it = appTest(logger).extend<{ $file: { uploaded: void } }>({
   uploaded: [
     async ({ stack }, use) => {
       await putObjects(stack.s3, bucket, [...pdfKeys("team-a/", 2), ...pdfKeys("team-ab/", 2)]);
       await use();
     },
-    { scope: "file" },
+    { scope: "file", auto: true },
   ],
-  key: async ({ prisma }, use) => {
-    await use((await createTestKey(prisma)).key);
-  },
-  makeApp: async ({ stack, prisma, uploaded }, use) => {
-    void uploaded;
-    const made: IngestionApp[] = [];
-    try {
-      await use(async (o = {}) => {
-        const app = buildApp({ prisma, s3: stack.s3, sqs: stack.sqs, queueUrls: stack.queueUrls, workBucket: stack.workBucket, logger, bodyLimit: 4096, ...o });
-        made.push(app);
-        await app.ready();
-        return app;
-      });
-    } finally {
-      for (const app of made) await app.close();
-    }
-  },
 });
 
 /** An answer in the API's error shape, `{ error: { code, message, details } }`, with this status and code. */
