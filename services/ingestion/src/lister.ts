@@ -1,9 +1,10 @@
-import { ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from "@aws-sdk/client-s3";
+import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { isPdfKey } from "@docpipe/api-contract";
 import type { PrismaClient } from "@docpipe/db";
 import { coerceError, fullJitterBackoff, isTransient, TransientError, type Logger, type QueueProducer } from "@docpipe/queue";
 import { setTimeout as delay } from "node:timers/promises";
 import { BatchOptions } from "./batch-options.js";
+import { COUNT_LANES, CountedPages, type ListedPage } from "./counted-pages.js";
 import { ListingError } from "./errors.js";
 import { admitPage, finishListing, isDirectoryMarker, markFailed, sendPage, type ListingContext, type ListingDeps } from "./listing-page.js";
 
@@ -322,17 +323,31 @@ export class BatchLister {
    */
   private async countPdfs(ctx: ListingContext, stopAt: number, counted: CountedPages): Promise<number> {
     let count = 0;
-    for (let i = 0; i < ctx.prefixes.length; i++) {
-      let token: string | null = null;
-      do {
-        const startAfter = token === null && i === 0 ? ctx.startAfter : null;
-        const out: ListedPage = await this.listPage(ctx.batchId, ctx.bucket, ctx.prefixes[i]!, token, startAfter);
-        counted.keep(i, token, startAfter, out);
-        for (const o of out.Contents ?? []) if (o.Key && isPdfKey(o.Key) && !isDirectoryMarker(o.Key)) count++;
-        if (count >= stopAt || this.stopping) return count;
-        token = out.IsTruncated ? (out.NextContinuationToken ?? null) : null;
-      } while (token);
-    }
+    let nextPrefix = 0;
+    let failed = false;
+    const done = () => count >= stopAt || this.stopping || failed;
+    // Prefixes are counted a few at a time: a prefix's pages follow one another (each needs the
+    // previous page's token), but the prefixes are independent, and counting is read-only.
+    const lane = async (): Promise<void> => {
+      while (nextPrefix < ctx.prefixes.length && !done()) {
+        const i = nextPrefix++;
+        let token: string | null = null;
+        do {
+          const startAfter = token === null && i === 0 ? ctx.startAfter : null;
+          const out: ListedPage = await this.listPage(ctx.batchId, ctx.bucket, ctx.prefixes[i]!, token, startAfter);
+          counted.keep(i, token, startAfter, out);
+          for (const o of out.Contents ?? []) if (o.Key && isPdfKey(o.Key) && !isDirectoryMarker(o.Key)) count++;
+          token = out.IsTruncated ? (out.NextContinuationToken ?? null) : null;
+        } while (token && !done());
+      }
+    };
+    const lanes = Array.from({ length: Math.min(COUNT_LANES, ctx.prefixes.length) }, () =>
+      lane().catch((e: unknown) => {
+        failed = true; // the other lanes stop after their page in hand
+        throw e;
+      }),
+    );
+    await Promise.all(lanes);
     return count;
   }
 
@@ -368,44 +383,3 @@ export class BatchLister {
     }
   }
 }
-
-/** What the listing uses of a ListObjectsV2 page. */
-type ListedPage = Pick<ListObjectsV2CommandOutput, "Contents" | "IsTruncated" | "NextContinuationToken">;
-
-/**
- * Up to this many keys of the pages a count listed are kept for the listing that follows, so
- * a batch of up to this size is listed once, not twice (about 10 MB: a key and a size each).
- */
-export const MAX_COUNTED_KEYS_KEPT = 100_000;
-
-/**
- * The pages a count listed (keys and sizes only), by where they start, each handed out once.
- * Only memory: a listing that resumes after a crash lists its pages again from its saved position.
- */
-class CountedPages {
-  private readonly pages = new Map<string, ListedPage>();
-  private keys = 0;
-
-  private static at(prefixIndex: number, token: string | null, startAfter: string | null): string {
-    return JSON.stringify([prefixIndex, token, startAfter]);
-  }
-
-  keep(prefixIndex: number, token: string | null, startAfter: string | null, out: ListedPage): void {
-    const contents = (out.Contents ?? []).map((o) => ({ Key: o.Key, Size: o.Size }));
-    if (this.keys + contents.length > MAX_COUNTED_KEYS_KEPT) return;
-    this.keys += contents.length;
-    this.pages.set(CountedPages.at(prefixIndex, token, startAfter), {
-      Contents: contents,
-      IsTruncated: out.IsTruncated,
-      NextContinuationToken: out.NextContinuationToken,
-    });
-  }
-
-  take(prefixIndex: number, token: string | null, startAfter: string | null): ListedPage | undefined {
-    const at = CountedPages.at(prefixIndex, token, startAfter);
-    const page = this.pages.get(at);
-    this.pages.delete(at);
-    return page;
-  }
-}
-
