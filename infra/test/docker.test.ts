@@ -99,5 +99,7 @@ describe("docker/compose.yaml and the LocalStack init script", () => {
     expect(compose).toMatch(/splitter-small:[\s\S]*?ROLE: small/);
     expect(compose).toContain("migrate: { condition: service_completed_successfully }");
     expect(compose).toContain("MODEL_URL: http://model:8080/invocations");
+    // ...and the reconciler, which the stack runs as a scheduled task, as a looping service.
+    expect(compose).toContain('  reconciler:\n    <<: *service\n    build: { <<: *build, args: { SERVICE: reconciler } }\n    environment: { <<: *env, RECONCILE_INTERVAL_SECONDS: "300" }\n');
   });
 });
