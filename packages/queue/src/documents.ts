@@ -141,8 +141,10 @@ export async function noteDocumentFailure(
   doc: { batchId: string; documentId: string },
   failure: { code: string; reason: string },
 ): Promise<void> {
+  // Also on a document already failed without a reason: a sibling's last page may have ended it
+  // (its counts include this page's failure) between the page's update and this one.
   await prisma.document.updateMany({
-    where: { id: doc.documentId, state: { notIn: [...TERMINAL] }, failureCode: null },
+    where: { id: doc.documentId, state: { not: "done" }, failureCode: null },
     data: { failureCode: failure.code, failureReason: failure.reason },
   });
   await completeDocumentIfFinished(prisma, doc);
