@@ -307,6 +307,23 @@ describe("service images (docker/Dockerfile), built and run without Docker", () 
         }
       }
 
+      // --- the reconciler, as its schedule runs it on AWS (infra/lib/reconciler-task.ts): one pass with
+      // the services' settings, then exit 0. Nothing was lost, so it re-sends nothing.
+      const reconciler = bundles.services.get("reconciler")!;
+      const pass = await runContainer(
+        "reconciler",
+        reconciler,
+        await containerEnv(reconciler, home("reconciler"), { ...stackEnv, ...dbEnv, LOG_LEVEL: "info", RECONCILE_INTERVAL_SECONDS: "0" }),
+        120_000,
+      );
+      expect(pass.code, pass.output).toBe(0);
+      const passLines = pass.output.split("\n");
+      expect(passLines.filter((l) => /^\{"level":(50|60)\b/.test(l))).toEqual([]);
+      const passMetrics = passLines.filter((l) => l.startsWith('{"_aws"')).map((l) => JSON.parse(l) as { ReconcilePasses?: number; UnitsReconciled?: number });
+      expect(passMetrics.reduce((n, m) => n + (m.ReconcilePasses ?? 0), 0)).toBe(1);
+      expect(passMetrics.reduce((n, m) => n + (m.UnitsReconciled ?? 0), 0)).toBe(0);
+      phase("reconciler pass");
+
       // The large split ran under scale-in protection, released once it was done.
       expect(agent.requests.map((r) => r.ProtectionEnabled)).toEqual([true, false]);
       expect(agent.state().protectionEnabled).toBe(false);
