@@ -19,10 +19,10 @@ function hasMutool(): boolean {
 }
 
 /**
- * A 3-page PDF a little over 2 GiB whose bulk is a sparse, unreferenced-by-pages stream of
- * zeros: instant to write, costs no disk, and puts every page object past the 2 GiB mark.
+ * A 3-page PDF whose bulk is a sparse, unreferenced-by-pages stream of `gap` zeros: instant to
+ * write, costs no disk, and with a gap over 2 GiB puts every page object past the 2 GiB mark.
  */
-function writeHugeSparsePdf(path: string): void {
+function writeSparsePdf(path: string, gap: number): void {
   const fd = openSync(path, "w");
   let pos = 0;
   const offsets: number[] = [];
@@ -36,7 +36,6 @@ function writeHugeSparsePdf(path: string): void {
     put(`${n} 0 obj\n${body}\nendobj\n`);
   };
   put("%PDF-1.7\n");
-  const gap = 2 ** 31 + 4096;
   offsets[7] = pos;
   put(`7 0 obj\n<< /Length ${gap} >>\nstream\n`);
   pos += gap;
@@ -59,10 +58,14 @@ function writeHugeSparsePdf(path: string): void {
 
 let dir: string;
 let huge: string;
+/** The same three pages, a few hundred bytes. */
+let small: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "docpipe-pdf-native-"));
   huge = join(dir, "huge.pdf");
-  writeHugeSparsePdf(huge);
+  writeSparsePdf(huge, 2 ** 31 + 4096);
+  small = join(dir, "small.pdf");
+  writeSparsePdf(small, 16);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -89,7 +92,7 @@ describe("files over mupdf WASM's 2 GiB", () => {
   it.skipIf(!hasMutool())("go through native mutool from a PdfPool too, with the same results and refusals", async () => {
     const pool = new PdfPool({ size: 1 });
     try {
-      await expect(pool.inspect(huge)).resolves.toMatchObject({ pageCount: 3, repaired: false, engine: "mupdf" });
+      await expect(pool.inspect(huge)).resolves.toMatchObject({ pageCount: 3, repaired: false, engine: "mutool" });
       await expect(pool.inspect(huge, { mutool: false })).rejects.toMatchObject({ code: "file_too_large" });
       const chunks: string[][] = [];
       for await (const c of pool.splitChunks(huge, { dir: join(dir, "pool-chunks"), pagesPerChunk: 2 })) chunks.push(pageTexts(c.path));
@@ -97,5 +100,22 @@ describe("files over mupdf WASM's 2 GiB", () => {
     } finally {
       await pool.close();
     }
+  });
+});
+
+describe("nativeMinBytes", () => {
+  it.skipIf(!hasMutool())("sends a smaller file through native mutool, with the same pages and chunks", async () => {
+    await expect(inspectPdf(small)).resolves.toMatchObject({ pageCount: 3, engine: "mupdf" });
+    await expect(inspectPdf(small, { nativeMinBytes: 1 })).resolves.toMatchObject({ pageCount: 3, engine: "mutool" });
+    // It is mutool that reads it: without one, the file is refused as one past the WASM build's reach.
+    await expect(inspectPdf(small, { nativeMinBytes: 1, mutool: "/nonexistent/mutool" })).rejects.toMatchObject({ code: "file_too_large" });
+    await expect(splitRange(small, 1, 2, join(dir, "small-two.pdf"), { nativeMinBytes: 1, mutool: false })).rejects.toMatchObject({ code: "file_too_large" });
+    const chunks: string[][] = [];
+    for await (const c of splitChunks(small, { dir: join(dir, "small-chunks"), pagesPerChunk: 2, nativeMinBytes: 1 })) chunks.push(pageTexts(c.path));
+    expect(chunks).toEqual([["Huge page 1", "Huge page 2"], ["Huge page 3"]]);
+  });
+
+  it("cannot keep a file of 2 GiB or more away from mutool", async () => {
+    await expect(inspectPdf(huge, { nativeMinBytes: 2 ** 40, mutool: false })).rejects.toMatchObject({ code: "file_too_large" });
   });
 });

@@ -12,6 +12,24 @@ const run = promisify(execFile);
 export interface NativeOptions {
   /** Path of the native mutool binary; false disables the fallback. @defaultValue "mutool" */
   mutool?: string | false;
+  /**
+   * Files of at least this many bytes go through native mutool. It cannot be raised past 2 GiB
+   * (mupdf's WASM build cannot read further); a lower value sends smaller files the same way,
+   * so a test can take the native path without a 2 GiB file. @defaultValue 2 GiB
+   */
+  nativeMinBytes?: number;
+}
+
+/**
+ * mupdf's WASM build passes stream positions to JavaScript as signed 32-bit integers, so any
+ * byte at or beyond 2 GiB is unreachable (it reads at position -2^31 and then "repairs" the file
+ * into nonsense). Refuse such files up front with a clear reason instead.
+ */
+export const MAX_MUPDF_FILE_BYTES = 2 ** 31 - 1;
+
+/** Whether a file of `size` bytes is read by native mutool rather than mupdf's WASM build. */
+export function readsNatively(size: number, opts: NativeOptions): boolean {
+  return size > MAX_MUPDF_FILE_BYTES || (opts.nativeMinBytes !== undefined && size >= opts.nativeMinBytes);
 }
 
 function binary(opts: NativeOptions, path: string, size: number): string {

@@ -2,16 +2,11 @@ import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { open as openAsync } from "node:fs/promises";
 import * as mupdf from "mupdf";
 import { PdfError } from "./errors.js";
-import { nativeInspect, type NativeOptions } from "./native.js";
+import { MAX_MUPDF_FILE_BYTES, nativeInspect, readsNatively, type NativeOptions } from "./native.js";
 import { orphanPages, trustLeaves, walkPageTree, type PageTree } from "./page-tree.js";
 import { withPdfium } from "./fallback.js";
 
-/**
- * mupdf's WASM build passes stream positions to JavaScript as signed 32-bit integers, so any
- * byte at or beyond 2 GiB is unreachable (it reads at position -2^31 and then "repairs" the file
- * into nonsense). Refuse such files up front with a clear reason instead.
- */
-export const MAX_MUPDF_FILE_BYTES = 2 ** 31 - 1;
+export { MAX_MUPDF_FILE_BYTES };
 
 const MAGIC = Buffer.from("%PDF-", "latin1");
 const MAGIC_WINDOW = 1024;
@@ -126,13 +121,16 @@ export type InspectOptions = DocumentLimits;
 
 export type Engine = "mupdf" | "pdfium";
 
+/** What opened a document: a render Engine, or native mutool for a file past mupdf (WASM)'s reach (see NativeOptions). */
+export type OpeningEngine = Engine | "mutool";
+
 export interface PdfInfo {
   pageCount: number;
   /** mupdf had to rebuild a broken cross-reference table to read the file. */
   repaired: boolean;
   sizeBytes: number;
-  /** The engine that opened it: pdfium when mupdf cannot (see README, "Two engines"). */
-  engine: Engine;
+  /** The engine that opened it: pdfium when mupdf cannot (see README, "Two engines"), mutool for a file read natively. */
+  engine: OpeningEngine;
   /** What the engines said while opening it (mupdf's messages, why mupdf refused it), distinct. */
   warnings: string[];
 }
@@ -150,10 +148,10 @@ export interface PdfInfo {
 export async function inspectPdf(path: string, opts: InspectOptions = {}): Promise<PdfInfo> {
   const { size: sizeBytes, header } = await sniffPdf(path);
   checkByteLimit(sizeBytes, opts.maxBytes, path);
-  if (sizeBytes > MAX_MUPDF_FILE_BYTES) {
+  if (readsNatively(sizeBytes, opts)) {
     const { pageCount, repaired } = await nativeInspect(path, sizeBytes, opts);
     checkPageLimit(pageCount, opts.maxPages, path);
-    return { pageCount, repaired, sizeBytes, engine: "mupdf", warnings: [] };
+    return { pageCount, repaired, sizeBytes, engine: "mutool", warnings: [] };
   }
   const messages: string[] = [];
   try {

@@ -4,13 +4,12 @@ import { join } from "node:path";
 import * as mupdf from "mupdf";
 import { PdfError } from "./errors.js";
 import { openInPdfium, withPdfium } from "./fallback.js";
-import { nativeInspect, nativeSplitRange } from "./native.js";
+import { nativeInspect, nativeSplitRange, readsNatively } from "./native.js";
 import {
   checkByteLimit,
   checkedPageCount,
   checkPageLimit,
   errorText,
-  MAX_MUPDF_FILE_BYTES,
   openPdf,
   type DocumentLimits,
 } from "./open.js";
@@ -82,7 +81,7 @@ function countPages(doc: mupdf.PDFDocument, src: string, maxPages: number | unde
 
 /**
  * Writes pages first..last (1-based, inclusive) of src into a new PDF at outPath. Files of
- * 2 GiB or more go through native mutool (see NativeOptions).
+ * 2 GiB or more (or of opts.nativeMinBytes) go through native mutool (see NativeOptions).
  */
 export async function splitRange(
   src: string,
@@ -93,7 +92,7 @@ export async function splitRange(
 ): Promise<void> {
   const { size } = await stat(src);
   checkByteLimit(size, opts.maxBytes, src);
-  if (size > MAX_MUPDF_FILE_BYTES) {
+  if (readsNatively(size, opts)) {
     const { pageCount } = await nativeInspect(src, size, opts);
     checkPageLimit(pageCount, opts.maxPages, src);
     checkRange(first, last, pageCount);
@@ -188,7 +187,7 @@ export async function* splitChunksWith(
   await mkdir(opts.dir, { recursive: true });
   const { size } = await stat(src);
   checkByteLimit(size, opts.maxBytes, src);
-  if (size > MAX_MUPDF_FILE_BYTES) {
+  if (readsNatively(size, opts)) {
     const total = (await nativeInspect(src, size, opts)).pageCount;
     checkPageLimit(total, opts.maxPages, src);
     yield* chunks(total, per, opts, (first, last, path) => nativeSplitRange(src, size, first, last, path, opts));

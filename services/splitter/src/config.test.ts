@@ -20,4 +20,10 @@ describe("splitter config", () => {
     expect(() => loadConfig({ ...base, ROLE: "small", CHUNK_PAGES: "0" })).toThrow(/CHUNK_PAGES must be at least 1/);
     expect(() => loadConfig({ ...base, ROLE: "small", MAX_PAGES: "lots" })).toThrow(/MAX_PAGES/);
   });
+
+  it("lowers NATIVE_SPLIT_MIN_BYTES, never past 2 GiB", () => {
+    expect(loadConfig({ ...base, ROLE: "large" }).NATIVE_SPLIT_MIN_BYTES).toBeUndefined();
+    expect(loadConfig({ ...base, ROLE: "large", NATIVE_SPLIT_MIN_BYTES: "1024" }).NATIVE_SPLIT_MIN_BYTES).toBe(1024);
+    expect(() => loadConfig({ ...base, ROLE: "large", NATIVE_SPLIT_MIN_BYTES: String(2 ** 32) })).toThrow(/NATIVE_SPLIT_MIN_BYTES must be at most 2147483648/);
+  });
 });

@@ -1,4 +1,5 @@
 import { commonEnv, DEFAULT_MAX_PAGES, intEnv, loadEnv } from "@docpipe/queue";
+import { MAX_MUPDF_FILE_BYTES } from "@docpipe/pdf";
 import { z } from "zod";
 import { defaults } from "./defaults.js";
 
@@ -15,6 +16,11 @@ export const configSchema = commonEnv.extend({
   CONCURRENCY: intEnv("CONCURRENCY", { min: 1 }),
   /** How often the worker extends a message's visibility while a split runs; defaults to the worker's. */
   HEARTBEAT_SECONDS: intEnv("HEARTBEAT_SECONDS", { min: 1 }),
+  /**
+   * Sources of at least this many bytes go through native mutool; every file of 2 GiB or more
+   * does (mupdf's WASM build cannot read past 2 GiB), so it can only be lowered.
+   */
+  NATIVE_SPLIT_MIN_BYTES: intEnv("NATIVE_SPLIT_MIN_BYTES", { min: 1, max: MAX_MUPDF_FILE_BYTES + 1 }),
   /** Where sources and pieces are written while a message is worked on; defaults to the OS temp dir. */
   TMP_DIR: z.string().min(1).optional(),
 });

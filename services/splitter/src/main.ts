@@ -18,5 +18,6 @@ runService({
       ...(config.HEARTBEAT_SECONDS ? { heartbeatSeconds: config.HEARTBEAT_SECONDS } : {}),
       ...(config.VISIBILITY_TIMEOUT_SECONDS && { visibilityTimeoutSeconds: config.VISIBILITY_TIMEOUT_SECONDS }),
       ...(config.TMP_DIR ? { tmpDir: config.TMP_DIR } : {}),
+      ...(config.NATIVE_SPLIT_MIN_BYTES !== undefined && { nativeMinBytes: config.NATIVE_SPLIT_MIN_BYTES }),
     }),
 }).catch(() => process.exit(1));

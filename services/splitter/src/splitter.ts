@@ -74,6 +74,13 @@ export interface SplitterOptions extends WorkerObservers {
    * SIGTERM and SIGKILL, so scale-in and deployments wait for it. @defaultValue none
    */
   taskProtection?: TaskProtection;
+  /**
+   * Sources of at least this many bytes are inspected and split by native mutool, as every file
+   * of 2 GiB or more is (mupdf's WASM build cannot read past 2 GiB; it cannot be raised beyond
+   * that). Lowering it sends small files down the same path: how tests cover it without
+   * gigabytes. @defaultValue 2 GiB
+   */
+  nativeMinBytes?: number;
   /** Opens and splits documents off the event loop (the caller closes it); otherwise one of `pdfThreads` is built at start. */
   pool?: PdfPool;
   /**
@@ -138,6 +145,8 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }),
   });
   const concurrency = opts.concurrency ?? defaults.concurrency[role];
+  // What inspect and split are given alike, so a file is read by the same engine throughout.
+  const limits = { maxPages, ...(opts.nativeMinBytes !== undefined && { nativeMinBytes: opts.nativeMinBytes }) };
   let ownPool: PdfPool | undefined;
   const pdf = (): PdfPool => opts.pool ?? (ownPool ??= new PdfPool({ size: opts.pdfThreads ?? concurrency }));
   const smallProducer = new QueueProducer({ sqs, queueUrl: queueUrls.small.url, queue: "small", logger });
@@ -182,7 +191,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
       }
     }
     // Not a PDF, encrypted, corrupt or over MAX_PAGES: a permanent PdfError.
-    const opened = await pdf().inspect(src, { maxPages });
+    const opened = await pdf().inspect(src, limits);
     const { pageCount } = opened;
     if (opened.warnings.length > 0) log.debug({ engine: opened.engine, warnings: opened.warnings }, "pdf engine messages while opening");
     if (msg.pageCount !== undefined && msg.pageCount !== pageCount) {
@@ -200,7 +209,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     const send = batcher(smallProducer, (group) => recordChunks(prisma, msg, group));
     let chunks = 0;
     // One chunk file exists at a time; splitChunks deletes it when the loop moves on.
-    for await (const chunk of pdf().splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, maxPages })) {
+    for await (const chunk of pdf().splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, ...limits })) {
       // A stop (SIGTERM) releases a long split between pieces instead of holding the task past its grace period.
       a.throwIfStopping();
       const key = chunkKey(msg, chunk.first, chunk.last);
@@ -225,7 +234,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     const src = join(dir, "source.pdf");
     await downloadToFile(s3, msg.bucket, msg.key, src);
     const expected = msg.lastPage - msg.firstPage + 1;
-    const opened = await pdf().inspect(src, { maxPages });
+    const opened = await pdf().inspect(src, limits);
     const { pageCount } = opened;
     if (opened.warnings.length > 0) log.debug({ engine: opened.engine, warnings: opened.warnings }, "pdf engine messages while opening");
     if (pageCount !== expected) {
@@ -237,7 +246,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     const send = batcher(singlePageProducer, (group) =>
       recordPagesSplit(prisma, msg, group.map((m) => ({ pageNumber: m.pageNumber, pdfKey: m.key })), { splitting: true }),
     );
-    for await (const piece of pdf().splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages })) {
+    for await (const piece of pdf().splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, ...limits })) {
       a.throwIfStopping();
       // Page numbers are the original document's: a chunk of pages 731-740 yields pages 731..740.
       const pageNumber = msg.firstPage + piece.first - 1;
