@@ -1,23 +1,15 @@
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GetObjectCommand, GetObjectTaggingCommand, S3Client } from "@aws-sdk/client-s3";
-import type { PrismaClient } from "@docpipe/db";
-import type { LocalStack } from "@docpipe/local-stack";
-import { generateCorpus, openPdf, splitRange, type CorpusFile } from "@docpipe/pdf";
-import { chunkKey, createLogger, deadLetterAttributes, INTERMEDIATE_TAG, pageKey, QueueProducer, type SinglePageMessage, type SmallDocMessage } from "@docpipe/queue";
-import { afterAll, afterEach, beforeAll, onTestFinished } from "vitest";
+import { GetObjectTaggingCommand, S3Client } from "@aws-sdk/client-s3";
+import { generateCorpus, splitRange, type CorpusFile } from "@docpipe/pdf";
+import { chunkKey, deadLetterAttributes, INTERMEDIATE_TAG, pageKey, type SinglePageMessage, type SmallDocMessage } from "@docpipe/queue";
+import { afterAll, beforeAll, onTestFinished } from "vitest";
 import { describe, expect, test } from "../fixtures/index.js";
-import { createSplitter, type Splitter, type SplitterOptions } from "@docpipe/splitter";
 import { queueDepth } from "../fixtures/queues.js";
 import { waitFor } from "../fixtures/wait.js";
-import { createDocuments, putObject, receiveBodies, receiveMessages, TEST_WAIT_TIME_SECONDS } from "../orchestrator/support.js";
-
-const SIZES = [
-  { widthPt: 612, heightPt: 792 },
-  { widthPt: 595.28, heightPt: 841.89 },
-  { widthPt: 288, heightPt: 432 },
-];
+import { createDocuments, putObject, receiveBodies, receiveMessages } from "../orchestrator/support.js";
+import { corpusPages, largeProducer, original, readPdf, smallProducer, splitters, stage } from "./support.js";
 
 let dir: string;
 /** 745 pages of three sizes; every page prints "Page N", so a page's origin can be read back. */
@@ -26,17 +18,15 @@ let big: CorpusFile;
 let medium: CorpusFile;
 let fivePages: CorpusFile;
 let corruptPath: string;
-const running: Splitter[] = [];
+const startSplitter = splitters();
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "docpipe-splitter-test-"));
-  const pages = (n: number) =>
-    Array.from({ length: n }, (_, i) => ({ ...SIZES[i % SIZES.length]!, content: i % 7 === 0 ? ("mixed" as const) : ("text" as const) }));
   const corpus = await generateCorpus(join(dir, "corpus"), {
     files: [
-      { name: "big.pdf", pages: pages(745) },
-      { name: "medium.pdf", pages: pages(25) },
-      { name: "five.pdf", pages: pages(5) },
+      { name: "big.pdf", pages: corpusPages(745) },
+      { name: "medium.pdf", pages: corpusPages(25) },
+      { name: "five.pdf", pages: corpusPages(5) },
     ],
   });
   [big, medium, fivePages] = corpus.files as [CorpusFile, CorpusFile, CorpusFile];
@@ -45,64 +35,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
-});
-
-// Before the fixture's teardown, which fails a test that leaves a worker polling.
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((s) => s.stop({ timeoutMs: 10_000 })));
-});
-
-/** Starts a splitter on this test's database; afterEach stops it. */
-function startSplitter(stack: LocalStack, prisma: PrismaClient, role: "large" | "small", extra: Partial<SplitterOptions> = {}): Splitter {
-  const s = createSplitter({
-    role, sqs: stack.sqs, s3: stack.s3, prisma, queueUrls: stack.queueUrls, workBucket: stack.workBucket,
-    waitTimeSeconds: TEST_WAIT_TIME_SECONDS,
-    logger: createLogger({ service: `splitter-${role}`, level: "warn" }), ...extra,
-  });
-  running.push(s);
-  s.start();
-  return s;
-}
-
-/** Uploads a file to the staging bucket and creates its document, classified as the orchestrator leaves it. */
-async function stage(stack: LocalStack, prisma: PrismaClient, key: string, path: string, cls: "large" | "small", pageCount?: number) {
-  const size = await putObject(stack.s3, stack.stagingBucket, key, path);
-  const { batchId, documents } = await createDocuments(prisma, stack.stagingBucket, [key]);
-  const documentId = documents[0]!.id;
-  await prisma.document.update({
-    where: { id: documentId },
-    data: { state: "classified", class: cls, size: BigInt(size), ...(pageCount ? { pageCount } : {}) },
-  });
-  return { batchId, documentId, bucket: stack.stagingBucket, key, size };
-}
-
-const largeProducer = (stack: LocalStack) => new QueueProducer({ sqs: stack.sqs, queueUrl: stack.queueUrls.large.url, queue: "large" });
-const smallProducer = (stack: LocalStack) => new QueueProducer({ sqs: stack.sqs, queueUrl: stack.queueUrls.small.url, queue: "small" });
-
-/** Downloads a PDF from the work bucket and returns, per page, its size and the page number it prints. */
-async function readPdf(stack: LocalStack, key: string): Promise<{ widthPt: number; heightPt: number; printed: number }[]> {
-  const res = await stack.s3.send(new GetObjectCommand({ Bucket: stack.workBucket, Key: key }));
-  const path = join(dir, `read-${Math.random().toString(36).slice(2)}.pdf`);
-  await writeFile(path, await res.Body!.transformToByteArray());
-  const doc = openPdf(path);
-  try {
-    return Array.from({ length: doc.countPages() }, (_, i) => {
-      const page = doc.loadPage(i);
-      const [x0, y0, x1, y1] = page.getBounds();
-      const printed = Number(/Page (\d+)/.exec(page.toStructuredText("preserve-whitespace").asText())?.[1]);
-      return { widthPt: Math.round(x1 - x0), heightPt: Math.round(y1 - y0), printed };
-    });
-  } finally {
-    doc.destroy();
-    await rm(path, { force: true });
-  }
-}
-
-/** Size and printed number page `n` (1-based) of a corpus file has. */
-const original = (f: CorpusFile, n: number) => ({
-  widthPt: Math.round(f.pages[n - 1]!.widthPt),
-  heightPt: Math.round(f.pages[n - 1]!.heightPt),
-  printed: n,
 });
 
 describe("splitter, large role", () => {
@@ -126,8 +58,8 @@ describe("splitter, large role", () => {
       expected.map((r) => ({ ...r, key: chunkKey(doc, r.first, r.last) })),
     );
     // Each chunk holds exactly its pages of the original, in order.
-    expect(await readPdf(stack, chunkKey(doc, 731, 740))).toEqual(Array.from({ length: 10 }, (_, i) => original(big, 731 + i)));
-    expect(await readPdf(stack, chunkKey(doc, 741, 745))).toEqual(Array.from({ length: 5 }, (_, i) => original(big, 741 + i)));
+    expect(await readPdf(stack, dir, chunkKey(doc, 731, 740))).toEqual(Array.from({ length: 10 }, (_, i) => original(big, 731 + i)));
+    expect(await readPdf(stack, dir, chunkKey(doc, 741, 745))).toEqual(Array.from({ length: 5 }, (_, i) => original(big, 741 + i)));
     // Tagged as an intermediate, so the bucket's lifecycle rule expires it.
     const tagging = await stack.s3.send(new GetObjectTaggingCommand({ Bucket: stack.workBucket, Key: chunkKey(doc, 741, 745) }));
     expect(tagging.TagSet).toEqual([{ Key: INTERMEDIATE_TAG, Value: "chunk" }]);
@@ -209,7 +141,7 @@ describe("splitter, small role", () => {
     );
     const pages = await prisma.page.findMany({ where: { documentId: ref.documentId }, orderBy: { pageNumber: "asc" } });
     expect(pages.map((p) => [p.pageNumber, p.pdfKey, p.state])).toEqual(numbers.map((n) => [n, pageKey(ref, n), "pending"]));
-    for (const n of [731, 735, 740]) expect(await readPdf(stack, pageKey(ref, n))).toEqual([original(big, n)]);
+    for (const n of [731, 735, 740]) expect(await readPdf(stack, dir, pageKey(ref, n))).toEqual([original(big, n)]);
     const tagging = await stack.s3.send(new GetObjectTaggingCommand({ Bucket: stack.workBucket, Key: pageKey(ref, 735) }));
     expect(tagging.TagSet).toEqual([{ Key: INTERMEDIATE_TAG, Value: "page" }]);
     await waitFor("converting state", async () => {
@@ -253,7 +185,7 @@ describe("splitter, both roles", () => {
     expect(first.map((m) => m.pageNumber).sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
     await waitFor("three chunks split into pages", async () =>
       (await prisma.auditEvent.count({ where: { stage: "split-small", outcome: "succeeded" } })) === 3 ? true : undefined);
-    for (const n of [1, 10, 11, 25]) expect(await readPdf(stack, pageKey(doc, n))).toEqual([original(medium, n)]);
+    for (const n of [1, 10, 11, 25]) expect(await readPdf(stack, dir, pageKey(doc, n))).toEqual([original(medium, n)]);
     expect((await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } })).state).toBe("converting");
 
     expect((await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } })).splitAt).not.toBeNull();
