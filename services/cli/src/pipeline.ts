@@ -21,6 +21,11 @@ export interface PipelineOptions {
   dpi?: number;
   /** MAX_PAGES of the orchestrator, splitters and failsafe: more pages fail as too_many_pages. @defaultValue 100000 */
   maxPages?: number;
+  /**
+   * NATIVE_SPLIT_MIN_BYTES of the splitters: sources this large are read by native mutool, as
+   * every file of 2 GiB or more is; tests lower it to send a small file down that path. @defaultValue 2 GiB
+   */
+  nativeSplitMinBytes?: number;
   /** MAX_PIXELS of the converter and failsafe: a bigger page renders at a lower dpi. @defaultValue 50_000_000 */
   maxPixels?: number;
   /** Faults the reference model starts with. */
@@ -80,6 +85,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     // The limits a deployment sets per service (MAX_PAGES, MAX_PIXELS), given once here.
     const maxPages = opts.maxPages !== undefined ? { maxPages: opts.maxPages } : {};
     const maxPixels = opts.maxPixels !== undefined ? { maxPixels: opts.maxPixels } : {};
+    const splitting = { workBucket, ...maxPages, ...(opts.nativeSplitMinBytes !== undefined && { nativeMinBytes: opts.nativeSplitMinBytes }) };
     const ingestion = createIngestionService({
       prisma,
       s3,
@@ -94,8 +100,8 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     const apiKey = await localRunnerKey(prisma);
     const workers = [
       createOrchestrator({ ...common, ...maxPages, logger: logger.child({ service: "chunking-orchestrator" }) }),
-      createSplitter({ ...common, role: "large", workBucket, ...maxPages, logger: logger.child({ service: "splitter-large" }) }),
-      createSplitter({ ...common, role: "small", workBucket, ...maxPages, logger: logger.child({ service: "splitter-small" }) }),
+      createSplitter({ ...common, ...splitting, role: "large", logger: logger.child({ service: "splitter-large" }) }),
+      createSplitter({ ...common, ...splitting, role: "small", logger: logger.child({ service: "splitter-small" }) }),
       createPageConverter({
         ...common,
         workBucket,
