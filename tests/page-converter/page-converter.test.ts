@@ -7,7 +7,7 @@ import type { PrismaClient } from "@docpipe/db";
 import type { LocalStack } from "@docpipe/local-stack";
 import { createPageConverter, type PageConverter, type PageConverterOptions } from "@docpipe/page-converter";
 import { generatePdf, RenderPool, type CorpusPageSpec } from "@docpipe/pdf";
-import { createLogger, imageKey, pageKey, type SinglePageMessage } from "@docpipe/queue";
+import { createLogger, finishPage, imageKey, pageKey, type SinglePageMessage } from "@docpipe/queue";
 import { describe, expect, test as stackTest } from "../fixtures/index.js";
 import { queueDepth } from "../fixtures/queues.js";
 import { waitFor } from "../fixtures/wait.js";
@@ -222,8 +222,16 @@ describe("page converter on the local stack", () => {
     const { converter, running, seedPages, send, pagesOf, auditsOf } = harness({ stack, prisma, pool, dir });
     const messages = await seedPages([{ widthPt: 612, heightPt: 792, content: "text" }]);
     const documentId = messages[0]!.documentId;
-    // The killed converter uploaded the PNG; inference scored it and marked the page done; the row has no image facts.
-    await prisma.page.update({ where: { documentId_pageNumber: { documentId, pageNumber: 1 } }, data: { state: "done" } });
+    // The killed converter uploaded the PNG; inference claimed the page (its lease outlasts the
+    // converter's message), scored it and marked it done with its own statement; the row has no image facts.
+    const where = { documentId_pageNumber: { documentId, pageNumber: 1 } };
+    const page = await prisma.page.update({
+      where,
+      data: { leaseStage: "inference", leaseOwner: "inference-client/killed-test", leaseUntil: new Date(Date.now() + 600_000) },
+      include: { document: { select: { batchId: true } } },
+    });
+    await finishPage(prisma, { id: page.id, documentId, batchId: page.document.batchId });
+    expect(await prisma.page.findUniqueOrThrow({ where })).toMatchObject({ state: "done", imageKey: null });
     await running(converter(), async () => {
       await send(messages);
       await waitFor("page rendered", async () => (await pagesOf(documentId))[0]?.imageKey !== null);

@@ -76,7 +76,10 @@ export function pageDoneWrites(page: { id: string; documentId: string }): Prisma
       FROM "Document" d WHERE d."id" = ${page.documentId}::uuid AND EXISTS (SELECT 1 FROM page_locked) FOR NO KEY UPDATE
     ),
     page_done AS (
-      UPDATE "Page" p SET "state" = 'done', "updatedAt" = ${NOW} FROM page_locked l WHERE p."id" = l."id" AND l."state" <> 'done'
+      -- A done page is nobody's to hold: its claim goes with it (a successful one-statement commit
+      -- leaves its lease to expire, and one held by inference would make a convert redelivery for
+      -- a page scored before its converter wrote the row skip it, leaving it done without its image).
+      UPDATE "Page" p SET "state" = 'done', "leaseUntil" = NULL, "updatedAt" = ${NOW} FROM page_locked l WHERE p."id" = l."id" AND l."state" <> 'done'
     ),
     document_after AS (
       UPDATE "Document" d
