@@ -45,7 +45,8 @@ for (const SEED of chaosSeeds(4242)) {
     const random = seededRandom(SEED);
     const dir = await mkdtemp(join(tmpdir(), "docpipe-chaos-"));
     onTestFinished(() => rm(dir, { recursive: true, force: true }));
-    const prefix = "chaos/";
+    // A prefix per seed: a soak loop runs several seeds on one stack, and each batch must list only its own corpus.
+    const prefix = `chaos-${SEED}/`;
     const plan = planCorpus(random, { singles: 18, small: 22, large: 12, minPages: 520 });
     const truth = await buildCorpus(stack, dir, prefix, plan);
     expect(truth.length).toBeGreaterThanOrEqual(50);
