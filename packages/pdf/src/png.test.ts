@@ -49,6 +49,14 @@ describe("encodePngPixels", () => {
     expect(Buffer.from(back.samples).equals(Buffer.from(data))).toBe(true);
   });
 
+  it("encodes a small page after a large one from its own pixels only (the row buffer is reused)", () => {
+    encodePngPixels({ data: pixels(200, 150, 3, 1), width: 200, height: 150, stride: 600, channels: 3 });
+    const small = pixels(9, 5, 3, 2);
+    const back = decode(encodePngPixels({ data: small, width: 9, height: 5, stride: 27, channels: 3 }));
+    expect({ width: back.width, height: back.height }).toEqual({ width: 9, height: 5 });
+    expect(Buffer.from(back.samples).equals(Buffer.from(small))).toBe(true);
+  });
+
   it("reads rows `stride` apart and ignores the padding between them", () => {
     const data = new Uint8Array(10 * 4).fill(99);
     for (let y = 0; y < 4; y++) data.set([y, y + 1, y + 2, y + 3, y + 4, y + 5], y * 10);

@@ -28,6 +28,21 @@ function chunk(type: string, data: Uint8Array): Buffer[] {
   return [head, Buffer.from(data.buffer, data.byteOffset, data.byteLength), crc];
 }
 
+// The filtered rows of the last page, kept for the next one: a page at 150 dpi is ~6 MB of rows,
+// and a fresh ArrayBuffer of that size per page drove a full garbage collection every ~3 pages
+// in each render worker (V8 collects when external memory grows). One hostile page size must not
+// pin its buffer for the thread's life, hence the cap.
+const KEEP_ROWS_BYTES = 64 * 2 ** 20;
+let scratch: Buffer | undefined;
+
+function rowBuffer(bytes: number): Buffer {
+  if (scratch && scratch.byteLength >= bytes) return scratch.subarray(0, bytes);
+  // Not Buffer.allocUnsafe: pooled memory could be shared with other small Buffers.
+  const fresh = Buffer.from(new ArrayBuffer(bytes));
+  if (bytes <= KEEP_ROWS_BYTES) scratch = fresh;
+  return fresh;
+}
+
 /**
  * Encodes 8-bit pixels as a PNG with Node's zlib (native, unlike mupdf's encoder, which runs in
  * WebAssembly). Rows are stored unfiltered: at the low levels that pay off, the filters cost more
@@ -38,7 +53,7 @@ export function encodePngPixels(px: RawPixels, level = DEFAULT_PNG_LEVEL): Uint8
   if (!(level >= 0 && level <= 9 && Number.isInteger(level))) throw new RangeError(`PNG level must be 0-9, got ${level}`);
   const row = width * channels;
   // One filter byte (0: none) before each row, as PNG wants them.
-  const raw = Buffer.allocUnsafe((row + 1) * height);
+  const raw = rowBuffer((row + 1) * height);
   for (let y = 0, o = 0; y < height; y++, o += row + 1) {
     raw[o] = 0;
     raw.set(data.subarray(y * stride, y * stride + row), o + 1);
@@ -48,7 +63,10 @@ export function encodePngPixels(px: RawPixels, level = DEFAULT_PNG_LEVEL): Uint8
   header.writeUInt32BE(height, 4);
   header[8] = 8;
   header[9] = COLOR_TYPE[channels];
-  const idat = deflateSync(raw, { level });
+  // zlib writes into chunkSize-byte buffers and concatenates them when there are several: with
+  // its 16 KiB default a page came out of ~30 fresh buffers and a copy. An eighth of the rows holds
+  // the whole stream of most pages at level 1 (text pages compress to ~5%, scans to ~15-30%).
+  const idat = deflateSync(raw, { level, chunkSize: Math.max(64 * 1024, raw.byteLength >>> 3) });
   const parts = [SIGNATURE, ...chunk("IHDR", header), ...chunk("IDAT", idat), ...chunk("IEND", new Uint8Array(0))];
   // A plain Uint8Array of its own: Node's pooled Buffer memory cannot be transferred to another thread.
   const png = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
