@@ -4,10 +4,12 @@
 //   BENCH_E2E_STAGES=only       # only that run
 //   BENCH_DPI=150
 //   BENCH_E2E_NODE_FLAGS="--single-threaded-gc"   # V8 flags for the service processes of that run
+//   BENCH_E2E_RUN_NODE_FLAGS="--max-semi-space-size=16"   # Node flags added to the CLI's own for `docpipe run`
 //   BENCH_E2E_PROFILE=dir       # CPU profiles (.cpuprofile) of that run, in dir/<service>/ (one per thread)
 // 1. `mutool draw` renders every page of the folder to PNG, one process per core.
-// 2. `docpipe run` (one process, as the CLI runs it) processes the same folder: pages/s from the
-//    batch's creation to its completion, and the ratio to mutool's pages/s. Goal: ≥ 0.80.
+// 2. `docpipe run` (the CLI in its own process, started as package.json's `docpipe` script starts
+//    it, Node flags included) processes the same folder: pages/s from the batch's creation to its
+//    completion, and the ratio to mutool's pages/s. Goal: ≥ 0.80.
 // 3. The same batch with every service in its own process: CPU seconds per page per stage and
 //    each service's peak memory against its ECS task's, the stand-ins (S3, SQS) and the
 //    reference model apart, since production pays for neither.
@@ -20,7 +22,8 @@ import { inspectPdf } from "../../../packages/pdf/src/index.ts";
 import { listFiles } from "../../../services/cli/src/index.ts";
 import { OUT_DIR, table } from "../common.ts";
 import { printCosts, type StageCost } from "./cost.ts";
-import { runInProcess, type BatchRun } from "./in-process.ts";
+import type { BatchRun } from "./batch.ts";
+import { runCli } from "./cli-run.ts";
 import { loadAverage } from "./proc.ts";
 import { runProcesses, type ProcessRun } from "./processes.ts";
 import { runReference, type ReferenceResult } from "./reference.ts";
@@ -44,7 +47,7 @@ console.log(`${relative(process.cwd(), folder) || folder}: ${files.length} PDFs,
 const loads: string[] = [loadAverage()];
 const stagesOnly = process.env.BENCH_E2E_STAGES === "only";
 const ref = stagesOnly ? undefined : await runReference(files, { dpi: DPI, processes: cores, outDir: join(out, "mutool") });
-const run = stagesOnly ? undefined : await runInProcess(folder, { dpi: DPI, logFile: join(out, "docpipe-run.log"), timeoutMs: TIMEOUT_MS });
+const run = stagesOnly ? undefined : await runCli(folder, { dpi: DPI, logFile: join(out, "docpipe-run.log"), timeoutMs: TIMEOUT_MS });
 let ratio: number | undefined;
 if (ref && run) ratio = compare(ref, run);
 
@@ -60,7 +63,7 @@ if (process.env.BENCH_E2E_STAGES !== "0") {
 await writeFile(join(out, "result.json"), `${JSON.stringify({ folder, dpi: DPI, cores, pages, loads, reference: ref, run, ratio, stages, costs }, null, 2)}\n`);
 console.log(`\nfigures as JSON: ${join(out, "result.json")}`);
 
-function compare(ref: ReferenceResult, run: BatchRun): number {
+function compare(ref: ReferenceResult, run: BatchRun & { command: string }): number {
   loads.push(loadAverage());
   if (run.pages !== pages || run.failedDocuments > 0) {
     console.log(`WARNING: docpipe finished ${run.pages} of ${pages} pages, ${run.failedDocuments} documents failed (log: ${join(out, "docpipe-run.log")})`);
@@ -70,6 +73,7 @@ function compare(ref: ReferenceResult, run: BatchRun): number {
   const ratio = runRate / refRate;
   const runCpu = run.nodeCpuSeconds + run.postgresCpuSeconds;
   console.log(`\nload average (1/5/15 min) before mutool and after docpipe run: ${loads.join(" | ")}`);
+  console.log(`docpipe run: ${run.command}`);
   table([
     ["engine", "pages", "wall s", "pages/s", "CPU-s", "CPU-ms/page", "of which"],
     [`mutool draw × ${ref.processes} processes`, ref.pages, ref.wallSeconds.toFixed(1), refRate.toFixed(2), ref.cpuSeconds.toFixed(1),

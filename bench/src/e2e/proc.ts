@@ -85,18 +85,30 @@ export function reapedChildrenCpuSeconds(): number {
   return readStat(process.pid)?.reaped ?? 0;
 }
 
+/** CPU seconds used so far by process pid, every thread (the exited ones too); undefined once it is gone. */
+export function processCpuSeconds(pid: number): number | undefined {
+  return readStat(pid)?.own;
+}
+
 /**
- * CPU seconds of this process's live threads by name: MainThread, WorkerThread (render workers),
- * V8Worker (V8's own helpers: garbage collection, compilation), libuv-worker (file system, zlib).
+ * CPU seconds of each live thread of process pid, by thread id, with its name: MainThread (or the
+ * process's name), WorkerThread (render workers), V8Worker (V8's own helpers: garbage collection,
+ * compilation), libuv-worker (file system, zlib).
  */
-export function threadCpuSeconds(): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const tid of readdirSync("/proc/self/task")) {
+export function threadCpuSeconds(pid: number): Map<number, { name: string; seconds: number }> {
+  const out = new Map<number, { name: string; seconds: number }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
     try {
-      const name = readFileSync(`/proc/self/task/${tid}/comm`, "latin1").trim();
-      const s = readFileSync(`/proc/self/task/${tid}/stat`, "latin1");
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "latin1").trim();
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, "latin1");
       const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND);
+      out.set(Number(tid), { name, seconds: (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND });
     } catch {
       // the thread ended meanwhile
     }

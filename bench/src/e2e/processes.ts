@@ -9,7 +9,7 @@ import { createInterface } from "node:readline";
 import { createApiKey } from "../../../packages/api-keys/src/index.ts";
 import { freePort, start as startStack } from "../../../packages/local-stack/src/index.ts";
 import { ApiClient } from "../../../services/cli/src/index.ts";
-import { awaitBatch, batchCounts, uploadFolder } from "./in-process.ts";
+import { awaitBatch, batchCounts, uploadFolder } from "./batch.ts";
 import { peakRssBytes, treeCpuSeconds } from "./proc.ts";
 
 const REPO = new URL("../../../", import.meta.url).pathname;
