@@ -1,10 +1,13 @@
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
 import { PrismaClient } from "./generated/client.js";
 import { poolConfigFromUrl } from "./connection.js";
+import { attachPool } from "./statement.js";
 
 export * from "./generated/client.js";
 export { migrate, MigrationError, type MigrateOptions } from "./migrate.js";
 export { InvalidDatabaseUrlError, poolConfigFromUrl } from "./connection.js";
+export { queryRows } from "./statement.js";
 
 export interface CreatePrismaOptions {
   /** postgresql://user:password@host:port/database[?sslmode=...] */
@@ -13,10 +16,17 @@ export interface CreatePrismaOptions {
   poolMax?: number;
 }
 
-/** A PrismaClient over the pg driver adapter (Prisma's JavaScript engine: no native binary). */
+/**
+ * A PrismaClient over the pg driver adapter (Prisma's JavaScript engine: no native binary). Its
+ * pg pool is also {@link queryRows}'s, and `$disconnect` ends it.
+ */
 export function createPrisma(opts: CreatePrismaOptions): PrismaClient {
-  const pool = { ...poolConfigFromUrl(opts.databaseUrl), ...(opts.poolMax ? { max: opts.poolMax } : {}) };
-  return new PrismaClient({ adapter: new PrismaPg(pool) });
+  // Idle connections do not keep a process alive that has otherwise finished (a client whose
+  // Prisma side never connected is not ended by `$disconnect`).
+  const pool = new pg.Pool({ ...poolConfigFromUrl(opts.databaseUrl), ...(opts.poolMax ? { max: opts.poolMax } : {}), allowExitOnIdle: true });
+  const client = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
+  attachPool(client, pool);
+  return client;
 }
 export {
   countBatchRows,

@@ -68,6 +68,11 @@ export class S3Error extends TransientError {}
 const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH"]);
 /** Prisma: cannot reach / lost the database, pool timeout, transaction conflict or expiry. */
 const TRANSIENT_PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024", "P2028", "P2034"]);
+/**
+ * Postgres (pg's errors, from `queryRows`): the same cases as the Prisma codes above. Connection
+ * exceptions, serialization failure, deadlock, too many connections, shutting down or starting up.
+ */
+const TRANSIENT_POSTGRES_CODE = /^(08...|40001|40P01|53300|57P0[1-3])$/;
 
 /**
  * True for failures a retry may fix, wherever they come from: a {@link TransientError}, a network
@@ -84,7 +89,9 @@ export function isTransient(e: unknown): boolean {
       $metadata?: { httpStatusCode?: number };
     };
     if (err.name === "PrismaClientInitializationError") return true;
-    if (typeof err.code === "string" && (NETWORK_CODES.has(err.code) || TRANSIENT_PRISMA_CODES.has(err.code))) return true;
+    if (typeof err.code === "string" && (NETWORK_CODES.has(err.code) || TRANSIENT_PRISMA_CODES.has(err.code) || TRANSIENT_POSTGRES_CODE.test(err.code))) {
+      return true;
+    }
     if (err.$retryable) return true;
     const status = err.$metadata?.httpStatusCode;
     if (status !== undefined && (status >= 500 || status === 429)) return true;
@@ -122,12 +129,13 @@ export function errorCode(e: Error): string {
 
 /**
  * A write refused because a row it names does not exist (Postgres 23503): Prisma's P2003 from its
- * own queries, or a raw statement's P2010 that carries the driver's foreign-key error.
+ * own queries, a raw statement's P2010 that carries the driver's foreign-key error, or pg's own
+ * error from a statement run by `queryRows`.
  */
 export function isForeignKeyViolation(e: unknown): boolean {
   if (typeof e !== "object" || e === null) return false;
   const { code, meta } = e as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } } };
-  if (code === "P2003") return true;
+  if (code === "P2003" || code === "23503") return true;
   const cause = meta?.driverAdapterError?.cause;
   return code === "P2010" && (cause?.kind === "ForeignKeyConstraintViolation" || cause?.originalCode === "23503");
 }

@@ -1,4 +1,4 @@
-import { Prisma, type PrismaClient } from "@docpipe/db";
+import { Prisma, queryRows, type PrismaClient } from "@docpipe/db";
 import type { DocumentRef } from "./keys.js";
 import type { Logger } from "./logger.js";
 import { NOW } from "./sql.js";
@@ -21,7 +21,9 @@ export async function recordPagesSplit(
   opts: { splitting?: boolean } = {},
 ): Promise<void> {
   if (pages.length === 0) return;
-  await prisma.$executeRaw`
+  await queryRows(
+    prisma,
+    Prisma.sql`
     WITH split_document AS (
       UPDATE "Document" SET "state" = 'splitting', "updatedAt" = ${NOW}
       WHERE ${opts.splitting ?? false} AND "id" = ${doc.documentId}::uuid AND "state" IN ('queued', 'classified')
@@ -29,7 +31,8 @@ export async function recordPagesSplit(
     INSERT INTO "Page" ("id", "documentId", "pageNumber", "pdfKey", "createdAt", "updatedAt")
     SELECT gen_random_uuid(), ${doc.documentId}::uuid, t.n, t.key, ${NOW}, ${NOW}
     FROM unnest(${pages.map((p) => p.pageNumber)}::int[], ${pages.map((p) => p.pdfKey)}::text[]) AS t(n, key)
-    ON CONFLICT ("documentId", "pageNumber") DO UPDATE SET "pdfKey" = EXCLUDED."pdfKey", "updatedAt" = EXCLUDED."updatedAt"`;
+    ON CONFLICT ("documentId", "pageNumber") DO UPDATE SET "pdfKey" = EXCLUDED."pdfKey", "updatedAt" = EXCLUDED."updatedAt"`,
+  );
 }
 
 /** {@link recordPagesSplit} for one page. */

@@ -1,5 +1,5 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import type { PrismaClient } from "@docpipe/db";
+import { Prisma, queryRows, type PrismaClient } from "@docpipe/db";
 import {
   StageRunner,
   alreadyDone,
@@ -114,10 +114,11 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
   }
 
   async function unscored(ref: DocumentRef & { pageNumber: number }, key: string): Promise<PageRef | AlreadyDone> {
-    const row = await prisma.page.findUnique({
-      where: { documentId_pageNumber: { documentId: ref.documentId, pageNumber: ref.pageNumber } },
-      select: { id: true, documentId: true, pageNumber: true, result: { select: { id: true } } },
-    });
+    const [row] = await queryRows<{ id: string; scored: boolean }>(
+      prisma,
+      Prisma.sql`SELECT p.id, EXISTS (SELECT 1 FROM "InferenceResult" r WHERE r."pageId" = p.id) AS scored
+                 FROM "Page" p WHERE p."documentId" = ${ref.documentId}::uuid AND p."pageNumber" = ${ref.pageNumber}`,
+    );
     if (!row) {
       const doc = await prisma.document.findUnique({ where: { id: ref.documentId }, select: { id: true } });
       const errIds = { documentId: ref.documentId, pageNumber: ref.pageNumber, key };
@@ -126,8 +127,8 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
       if (!doc) throw new PermanentError("unknown_document", `no document ${ref.documentId} for ${key}`, errIds);
       throw new TransientError("unknown_page", `document has no page ${ref.pageNumber} yet`, errIds);
     }
-    const page = { id: row.id, batchId: ref.batchId, documentId: row.documentId, pageNumber: row.pageNumber };
-    if (!row.result) return page;
+    const page = { id: row.id, batchId: ref.batchId, documentId: ref.documentId, pageNumber: ref.pageNumber };
+    if (!row.scored) return page;
     // Duplicate delivery: the result exists; only make sure page and document caught up.
     const documentDone = await finishPage(prisma, page);
     return alreadyDone({ reason: "result_exists", documentDone }, { checkRecorded: true });

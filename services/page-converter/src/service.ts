@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import type { PrismaClient } from "@docpipe/db";
+import { Prisma, queryRows, type PrismaClient } from "@docpipe/db";
 import { DEFAULT_DPI, DEFAULT_MAX_PIXELS, DEFAULT_PNG_LEVEL, PdfError, RenderPool, type RenderResult } from "@docpipe/pdf";
 import {
   StageRunner,
@@ -129,9 +129,11 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
    */
   /** The page's batch policy for damaged pages, unless an earlier delivery rendered the page. */
   async function unrendered(msg: SinglePageMessage) {
-    const where = { documentId_pageNumber: { documentId: msg.documentId, pageNumber: msg.pageNumber } };
-    const [existing, batch] = await Promise.all([
-      prisma.page.findUnique({ where, select: { state: true, imageKey: true } }),
+    const [[existing], batch] = await Promise.all([
+      queryRows<{ state: string; imageKey: string | null }>(
+        prisma,
+        Prisma.sql`SELECT state::text AS state, "imageKey" FROM "Page" WHERE "documentId" = ${msg.documentId}::uuid AND "pageNumber" = ${msg.pageNumber}`,
+      ),
       batchSettings(prisma, msg.batchId),
     ]);
     if (existing?.imageKey && (existing.state === "done" || existing.state === "rendered")) {

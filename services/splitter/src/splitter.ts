@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { admitDocumentPages } from "@docpipe/api-keys";
-import type { PrismaClient } from "@docpipe/db";
+import { Prisma, queryRows, type PrismaClient } from "@docpipe/db";
 import { PdfPool } from "@docpipe/pdf";
 import {
   failDocument,
@@ -157,7 +157,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
    * that belongs to no batch.
    */
   async function unfinished(documentId: string) {
-    const doc = await prisma.document.findUnique({ where: { id: documentId }, select: { state: true } });
+    const [doc] = await queryRows<{ state: string }>(prisma, Prisma.sql`SELECT state::text AS state FROM "Document" WHERE id = ${documentId}::uuid`);
     if (!doc) throw new PermanentError("document_missing", `document ${documentId} not found`);
     if (doc.state === "failed" || doc.state === "done") return alreadyDone({ state: doc.state });
     return undefined;

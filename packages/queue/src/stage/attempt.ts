@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Prisma, PrismaClient } from "@docpipe/db";
+import { queryRows, type Prisma, type PrismaClient } from "@docpipe/db";
 import { AuditWriter } from "../audit.js";
 import type { Stage } from "../contracts.js";
 import { PermanentError, TransientError } from "../errors.js";
@@ -286,7 +286,7 @@ class Scope implements StageScope {
     if (this.done) throw new Error("an attempt commits its outcome once");
     this.done = true;
     const statement = this.trail.finishedStatement(this.t, { outcome: "succeeded", durationMs: this.elapsedMs(), details }, unit);
-    const [row] = await this.prisma.$queryRaw<(R & { outcome: string })[]>(statement);
+    const [row] = await queryRows<R & { outcome: string }>(this.prisma, statement);
     if (row!.outcome === "succeeded") this.metrics.count("Pages", unitPages(this.t.unit));
     return { committed: COMMITTED, row: row! };
   }

@@ -1,4 +1,4 @@
-import { Prisma, type PrismaClient } from "@docpipe/db";
+import { Prisma, queryRows, type PrismaClient } from "@docpipe/db";
 import type { Stage } from "../contracts.js";
 import { coerceError, TransientError } from "../errors.js";
 import { auditInsertSql } from "../audit.js";
@@ -129,7 +129,7 @@ export async function claimAndStart(
         RETURNING 1`;
   let rows: unknown[];
   try {
-    rows = await prisma.$queryRaw<unknown[]>`WITH claimed AS (${claim}) ${auditInsertSql(started, { from: Prisma.sql`claimed` })} RETURNING 1`;
+    rows = await queryRows(prisma, Prisma.sql`WITH claimed AS (${claim}) ${auditInsertSql(started, { from: Prisma.sql`claimed` })} RETURNING 1`);
   } catch (e) {
     throw writeFailed(e, t, "started");
   }
@@ -138,12 +138,13 @@ export async function claimAndStart(
   // Lost, or nothing to claim: a second look says which (only duplicates get here).
   const table = Prisma.raw(`"${t.table}"`);
   const stageColumn = t.table === "Chunk" ? Prisma.sql`NULL::text` : Prisma.sql`u."leaseStage"`;
-  const [row] = await prisma.$queryRaw<{ done: boolean; stage: string | null; owner: string | null }[]>`
-    SELECT NOT (${notDone(t, "u")}) AS done, ${stageColumn} AS stage, u."leaseOwner" AS owner
-    FROM ${table} u WHERE ${whereUnit(t, "u")}`;
+  const [row] = await queryRows<{ done: boolean; stage: string | null; owner: string | null }>(
+    prisma,
+    Prisma.sql`SELECT NOT (${notDone(t, "u")}) AS done, ${stageColumn} AS stage, u."leaseOwner" AS owner FROM ${table} u WHERE ${whereUnit(t, "u")}`,
+  );
   if (!row) {
     try {
-      await prisma.$executeRaw`${auditInsertSql(started)}`;
+      await queryRows(prisma, auditInsertSql(started));
     } catch (e) {
       throw writeFailed(e, t, "started");
     }
@@ -164,12 +165,15 @@ export async function releaseAndRecord(
   outcome: Prisma.AuditEventUncheckedCreateInput,
 ): Promise<void> {
   try {
-    await db.$executeRaw`
+    await queryRows(
+      db,
+      Prisma.sql`
       WITH released AS (
         UPDATE ${Prisma.raw(`"${t.table}"`)} u SET "leaseUntil" = NULL
         WHERE ${whereUnit(t, "u")} AND u."leaseOwner" = ${owner}
       )
-      ${auditInsertSql(outcome)}`;
+      ${auditInsertSql(outcome)}`,
+    );
   } catch (e) {
     throw writeFailed(e, t, outcome.outcome);
   }
@@ -177,14 +181,15 @@ export async function releaseAndRecord(
 
 /** Releases an attempt's claim without a record (its outcome is recorded elsewhere, or not at all). */
 export async function releaseClaim(prisma: PrismaClient, t: ClaimTarget, owner: string): Promise<void> {
-  await prisma.$executeRaw`
-    UPDATE ${Prisma.raw(`"${t.table}"`)} u SET "leaseUntil" = NULL
-    WHERE ${whereUnit(t, "u")} AND u."leaseOwner" = ${owner}`;
+  await queryRows(prisma, Prisma.sql`UPDATE ${Prisma.raw(`"${t.table}"`)} u SET "leaseUntil" = NULL WHERE ${whereUnit(t, "u")} AND u."leaseOwner" = ${owner}`);
 }
 
 /** Keeps a long attempt's claim (a large split): one statement every third of the lease, never per page. */
 export async function renewClaim(prisma: PrismaClient, t: ClaimTarget, owner: string, leaseSeconds: number): Promise<void> {
-  await prisma.$executeRaw`
+  await queryRows(
+    prisma,
+    Prisma.sql`
     UPDATE ${Prisma.raw(`"${t.table}"`)} u SET "leaseUntil" = ${NOW} + make_interval(secs => ${leaseSeconds}::double precision)
-    WHERE ${whereUnit(t, "u")} AND u."leaseOwner" = ${owner}`;
+    WHERE ${whereUnit(t, "u")} AND u."leaseOwner" = ${owner}`,
+  );
 }
