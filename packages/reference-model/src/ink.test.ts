@@ -61,6 +61,26 @@ describe("measureInk on the PNGs the pipeline writes", () => {
     }
   });
 
+  it.each([1, 3] as const)("counts white runs and dark pixels at every byte alignment (%i channels)", async (channels) => {
+    const { encodePngPixels } = await import("@docpipe/pdf");
+    // Rows of mostly white with a few darker bytes (254 is white to the eye but not a white byte).
+    let seed = 12345;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let width = 1; width <= 23; width++) {
+      const height = 9;
+      const data = new Uint8Array(width * height * channels).map(() => (next() < 0.9 ? 255 : next() < 0.5 ? 254 : Math.floor(next() * 200)));
+      const levels = Array.from({ length: width * height }, (_, i) =>
+        channels === 1 ? data[i]! : ((data[i * 3]! + 1) * 77 + (data[i * 3 + 1]! + 1) * 150 + (data[i * 3 + 2]! + 1) * 28) >> 8,
+      );
+      const png = encodePngPixels({ data, width, height, stride: width * channels, channels });
+      for (const inkThreshold of [128, 255, 256]) {
+        const r = measureInk(png, { inkThreshold });
+        expect(r.inkPixels, `width ${width}, threshold ${inkThreshold}`).toBe(levels.filter((v) => v < inkThreshold).length);
+        expect(r.meanGray).toBeCloseTo(levels.reduce((a, v) => a + v, 0) / levels.length, 9);
+      }
+    }
+  });
+
   it("turns a PNG whose image data is damaged into an ImageDecodeError", () => {
     const good = png(50, 50, 10, 10);
     const bad = good.slice();

@@ -36,46 +36,113 @@ export function pngInk(bytes: Uint8Array, inkThreshold: number): InkCount | unde
   }
   const channels = colorType === 2 ? 3 : 1;
   const stride = width * channels;
-  const raw = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat));
-  if (raw.length < (stride + 1) * height) throw new RangeError(`PNG data ends after ${raw.length} of ${(stride + 1) * height} bytes`);
+  const size = (stride + 1) * height;
+  // One output buffer of the image's size (plus a byte, so zlib stops inside it rather than
+  // asking for another): left to its default 16 KiB chunks, inflate allocated and then
+  // concatenated hundreds of them per page.
+  const inflated = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat), { chunkSize: Math.max(64, size + 1) });
+  // A plain Uint8Array, like the rows unfiltered below: one kind of array keeps RowCounter's reads fast.
+  const raw = new Uint8Array(inflated.buffer, inflated.byteOffset, inflated.byteLength);
+  if (raw.length < size) throw new RangeError(`PNG data ends after ${raw.length} of ${size} bytes`);
 
-  let inkPixels = 0;
-  let graySum = 0;
-  let prev = new Uint8Array(stride);
-  let cur = new Uint8Array(stride);
+  const count = new RowCounter(inkThreshold, channels);
+  // Rounded up to whole words, so RowCounter reads a row's last bytes as a word too.
+  let prev = new Uint8Array((stride + 3) & ~3);
+  let cur = new Uint8Array((stride + 3) & ~3);
   let prevIsRaw = -1; // the previous row is still in `raw` at this offset (it had no filter)
   for (let y = 0; y < height; y++) {
     const start = y * (stride + 1) + 1;
     const filter = raw[start - 1]!;
-    let row: Uint8Array;
-    let at: number;
     if (filter === 0) {
-      row = raw;
-      at = start;
+      count.row(raw, start, start + stride);
       prevIsRaw = start;
     } else {
       if (prevIsRaw >= 0) prev.set(raw.subarray(prevIsRaw, prevIsRaw + stride));
       unfilter(filter, raw.subarray(start, start + stride), prev, cur, channels);
-      row = cur;
-      at = 0;
+      count.row(cur, 0, stride);
       [prev, cur] = [cur, prev];
       prevIsRaw = -1;
     }
-    if (channels === 3) {
-      for (let i = at, end = at + stride; i < end; i += 3) {
-        const g = ((row[i]! + 1) * 77 + (row[i + 1]! + 1) * 150 + (row[i + 2]! + 1) * 28) >> 8;
-        graySum += g;
-        if (g < inkThreshold) inkPixels++;
+  }
+  return { width, height, ...count.totals() };
+}
+
+const WHITE = -1; // four 0xFF bytes read as an Int32
+
+/**
+ * Adds up rows of pixels. Pages are mostly white, so it reads a row four bytes at a time and
+ * counts white runs without looking at their pixels (a white pixel is gray 255, whatever the
+ * channels); only the pixels that share a word with a darker byte are converted one by one.
+ */
+class RowCounter {
+  private inkPixels = 0;
+  private graySum = 0;
+  private white = 0;
+  private words: Int32Array = new Int32Array(0);
+
+  constructor(
+    private readonly inkThreshold: number,
+    private readonly channels: 1 | 3,
+  ) {}
+
+  /** Counts the pixels of bytes[from, to): whole pixels, `channels` bytes each. */
+  row(bytes: Uint8Array, from: number, to: number): void {
+    const base = bytes.byteOffset;
+    if (this.words.buffer !== bytes.buffer) this.words = new Int32Array(bytes.buffer, 0, bytes.buffer.byteLength >> 2);
+    const words = this.words;
+    const ps = this.channels;
+    // Words are aligned in the whole ArrayBuffer; those that stick out of the row (into the
+    // filter byte or a neighbour) only send their pixels down the slow path, never count.
+    let done = from; // pixels before this are counted
+    let w = (base + from) >> 2;
+    const lastWord = Math.min((base + to - 1) >> 2, words.length - 1);
+    while (done < to) {
+      while (w < lastWord && (words[w]! & words[w + 1]!) === WHITE) w += 2;
+      while (w <= lastWord && words[w] === WHITE) w++;
+      // Every byte from `done` up to word w is white.
+      const whiteEnd = Math.min(w * 4 - base, to);
+      if (whiteEnd > done) {
+        const n = Math.floor((whiteEnd - done) / ps);
+        this.white += n;
+        done += n * ps;
+      }
+      if (w > lastWord) break;
+      // Then the run of words that are not all white, pixel by pixel.
+      let dark = w + 1;
+      while (dark <= lastWord && words[dark] !== WHITE) dark++;
+      done = this.slow(bytes, done, Math.min(dark * 4 - base, to));
+      w = (base + done) >> 2;
+    }
+    // Bytes past the last whole word of the buffer, if any.
+    if (done < to) this.slow(bytes, done, to);
+  }
+
+  totals(): { inkPixels: number; graySum: number } {
+    return { inkPixels: this.inkPixels + (255 < this.inkThreshold ? this.white : 0), graySum: this.graySum + 255 * this.white };
+  }
+
+  /** Counts pixels one by one from `at` until one ends at or past `end`; returns where it stopped. */
+  private slow(bytes: Uint8Array, at: number, end: number): number {
+    const t = this.inkThreshold;
+    let ink = 0;
+    let sum = 0;
+    if (this.channels === 3) {
+      for (; at < end; at += 3) {
+        const g = ((bytes[at]! + 1) * 77 + (bytes[at + 1]! + 1) * 150 + (bytes[at + 2]! + 1) * 28) >> 8;
+        sum += g;
+        if (g < t) ink++;
       }
     } else {
-      for (let i = at, end = at + stride; i < end; i++) {
-        const g = row[i]!;
-        graySum += g;
-        if (g < inkThreshold) inkPixels++;
+      for (; at < end; at++) {
+        const g = bytes[at]!;
+        sum += g;
+        if (g < t) ink++;
       }
     }
+    this.inkPixels += ink;
+    this.graySum += sum;
+    return at;
   }
-  return { width, height, inkPixels, graySum };
 }
 
 /** Undoes a PNG row filter (types 1-4) into `cur`, given the previous row's result. */
