@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
@@ -156,11 +156,13 @@ describe("page converter on the local stack", () => {
     expect(audits.filter((a) => a.outcome === "succeeded").map((a) => a.pageNumber).sort()).toEqual([1, 2, 3, 4]);
   });
 
-  test("renders a page too large for the pixel cap at a lower DPI that fits", async ({ stack, prisma, pool, dir }) => {
+  test("renders a page too large for the pixel cap at a lower DPI that fits (its PDF through a file, over inMemoryMaxBytes)", async ({ stack, prisma, pool, dir }) => {
     const { converter, running, seedPages, send, pagesOf } = harness({ stack, prisma, pool, dir });
     // 100 × 100 inches: 10,000 × 10,000 pixels at 100 DPI, far over a 4-megapixel cap.
     const [message] = await seedPages([{ widthPt: 7200, heightPt: 7200, content: "text" }]);
-    await running(converter({ maxPixels: 4_000_000 }), async () => {
+    const tmpDir = join(dir, "over-in-memory-limit");
+    await mkdir(tmpDir);
+    await running(converter({ maxPixels: 4_000_000, inMemoryMaxBytes: 1, tmpDir }), async () => {
       await send([message!]);
       await waitFor("page rendered", async () => (await pagesOf(message!.documentId))[0]?.state === "rendered");
     });
@@ -170,6 +172,8 @@ describe("page converter on the local stack", () => {
     // sqrt(4e6 / 1e8) × 100 DPI.
     expect(page!.dpi).toBeGreaterThanOrEqual(19);
     expect(page!.dpi).toBeLessThanOrEqual(20);
+    // The file went with its message.
+    expect(await readdir(tmpDir)).toEqual([]);
   });
 
   test("fails a page that cannot be rendered, with its reason, and dead-letters it on the first attempt", async ({ stack, prisma, pool, dir }) => {

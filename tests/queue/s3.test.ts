@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateBucketCommand, GetObjectTaggingCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { S3ObjectNotFoundError, downloadToFile, uploadFile } from "@docpipe/queue";
+import { S3ObjectNotFoundError, download, downloadToFile, uploadFile } from "@docpipe/queue";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 interface S3rverInstance {
@@ -110,5 +110,23 @@ describe("S3 helpers", () => {
     expect(err).toBeInstanceOf(S3ObjectNotFoundError);
     expect(err).toMatchObject({ code: "s3_not_found", ids: { bucket, key: "no/such/key.pdf" } });
     expect(await readdir(join(dir, "missing"))).toEqual([]);
+  });
+
+  it("reads a small object into memory, byte for byte, and spills one over the limit to a file", async () => {
+    const body = randomBytes(70_000);
+    await uploadFile(s3, bucket, "pages/2.pdf", body, "application/pdf");
+    const spillTo = () => Promise.resolve(join(dir, "spilled", "2.pdf"));
+    const inMemory = await download(s3, bucket, "pages/2.pdf", { inMemoryMaxBytes: 70_000, spillTo });
+    expect(inMemory).toEqual({ bytes: new Uint8Array(body), size: 70_000 });
+    // It owns its buffer, so it can be moved to a worker thread.
+    if (!("bytes" in inMemory)) throw new Error("expected bytes");
+    expect(inMemory.bytes.buffer.byteLength).toBe(70_000);
+
+    const spilled = await download(s3, bucket, "pages/2.pdf", { inMemoryMaxBytes: 69_999, spillTo });
+    expect(spilled).toEqual({ path: join(dir, "spilled", "2.pdf"), size: 70_000 });
+    expect(await readFile(join(dir, "spilled", "2.pdf"))).toEqual(body);
+
+    const err = await download(s3, bucket, "no/such/key.pdf", { inMemoryMaxBytes: 1_000, spillTo }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(S3ObjectNotFoundError);
   });
 });

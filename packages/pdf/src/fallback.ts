@@ -1,6 +1,6 @@
 // pdfium takes over a document mupdf refuses.
 import { PdfError, type PdfErrorCode } from "./errors.js";
-import { errorText } from "./open.js";
+import { errorText, pathOf, type PdfSource } from "./open.js";
 import { loadPdfium, PdfiumDocument } from "./pdfium.js";
 
 // What pdfium may read better: a file mupdf finds corrupt or without pages, one it wants a
@@ -21,11 +21,12 @@ export async function withPdfium<T>(path: string, refused: unknown, use: (doc: P
 }
 
 /** Like withPdfium, for a caller that keeps the document open (and must destroy() it). */
-export async function openInPdfium(path: string, refused: unknown): Promise<PdfiumDocument> {
+export async function openInPdfium(source: PdfSource, refused: unknown): Promise<PdfiumDocument> {
   if (!(refused instanceof PdfError) || !HANDED_OVER.has(refused.code)) throw refused;
+  const path = pathOf(source);
   let doc: PdfiumDocument;
   try {
-    doc = PdfiumDocument.open(await loadPdfium(), path);
+    doc = PdfiumDocument.open(await loadPdfium(), source);
   } catch (e) {
     throw new PdfError(refused.code, `${refused.message} (pdfium: ${errorText(e).replace(/^pdfium /, "")})`, { path, cause: refused });
   }

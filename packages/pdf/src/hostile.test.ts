@@ -144,6 +144,9 @@ describe("a document only pdfium opens", () => {
     const r = await renderPage(f.path, 0, { dpi: 30 });
     expect({ engine: r.engine, degraded: r.degraded }).toEqual({ engine: "pdfium", degraded: false });
     expect(ink(r)).toBeGreaterThan(0.005);
+    // From its bytes (a page the converter holds in memory), pdfium gets the same bytes to read.
+    const fromBytes = await renderPage(await readFile(f.path), 0, { dpi: 30 });
+    expect(Buffer.from(fromBytes.png).equals(Buffer.from(r.png))).toBe(true);
     await splitPages(
       f.path,
       async (_, path) => {
@@ -286,7 +289,8 @@ describe("RenderPool on hostile input", () => {
       await splitPages(
         f.path,
         async (pageNumber, path) => {
-          const r = await pool.render(path, 0, { dpi: 20, maxPixels: 1_000_000 }).then(
+          // From the bytes, as the page converter renders a page it read into memory.
+          const r = await pool.render(await readFile(path), 0, { dpi: 20, maxPixels: 1_000_000 }).then(
             (x) => `ok ${x.dpi < 20 ? "scaled" : "full"}${x.degraded ? " degraded" : ""}`,
             (e: unknown) => (e instanceof PdfError ? e.code : String(e)),
           );
@@ -309,6 +313,8 @@ describe("RenderPool on hostile input", () => {
       if (f.expect.kind !== "rejected" || WHOLE_TREE_DAMAGE.has(f.name)) continue;
       const e = await failure(pool.render(f.path, 0, { dpi: 10 }));
       expect({ name: f.name, permanent: e.permanent }).toEqual({ name: f.name, permanent: true });
+      const fromBytes = await failure(pool.render(await readFile(f.path), 0, { dpi: 10 }));
+      expect({ name: f.name, code: fromBytes.code }).toEqual({ name: f.name, code: e.code });
     }
     const ok = await pool.render(fixture("xref-missing.pdf").path, 0, { dpi: 10 });
     expect(ok.width).toBe(85);

@@ -38,15 +38,6 @@ export function notPdfUnlessHeader(e: unknown, header: boolean, path: string): u
   });
 }
 
-/**
- * Opens a PDF for random access through a file descriptor: mupdf pulls the byte ranges it needs,
- * so memory does not grow with the file size. The caller owns the document and must call
- * `.destroy()` on it (that also closes the descriptor).
- *
- * Throws PdfError("file_too_large") for files of 2 GiB or more (see MAX_MUPDF_FILE_BYTES) and
- * PdfError("corrupt") when mupdf cannot open it. It does not check the magic bytes or the
- * password; use inspectPdf for that.
- */
 let failedOpens = 0;
 
 /**
@@ -58,7 +49,33 @@ export function mupdfFailedOpens(): number {
   return failedOpens;
 }
 
-export function openPdf(path: string): mupdf.PDFDocument {
+/** A PDF to open: the path of a file, or the file's bytes (held in memory: a page, a chunk). */
+export type PdfSource = string | Uint8Array;
+
+/** The path of a source read from a file, for error messages; bytes have none. */
+export function pathOf(source: PdfSource): string | undefined {
+  return typeof source === "string" ? source : undefined;
+}
+
+/**
+ * Opens a PDF. From a path, it reads through a file descriptor: mupdf pulls the byte ranges it
+ * needs, so memory does not grow with the file size. From bytes (a page or a chunk already in
+ * memory), mupdf takes a copy and no file is touched. The caller owns the document and must call
+ * `.destroy()` on it (that also closes the descriptor).
+ *
+ * Throws PdfError("file_too_large") for files of 2 GiB or more (see MAX_MUPDF_FILE_BYTES) and
+ * PdfError("corrupt") when mupdf cannot open it. It does not check the magic bytes or the
+ * password; use inspectPdf for that.
+ */
+export function openPdf(source: PdfSource): mupdf.PDFDocument {
+  if (typeof source !== "string") {
+    if (source.byteLength > MAX_MUPDF_FILE_BYTES) {
+      throw new PdfError("file_too_large", `file is ${source.byteLength} bytes; mupdf (WASM) can address at most 2 GiB`);
+    }
+    // mupdf copies the bytes into its heap; the caller's array is not kept.
+    return openDocument(source, undefined);
+  }
+  const path = source;
   const fd = openSync(path, "r");
   let size: number;
   try {
@@ -88,7 +105,17 @@ export function openPdf(path: string): mupdf.PDFDocument {
     },
   });
   try {
-    const doc = mupdf.Document.openDocument(stream, "application/pdf");
+    return openDocument(stream, path);
+  } finally {
+    // The document holds its own reference to the stream; ours only has to go. The descriptor
+    // closes when the last reference (the document's) is dropped.
+    stream.destroy();
+  }
+}
+
+function openDocument(from: mupdf.Stream | Uint8Array, path: string | undefined): mupdf.PDFDocument {
+  try {
+    const doc = mupdf.Document.openDocument(from, "application/pdf");
     const pdf = doc.asPDF();
     if (!pdf) {
       doc.destroy();
@@ -99,10 +126,6 @@ export function openPdf(path: string): mupdf.PDFDocument {
     if (e instanceof PdfError) throw e;
     failedOpens++;
     throw new PdfError("corrupt", `mupdf cannot open the file: ${errorText(e)}`, { path, cause: e });
-  } finally {
-    // The document holds its own reference to the stream; ours only has to go. The descriptor
-    // closes when the last reference (the document's) is dropped.
-    stream.destroy();
   }
 }
 

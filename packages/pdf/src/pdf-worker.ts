@@ -3,14 +3,15 @@ import { statSync } from "node:fs";
 import { workerData } from "node:worker_threads";
 import * as mupdf from "mupdf";
 import { isWasmAbort, PdfError } from "./errors.js";
-import { errorText, inspectPdf, mupdfFailedOpens, openPdf, setMupdfLog, type InspectOptions, type PdfInfo } from "./open.js";
+import { errorText, inspectPdf, mupdfFailedOpens, openPdf, setMupdfLog, type InspectOptions, type PdfInfo, type PdfSource } from "./open.js";
 import { pdfiumHeapBytes } from "./pdfium.js";
-import { renderPageWith, type RenderOptions, type RenderResult } from "./render.js";
+import { renderPage, renderPageWith, type RenderOptions, type RenderResult } from "./render.js";
 import { openSplitSource, type SplitSource } from "./split.js";
 import { serveTasks, type Handled } from "./worker-pool.js";
 
 export type PdfTask =
-  | { op: "render"; path: string; pageIndex: number; opts: RenderOptions }
+  /** A path, or the file's bytes (moved here from the caller's thread, not copied). */
+  | { op: "render"; source: PdfSource; pageIndex: number; opts: RenderOptions }
   | { op: "inspect"; path: string; opts: InspectOptions }
   /** Opens path to be split and keeps it open for the split-write tasks of the same session. */
   | { op: "split-open"; path: string; maxPages: number | undefined }
@@ -74,7 +75,12 @@ async function handle(task: PdfTask): Promise<Handled<PdfTaskResult>> {
   switch (task.op) {
     case "render":
       try {
-        const r = await renderPageWith(() => documentFor(task.path), task.path, task.pageIndex, task.opts);
+        const { source } = task;
+        // Bytes are a page that came in memory: opened for this task alone, nothing to cache.
+        const r =
+          typeof source === "string"
+            ? await renderPageWith(() => documentFor(source), source, task.pageIndex, task.opts)
+            : await renderPage(source, task.pageIndex, task.opts);
         return { value: r, transfer: [r.png.buffer as ArrayBuffer] };
       } catch (e) {
         // A document that failed once is not worth keeping open.

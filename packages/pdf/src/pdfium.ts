@@ -78,20 +78,22 @@ export class PdfiumDocument {
   }
 
   /**
-   * Opens path with an empty password, as a viewer does: an owner-password-only PDF opens.
-   * PdfError: file_too_large over PDFIUM_MAX_BYTES, encrypted when it needs a user password,
-   * corrupt when pdfium cannot read it.
+   * Opens a file (its path) or its bytes with an empty password, as a viewer does: an
+   * owner-password-only PDF opens. PdfError: file_too_large over PDFIUM_MAX_BYTES, encrypted when
+   * it needs a user password, corrupt when pdfium cannot read it.
    */
-  static open(m: WrappedPdfiumModule, path: string): PdfiumDocument {
-    const fd = openSync(path, "r");
+  static open(m: WrappedPdfiumModule, source: string | Uint8Array): PdfiumDocument {
+    const [path, bytes] = typeof source === "string" ? [source, undefined] : [undefined, source];
+    const fd = path === undefined ? undefined : openSync(path, "r");
     let ptr = 0;
     try {
-      const size = fstatSync(fd).size;
+      const size = bytes ? bytes.byteLength : fstatSync(fd!).size;
       if (size > PDFIUM_MAX_BYTES) throw new PdfError("file_too_large", `file is ${size} bytes, over pdfium's ${PDFIUM_MAX_BYTES}`, { path });
       const h = heap(m);
       ptr = h.wasmExports.malloc(Math.max(1, size));
       if (!ptr) throw new PdfError("file_too_large", `pdfium cannot allocate ${size} bytes`, { path });
-      for (let at = 0; at < size; ) {
+      if (bytes) h.HEAPU8.set(bytes, ptr);
+      for (let at = 0; fd !== undefined && at < size; ) {
         // HEAPU8 is re-read each time: a heap that grew detaches the old view.
         const n = readSync(fd, h.HEAPU8, ptr + at, Math.min(size - at, 1 << 24), at);
         if (n <= 0) throw new Error(`short read at ${at} of ${size}`);
@@ -108,7 +110,7 @@ export class PdfiumDocument {
       return doc;
     } finally {
       if (ptr) heap(m).wasmExports.free(ptr);
-      closeSync(fd);
+      if (fd !== undefined) closeSync(fd);
     }
   }
 

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,6 +33,21 @@ describe("RenderPool", () => {
     }
     const direct = await renderPage(mixed.path, 3, { dpi: 60 });
     expect(Buffer.from(results[3]!.png).equals(Buffer.from(direct.png))).toBe(true);
+  });
+
+  it("renders from bytes what it renders from the file, moving the bytes to the worker", async () => {
+    const mixed = corpus.files.find((f) => f.pageCount === 24)!;
+    const bytes = new Uint8Array(await readFile(mixed.path));
+    const fromBytes = await pool.render(bytes, 3, { dpi: 60 });
+    expect(bytes.byteLength).toBe(0);
+    const fromFile = await pool.render(mixed.path, 3, { dpi: 60 });
+    expect(Buffer.from(fromBytes.png).equals(Buffer.from(fromFile.png))).toBe(true);
+    // A view into a larger buffer is copied, not moved, and renders the same.
+    const file = await readFile(mixed.path);
+    const shared = Buffer.concat([Buffer.alloc(1), file]).subarray(1);
+    expect(Buffer.from((await pool.render(shared, 3, { dpi: 60 })).png).equals(Buffer.from(fromFile.png))).toBe(true);
+    expect(shared.byteLength).toBe(file.byteLength);
+    await expect(pool.render(Buffer.from("%PDF-1.7 nothing else"), 0)).rejects.toMatchObject({ name: "PdfError", code: "corrupt", path: undefined });
   });
 
   it("passes PdfErrors back from the worker", async () => {

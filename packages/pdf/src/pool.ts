@@ -1,5 +1,5 @@
 import { PdfError, isPdfErrorCode } from "./errors.js";
-import type { InspectOptions, MupdfLog, PdfInfo } from "./open.js";
+import { pathOf, type InspectOptions, type MupdfLog, type PdfInfo, type PdfSource } from "./open.js";
 import type { PdfTask, PdfTaskResult, PdfWorkerData } from "./pdf-worker.js";
 import { DEFAULT_DPI, type RenderOptions, type RenderResult } from "./render.js";
 import { splitChunksWith, type SplitChunk, type SplitOptions, type SplitSource } from "./split.js";
@@ -57,9 +57,9 @@ export class PdfPool {
       maxQueue: opts.maxQueue,
       workerData,
       onLog: opts.onMupdfLog,
-      timeoutError: (task, ms) => new PdfError("timeout", `${doing(task)} took longer than ${ms} ms`, { path: task.path }),
+      timeoutError: (task, ms) => new PdfError("timeout", `${doing(task)} took longer than ${ms} ms`, { path: taskPath(task) }),
       crashError: (task, cause) =>
-        new PdfError("worker_crashed", `pdf worker died ${during(task)}: ${cause.message}`, { path: task.path, cause }),
+        new PdfError("worker_crashed", `pdf worker died ${during(task)}: ${cause.message}`, { path: taskPath(task), cause }),
       rebuildError,
     });
   }
@@ -68,12 +68,18 @@ export class PdfPool {
     return this.workers.size;
   }
 
-  /** Renders page pageIndex (0-based) of the PDF at pdfPath; same result as renderPage. */
-  async render(pdfPath: string, pageIndex: number, opts: PoolRenderOptions = {}): Promise<RenderResult> {
+  /**
+   * Renders page pageIndex (0-based) of a PDF, its path or its bytes; same result as renderPage.
+   * Bytes that own their whole ArrayBuffer are moved to the worker, not copied: the caller's
+   * array is empty afterwards. A page in memory costs the render no file at all.
+   */
+  async render(source: PdfSource, pageIndex: number, opts: PoolRenderOptions = {}): Promise<RenderResult> {
     const { timeoutMs, ...renderOpts } = opts;
     this.renders++;
-    const task: PdfTask = { op: "render", path: pdfPath, pageIndex, opts: { dpi: DEFAULT_DPI, ...renderOpts } };
-    return (await this.workers.run(task, { timeoutMs })) as RenderResult;
+    const task: PdfTask = { op: "render", source, pageIndex, opts: { dpi: DEFAULT_DPI, ...renderOpts } };
+    const owned = typeof source !== "string" && source.buffer instanceof ArrayBuffer && source.byteOffset === 0 && source.byteLength === source.buffer.byteLength;
+    const transfer = owned ? [source.buffer as ArrayBuffer] : undefined;
+    return (await this.workers.run(task, { timeoutMs, transfer })) as RenderResult;
   }
 
   /** inspectPdf in a worker: same result, same errors. */
@@ -157,9 +163,13 @@ function during(task: PdfTask): string {
   return task.op === "render" ? `on page ${task.pageIndex + 1}` : `while ${doing(task)}`;
 }
 
+function taskPath(task: PdfTask): string | undefined {
+  return task.op === "render" ? pathOf(task.source) : task.path;
+}
+
 function rebuildError(e: SerializedError, task: PdfTask): Error {
   let err: Error;
-  if (e.name === "PdfError" && isPdfErrorCode(e.code)) err = new PdfError(e.code, e.message, { path: task.path });
+  if (e.name === "PdfError" && isPdfErrorCode(e.code)) err = new PdfError(e.code, e.message, { path: taskPath(task) });
   else if (e.name === "RangeError") err = new RangeError(e.message);
   else err = new Error(e.message);
   if (e.stack) err.stack = e.stack;

@@ -1,6 +1,6 @@
 import * as mupdf from "mupdf";
 import { isWasmAbort, PdfError, type PdfErrorCode } from "./errors.js";
-import { captureMupdfLog, checkedPageCount, distinct, errorText, openPdf, type Engine } from "./open.js";
+import { captureMupdfLog, checkedPageCount, distinct, errorText, openPdf, type Engine, type PdfSource } from "./open.js";
 import { loadPdfium, PdfiumDocument } from "./pdfium.js";
 import { encodePixmap, encodePng, fitPixels, inkOf } from "./pixels.js";
 import { DEFAULT_PNG_LEVEL } from "./png.js";
@@ -129,8 +129,8 @@ function drawWithMupdf(doc: mupdf.PDFDocument, pageIndex: number, dpi: number, m
   }
 }
 
-async function drawWithPdfium(path: string, pageIndex: number, dpi: number, maxPixels: number, pngLevel: number): Promise<Drawing & { problems: string[] }> {
-  const doc = PdfiumDocument.open(await loadPdfium(), path);
+async function drawWithPdfium(source: PdfSource, pageIndex: number, dpi: number, maxPixels: number, pngLevel: number): Promise<Drawing & { problems: string[] }> {
+  const doc = PdfiumDocument.open(await loadPdfium(), source);
   try {
     if (pageIndex >= doc.pageCount) throw new PdfError("corrupt_page", `pdfium finds ${doc.pageCount} pages, not page ${pageIndex + 1}`);
     const r = doc.render(pageIndex, dpi, maxPixels);
@@ -141,15 +141,15 @@ async function drawWithPdfium(path: string, pageIndex: number, dpi: number, maxP
 }
 
 /**
- * Renders page pageIndex (0-based) of the PDF at path, with the document mupdf opened from it
- * (`open`, which may throw). mupdf draws first; when it cannot open the file, finds no pages or
+ * Renders page pageIndex (0-based) of the PDF `source` (a path or the bytes), with the document
+ * mupdf opened from it (`open`, which may throw). mupdf draws first; when it cannot open the file, finds no pages or
  * draws the page with damage (see DAMAGE), pdfium draws it too, and pdfium's image wins when it
  * has no undecodable image and draws more of the page than mupdf could. Otherwise the best image
  * there is comes back `degraded`; a page fails only when no engine draws it.
  */
 export async function renderPageWith(
   open: () => mupdf.PDFDocument,
-  path: string,
+  source: PdfSource,
   pageIndex: number,
   opts: RenderOptions = {},
 ): Promise<RenderResult> {
@@ -175,7 +175,7 @@ export async function renderPageWith(
   if (refused) said.push(`mupdf: ${refused.message}`);
   if (opts.secondEngine !== false) {
     try {
-      const pd = await drawWithPdfium(path, pageIndex, dpi, maxPixels, pngLevel);
+      const pd = await drawWithPdfium(source, pageIndex, dpi, maxPixels, pngLevel);
       if (pd.problems.length === 0 && (!mu || pd.ink > mu.ink)) {
         return { ...pd, engine: "pdfium", degraded: false, warnings: distinct(said) };
       }
@@ -215,17 +215,17 @@ function summarise(messages: string[]): string {
 }
 
 /**
- * Renders page pageIndex (0-based) of the PDF at pdfPath to PNG, honouring /Rotate and the
- * CropBox as mupdf does, with pdfium as the second engine (see renderPageWith). Runs on the
+ * Renders page pageIndex (0-based) of a PDF (its path, or its bytes) to PNG, honouring /Rotate and
+ * the CropBox as mupdf does, with pdfium as the second engine (see renderPageWith). Runs on the
  * calling thread; use RenderPool to render in parallel with a time limit.
  */
-export async function renderPage(pdfPath: string, pageIndex: number, opts: RenderOptions = {}): Promise<RenderResult> {
+export async function renderPage(source: PdfSource, pageIndex: number, opts: RenderOptions = {}): Promise<RenderResult> {
   let doc: mupdf.PDFDocument | undefined;
   try {
-    return await renderPageWith(() => (doc = openPdf(pdfPath)), pdfPath, pageIndex, opts);
+    return await renderPageWith(() => (doc = openPdf(source)), source, pageIndex, opts);
   } catch (e) {
-    if (e instanceof PdfError && e.path === undefined) {
-      throw new PdfError(e.code, e.message, { cause: e.cause, path: pdfPath });
+    if (typeof source === "string" && e instanceof PdfError && e.path === undefined) {
+      throw new PdfError(e.code, e.message, { cause: e.cause, path: source });
     }
     throw e;
   } finally {

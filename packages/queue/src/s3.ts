@@ -40,12 +40,19 @@ export interface DownloadOptions {
  * into place, so a crash never leaves a truncated file under the final name.
  */
 export async function downloadToFile(s3: S3Client, bucket: string, key: string, path: string, opts: DownloadOptions = {}): Promise<number> {
-  const partial = `${path}.${process.pid}.${Date.now()}.part`;
   try {
     await mkdir(dirname(path), { recursive: true });
     const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    if (!out.Body) throw new Error("GetObject returned no body");
-    const { hash } = opts;
+    return await bodyToFile(out.Body as Readable | undefined, path, opts.hash);
+  } catch (e) {
+    throw toS3Error(e, "download", bucket, key);
+  }
+}
+
+async function bodyToFile(body: Readable | undefined, path: string, hash?: Hash): Promise<number> {
+  const partial = `${path}.${process.pid}.${Date.now()}.part`;
+  try {
+    if (!body) throw new Error("GetObject returned no body");
     if (hash) {
       const tap = new Transform({
         transform(chunk: Buffer, _encoding, done) {
@@ -53,14 +60,58 @@ export async function downloadToFile(s3: S3Client, bucket: string, key: string, 
           done(null, chunk);
         },
       });
-      await pipeline(out.Body as Readable, tap, createWriteStream(partial));
+      await pipeline(body, tap, createWriteStream(partial));
     } else {
-      await pipeline(out.Body as Readable, createWriteStream(partial));
+      await pipeline(body, createWriteStream(partial));
     }
     await rename(partial, path);
     return (await stat(path)).size;
   } catch (e) {
+    body?.destroy();
     await rm(partial, { force: true });
+    throw e;
+  }
+}
+
+/** An object read by {@link download}: in memory, or in a file when it was too large for that. */
+export type Downloaded = { bytes: Uint8Array; size: number } | { path: string; size: number };
+
+/**
+ * Reads an object with one GetObject: into memory when it is at most `inMemoryMaxBytes` (a page
+ * or a chunk: no file, no file-system calls), otherwise streamed to the file `spillTo()` names
+ * (see downloadToFile), so an unexpectedly large object costs a file, not a heap. In memory, the
+ * body must be exactly the ContentLength S3 announced: a short or long body is an error, never a
+ * truncated PDF. The bytes own their ArrayBuffer, so they can be moved to a worker thread.
+ */
+export async function download(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  opts: { inMemoryMaxBytes: number; spillTo: () => Promise<string> },
+): Promise<Downloaded> {
+  try {
+    const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const body = out.Body as Readable | undefined;
+    const length = out.ContentLength;
+    if (length === undefined || length > opts.inMemoryMaxBytes) {
+      const path = await opts.spillTo();
+      await mkdir(dirname(path), { recursive: true });
+      return { path, size: await bodyToFile(body, path) };
+    }
+    if (!body) throw new Error("GetObject returned no body");
+    const bytes = new Uint8Array(length);
+    let at = 0;
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      if (at + chunk.byteLength > length) {
+        body.destroy();
+        throw new Error(`body is longer than its Content-Length ${length}`);
+      }
+      bytes.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    if (at !== length) throw new Error(`body ended after ${at} of ${length} bytes`);
+    return { bytes, size: length };
+  } catch (e) {
     throw toS3Error(e, "download", bucket, key);
   }
 }

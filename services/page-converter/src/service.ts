@@ -16,7 +16,7 @@ import {
   consumedQueue,
   createWorker,
   DEFAULT_STOP_TIMEOUT_SECONDS,
-  downloadToFile,
+  download,
   imageKey,
   isForeignKeyViolation,
   PermanentError,
@@ -61,7 +61,13 @@ export interface PageConverterOptions extends WorkerObservers {
   renderThreads?: number;
   /** A pool to share (the caller closes it); otherwise the service builds one and closes it on stop. */
   pool?: RenderPool;
-  /** Single-page PDFs are downloaded here, one temporary directory per message. @defaultValue os.tmpdir() */
+  /**
+   * Single-page PDFs up to this many bytes are read into memory and moved to a render thread, with
+   * no file; a larger one is downloaded to a file under `tmpDir`, so it costs disk, not heap.
+   * @defaultValue 32 MiB
+   */
+  inMemoryMaxBytes?: number;
+  /** Single-page PDFs over inMemoryMaxBytes are downloaded here, one temporary directory per message. @defaultValue os.tmpdir() */
   tmpDir?: string;
   /** Messages handled at once. @defaultValue twice the pool size, so every render thread has its next page ready */
   concurrency?: number;
@@ -91,6 +97,7 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const pngLevel = opts.pngLevel ?? DEFAULT_PNG_LEVEL;
   const renderTimeoutMs = opts.renderTimeoutMs ?? defaults.renderTimeoutMs;
+  const inMemoryMaxBytes = opts.inMemoryMaxBytes ?? defaults.inMemoryMaxBytes;
   const timeoutAttempts = Math.max(1, opts.renderTimeoutAttempts ?? defaults.renderTimeoutAttempts);
   const ownPool = opts.pool === undefined;
   const pool = opts.pool ?? new RenderPool({ timeoutMs: renderTimeoutMs, ...(opts.renderThreads && { size: opts.renderThreads }) });
@@ -104,9 +111,9 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
   });
   const { prisma, s3 } = opts;
 
-  async function render(path: string, msg: SinglePageMessage, attempt: number, policy: DamagedPagePolicy): Promise<RenderResult> {
+  async function render(source: string | Uint8Array, msg: SinglePageMessage, attempt: number, policy: DamagedPagePolicy): Promise<RenderResult> {
     try {
-      return await pool.render(path, 0, { dpi, maxPixels, pngLevel, timeoutMs: renderTimeoutMs, rejectDamaged: policy === "fail" });
+      return await pool.render(source, 0, { dpi, maxPixels, pngLevel, timeoutMs: renderTimeoutMs, rejectDamaged: policy === "fail" });
     } catch (e) {
       const ids = { documentId: msg.documentId, pageNumber: msg.pageNumber, key: msg.key, cause: e };
       if (e instanceof PdfError) {
@@ -143,10 +150,11 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
   }
 
   async function convert(msg: SinglePageMessage, a: StageScope, policy: DamagedPagePolicy): Promise<Committed> {
-    const path = join(await a.dir(), "page.pdf");
-    const bytes = await downloadToFile(s3, msg.bucket, msg.key, path);
+    // A page is small: read into memory and moved to the render thread, no file on the way.
+    const pdf = await download(s3, msg.bucket, msg.key, { inMemoryMaxBytes, spillTo: async () => join(await a.dir(), "page.pdf") });
+    const bytes = pdf.size;
     const renderStarted = performance.now();
-    const png = await render(path, msg, a.attempt, policy);
+    const png = await render("bytes" in pdf ? pdf.bytes : pdf.path, msg, a.attempt, policy);
     const renderMs = Math.round(performance.now() - renderStarted);
     const key = imageKey(msg, msg.pageNumber);
     // This upload is what triggers inference (S3 notification), so it comes after a good render only.
