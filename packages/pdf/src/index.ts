@@ -16,6 +16,7 @@ export {
   splitIntoChunks,
   splitPages,
   type SplitChunk,
+  type SplitPiece,
   type SplitOptions,
 } from "./split.js";
 export {

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { closeSync, openSync, writeSync } from "node:fs";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -95,8 +95,10 @@ describe("files over mupdf WASM's 2 GiB", () => {
       await expect(pool.inspect(huge)).resolves.toMatchObject({ pageCount: 3, repaired: false, engine: "mutool" });
       await expect(pool.inspect(huge, { mutool: false })).rejects.toMatchObject({ code: "file_too_large" });
       const chunks: string[][] = [];
-      for await (const c of pool.splitChunks(huge, { dir: join(dir, "pool-chunks"), pagesPerChunk: 2 })) chunks.push(pageTexts(c.path));
+      for await (const c of pool.splitPieces(huge, { dir: join(dir, "pool-chunks"), pagesPerChunk: 2 })) chunks.push(pageTexts(c.bytes));
       expect(chunks).toEqual([["Huge page 1", "Huge page 2"], ["Huge page 3"]]);
+      // mutool's chunk files were read and removed.
+      expect(await readdir(join(dir, "pool-chunks"))).toEqual([]);
     } finally {
       await pool.close();
     }

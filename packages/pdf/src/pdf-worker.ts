@@ -13,12 +13,13 @@ export type PdfTask =
   /** A path, or the file's bytes (moved here from the caller's thread, not copied). */
   | { op: "render"; source: PdfSource; pageIndex: number; opts: RenderOptions }
   | { op: "inspect"; path: string; opts: InspectOptions }
-  /** Opens path to be split and keeps it open for the split-write tasks of the same session. */
+  /** Opens path to be split and keeps it open for the split-piece tasks of the same session. */
   | { op: "split-open"; path: string; maxPages: number | undefined }
-  | { op: "split-write"; path: string; first: number; last: number; outPath: string }
+  /** Pages first..last of the document open for splitting, as a new PDF's bytes (moved back, not copied). */
+  | { op: "split-piece"; path: string; first: number; last: number }
   | { op: "split-close"; path: string };
 
-export type PdfTaskResult = RenderResult | PdfInfo | { total: number } | null;
+export type PdfTaskResult = RenderResult | PdfInfo | { total: number } | Uint8Array | null;
 
 export interface PdfWorkerData {
   /** Exit after a task when the engines' WASM heaps together have grown past this many bytes. */
@@ -93,10 +94,11 @@ async function handle(task: PdfTask): Promise<Handled<PdfTaskResult>> {
       await closeSplit();
       splitting = await openSplitSource(task.path, task.maxPages);
       return { value: { total: splitting.total } };
-    case "split-write":
+    case "split-piece": {
       if (!splitting) throw new Error(`no document open to split (${task.path})`);
-      await splitting.write(task.first, task.last, task.outPath);
-      return { value: null };
+      const bytes = await splitting.piece(task.first, task.last);
+      return { value: bytes, transfer: [bytes.buffer as ArrayBuffer] };
+    }
     case "split-close":
       await closeSplit();
       return { value: null };

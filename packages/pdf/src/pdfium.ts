@@ -1,7 +1,7 @@
 // pdfium (Chrome's PDF engine, WASM from @embedpdf/pdfium): the second engine, for what mupdf
 // cannot open, finds no pages in, or draws only with damage. One instance per thread, loaded on
 // first use. pdfium reads a document from its own heap, so it takes files up to PDFIUM_MAX_BYTES.
-import { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
 import { init, type WrappedPdfiumModule } from "@embedpdf/pdfium";
 import { PdfError } from "./errors.js";
@@ -169,8 +169,8 @@ export class PdfiumDocument {
     return problems;
   }
 
-  /** Writes pages first..last (1-based, inclusive) into a new PDF at outPath, as pdfium saves them. */
-  writePages(first: number, last: number, outPath: string): void {
+  /** Pages first..last (1-based, inclusive) as a new PDF, as pdfium saves them. */
+  pagesBytes(first: number, last: number): Uint8Array {
     const m = this.m;
     const out = m.FPDF_CreateNewDocument();
     let writer = 0;
@@ -185,7 +185,7 @@ export class PdfiumDocument {
       const buf = h.wasmExports.malloc(Math.max(1, size));
       try {
         m.PDFiumExt_GetFileWriterData(writer, buf, size);
-        writeFileSync(outPath, h.HEAPU8.subarray(buf, buf + size));
+        return h.HEAPU8.slice(buf, buf + size);
       } finally {
         h.wasmExports.free(buf);
       }

@@ -77,16 +77,18 @@ describe("RenderPool", () => {
 });
 
 describe("PdfPool inspect and split", () => {
-  it("inspects and splits in a worker with inspectPdf's and splitChunks' results and errors", async () => {
+  it("inspects and splits in a worker with inspectPdf's and splitChunks' results and errors, the chunks in memory", async () => {
     const mixed = corpus.files.find((f) => f.pageCount === 24)!;
     expect(await pool.inspect(mixed.path, { maxPages: 100 })).toEqual(await inspectPdf(mixed.path, { maxPages: 100 }));
     await expect(pool.inspect(mixed.path, { maxPages: 10 })).rejects.toMatchObject({ name: "PdfError", code: "too_many_pages" });
     await expect(pool.inspect(corpus.invalid!.notPdf)).rejects.toMatchObject({ code: "not_pdf", path: corpus.invalid!.notPdf });
 
     const chunks: [number, number, string[]][] = [];
-    for await (const c of pool.splitChunks(mixed.path, { dir: join(dir, "pool-chunks"), pagesPerChunk: 10 })) {
-      chunks.push([c.first, c.last, pageTexts(c.path)]);
+    for await (const c of pool.splitPieces(mixed.path, { dir: join(dir, "pool-chunks"), pagesPerChunk: 10 })) {
+      chunks.push([c.first, c.last, pageTexts(c.bytes)]);
     }
+    // No chunk touched the disk.
+    expect(await readdir(join(dir, "pool-chunks")).catch(() => [])).toEqual([]);
     const texts = pageTexts(mixed.path);
     expect(chunks).toEqual([
       [1, 10, texts.slice(0, 10)],
@@ -94,7 +96,7 @@ describe("PdfPool inspect and split", () => {
       [21, 24, texts.slice(20, 24)],
     ]);
     const split = async (path: string) => {
-      for await (const _ of pool.splitChunks(path, { dir: join(dir, "pool-pages"), pagesPerChunk: 1 }));
+      for await (const _ of pool.splitPieces(path, { dir: join(dir, "pool-pages"), pagesPerChunk: 1 }));
     };
     await expect(split(corpus.invalid!.corrupt)).rejects.toMatchObject({ code: "corrupt" });
     // Each split gave its worker back.
@@ -104,14 +106,14 @@ describe("PdfPool inspect and split", () => {
 
   it("holds one worker for a split and serves other tasks on the rest", async () => {
     const mixed = corpus.files.find((f) => f.pageCount === 24)!;
-    const split = pool.splitChunks(mixed.path, { dir: join(dir, "held"), pagesPerChunk: 5 });
+    const split = pool.splitPieces(mixed.path, { dir: join(dir, "held"), pagesPerChunk: 5 });
     expect((await split.next()).value).toMatchObject({ first: 1, last: 5 });
     // The split holds one of the two workers between chunks; the other inspects.
     expect((await pool.inspect(mixed.path)).pageCount).toBe(24);
     await split.return();
     expect(pool.pending).toBe(0);
-    // Neither the chunk handed out nor the one written ahead of it is left behind.
-    expect(await readdir(join(dir, "held"))).toEqual([]);
+    // The worker went back to the pool with the split's document closed: it renders.
+    expect((await pool.render(mixed.path, 0, { dpi: 10 })).png.byteLength).toBeGreaterThan(0);
   });
 });
 

@@ -2,7 +2,7 @@ import { PdfError, isPdfErrorCode } from "./errors.js";
 import { pathOf, type InspectOptions, type MupdfLog, type PdfInfo, type PdfSource } from "./open.js";
 import type { PdfTask, PdfTaskResult, PdfWorkerData } from "./pdf-worker.js";
 import { DEFAULT_DPI, type RenderOptions, type RenderResult } from "./render.js";
-import { splitChunksWith, type SplitChunk, type SplitOptions, type SplitSource } from "./split.js";
+import { splitPiecesWith, type SplitOptions, type SplitPiece, type SplitSource } from "./split.js";
 import { WorkerPool, type SerializedError } from "./worker-pool.js";
 
 export interface PdfPoolOptions {
@@ -88,13 +88,14 @@ export class PdfPool {
   }
 
   /**
-   * splitChunks with the document open in one worker for the whole split (the worker is held
-   * until the generator ends): same chunks, same errors. The worker writes the next chunk while
-   * the caller handles the current one, so two chunk files may exist at once. Files of 2 GiB or
-   * more still go through native mutool.
+   * Splits src into chunks of at most `pagesPerChunk` pages, each yielded as its bytes, with the
+   * document open in one worker for the whole split (the worker is held until the generator
+   * ends): splitChunks' chunks and errors, without chunk files. The worker makes the next chunk
+   * while the caller handles the current one, so two chunks may be in memory at once. Files of
+   * 2 GiB or more still go through native mutool (its chunk files under opts.dir, read and removed).
    */
-  splitChunks(src: string, opts: SplitOptions): AsyncGenerator<SplitChunk, void, undefined> {
-    return splitChunksWith(src, opts, (path, maxPages) => this.openSplit(path, maxPages));
+  splitPieces(src: string, opts: SplitOptions): AsyncGenerator<SplitPiece, void, undefined> {
+    return splitPiecesWith(src, opts, (path, maxPages) => this.openSplit(path, maxPages));
   }
 
   private async openSplit(path: string, maxPages: number | undefined): Promise<SplitSource> {
@@ -105,9 +106,7 @@ export class PdfPool {
       return {
         total,
         ahead: true,
-        write: async (first, last, outPath) => {
-          await session.run({ op: "split-write", path, first, last, outPath }, { timeoutMs });
-        },
+        piece: async (first, last) => (await session.run({ op: "split-piece", path, first, last }, { timeoutMs })) as Uint8Array,
         destroy: async () => {
           try {
             await session.run({ op: "split-close", path }, { timeoutMs });
@@ -152,8 +151,8 @@ function doing(task: PdfTask): string {
   switch (task.op) {
     case "render":
       return `page ${task.pageIndex + 1}`;
-    case "split-write":
-      return `writing pages ${task.first}-${task.last}`;
+    case "split-piece":
+      return `copying pages ${task.first}-${task.last}`;
     default:
       return "opening the document";
   }

@@ -1,5 +1,5 @@
 import { writeFileSync } from "node:fs";
-import { mkdir, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as mupdf from "mupdf";
 import { PdfError } from "./errors.js";
@@ -23,8 +23,17 @@ export interface SplitChunk {
   totalPages: number;
 }
 
+/** One chunk split off in memory (PdfPool.splitPieces): pages first..last (1-based, inclusive) as a PDF's bytes. */
+export interface SplitPiece {
+  first: number;
+  last: number;
+  bytes: Uint8Array;
+  /** Pages in the source document. */
+  totalPages: number;
+}
+
 export interface SplitOptions extends DocumentLimits {
-  /** Directory for chunk files; created if missing. */
+  /** Directory for chunk files; created if missing. Split in memory, only a file read by native mutool writes there. */
   dir: string;
   /** Pages per chunk. @defaultValue 10 */
   pagesPerChunk?: number;
@@ -35,11 +44,12 @@ export interface SplitOptions extends DocumentLimits {
 }
 
 /**
- * Copies pages first..last (1-based, inclusive) of `doc` into a new PDF at outPath. Only the
- * objects those pages reach are copied (fonts, images, inherited resources), one chunk in
- * memory at a time.
+ * Copies pages first..last (1-based, inclusive) of `doc` into a new PDF and hands its bytes to
+ * `take`. Only the objects those pages reach are copied (fonts, images, inherited resources), one
+ * chunk in memory at a time. The bytes are a view into the WASM heap, which any later mupdf call
+ * may grow (and so detach): `take` writes or copies them before it returns.
  */
-function writeRange(doc: mupdf.PDFDocument, first: number, last: number, outPath: string): void {
+function withRange<T>(doc: mupdf.PDFDocument, first: number, last: number, take: (bytes: Uint8Array) => T): T {
   const out = new mupdf.PDFDocument();
   const map = out.newGraftMap();
   let bytes: mupdf.Buffer | undefined;
@@ -50,15 +60,26 @@ function writeRange(doc: mupdf.PDFDocument, first: number, last: number, outPath
     } catch (e) {
       throw new PdfError("corrupt", `cannot copy pages ${first}-${last}: ${errorText(e)}`, { cause: e });
     }
-    // asUint8Array() is a view into the WASM heap, which any later mupdf call may grow (and so
-    // detach); write it before yielding to the event loop rather than copying the chunk.
-    writeFileSync(outPath, bytes.asUint8Array());
+    return take(bytes.asUint8Array());
   } finally {
     bytes?.destroy();
     map.destroy();
     out.destroy();
   }
 }
+
+/** withRange for one chunk of a split: decoded fonts and images cached while copying are of no use to the next. */
+function chunkOf<T>(doc: mupdf.PDFDocument, first: number, last: number, take: (bytes: Uint8Array) => T): T {
+  try {
+    return withRange(doc, first, last, take);
+  } finally {
+    mupdf.emptyStore();
+  }
+}
+
+const writeTo = (path: string) => (bytes: Uint8Array) => writeFileSync(path, bytes);
+// A copy of its own, which can move between threads.
+const copy = (bytes: Uint8Array) => bytes.slice();
 
 function checkRange(first: number, last: number, pageCount: number): void {
   if (!Number.isInteger(first) || !Number.isInteger(last) || first < 1 || last < first || last > pageCount) {
@@ -109,12 +130,12 @@ export async function splitRange(
     await withPdfium(src, e, (pdfium) => {
       checkPageLimit(pdfium.pageCount, opts.maxPages, src);
       checkRange(first, last, pdfium.pageCount);
-      pdfium.writePages(first, last, outPath);
+      writeFileSync(outPath, pdfium.pagesBytes(first, last));
     });
     return;
   }
   try {
-    writeRange(doc, first, last, outPath);
+    withRange(doc, first, last, writeTo(outPath));
   } finally {
     doc.destroy();
   }
@@ -124,9 +145,11 @@ export async function splitRange(
 export interface SplitSource {
   /** Pages in the document, every one checked to exist. */
   total: number;
-  /** Writes pages first..last (1-based, inclusive) into a new PDF at outPath. */
-  write(first: number, last: number, outPath: string): void | Promise<void>;
-  /** write runs elsewhere (a worker): the next chunk is written while the consumer handles this one. */
+  /** Pages first..last (1-based, inclusive) as a new PDF's bytes. */
+  piece(first: number, last: number): Uint8Array | Promise<Uint8Array>;
+  /** The same pages written to outPath, when the engine can write them without a copy in between. */
+  write?(first: number, last: number, outPath: string): void;
+  /** piece runs elsewhere (a worker): the next chunk is made while the consumer handles this one. */
   ahead?: boolean;
   destroy(): void | Promise<void>;
 }
@@ -151,16 +174,13 @@ export async function openSplitSource(src: string, maxPages: number | undefined)
       pdfium.destroy();
       throw limit;
     }
-    return { total: pdfium.pageCount, write: (first, last, path) => pdfium.writePages(first, last, path), destroy: () => pdfium.destroy() };
+    return { total: pdfium.pageCount, piece: (first, last) => pdfium.pagesBytes(first, last), destroy: () => pdfium.destroy() };
   }
   const opened = doc;
   return {
     total,
-    write: (first, last, path) => {
-      writeRange(opened, first, last, path);
-      // Decoded fonts and images cached while copying are of no use to the next chunk.
-      mupdf.emptyStore();
-    },
+    piece: (first, last) => chunkOf(opened, first, last, copy),
+    write: (first, last, path) => chunkOf(opened, first, last, writeTo(path)),
     destroy: () => opened.destroy(),
   };
 }
@@ -170,84 +190,136 @@ export async function openSplitSource(src: string, maxPages: number | undefined)
  * `keepFiles` is set, each chunk file is deleted when the consumer asks for the next one (or
  * stops iterating), so disk use stays at one chunk; the source is read through a file
  * descriptor and each chunk's objects are freed before the next, so memory stays flat however
- * large the source is. Runs on the calling thread; PdfPool.splitChunks runs it in a worker.
+ * large the source is. Runs on the calling thread; PdfPool.splitPieces runs it in a worker, with
+ * the chunks in memory rather than in files.
  */
 export function splitChunks(src: string, opts: SplitOptions): AsyncGenerator<SplitChunk, void, undefined> {
   return splitChunksWith(src, opts, openSplitSource);
 }
 
+type OpenSplit = (src: string, maxPages: number | undefined) => Promise<SplitSource>;
+
 /** splitChunks with the document opened by `open` (on this thread, or in a worker). Files of 2 GiB or more go through native mutool. */
-export async function* splitChunksWith(
+export async function* splitChunksWith(src: string, opts: SplitOptions, open: OpenSplit): AsyncGenerator<SplitChunk, void, undefined> {
+  await mkdir(opts.dir, { recursive: true });
+  const at = (first: number, last: number) => join(opts.dir, `${first}-${last}.pdf`);
+  const pieces = splitWith<string>(src, opts, open, {
+    native: async (write, first, last) => {
+      await write(at(first, last));
+      return at(first, last);
+    },
+    piece: async (source, first, last) => {
+      if (source.write) source.write(first, last, at(first, last));
+      else await writeFile(at(first, last), await source.piece(first, last));
+      return at(first, last);
+    },
+    drop: (path) => (opts.keepFiles ? undefined : rm(path, { force: true })),
+  });
+  for await (const { first, last, value, totalPages } of pieces) yield { first, last, path: value, totalPages };
+}
+
+/**
+ * splitChunksWith without chunk files: each chunk comes back as its bytes. A file of 2 GiB or
+ * more still goes through native mutool, whose chunk file (under opts.dir) is read and removed.
+ */
+export async function* splitPiecesWith(src: string, opts: SplitOptions, open: OpenSplit): AsyncGenerator<SplitPiece, void, undefined> {
+  const pieces = splitWith<Uint8Array>(src, opts, open, {
+    native: async (write, first, last) => {
+      await mkdir(opts.dir, { recursive: true });
+      const path = join(opts.dir, `${first}-${last}.pdf`);
+      try {
+        await write(path);
+        return new Uint8Array(await readFile(path));
+      } finally {
+        await rm(path, { force: true });
+      }
+    },
+    piece: (source, first, last) => source.piece(first, last),
+  });
+  for await (const { first, last, value, totalPages } of pieces) yield { first, last, bytes: value, totalPages };
+}
+
+interface Makers<T> {
+  /** A chunk of a file read natively: `write` has mutool write it to a path. */
+  native: (write: (path: string) => Promise<void>, first: number, last: number) => Promise<T>;
+  /** A chunk made by the open SplitSource. */
+  piece: (source: SplitSource, first: number, last: number) => T | Promise<T>;
+  /** Called when the consumer moves on from a chunk (or stops). */
+  drop?: (value: T) => Promise<void> | undefined;
+}
+
+async function* splitWith<T>(
   src: string,
   opts: SplitOptions,
-  open: (src: string, maxPages: number | undefined) => Promise<SplitSource>,
-): AsyncGenerator<SplitChunk, void, undefined> {
+  open: OpenSplit,
+  make: Makers<T>,
+): AsyncGenerator<{ first: number; last: number; value: T; totalPages: number }, void, undefined> {
   const per = opts.pagesPerChunk ?? 10;
   if (!Number.isInteger(per) || per < 1) throw new RangeError(`pagesPerChunk must be a positive integer, got ${per}`);
-  await mkdir(opts.dir, { recursive: true });
   const { size } = await stat(src);
   checkByteLimit(size, opts.maxBytes, src);
   if (readsNatively(size, opts)) {
     const total = (await nativeInspect(src, size, opts)).pageCount;
     checkPageLimit(total, opts.maxPages, src);
-    yield* chunks(total, per, opts, (first, last, path) => nativeSplitRange(src, size, first, last, path, opts));
+    yield* chunks(total, per, opts.fromPage, (first, last) => make.native((path) => nativeSplitRange(src, size, first, last, path, opts), first, last), make.drop);
     return;
   }
   const source = await open(src, opts.maxPages);
   try {
-    yield* chunks(source.total, per, opts, (first, last, path) => source.write(first, last, path), source.ahead);
+    yield* chunks(source.total, per, opts.fromPage, (first, last) => make.piece(source, first, last), make.drop, source.ahead);
   } finally {
     await source.destroy();
   }
 }
 
 /**
- * Writes and yields the chunks of a document of `total` pages, one at a time, with `write`. With
- * `ahead`, the next chunk is being written (elsewhere: a worker thread) while the consumer handles
- * this one, so at most two chunk files exist at once.
+ * Makes and yields the chunks of a document of `total` pages, one at a time. With `ahead`, the
+ * next chunk is being made (elsewhere: a worker thread) while the consumer handles this one, so
+ * at most two chunks exist at once.
  */
-async function* chunks(
+async function* chunks<T>(
   total: number,
   per: number,
-  opts: SplitOptions,
-  write: (first: number, last: number, path: string) => void | Promise<void>,
+  fromPage: number | undefined,
+  make: (first: number, last: number) => T | Promise<T>,
+  drop: ((value: T) => Promise<void> | undefined) | undefined,
   ahead = false,
-): AsyncGenerator<SplitChunk, void, undefined> {
-  const start = opts.fromPage ?? 1;
+): AsyncGenerator<{ first: number; last: number; value: T; totalPages: number }, void, undefined> {
+  const start = fromPage ?? 1;
   if (start > total) return;
   checkRange(start, start, total);
-  const range = (first: number) => {
-    const last = Math.min(total, first + per - 1);
-    return { first, last, path: join(opts.dir, `${first}-${last}.pdf`) };
-  };
+  const lastOf = (first: number) => Math.min(total, first + per - 1);
   const begin = (first: number) => {
-    const r = range(first);
-    const written = Promise.resolve().then(() => write(r.first, r.last, r.path));
+    const made = Promise.resolve().then(() => make(first, lastOf(first)));
     // Awaited when its turn comes, or in the finally below: never unhandled.
-    written.catch(() => undefined);
-    return { ...r, written };
+    made.catch(() => undefined);
+    return made;
   };
-  let next: ReturnType<typeof begin> | undefined = ahead ? begin(start) : undefined;
+  let next: Promise<T> | undefined = ahead ? begin(start) : undefined;
   try {
     for (let first = start; first <= total; first += per) {
-      const { last, path } = range(first);
+      const last = lastOf(first);
+      let value: T;
       if (next) {
-        await next.written;
+        value = await next;
         next = last < total ? begin(last + 1) : undefined;
       } else {
-        await write(first, last, path);
+        value = await make(first, last);
       }
       try {
-        yield { first, last, path, totalPages: total };
+        yield { first, last, value, totalPages: total };
       } finally {
-        if (!opts.keepFiles) await rm(path, { force: true });
+        await drop?.(value);
       }
     }
   } finally {
-    // A chunk written ahead that the consumer stopped before.
+    // A chunk made ahead that the consumer stopped before.
     if (next) {
-      await next.written.catch(() => undefined);
-      if (!opts.keepFiles) await rm(next.path, { force: true });
+      const value = await next.then(
+        (v) => ({ v }),
+        () => undefined,
+      );
+      if (value) await drop?.(value.v);
     }
   }
 }

@@ -1,9 +1,9 @@
 import * as mupdf from "mupdf";
-import { checkedPageCount, openPdf } from "./open.js";
+import { checkedPageCount, openPdf, type PdfSource } from "./open.js";
 
-/** The text mupdf extracts from each page, in page order. */
-export function pageTexts(path: string): string[] {
-  const doc = openPdf(path);
+/** The text mupdf extracts from each page (of a file, or of bytes), in page order. */
+export function pageTexts(source: PdfSource): string[] {
+  const doc = openPdf(source);
   try {
     const texts: string[] = [];
     // Counted as the library counts: by the page tree's leaves.

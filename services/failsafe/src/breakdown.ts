@@ -110,7 +110,8 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
   }
   await prisma.document.updateMany({ where: { id: doc.documentId, state: { in: ["queued", "classified"] } }, data: { state: "splitting" } });
 
-  const renderOne = async (pageNumber: number, path: string, pdfKey: string, upload: boolean): Promise<void> => {
+  // The page: its file, or its bytes (moved to the render thread once uploaded).
+  const renderOne = async (pageNumber: number, page: string | Uint8Array, pdfKey: string, upload: boolean): Promise<void> => {
     a.throwIfStopping();
     const where = { documentId_pageNumber: { documentId: doc.documentId, pageNumber } };
     const existing = await prisma.page.findUnique({ where, select: { state: true, imageKey: true } });
@@ -120,13 +121,13 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
       return;
     }
     if (upload) {
-      await uploadFile(s3, deps.workBucket, pdfKey, path, "application/pdf", { tags: intermediateTags("page") });
+      await uploadFile(s3, deps.workBucket, pdfKey, page, "application/pdf", { tags: intermediateTags("page") });
       await recordPageSplit(prisma, doc, pageNumber, pdfKey);
     }
     const started = performance.now();
     let png: RenderResult;
     try {
-      png = await render(deps, path, pageNumber, policy);
+      png = await render(deps, page, pageNumber, policy);
     } catch (e) {
       if (!(e instanceof PermanentError)) throw e;
       const reason = failureReason(e);
@@ -153,19 +154,19 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
   if (kind === "page") {
     await renderOne(job.firstPage, src, job.key, false);
   } else {
-    // One page file exists at a time; splitChunks deletes it when the loop moves on.
-    for await (const piece of deps.splitPool().splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages: deps.maxPages })) {
+    // Pages come back from the worker in memory, at most two at a time: no page file.
+    for await (const piece of deps.splitPool().splitPieces(src, { dir: join(dir, "pages"), pagesPerChunk: 1, maxPages: deps.maxPages })) {
       const pageNumber = job.firstPage + piece.first - 1;
-      await renderOne(pageNumber, piece.path, pageKey(doc, pageNumber), true);
+      await renderOne(pageNumber, piece.bytes, pageKey(doc, pageNumber), true);
     }
   }
   return result;
 }
 
 /** Renders page 1 of a one-page PDF; permanent problems (and a timeout: this is the last try) fail the page. */
-async function render(deps: BreakdownDeps, path: string, pageNumber: number, policy: DamagedPagePolicy): Promise<RenderResult> {
+async function render(deps: BreakdownDeps, page: string | Uint8Array, pageNumber: number, policy: DamagedPagePolicy): Promise<RenderResult> {
   try {
-    return await deps.pool().render(path, 0, {
+    return await deps.pool().render(page, 0, {
       dpi: deps.dpi,
       maxPixels: deps.maxPixels,
       timeoutMs: deps.renderTimeoutMs,

@@ -126,8 +126,8 @@ function batcher<K extends "small" | "singlePage">(
 
 /**
  * The splitter service. Both roles stream their input from S3 to a local file and open it with
- * random-access reads, so memory does not grow with the file; pieces are written one at a
- * time and removed once uploaded. Keys, rows and messages are deterministic per page range,
+ * random-access reads, so memory does not grow with the file; pieces come back from the worker
+ * in memory, at most two at a time, and are uploaded from there. Keys, rows and messages are deterministic per page range,
  * so a redelivered message rewrites the same objects and upserts the same rows.
  */
 export function createSplitter(opts: SplitterOptions): Splitter {
@@ -208,12 +208,12 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     // The chunks' rows exist before their messages do: one statement per group.
     const send = batcher(smallProducer, (group) => recordChunks(prisma, msg, group));
     let chunks = 0;
-    // One chunk file exists at a time; splitChunks deletes it when the loop moves on.
-    for await (const chunk of pdf().splitChunks(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, ...limits })) {
+    // Chunks come back from the worker in memory, at most two at a time: no chunk file.
+    for await (const chunk of pdf().splitPieces(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, ...limits })) {
       // A stop (SIGTERM) releases a long split between pieces instead of holding the task past its grace period.
       a.throwIfStopping();
       const key = chunkKey(msg, chunk.first, chunk.last);
-      await uploadFile(s3, workBucket, key, chunk.path, "application/pdf", { tags: intermediateTags("chunk") });
+      await uploadFile(s3, workBucket, key, chunk.bytes, "application/pdf", { tags: intermediateTags("chunk") });
       await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key,
         firstPage: chunk.first, lastPage: chunk.last });
       chunks++;
@@ -246,12 +246,12 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     const send = batcher(singlePageProducer, (group) =>
       recordPagesSplit(prisma, msg, group.map((m) => ({ pageNumber: m.pageNumber, pdfKey: m.key })), { splitting: true }),
     );
-    for await (const piece of pdf().splitChunks(src, { dir: join(dir, "pages"), pagesPerChunk: 1, ...limits })) {
+    for await (const piece of pdf().splitPieces(src, { dir: join(dir, "pages"), pagesPerChunk: 1, ...limits })) {
       a.throwIfStopping();
       // Page numbers are the original document's: a chunk of pages 731-740 yields pages 731..740.
       const pageNumber = msg.firstPage + piece.first - 1;
       const key = pageKey(msg, pageNumber);
-      await uploadFile(s3, workBucket, key, piece.path, "application/pdf", { tags: intermediateTags("page") });
+      await uploadFile(s3, workBucket, key, piece.bytes, "application/pdf", { tags: intermediateTags("page") });
       await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key, pageNumber });
     }
     await send.flush();
