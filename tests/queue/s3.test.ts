@@ -80,10 +80,25 @@ describe("S3 helpers", () => {
     expect(await readdir(join(dir, "down"))).toEqual(["big.bin"]);
   });
 
-  it("uploads bytes in one request", async () => {
+  it("uploads bytes in one request, its integrity in a CRC32 rather than a SHA-256 in the signature", async () => {
     commands.length = 0;
     const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
-    await uploadFile(s3, bucket, "images/1.png", png, "image/png");
+    const sent: Record<string, string>[] = [];
+    s3.middlewareStack.add(
+      (next) => (args) => {
+        sent.push({ ...(args.request as { headers: Record<string, string> }).headers });
+        return next(args);
+      },
+      { step: "deserialize", name: "recordHeaders" },
+    );
+    try {
+      await uploadFile(s3, bucket, "images/1.png", png, "image/png");
+    } finally {
+      s3.middlewareStack.remove("recordHeaders");
+    }
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-checksum-crc32": "x5GnCw==" });
+    expect(sent[0]!.authorization).toMatch(/SignedHeaders=.*x-amz-checksum-crc32/);
     const out = join(dir, "1.png");
     expect(await downloadToFile(s3, bucket, "images/1.png", out)).toBe(7);
     expect(new Uint8Array(await readFile(out))).toEqual(png);
