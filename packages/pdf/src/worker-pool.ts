@@ -70,7 +70,10 @@ export interface PoolSession<Req, Res> {
 
 // Built dist/ runs the .js worker. From TypeScript source (vitest, tsx) the worker is the .ts
 // file, and Node does not apply loader hooks given to a worker through execArgv ("--import tsx"
-// fails with ERR_UNKNOWN_FILE_EXTENSION), so a small bootstrap asks tsx's API to import it.
+// fails with ERR_UNKNOWN_FILE_EXTENSION), so a small bootstrap asks tsx's API to import it. A
+// worker that imports another workspace (the reference model's imports this file) resolves it
+// to source too, as vitest does for the test itself: vitest sets the condition in its own
+// resolver, not in Node's, which is all a worker has.
 function startWorker(entry: URL, data: unknown): Worker {
   if (!import.meta.url.endsWith(".ts")) return new Worker(entry, { workerData: data });
   const ts = entry.href.replace(/\.js$/, ".ts");
@@ -78,7 +81,8 @@ function startWorker(entry: URL, data: unknown): Worker {
     join(dirname(createRequire(import.meta.url).resolve("tsx/package.json")), "dist/esm/api/index.mjs"),
   ).href;
   const boot = `import(${JSON.stringify(tsxApi)}).then((api) => api.tsImport(${JSON.stringify(ts)}, ${JSON.stringify(ts)}));`;
-  return new Worker(boot, { eval: true, workerData: data });
+  const execArgv = process.execArgv.some((a) => a.includes("@docpipe/source")) ? undefined : [...process.execArgv, "--conditions=@docpipe/source"];
+  return new Worker(boot, { eval: true, workerData: data, ...(execArgv && { execArgv }) });
 }
 
 /**

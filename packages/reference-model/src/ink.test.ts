@@ -14,20 +14,20 @@ function png(w: number, h: number, bw: number, bh: number): Uint8Array {
 }
 
 describe("measureInk", () => {
-  it("counts the dark pixels of a page", () => {
-    const r = measureInk(png(200, 100, 50, 40));
+  it("counts the dark pixels of a page", async () => {
+    const r = await measureInk(png(200, 100, 50, 40));
     expect(r).toMatchObject({ width: 200, height: 100, inkPixels: 2000, blank: false });
     expect(r.inkCoverage).toBeCloseTo(0.1, 6);
   });
 
-  it("flags a white page as blank, and a page with a speck below the threshold too", () => {
-    expect(measureInk(png(300, 300, 0, 0))).toMatchObject({ inkPixels: 0, inkCoverage: 0, blank: true, meanGray: 255 });
-    expect(measureInk(png(300, 300, 2, 2)).blank).toBe(true);
-    expect(measureInk(png(300, 300, 2, 2), { blankThreshold: 0.00001 }).blank).toBe(false);
+  it("flags a white page as blank, and a page with a speck below the threshold too", async () => {
+    expect(await measureInk(png(300, 300, 0, 0))).toMatchObject({ inkPixels: 0, inkCoverage: 0, blank: true, meanGray: 255 });
+    expect((await measureInk(png(300, 300, 2, 2))).blank).toBe(true);
+    expect((await measureInk(png(300, 300, 2, 2), { blankThreshold: 0.00001 })).blank).toBe(false);
   });
 
-  it("rejects bytes that are not an image", () => {
-    expect(() => measureInk(new TextEncoder().encode("not a png"))).toThrow(ImageDecodeError);
+  it("rejects bytes that are not an image", async () => {
+    await expect(measureInk(new TextEncoder().encode("not a png"))).rejects.toThrow(ImageDecodeError);
   });
 });
 
@@ -52,8 +52,8 @@ describe("measureInk on the PNGs the pipeline writes", () => {
     const { encodePngPixels } = await import("@docpipe/pdf");
     const pix = page(97, 61);
     try {
-      const ours = measureInk(encodePngPixels({ data: pix.getPixels(), width: 97, height: 61, stride: pix.getStride(), channels: 3 }));
-      const theirs = measureInk(pix.asPNG());
+      const ours = await measureInk(encodePngPixels({ data: pix.getPixels(), width: 97, height: 61, stride: pix.getStride(), channels: 3 }));
+      const theirs = await measureInk(pix.asPNG());
       expect(ours).toEqual(theirs);
       expect(ours.inkPixels).toBeGreaterThan(0);
     } finally {
@@ -74,18 +74,18 @@ describe("measureInk on the PNGs the pipeline writes", () => {
       );
       const png = encodePngPixels({ data, width, height, stride: width * channels, channels });
       for (const inkThreshold of [128, 255, 256]) {
-        const r = measureInk(png, { inkThreshold });
+        const r = await measureInk(png, { inkThreshold });
         expect(r.inkPixels, `width ${width}, threshold ${inkThreshold}`).toBe(levels.filter((v) => v < inkThreshold).length);
         expect(r.meanGray).toBeCloseTo(levels.reduce((a, v) => a + v, 0) / levels.length, 9);
       }
     }
   });
 
-  it("turns a PNG whose image data is damaged into an ImageDecodeError", () => {
+  it("turns a PNG whose image data is damaged into an ImageDecodeError", async () => {
     const good = png(50, 50, 10, 10);
     const bad = good.slice();
     bad.fill(7, 45, bad.length - 20);
-    expect(() => measureInk(bad)).toThrow(ImageDecodeError);
+    await expect(measureInk(bad)).rejects.toThrow(ImageDecodeError);
   });
 });
 
@@ -124,7 +124,7 @@ describe("measureInk on filtered PNGs (as other encoders write them)", () => {
     return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), ...chunk("IHDR", ihdr), ...chunk("IDAT", deflateSync(raw)), ...chunk("IEND", new Uint8Array(0))]);
   }
 
-  it.each([1, 3] as const)("undoes every row filter (%i channels)", (channels) => {
+  it.each([1, 3] as const)("undoes every row filter (%i channels)", async (channels) => {
     const width = 41;
     const height = 17;
     const px = new Uint8Array(width * height * channels);
@@ -132,7 +132,7 @@ describe("measureInk on filtered PNGs (as other encoders write them)", () => {
     const gray = (i: number) =>
       channels === 1 ? px[i]! : ((px[i * 3]! + 1) * 77 + (px[i * 3 + 1]! + 1) * 150 + (px[i * 3 + 2]! + 1) * 28) >> 8;
     const levels = Array.from({ length: width * height }, (_, i) => gray(i));
-    const r = measureInk(filteredPng(px, width, height, channels));
+    const r = await measureInk(filteredPng(px, width, height, channels));
     expect(r.inkPixels).toBe(levels.filter((v) => v < 128).length);
     expect(r.meanGray).toBeCloseTo(levels.reduce((s, v) => s + v, 0) / levels.length, 9);
   });

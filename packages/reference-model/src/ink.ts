@@ -1,4 +1,4 @@
-import * as mupdf from "mupdf";
+import type * as Mupdf from "mupdf";
 import { pngInk, type InkCount } from "./png-ink.js";
 
 export interface InkOptions {
@@ -25,13 +25,17 @@ export class ImageDecodeError extends Error {
   override readonly name = "ImageDecodeError";
 }
 
+// mupdf is loaded on the first image that needs it: the pipeline's PNGs never do, and a measure
+// thread (see measure.ts) starts faster without its WebAssembly.
+let mupdfModule: Promise<typeof Mupdf> | undefined;
+
 /**
  * Decodes an image, converts it to gray and measures how much of the page is ink. The 8-bit gray
  * and RGB PNGs the pipeline writes are read with Node's zlib (see pngInk); anything else (JPEG,
  * palette or alpha PNGs, ...) with mupdf, whose transparent pixels are composited as mupdf does
- * when dropping alpha.
+ * when dropping alpha. Synchronous work: the only wait is mupdf's first load.
  */
-export function measureInk(bytes: Uint8Array, opts: InkOptions = {}): InkResult {
+export async function measureInk(bytes: Uint8Array, opts: InkOptions = {}): Promise<InkResult> {
   const inkThreshold = opts.inkThreshold ?? 128;
   const blankThreshold = opts.blankThreshold ?? 0.001;
   let counted: InkCount | undefined;
@@ -40,23 +44,23 @@ export function measureInk(bytes: Uint8Array, opts: InkOptions = {}): InkResult 
   } catch (cause) {
     throw new ImageDecodeError("cannot decode image", { cause });
   }
-  const { width, height, inkPixels, graySum } = counted ?? withMupdf(bytes, inkThreshold);
+  const { width, height, inkPixels, graySum } = counted ?? withMupdf(await (mupdfModule ??= import("mupdf")), bytes, inkThreshold);
   const total = width * height;
   const inkCoverage = total === 0 ? 0 : inkPixels / total;
   return { width, height, inkPixels, inkCoverage, meanGray: total === 0 ? 255 : graySum / total, blank: inkCoverage < blankThreshold };
 }
 
 /** Counts the ink of any image mupdf decodes, in gray. */
-function withMupdf(bytes: Uint8Array, inkThreshold: number): InkCount {
-  let image: mupdf.Image;
-  let pixmap: mupdf.Pixmap;
+function withMupdf(mupdf: typeof Mupdf, bytes: Uint8Array, inkThreshold: number): InkCount {
+  let image: Mupdf.Image;
+  let pixmap: Mupdf.Pixmap;
   try {
     image = new mupdf.Image(bytes);
     pixmap = image.toPixmap();
   } catch (cause) {
     throw new ImageDecodeError("cannot decode image", { cause });
   }
-  let gray: mupdf.Pixmap | undefined;
+  let gray: Mupdf.Pixmap | undefined;
   try {
     const cs = pixmap.getColorSpace();
     gray =

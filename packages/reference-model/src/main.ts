@@ -31,7 +31,8 @@ async function serve(env: Env, logger: Logger): Promise<void> {
     ...(env.AWS_ENDPOINT_URL_S3 && { endpoint: env.AWS_ENDPOINT_URL_S3 }),
   });
   try {
-    const model = await startReferenceModel({ s3, port: env.PORT, host: env.HOST, logger });
+    // One process per core already: measure on the process's own thread.
+    const model = await startReferenceModel({ s3, port: env.PORT, host: env.HOST, logger, measureThreads: 0 });
     await new Promise<void>((resolve) => {
       process.once("SIGTERM", resolve);
       process.once("SIGINT", resolve);

@@ -3,7 +3,8 @@ import type { AddressInfo } from "node:net";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { ImageDecodeError, measureInk, type InkOptions } from "./ink.js";
+import { ImageDecodeError, type InkOptions } from "./ink.js";
+import { createMeasurer } from "./measure.js";
 
 /** How the server misbehaves on purpose, so tests can prove the client copes. */
 export interface Faults {
@@ -57,6 +58,13 @@ export interface ReferenceModelOptions extends InkOptions {
   faults?: Partial<Faults>;
   /** Source of randomness for the fault shares; injectable for deterministic tests. @defaultValue Math.random */
   random?: () => number;
+  /**
+   * Worker threads that decode and measure the images, so that the measure (synchronous CPU
+   * work, a few ms a page) holds up neither the server nor what else shares its event loop (in
+   * `docpipe run`, every service). 0 measures on the server's own thread, as each process of the
+   * standalone image does (it runs one process per core). @defaultValue os.availableParallelism()
+   */
+  measureThreads?: number;
   logger?: Logger;
 }
 
@@ -102,6 +110,8 @@ export async function startReferenceModel(opts: ReferenceModelOptions): Promise<
   let faults: Faults = { ...defaultFaults, ...opts.faults };
   const stats: ModelStats = { inFlight: 0, maxInFlight: 0, requests: 0, byStatus: {} };
   const log = opts.logger?.child({ component: "reference-model" });
+  const ink = { inkThreshold: opts.inkThreshold, blankThreshold: opts.blankThreshold };
+  const measurer = createMeasurer(ink, opts.measureThreads);
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     const text = JSON.stringify(body);
@@ -121,8 +131,8 @@ export async function startReferenceModel(opts: ReferenceModelOptions): Promise<
     if (!parsed.success) throw new HttpError(400, "body must be {bucket, key}");
     const bytes = await getObject(opts.s3, parsed.data.bucket, parsed.data.key);
     try {
-      const ink = measureInk(bytes, opts);
-      return { model: { name, version }, output: ink, features: [ink.blank ? "blank" : "ink"] };
+      const output = await measurer.measure(bytes);
+      return { model: { name, version }, output, features: [output.blank ? "blank" : "ink"] };
     } catch (e) {
       if (e instanceof ImageDecodeError) throw new HttpError(422, "object is not a decodable image");
       throw e;
@@ -198,11 +208,13 @@ export async function startReferenceModel(opts: ReferenceModelOptions): Promise<
     get faults() {
       return faults;
     },
-    stop: () =>
-      new Promise<void>((resolve, reject) => {
+    stop: async () => {
+      await new Promise<void>((resolve, reject) => {
         server.close((e) => (e ? reject(e) : resolve()));
         server.closeAllConnections();
-      }),
+      });
+      await measurer.close();
+    },
   };
 }
 
