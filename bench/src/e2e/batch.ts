@@ -21,6 +21,11 @@ export interface BatchRun {
   threads: Record<string, number>;
 }
 
+/** Requests the stand-ins answered between two `standInRequests()` snapshots, by kind. */
+export function requestsSince(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([k, n]) => [k, n - (before[k] ?? 0)]).filter(([, n]) => n !== 0));
+}
+
 export async function uploadFolder(stack: LocalStack, folder: string, prefix: string): Promise<number> {
   const files = (await listFiles(folder)).filter((f) => f.toLowerCase().endsWith(".pdf"));
   let next = 0;

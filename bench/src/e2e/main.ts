@@ -122,4 +122,12 @@ function printStages(p: ProcessRun): void {
     `(${(p.pages / p.wallSeconds).toFixed(2)} pages/s, ${p.failedDocuments} documents failed)`);
   table(rows);
   console.log("(in stage: mean time a page's unit of work spent in the stage, from the audit trail; split counts large and small)");
+  printRequests(p.requests, p.pages);
+}
+
+function printRequests(requests: Record<string, number>, pages: number): void {
+  const sorted = Object.entries(requests).sort((a, b) => b[1] - a[1]);
+  const total = sorted.reduce((s, [, n]) => s + n, 0);
+  console.log(`\nS3 and SQS requests the stand-ins answered during that run: ${(total / pages).toFixed(2)} per page`);
+  table([["request", "count", "per page"], ...sorted.map(([k, n]) => [k, n, (n / pages).toFixed(2)])]);
 }

@@ -9,7 +9,7 @@ import { createInterface } from "node:readline";
 import { createApiKey } from "../../../packages/api-keys/src/index.ts";
 import { freePort, start as startStack } from "../../../packages/local-stack/src/index.ts";
 import { ApiClient } from "../../../services/cli/src/index.ts";
-import { awaitBatch, batchCounts, uploadFolder } from "./batch.ts";
+import { awaitBatch, batchCounts, requestsSince, uploadFolder } from "./batch.ts";
 import { peakRssBytes, treeCpuSeconds } from "./proc.ts";
 
 const REPO = new URL("../../../", import.meta.url).pathname;
@@ -45,6 +45,8 @@ export interface ProcessRun {
   standInCpuSeconds: number;
   /** Mean time a unit of work spent in each stage (succeeded attempts), per page. */
   stageWallSecondsPerPage: Record<string, number>;
+  /** S3 and SQS requests during the batch, by kind. */
+  requests: Record<string, number>;
 }
 
 function launch(run: ServiceRun, env: Record<string, string>, logDir: string): { child: ChildProcess; ready: Promise<void> } {
@@ -126,10 +128,12 @@ export async function runProcesses(folder: string, opts: { dpi: number; logDir: 
         return (u.user + u.system) / 1e6;
       })(),
     });
+    const requests0 = stack.standInRequests();
     const before = cpu();
     const { batchId } = await api.submit({ bucket: stack.stagingBucket, prefixes: [prefix], label: "bench-e2e processes" });
     const end = await awaitBatch(stack, batchId, opts.timeoutMs);
     const after = cpu();
+    const requests = requestsSince(requests0, stack.standInRequests());
     const counts = await batchCounts(stack, batchId);
     const processes = runs.map((r, i) => ({
       name: r.name,
@@ -153,6 +157,7 @@ export async function runProcesses(folder: string, opts: { dpi: number; logDir: 
       postgresCpuSeconds: after.postgres - before.postgres,
       standInCpuSeconds: after.self - before.self,
       stageWallSecondsPerPage,
+      requests,
     };
   } finally {
     await stopAll(children);

@@ -87,6 +87,16 @@ export function s3NotificationBody(
   });
 }
 
+/** `PUT object`, `PUT object?tagging`, `GET bucket?list-type`...: what a path-style request does, without its names and values. */
+function requestKind(req: http.IncomingMessage): string {
+  const url = req.url ?? "/";
+  const q = url.indexOf("?");
+  const path = q < 0 ? url : url.slice(0, q);
+  const params = q < 0 ? [] : [...new URLSearchParams(url.slice(q + 1)).keys()].filter((k) => !k.startsWith("X-Amz-")).sort();
+  const target = path.indexOf("/", 1) > 0 && path.indexOf("/", 1) < path.length - 1 ? "object" : "bucket";
+  return `${req.method ?? "GET"} ${target}${params.length ? `?${params.join("&")}` : ""}`;
+}
+
 export interface S3ServerOptions {
   directory: string;
   port: number;
@@ -100,6 +110,7 @@ export class S3Server {
   readonly #http: http.Server;
   readonly #opts: S3ServerOptions;
   readonly #pending = new Set<Promise<void>>();
+  readonly #requests = new Map<string, number>();
   #target: NotificationTarget | undefined;
   #port = 0;
 
@@ -116,7 +127,11 @@ export class S3Server {
     const handle = this.#server.callback();
     // The SDK streams uploads as aws-chunked with checksum trailers (its default since 2025);
     // S3 decodes them, s3rver 3.7 would store the framing as part of the object.
-    this.#http = http.createServer((req, res) => handle(isAwsChunked(req) ? decodeAwsChunked(req) : req, res));
+    this.#http = http.createServer((req, res) => {
+      const kind = requestKind(req);
+      this.#requests.set(kind, (this.#requests.get(kind) ?? 0) + 1);
+      handle(isAwsChunked(req) ? decodeAwsChunked(req) : req, res);
+    });
     this.#server.on("event", (event: S3rverEvent) => this.#onEvent(event));
     // Koa reports every failed request here, NoSuchKey included; those are answers, not faults.
     this.#server.on("error", (err: Error & { code?: string }) => opts.logger.debug({ err }, "s3rver request failed"));
@@ -124,6 +139,11 @@ export class S3Server {
 
   get endpoint(): string {
     return `http://127.0.0.1:${this.#port}`;
+  }
+
+  /** Requests since start by kind: method, object or bucket, and query parameter names (`GET bucket?list-type`). */
+  get requests(): Record<string, number> {
+    return Object.fromEntries(this.#requests);
   }
 
   async start(): Promise<void> {

@@ -14,7 +14,7 @@ export class SqsServer {
   readonly #server: http.Server;
   readonly #service: { PORT: number; Queues: { clearRecords(): void }[] };
   #openReceives = 0;
-  #receives = 0;
+  readonly #requests = new Map<string, number>();
 
   constructor(opts: { port: number }) {
     this.#port = opts.port;
@@ -26,9 +26,11 @@ export class SqsServer {
     });
     this.#service = service;
     this.#server = http.createServer((req, res) => {
+      const target = req.headers["x-amz-target"];
+      const action = typeof target === "string" ? target.slice(target.indexOf(".") + 1) : "query";
+      this.#requests.set(action, (this.#requests.get(action) ?? 0) + 1);
       // Count long polls so a test can tell that a worker was left running.
-      if (req.headers["x-amz-target"] === "AmazonSQS.ReceiveMessage") {
-        this.#receives++;
+      if (action === "ReceiveMessage") {
         this.#openReceives++;
         res.once("close", () => this.#openReceives--);
       }
@@ -47,7 +49,12 @@ export class SqsServer {
 
   /** ReceiveMessage requests since start. */
   get receives(): number {
-    return this.#receives;
+    return this.#requests.get("ReceiveMessage") ?? 0;
+  }
+
+  /** Requests since start by action (the JSON protocol's X-Amz-Target), e.g. `{ SendMessageBatch: 52 }`. */
+  get requests(): Record<string, number> {
+    return Object.fromEntries(this.#requests);
   }
 
   async start(): Promise<void> {

@@ -94,6 +94,8 @@ export interface LocalStack {
   openReceiveRequests(): number;
   /** ReceiveMessage requests since the stack started. */
   receiveRequests(): number;
+  /** Requests the S3 and SQS stand-ins answered since the stack started, by kind (`s3 GET object`, `sqs SendMessageBatch`). */
+  standInRequests(): Record<string, number>;
   /** GetSecretValue calls answered for a secret (name or ARN) since the stack started. */
   secretReads(secretId: string): number;
   /** Stops everything, in order; idempotent. */
@@ -295,6 +297,10 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
       purgeQueues: () => sqsServer.purgeAll(),
       openReceiveRequests: () => sqsServer.openReceives,
       receiveRequests: () => sqsServer.receives,
+      standInRequests: () => ({
+        ...Object.fromEntries(Object.entries(s3Server.requests).map(([k, n]) => [`s3 ${k}`, n])),
+        ...Object.fromEntries(Object.entries(sqsServer.requests).map(([k, n]) => [`sqs ${k}`, n])),
+      }),
       secretReads: (secretId) => secretsServer!.reads(secretId),
       stop,
     };
