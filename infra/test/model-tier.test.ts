@@ -127,7 +127,7 @@ describe("cdk synth without a model endpoint", () => {
       Quota: { Limit: d.quotaPerDay, Period: "DAY" },
       ApiStages: [{ ApiId: { Ref: apiId }, Stage: { Ref: stageId } }],
     });
-    // 40/s per vCPU × 2 vCPU × 4 instances × 0.9 headroom; one second of one instance as burst.
+    // The recorded figure per vCPU × 2 vCPU × 4 instances × 0.9 headroom; one second of one instance as burst.
     expect([d.rateLimit, d.burstLimit]).toEqual([Math.floor(REFERENCE_REQUESTS_PER_SECOND_PER_VCPU * 2 * 4 * 0.9), REFERENCE_REQUESTS_PER_SECOND_PER_VCPU * 2]);
     const [keyId] = only(resources(t, "AWS::ApiGateway::ApiKey"));
     const [, planKey] = only(resources(t, "AWS::ApiGateway::UsagePlanKey"));
