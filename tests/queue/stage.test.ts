@@ -87,6 +87,22 @@ describe("StageRunner", () => {
     ]);
   });
 
+  it("does the same for a unit whose claim finds it done, when the stage leaves that check to its claim", async () => {
+    const unit = { ...(await documentUnit()), pageNumber: 4 };
+    // Rendered by a path that wrote no convert record of its own (as the failsafe's breakdown does).
+    await prisma.page.create({ data: { documentId: unit.documentId, pageNumber: 4, state: "rendered", imageKey: "images/4.png" } });
+    let worked = 0;
+    const run = (attempt: number) =>
+      stages().run({ stage: "convert", unit, ctx: context(attempt), checkRecordedWhenDone: true, work: async () => ({ details: { worked: ++worked } }) });
+    await run(2);
+    await run(3);
+    expect(worked).toBe(0);
+    expect(await trail(unit.documentId)).toMatchObject([
+      { outcome: "succeeded", attempt: 2, pageNumber: 4, details: { claim: "done", recordedLate: true } },
+      { outcome: "skipped", attempt: 3, pageNumber: 4, details: { claim: "done" } },
+    ]);
+  });
+
   it("records a failure with the reason a person reads, or leaves a permanent one to the dead-letter hook", async () => {
     const unit = await documentUnit();
     const fail = (error: Error, recordPermanentFailure?: boolean) =>

@@ -1,11 +1,10 @@
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { Prisma, queryRows, type PrismaClient } from "@docpipe/db";
+import type { PrismaClient } from "@docpipe/db";
 import { DEFAULT_DPI, DEFAULT_MAX_PIXELS, DEFAULT_PNG_LEVEL, PdfError, RenderPool, type RenderResult } from "@docpipe/pdf";
 import {
   StageRunner,
-  alreadyDone,
   batchSettings,
   logEngineMessages,
   renderedFacts,
@@ -132,24 +131,12 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
   /**
    * The PNG is uploaded before the row gets its imageKey, so a row with one means the PNG is
    * there. A done row without one was scored from a PNG whose converter died before writing the
-   * row (inference reacts to the upload): render again, so the page gets its facts.
+   * row (inference reacts to the upload): render again, so the page gets its facts. The claim
+   * tells the two apart (see claim.ts), so a page costs no lookup of its own.
    */
-  /** The page's batch policy for damaged pages, unless an earlier delivery rendered the page. */
-  async function unrendered(msg: SinglePageMessage) {
-    const [[existing], batch] = await Promise.all([
-      queryRows<{ state: string; imageKey: string | null }>(
-        prisma,
-        Prisma.sql`SELECT state::text AS state, "imageKey" FROM "Page" WHERE "documentId" = ${msg.documentId}::uuid AND "pageNumber" = ${msg.pageNumber}`,
-      ),
-      batchSettings(prisma, msg.batchId),
-    ]);
-    if (existing?.imageKey && (existing.state === "done" || existing.state === "rendered")) {
-      return alreadyDone({ reason: `page already ${existing.state}` }, { checkRecorded: true });
-    }
-    return batch?.onDamagedPage ?? "flag";
-  }
-
-  async function convert(msg: SinglePageMessage, a: StageScope, policy: DamagedPagePolicy): Promise<Committed> {
+  async function convert(msg: SinglePageMessage, a: StageScope): Promise<Committed> {
+    // Kept for the life of the process (a batch's options never change): no statement per page.
+    const policy = (await batchSettings(prisma, msg.batchId))?.onDamagedPage ?? "flag";
     // A page is small: read into memory and moved to the render thread, no file on the way.
     const pdf = await download(s3, msg.bucket, msg.key, { inMemoryMaxBytes, spillTo: async () => join(await a.dir(), "page.pdf") });
     const bytes = pdf.size;
@@ -191,8 +178,9 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
         unit: msg,
         ctx,
         recordPermanentFailure: false,
-        lookup: () => unrendered(msg),
-        work: (a, policy) => convert(msg, a, policy),
+        // A redelivery of a rendered page loses the claim: recorded as a lookup would have.
+        checkRecordedWhenDone: true,
+        work: (a) => convert(msg, a),
       }),
     // A rendered page has its PNG, so only a page still waiting for one fails.
     onDeadLetter: (msg, error, ctx) => recordPageDeadLetter(stages, STAGE, msg, error, ctx, { failFrom: ["pending", "failed"] }),

@@ -90,6 +90,12 @@ export interface StageAttempt<T> {
    * finished it, or whatever `work` needs. Throwing fails the attempt like `work` does.
    */
   lookup?: () => Promise<T | AlreadyDone>;
+  /**
+   * When the claim finds the unit done, record it as a `lookup` answering {@link alreadyDone} with
+   * `checkRecorded` would: for a stage whose claim is its only look at the unit (the converter:
+   * no statement of its own per page). @defaultValue false
+   */
+  checkRecordedWhenDone?: boolean;
   /** The stage's own work. Throw to fail the attempt: permanent errors dead-letter, others retry. */
   work: (scope: StageScope, found: T) => Promise<StageResult | Committed>;
   /**
@@ -169,7 +175,7 @@ export class StageRunner {
         // Done by another delivery meanwhile, or being done by one now: its message carries the
         // unit on (and if that one is lost too, the reconciler re-sends it).
         const details = { claim: claim.reason, ...(claim.holder && { heldBy: claim.holder }) };
-        await this.trail.alreadyDone(t, details, false);
+        await this.trail.alreadyDone(t, details, claim.reason === "done" && a.checkRecordedWhenDone === true);
         log.info({ stage: a.stage, ...details }, "another delivery has this unit; skipped");
         return;
       }
