@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { BatchReport } from "@docpipe/cli";
 import { runFolder } from "@docpipe/cli";
 import { captureOut, testLogger } from "./support.js";
+import { docpipeNodeArgs } from "../fixtures/docpipe-command.js";
 
 const DPI = 60;
 
@@ -194,7 +195,7 @@ describe("docpipe run", () => {
     try {
       const { stdout } = await promisify(execFile)(
         process.execPath,
-        ["--conditions=@docpipe/source", "--import", "tsx", "services/cli/src/main.ts", "run", samples,
+        [...docpipeNodeArgs(), "run", samples,
           "--report-json", reportJson, "--stack", STACKS.child, "--dpi", String(DPI)],
         { cwd: REPO_ROOT, timeout: 140_000, env: { ...env, LOG_LEVEL: "error" }, maxBuffer: 16 * 1024 * 1024 },
       );

@@ -11,6 +11,7 @@ import { execute } from "@docpipe/cli";
 import { LOCAL_DIR, REPO_ROOT } from "@docpipe/local-stack";
 import { generatePdf, PAGE_SIZES } from "@docpipe/pdf";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { docpipeNodeArgs } from "../fixtures/docpipe-command.js";
 
 const STACK = `e2e-command-line-${process.pid}`;
 let dir: string;
@@ -44,7 +45,7 @@ function spawnDocpipe(args: string[], timeout = 60_000): Promise<{ code: number;
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--conditions=@docpipe/source", "--import", "tsx", "services/cli/src/main.ts", ...args],
+      [...docpipeNodeArgs(), ...args],
       { cwd: REPO_ROOT, timeout, env: { ...env, LOG_LEVEL: "info" }, maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );

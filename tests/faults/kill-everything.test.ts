@@ -14,13 +14,13 @@ import { describe, expect, onTestFinished, test } from "vitest";
 import type { BatchReport } from "@docpipe/cli";
 import { waitFor } from "../fixtures/wait.js";
 import { chaosSeeds, expectBatchMatchesTruth, expectNoUnexplainedWork, planCorpus, seededRandom, totalPages, writeCorpus } from "./support/scenario.js";
+import { docpipeNodeArgs } from "../fixtures/docpipe-command.js";
 
-const CLI = join(REPO_ROOT, "services/cli/src/main.ts");
 
 /** `docpipe <args>` as a person runs it, in a process group of its own (a terminal's job). */
 function docpipe(args: string[], logFile: string): ChildProcess & { output: () => string } {
   let output = "";
-  const child = spawn(process.execPath, ["--conditions=@docpipe/source", "--import", "tsx", CLI, ...args], {
+  const child = spawn(process.execPath, [...docpipeNodeArgs(), ...args], {
     cwd: REPO_ROOT,
     detached: true,
     env: { ...process.env, LOG_LEVEL: "info" },

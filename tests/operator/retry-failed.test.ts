@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import { expect, onTestFinished, test } from "../fixtures/index.js";
 import { waitFor, waitForBatch } from "../fixtures/wait.js";
 import { ensureBucket, putFile, startApi, startWorkers, withServices } from "./support.js";
+import { docpipeNodeArgs } from "../fixtures/docpipe-command.js";
 
 const BUCKET = "operator-retry";
 const [W, H] = PAGE_SIZES.letter;
@@ -102,7 +103,7 @@ test("a document whose source was missing is done after the object is uploaded a
   // The CLI command, against the same API: nothing failed is left, so nothing is re-sent.
   const cli = await promisify(execFile)(
     process.execPath,
-    ["--conditions=@docpipe/source", "--import", "tsx", resolve(import.meta.dirname, "../../services/cli/src/main.ts"), "retry-failed", batchId, "--json"],
+    [...docpipeNodeArgs(), "retry-failed", batchId, "--json"],
     { env: { ...process.env, DOCPIPE_API_URL: app.url, DOCPIPE_API_KEY: app.key }, cwd: resolve(import.meta.dirname, "../..") },
   );
   expect(JSON.parse(cli.stdout)).toMatchObject({ batchId, state: "completed", retried: { documents: 0, pages: 0 } });

@@ -3,25 +3,18 @@
 // batch is timed from the batch's creation to its completion as the database recorded them, and
 // charged the CPU its threads and the embedded Postgres used in between, read from /proc.
 import { spawn } from "node:child_process";
-import { copyFile, readdir, readFile, rm } from "node:fs/promises";
+import { copyFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { LOCAL_DIR, start as startStack } from "../../../packages/local-stack/src/index.ts";
+import { docpipeNodeArgs } from "../../../tests/fixtures/docpipe-command.ts";
 import { batchCounts, type BatchRun } from "./batch.ts";
 import { processCpuSeconds, threadCpuSeconds, treeCpuSeconds } from "./proc.ts";
 
 const REPO = new URL("../../../", import.meta.url).pathname;
 const LABEL = "bench-e2e";
 const SAMPLE_MS = 100;
-/** BENCH_E2E_RUN_NODE_FLAGS="--a --b": Node flags added to the CLI's own, to measure one. */
+/** BENCH_E2E_RUN_NODE_FLAGS="--a --b": Node flags added after the CLI's own, to measure one (or turn one off: --no-...). */
 const EXTRA_FLAGS = (process.env.BENCH_E2E_RUN_NODE_FLAGS ?? "").split(" ").filter(Boolean);
-
-/** The root package.json's `docpipe` script as a command line, with this Node binary. */
-export async function docpipeCommand(): Promise<string[]> {
-  const pkg = JSON.parse(await readFile(join(REPO, "package.json"), "utf8")) as { scripts: Record<string, string> };
-  const [node, ...args] = (pkg.scripts.docpipe ?? "").split(/\s+/).filter(Boolean);
-  if (node !== "node") throw new Error(`package.json's docpipe script does not start with node: ${pkg.scripts.docpipe}`);
-  return [process.execPath, ...EXTRA_FLAGS, ...args];
-}
 
 interface Sample {
   at: number;
@@ -53,10 +46,13 @@ export async function runCli(folder: string, opts: { dpi: number; logFile: strin
   const stackName = `bench-e2e-${process.pid}`;
   const dataDir = join(LOCAL_DIR, stackName);
   await rm(dataDir, { recursive: true, force: true });
-  const [exe, ...args] = await docpipeCommand();
-  args.push("run", folder, "--stack", stackName, "--label", LABEL, "--dpi", String(opts.dpi));
+  const exe = process.execPath;
+  const nodeArgs = docpipeNodeArgs();
+  // After the script's own flags, so that one can be turned off (--no-single-threaded-gc).
+  const entry = nodeArgs.findIndex((a) => a.endsWith(".ts"));
+  const args = [...nodeArgs.slice(0, entry), ...EXTRA_FLAGS, ...nodeArgs.slice(entry), "run", folder, "--stack", stackName, "--label", LABEL, "--dpi", String(opts.dpi)];
   const command = [exe, ...args].join(" ");
-  const child = spawn(exe!, args, { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(exe, args, { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
   const pid = child.pid!;
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));

@@ -4,6 +4,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { execute } from "@docpipe/cli";
 import { findRunningStack, LOCAL_DIR, REPO_ROOT } from "@docpipe/local-stack";
+import { docpipeNodeArgs } from "../../fixtures/docpipe-command.js";
 
 export interface Served {
   url: string;
@@ -24,7 +25,7 @@ export async function startServe(stackName: string, timeoutMs = 180_000): Promis
   const { INIT_CWD: _, DATABASE_URL: __, ...env } = process.env;
   const child = spawn(
     process.execPath,
-    ["--conditions=@docpipe/source", "--import", "tsx", "services/cli/src/main.ts", "serve", "--stack", stackName, "--port", "0"],
+    [...docpipeNodeArgs(), "serve", "--stack", stackName, "--port", "0"],
     { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] },
   );
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
