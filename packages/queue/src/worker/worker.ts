@@ -26,8 +26,19 @@ interface Job {
 const clamp = (n: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, n));
 /** Longest pause between receives after receive errors (see preReceiveMessageCallback). */
 const RECEIVE_BACKOFF_CAP_MS = 30_000;
-/** Handled messages finishing this close together are deleted by one DeleteMessageBatch. */
-const ACK_WINDOW_MS = 20;
+/**
+ * Handled messages finishing this close together are deleted by one DeleteMessageBatch. At 20 ms
+ * a batch carried 1.3 messages on average (bench:e2e, 1.68 deletes per page); a handled message
+ * stays invisible the while, far within its visibility timeout.
+ */
+const ACK_WINDOW_MS = 200;
+/**
+ * After a receive that brought fewer messages than there were free slots (the queue is nearly
+ * empty, its messages arrive one at a time), the next receive waits this long, so that it carries
+ * the messages that came meanwhile instead of one each. A lone message is not delayed: the poll
+ * that takes it was open when it arrived.
+ */
+const RECEIVE_LINGER_MS = 200;
 
 /**
  * A queue worker on sqs-consumer.
@@ -39,8 +50,10 @@ const ACK_WINDOW_MS = 20;
  * until half the slots (at least one) are free, so messages come several to a ReceiveMessage
  * rather than one per finished handler, while the other half keeps working; never more than
  * `concurrency` messages are held (none waits invisible in a local queue), and one consumer per
- * process keeps one long poll open. The worker acknowledges, retries and dead-letters each
- * message itself; handled messages are deleted ten to a request (see AckBatcher).
+ * process keeps one long poll open; after a receive that did not fill the free slots, the next
+ * one waits a moment so messages that trickle in come several to a request too. The worker
+ * acknowledges, retries and dead-letters each message itself; handled messages are deleted up to
+ * ten to a request (see AckBatcher).
  */
 export function createWorker<T>(opts: WorkerOptions<T>): Worker {
   const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 1));
@@ -80,6 +93,12 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
   const receiveSize = (): number => clamp(concurrency - jobs.size, 1, Math.min(maxReceive, concurrency));
   /** Free slots before the next receive: half of them, so receives come in batches. */
   const refillAt = Math.max(1, Math.min(maxReceive, Math.floor(concurrency / 2)));
+  /** The size of the receive that is open, or the next one. */
+  let asked = receiveSize();
+  const resize = (): void => {
+    asked = receiveSize();
+    consumer.updateOption("batchSize", asked);
+  };
   const acks = new AckBatcher(sqs, queueUrl, ACK_WINDOW_MS);
   /** Deletes of handled messages still on their way, awaited by stop(). */
   const acking = new Set<Promise<void>>();
@@ -87,7 +106,7 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
   const consumer = Consumer.create({
     queueUrl,
     sqs,
-    batchSize: receiveSize(),
+    batchSize: asked,
     visibilityTimeout: visibility,
     waitTimeSeconds,
     // The receive count under both names: AWS reads MessageSystemAttributeNames, while
@@ -114,14 +133,15 @@ export function createWorker<T>(opts: WorkerOptions<T>): Worker {
         return [];
       }
       for (const m of messages) dispatch(m);
+      if (messages.length < asked) await sleep(RECEIVE_LINGER_MS, stopSignal.signal).catch(() => undefined);
       while (concurrency - jobs.size < refillAt && !stopping) await nextChange();
-      if (!stopping) consumer.updateOption("batchSize", receiveSize());
+      if (!stopping) resize();
       return [];
     },
   });
   consumer.on("empty", () => {
     probe?.beat();
-    if (!stopping) consumer.updateOption("batchSize", receiveSize());
+    if (!stopping) resize();
   });
   consumer.on("error", (err) => {
     // The aborted long poll of stop() lands here too.
