@@ -4,8 +4,8 @@ import fs from "node:fs/promises";
 import http from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
-import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import { encodeS3Key, type Logger } from "@docpipe/queue";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import { encodeS3Key, MAX_BATCH_ENTRIES, QueueSender, type Logger } from "@docpipe/queue";
 import { decodeAwsChunked, isAwsChunked } from "./aws-chunked.js";
 import { LocalStackError } from "./errors.js";
 
@@ -45,6 +45,12 @@ export interface NotificationTarget {
   keyPattern: RegExp;
   region: string;
 }
+
+/**
+ * Notifications of objects created this close together go to SQS in one SendMessageBatch (each
+ * still its own message, as S3 sends them), not one SendMessage each.
+ */
+const NOTIFY_WINDOW_MS = 100;
 
 let sequence = 0n;
 
@@ -110,8 +116,11 @@ export class S3Server {
   readonly #http: http.Server;
   readonly #opts: S3ServerOptions;
   readonly #pending = new Set<Promise<void>>();
+  /** Notifications waiting for their batch. */
+  #queued: { body: string; bucket: string; key: string }[] = [];
+  #flushTimer: NodeJS.Timeout | undefined;
   readonly #requests = new Map<string, number>();
-  #target: NotificationTarget | undefined;
+  #target: { sender: QueueSender; bucket: string; keyPattern: RegExp; region: string } | undefined;
   #port = 0;
 
   constructor(opts: S3ServerOptions) {
@@ -162,7 +171,8 @@ export class S3Server {
 
   /** From now on, matching object-created events are sent to `target.queueUrl`. */
   notify(target: NotificationTarget): void {
-    this.#target = target;
+    const { sqs, queueUrl, ...rest } = target;
+    this.#target = { sender: new QueueSender({ sqs, queueUrl, logger: this.#opts.logger }), ...rest };
   }
 
   #onEvent(event: S3rverEvent): void {
@@ -172,19 +182,36 @@ export class S3Server {
       const { bucket, object } = record.s3;
       if (!record.eventName.startsWith("ObjectCreated:")) continue;
       if (bucket.name !== target.bucket || !target.keyPattern.test(object.key)) continue;
-      const sent = target.sqs
-        .send(new SendMessageCommand({ QueueUrl: target.queueUrl, MessageBody: s3NotificationBody(record, target.region) }))
-        .then(
-          () => this.#opts.logger.debug({ bucket: bucket.name, key: object.key }, "s3 notification sent"),
-          (err: unknown) => this.#opts.logger.error({ err, bucket: bucket.name, key: object.key }, "s3 notification not sent"),
-        )
-        .finally(() => this.#pending.delete(sent));
-      this.#pending.add(sent);
+      this.#queued.push({ body: s3NotificationBody(record, target.region), bucket: bucket.name, key: object.key });
+      if (this.#queued.length >= MAX_BATCH_ENTRIES) this.#flush();
+      else this.#flushTimer ??= setTimeout(() => this.#flush(), NOTIFY_WINDOW_MS);
     }
   }
 
-  /** Waits for notifications in flight, then closes the server. */
+  /** Sends the notifications waiting, ten to a SendMessageBatch (QueueSender retries failed entries). */
+  #flush(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const target = this.#target;
+    const batch = this.#queued;
+    this.#queued = [];
+    if (!target || batch.length === 0) return;
+    const log = this.#opts.logger;
+    const sent = target.sender
+      .sendBodies(batch.map((n) => n.body))
+      .then(
+        () => log.debug({ count: batch.length }, "s3 notifications sent"),
+        (err: unknown) => {
+          for (const n of batch) log.error({ err, bucket: n.bucket, key: n.key }, "s3 notification not sent");
+        },
+      )
+      .finally(() => this.#pending.delete(sent));
+    this.#pending.add(sent);
+  }
+
+  /** Sends the notifications waiting, waits for those in flight, then closes the server. */
   async stop(): Promise<void> {
+    this.#flush();
     this.#target = undefined;
     await Promise.all(this.#pending);
     if (this.#http.listening) {
