@@ -13,15 +13,10 @@ import {
 } from "aws-cdk-lib";
 import { Construct } from "constructs";
 import { acknowledge, acknowledgeWildcardResource } from "./nag.js";
+import { oneOffTask, type OneOffTaskProps } from "./one-off-task.js";
 
-export interface MigrationProps {
-  readonly cluster: ecs.ICluster;
-  readonly securityGroup: ec2.ISecurityGroup;
-  readonly image: ecs.ContainerImage;
-  readonly environment: Record<string, string>;
-  readonly secrets: Record<string, ecs.Secret>;
-  readonly logRetentionDays: number;
-}
+/** A one-off task's props; the migration sends to no queue. */
+export type MigrationProps = Omit<OneOffTaskProps, "queues">;
 
 /**
  * Two small handlers for the provider framework: onEvent starts the task, isComplete polls it
@@ -77,11 +72,7 @@ export class Migration extends Construct {
 
   constructor(scope: Construct, id: string, props: MigrationProps) {
     super(scope, id);
-    this.logGroup = new logs.LogGroup(this, "Logs", {
-      retention: props.logRetentionDays as logs.RetentionDays,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    this.taskDefinition = new ecs.FargateTaskDefinition(this, "Task", { cpu: 256, memoryLimitMiB: 512 });
+    ({ taskDefinition: this.taskDefinition, logGroup: this.logGroup } = oneOffTask(this, { cpu: 256, memoryLimitMiB: 512, logRetentionDays: props.logRetentionDays }));
     const container = this.taskDefinition.addContainer("migrate", {
       image: props.image,
       environment: props.environment,

@@ -17,7 +17,7 @@ export interface OneOffTaskProps {
 }
 
 /**
- * The task definition of a task that runs and ends (not a service): the admin task, the
+ * The task definition of a task that runs and ends (not a service): the migration, the admin task, the
  * reconciler's pass. On linux/amd64, as its image is built (lib/images.ts), with a log group of
  * its own, destroyed with the stack. Created as `Task` and `Logs` under `scope`.
  */
