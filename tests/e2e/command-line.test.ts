@@ -88,6 +88,15 @@ describe("docpipe's help and usage errors", () => {
     expect(badDpi.stderr).toContain("--dpi must be a positive number");
     expect((await docpipe()).code).toBe(2);
   });
+
+  test("resume of a stack that was never made is a usage error that leaves nothing behind", async () => {
+    const missing = `${STACK}-never-made`;
+    const { code, stdout, stderr } = await docpipe("resume", "--stack", missing);
+    expect(code).toBe(2);
+    expect(stderr).toContain(`there is no local stack "${missing}"`);
+    expect(stdout).toBe("");
+    expect(existsSync(join(LOCAL_DIR, missing))).toBe(false);
+  });
 });
 
 describe("docpipe run", () => {

@@ -46,6 +46,12 @@ const describeResent = (r: PassResult["resent"]): string => {
   return parts.length ? parts.join(", ") : "nothing";
 };
 
+/** Why `stackName` cannot be resumed because it was never made, or undefined when it exists. */
+export function missingStack(stackName: string): string | undefined {
+  if (existsSync(path.join(LOCAL_DIR, stackName, "postgres"))) return undefined;
+  return `there is no local stack "${printable(stackName)}" (under ${printable(path.join(LOCAL_DIR, stackName))}); docpipe run --stack ${printable(stackName)} makes one`;
+}
+
 /**
  * `docpipe resume`: finishes what a crash of a local run left unfinished. The stack's database
  * and objects survived; its queues lived in the dead process. With the stack and every service
@@ -56,9 +62,8 @@ const describeResent = (r: PassResult["resent"]): string => {
 export async function resumeStack(opts: ResumeOptions): Promise<ResumeResult> {
   const out = opts.out ?? process.stdout;
   const stackName = opts.stackName ?? "docpipe";
-  if (!existsSync(path.join(LOCAL_DIR, stackName, "postgres"))) {
-    throw new ResumeError(`there is no local stack "${stackName}" (under ${path.join(LOCAL_DIR, stackName)}); docpipe run --stack ${stackName} makes one`);
-  }
+  const missing = missingStack(stackName);
+  if (missing) throw new ResumeError(missing);
   const started = Date.now();
   return withLocalSession({ stackName, logger: opts.logger, out }, async (s) => {
     const batches = await s.stack.prisma.batch.findMany({

@@ -1,6 +1,7 @@
+import type { Command } from "commander";
 import { withCommandLog, withLogOptions, type LogOptions } from "../command-log.js";
-import { EXIT, resolvePath, type RegisterCommand } from "../context.js";
-import { resumeStack } from "../resume.js";
+import { EXIT, resolvePath, usageError, type RegisterCommand } from "../context.js";
+import { missingStack, resumeStack } from "../resume.js";
 
 interface ResumeCommandOptions extends LogOptions {
   reportJson?: string;
@@ -19,7 +20,10 @@ export const registerResume: RegisterCommand = (program, ctx) => {
       )
       .argument("[batch-id]", "only this batch")
       .option("--report-json <file>", "also write the report as JSON, as run does (an array when several batches were resumed)"),
-  ).action(async (batchId: string | undefined, opts: ResumeCommandOptions) => {
+  ).action(async (batchId: string | undefined, opts: ResumeCommandOptions, command: Command) => {
+    // Before the command log: a mistyped --stack must not leave a .local/<typo>/logs behind.
+    const missing = missingStack(opts.stack);
+    if (missing) usageError(command, missing);
     const result = await withCommandLog(ctx, "resume", opts, (log) =>
       resumeStack({
         logger: log.logger,
