@@ -90,6 +90,34 @@ test("pages finished by racing deliveries and rolled-back transactions are count
   expect(await counterDrift(prisma, batch.id)).toEqual([]);
 });
 
+test("a change to no counted column counts nothing; a change to any one of them counts", async ({ prisma }) => {
+  const { batch, docs } = await batchWithPages(prisma, [2, 1]);
+  const [a, b] = docs as [(typeof docs)[0], (typeof docs)[0]];
+  const before = await readBatchCounters(prisma, batch.id);
+  // Claims, releases and renewals write the lease columns only; a conditional UPDATE may match nothing.
+  await prisma.page.updateMany({ where: { documentId: a.id }, data: { leaseStage: "convert", leaseOwner: "m1", leaseUntil: new Date() } });
+  await prisma.page.updateMany({ where: { documentId: a.id }, data: { leaseUntil: null } });
+  await prisma.page.updateMany({ where: { documentId: a.id, state: "done" }, data: { state: "failed" } });
+  await prisma.document.updateMany({ where: { batchId: batch.id }, data: { leaseStage: "classify", leaseOwner: "m1", updatedAt: new Date() } });
+  expect(await readBatchCounters(prisma, batch.id)).toEqual(before);
+
+  // One column at a time, and two pages trading states within one document (nothing to count) or across two (each document's own).
+  await prisma.page.updateMany({ where: { documentId: a.id, pageNumber: 1 }, data: { imageKey: "1.png" } });
+  await prisma.page.updateMany({ where: { documentId: a.id, pageNumber: 2 }, data: { degraded: true } });
+  await prisma.page.updateMany({ where: { documentId: a.id, pageNumber: 2 }, data: { degradedReason: "jbig2" } });
+  await prisma.page.updateMany({ where: { documentId: a.id, pageNumber: 1 }, data: { state: "done" } });
+  await prisma.$executeRaw`UPDATE "Page" SET state = CASE WHEN state = 'done' THEN 'pending'::"PageState" ELSE 'done'::"PageState" END WHERE "documentId" = ${a.id}::uuid`;
+  await prisma.$executeRaw`UPDATE "Page" SET state = CASE WHEN "documentId" = ${a.id}::uuid THEN 'pending'::"PageState" ELSE 'done'::"PageState" END
+    WHERE ("documentId" = ${a.id}::uuid AND "pageNumber" = 2) OR "documentId" = ${b.id}::uuid`;
+  await prisma.document.updateMany({ where: { id: b.id }, data: { pageCount: 3 } });
+  await prisma.document.updateMany({ where: { id: a.id }, data: { duplicateOfId: b.id, state: "done" } });
+  const counters = Object.fromEntries(await readBatchCounters(prisma, batch.id));
+  expect(counters).toMatchObject({ "pages.imaged": 1, "pages.degraded": 1, "pages.degraded:jbig2": 1, "pages.done": 1, "pages.pending": 2, "pages.expected": 5, "documents.duplicates": 1 });
+  expect(await counterDrift(prisma, batch.id)).toEqual([]);
+  const finished = await prisma.document.findMany({ where: { batchId: batch.id }, select: { id: true, pagesFinished: true }, orderBy: { pageCount: "asc" } });
+  expect(finished.map((d) => [d.id, d.pagesFinished])).toEqual([[a.id, 0], [b.id, 1]]);
+});
+
 test("stage percentiles come from the kept timings, equal Postgres's over the audit trail, and survive a prune", async ({ prisma }) => {
   const { batch, docs } = await batchWithPages(prisma, [1]);
   const durations = [12, 40, 41, 41, 95, 130, 600, 999, 250, 3];
