@@ -31,8 +31,11 @@ async function serve(env: Env, logger: Logger): Promise<void> {
     ...(env.AWS_ENDPOINT_URL_S3 && { endpoint: env.AWS_ENDPOINT_URL_S3 }),
   });
   try {
-    // One process per core already: measure on the process's own thread.
-    const model = await startReferenceModel({ s3, port: env.PORT, host: env.HOST, logger, measureThreads: 0 });
+    // One measure thread per process (there is a process per core already). Not for parallelism:
+    // each page's inflated pixels (~6 MB at 150 dpi) are external memory that V8 reclaims with a
+    // full mark-compact every few pages, and on a thread of its own that marks the measure's few
+    // MB of heap, not the S3 client's ~20.
+    const model = await startReferenceModel({ s3, port: env.PORT, host: env.HOST, logger, measureThreads: 1 });
     await new Promise<void>((resolve) => {
       process.once("SIGTERM", resolve);
       process.once("SIGINT", resolve);
