@@ -5,8 +5,8 @@ import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateBucketCommand, GetObjectTaggingCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { S3ObjectNotFoundError, download, downloadToFile, uploadFile } from "@docpipe/queue";
+import { CreateBucketCommand, GetObjectTaggingCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { S3ObjectNotFoundError, createS3Client, download, downloadToFile, uploadFile } from "@docpipe/queue";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 interface S3rverInstance {
@@ -18,8 +18,27 @@ let dir: string;
 let server: S3rverInstance;
 let s3: S3Client;
 const bucket = "queue-s3-test";
+const otherBucket = "queue-s3-test-other";
 /** Names of the S3 commands sent, to tell a multipart upload from a single PUT. */
 const commands: string[] = [];
+
+/** Headers of every request `s3` sends while `fn` runs, with the command that sent it. */
+async function recordHeaders(fn: () => Promise<unknown>): Promise<(Record<string, string> & { command: string })[]> {
+  const sent: (Record<string, string> & { command: string })[] = [];
+  s3.middlewareStack.add(
+    (next, context) => (args) => {
+      sent.push({ ...(args.request as { headers: Record<string, string> }).headers, command: context.commandName ?? "?" });
+      return next(args);
+    },
+    { step: "deserialize", name: "recordHeaders" },
+  );
+  try {
+    await fn();
+  } finally {
+    s3.middlewareStack.remove("recordHeaders");
+  }
+  return sent;
+}
 
 async function sha256(path: string): Promise<string> {
   const hash = createHash("sha256");
@@ -34,7 +53,7 @@ beforeAll(async () => {
   const S3rver = require("s3rver") as new (opts: object) => S3rverInstance;
   server = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory: join(dir, "s3") });
   const { port } = await server.run();
-  s3 = new S3Client({
+  s3 = createS3Client({
     region: "us-east-1",
     endpoint: `http://127.0.0.1:${port}`,
     forcePathStyle: true,
@@ -48,6 +67,7 @@ beforeAll(async () => {
     { step: "initialize", name: "recordCommands" },
   );
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  await s3.send(new CreateBucketCommand({ Bucket: otherBucket }));
 });
 
 afterAll(async () => {
@@ -62,7 +82,11 @@ describe("S3 helpers", () => {
     const src = join(dir, "big.bin");
     // 20 MiB: three 8 MiB parts, the last one short.
     await writeFile(src, randomBytes(20 * 1024 * 1024));
-    await uploadFile(s3, bucket, "docs/big file.pdf", src, "application/pdf", { tags: { kind: "chunk" } });
+    const sent = await recordHeaders(() => uploadFile(s3, bucket, "docs/big file.pdf", src, "application/pdf", { tags: { kind: "chunk" } }));
+    // Each 8 MiB part is signed by its CRC32, not by a SHA-256 of its bytes.
+    const parts = sent.filter((h) => h.command === "UploadPartCommand");
+    expect(parts).toHaveLength(3);
+    for (const part of parts) expect(part).toMatchObject({ "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-checksum-crc32": expect.any(String) });
 
     const tagging = await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: "docs/big file.pdf" }));
     expect(tagging.TagSet).toEqual([{ Key: "kind", Value: "chunk" }]);
@@ -83,19 +107,7 @@ describe("S3 helpers", () => {
   it("uploads bytes in one request, its integrity in a CRC32 rather than a SHA-256 in the signature", async () => {
     commands.length = 0;
     const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
-    const sent: Record<string, string>[] = [];
-    s3.middlewareStack.add(
-      (next) => (args) => {
-        sent.push({ ...(args.request as { headers: Record<string, string> }).headers });
-        return next(args);
-      },
-      { step: "deserialize", name: "recordHeaders" },
-    );
-    try {
-      await uploadFile(s3, bucket, "images/1.png", png, "image/png");
-    } finally {
-      s3.middlewareStack.remove("recordHeaders");
-    }
+    const sent = await recordHeaders(() => uploadFile(s3, bucket, "images/1.png", png, "image/png"));
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({ "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-checksum-crc32": "x5GnCw==" });
     expect(sent[0]!.authorization).toMatch(/SignedHeaders=.*x-amz-checksum-crc32/);
@@ -104,6 +116,22 @@ describe("S3 helpers", () => {
     expect(new Uint8Array(await readFile(out))).toEqual(png);
     expect(commands).toContain("PutObjectCommand");
     expect(commands).not.toContain("UploadPartCommand");
+  });
+
+  it("keeps concurrent requests to two buckets apart: the same keys, each bucket its own bytes", async () => {
+    // SDK settings that share one request context among a command's requests (cacheMiddleware)
+    // mix these up: a GetObject or PutObject reaches the other bucket.
+    const keys = Array.from({ length: 40 }, (_, i) => `same/${i}.bin`);
+    const bodies = new Map<string, Uint8Array>();
+    for (const b of [bucket, otherBucket]) for (const k of keys) bodies.set(`${b}/${k}`, new Uint8Array(randomBytes(2000)));
+    await Promise.all([...bodies].map(([path, body]) => uploadFile(s3, path.slice(0, path.indexOf("/")), path.slice(path.indexOf("/") + 1), body)));
+    const read = await Promise.all(
+      [...bodies.keys()].map(async (path) => {
+        const got = await download(s3, path.slice(0, path.indexOf("/")), path.slice(path.indexOf("/") + 1), { inMemoryMaxBytes: 1 << 20, spillTo: () => Promise.reject(new Error("no spill")) });
+        return [path, "bytes" in got ? got.bytes : undefined] as const;
+      }),
+    );
+    for (const [path, bytes] of read) expect(bytes, path).toEqual(bodies.get(path));
   });
 
   it("uploads a small tagged file in one PutObject that carries its tags", async () => {

@@ -2,11 +2,11 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { createPrisma, type PrismaClient } from "@docpipe/db";
-import { createLogger, IMAGES_KEY_PATTERN, type Logger, type QueueKey, type QueueUrls } from "@docpipe/queue";
+import { createLogger, createS3Client, IMAGES_KEY_PATTERN, type Logger, type QueueKey, type QueueUrls } from "@docpipe/queue";
 import { LocalStackError } from "./errors.js";
 import { MAIN_DATABASE, PostgresCluster, stopOrphanPostmaster } from "./postgres.js";
 import { isAlive } from "./process.js";
@@ -255,7 +255,7 @@ export async function start(opts: LocalStackOptions = {}): Promise<LocalStack> {
         secretsServer = s;
       }),
     ]);
-    clients.s3 = new S3Client({
+    clients.s3 = createS3Client({
       region,
       endpoint: s3Server.endpoint,
       forcePathStyle: true,

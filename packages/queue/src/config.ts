@@ -1,6 +1,7 @@
-import { S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
+import { createS3Client } from "./aws-clients.js";
 
 /**
  * The environment every service shares: how to reach the database, S3 and SQS. On AWS the
@@ -110,7 +111,7 @@ export function awsCredentials(env: CommonEnv): { credentials?: { accessKeyId: s
 export function createAwsClients(env: CommonEnv): { s3: S3Client; sqs: SQSClient } {
   const credentials = awsCredentials(env);
   return {
-    s3: new S3Client({
+    s3: createS3Client({
       region: env.AWS_REGION,
       forcePathStyle: env.S3_FORCE_PATH_STYLE,
       ...credentials,

@@ -44,6 +44,7 @@ export {
   type DeadLetterInfo,
   type DeadLetterReason,
 } from "./dead-letter.js";
+export { createS3Client } from "./aws-clients.js";
 export { download, downloadToFile, uploadFile, toS3Error, type DownloadOptions, type Downloaded } from "./s3.js";
 export { parseS3Event, decodeS3Key, encodeS3Key, objectCreatedEvent, type S3Event, type S3EventRecord } from "./s3-events.js";
 export { AuditWriter, type AuditRecord, type AuditOutcome, type AuditWriterOptions } from "./audit.js";

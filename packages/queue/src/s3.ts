@@ -117,18 +117,11 @@ export async function download(
 }
 
 /**
- * The body's integrity rests on its CRC32 (x-amz-checksum-crc32, signed with the headers), which
- * S3 checks before it stores the object, and on TLS in transit: a SHA-256 of the whole body in the
- * signature as well (the SDK's default for a buffer) cost ~0.4 ms of CPU per 400 KB PNG and
- * protects nothing more. The SDK signs its own streamed uploads the same way.
- */
-const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
-
-/**
  * Uploads a file or bytes. Under 8 MiB (every page PDF, PNG and chunk of ordinary size) that is
  * one PutObject, tags included (`x-amz-tagging`), so a tagged page costs one request, not two.
  * Larger files stream from disk through lib-storage's multipart `Upload`, 4 parts at a time,
- * and get their tags with PutObjectTagging once the object exists.
+ * and get their tags with PutObjectTagging once the object exists. A client from
+ * createS3Client signs the body by its CRC32 alone (UNSIGNED-PAYLOAD).
  */
 export async function uploadFile(
   s3: S3Client,
@@ -143,25 +136,18 @@ export async function uploadFile(
     const tags = Object.entries(opts.tags ?? {});
     if (size < PART_SIZE) {
       const body = typeof pathOrBody === "string" ? await readFile(pathOrBody) : pathOrBody;
-      const put = new PutObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        Body: body,
-        ContentLength: body.byteLength,
-        // Whatever the client's requestChecksumCalculation: S3 checks this CRC32 of the body before it stores the object.
-        ChecksumAlgorithm: "CRC32",
-        ...(contentType && { ContentType: contentType }),
-        ...(tags.length > 0 && { Tagging: new URLSearchParams(tags).toString() }),
-      });
-      put.middlewareStack.add(
-        (next) => (args) => {
-          const request = args.request as { headers?: Record<string, string> };
-          if (request.headers) request.headers["x-amz-content-sha256"] = UNSIGNED_PAYLOAD;
-          return next(args);
-        },
-        { step: "build", name: "docpipeUnsignedPayload" },
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentLength: body.byteLength,
+          // Whatever the client's requestChecksumCalculation: S3 checks this CRC32 of the body before it stores the object.
+          ChecksumAlgorithm: "CRC32",
+          ...(contentType && { ContentType: contentType }),
+          ...(tags.length > 0 && { Tagging: new URLSearchParams(tags).toString() }),
+        }),
       );
-      await s3.send(put);
       return;
     }
     const upload = new Upload({

@@ -1,5 +1,5 @@
-import { S3Client } from "@aws-sdk/client-s3";
 import { findRunningStack } from "@docpipe/local-stack";
+import { createS3Client } from "@docpipe/queue";
 import type { Command } from "commander";
 import { AuditExportError, exportBatchAudit } from "../audit-export.js";
 import type { LogOptions } from "../command-log.js";
@@ -27,7 +27,7 @@ export const registerAudit: RegisterCommand = (program, ctx) => {
     // The local stack's S3 when its database is the one used (no DATABASE_URL), as the services would reach it.
     const stackEnv = ctx.env.DATABASE_URL ? {} : ((await findRunningStack(opts.stack))?.env ?? {});
     const env: Record<string, string | undefined> = { ...stackEnv, ...ctx.env };
-    const s3 = new S3Client({
+    const s3 = createS3Client({
       region: env.AWS_REGION ?? "us-east-1",
       forcePathStyle: env.S3_FORCE_PATH_STYLE === "true",
       ...(env.AWS_ENDPOINT_URL_S3 && { endpoint: env.AWS_ENDPOINT_URL_S3 }),
