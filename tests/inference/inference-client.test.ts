@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { crc32 } from "node:zlib";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import type { PrismaClient } from "@docpipe/db";
 import { createInferenceClient, type InferenceClient, type InferenceClientOptions } from "@docpipe/inference-client";
@@ -129,6 +130,30 @@ describe("inference client against the reference model", () => {
     expect(succeeded).toHaveLength(8);
     expect(succeeded.every((a) => a.attempt === 1)).toBe(true);
     expect(await dlqDepth()).toBe(0);
+  });
+
+  test("fails a page the model refuses (image data that inflates past its size) with the model's reason, and scores the rest", async ({ stack, prisma, model }) => {
+    const { inferenceClient, running, documentState, resultsOf, auditsOf } = harness({ stack, prisma, model });
+    const { ink } = await pagePngs();
+    // The ink page with an IHDR that says one row: its image data inflates far past what one row needs.
+    const bomb = Buffer.from(ink);
+    bomb.writeUInt32BE(1, 20);
+    bomb.writeUInt32BE(crc32(bomb.subarray(12, 29)), 29);
+    const doc = await seedDocument(prisma, stack.workBucket, 2);
+    await running(inferenceClient(), async () => {
+      await uploadPageImage(stack.s3, stack.workBucket, doc, 1, ink);
+      await uploadPageImage(stack.s3, stack.workBucket, doc, 2, bomb);
+      await waitFor("document failed", async () => (await documentState(doc.documentId)) === "failed");
+    });
+
+    expect(model.stats().byStatus).toMatchObject({ "200": 1, "422": 1 });
+    expect((await resultsOf(doc.documentId)).map((r) => r.pageNumber)).toEqual([1]);
+    const pages = await prisma.page.findMany({ where: { documentId: doc.documentId }, orderBy: { pageNumber: "asc" } });
+    expect(pages.map((p) => p.state)).toEqual(["done", "failed"]);
+    expect(pages[1]!.failureReason).toMatch(/refused the page with 422: .*image data inflates past the \d+ bytes a \d+×1 RGB image needs/);
+    expect((await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } })).failureReason).toMatch(/^page 2: .*inflates past/);
+    const refused = (await auditsOf(doc.documentId)).filter((a) => a.outcome === "dead_lettered");
+    expect(refused).toMatchObject([{ pageNumber: 2, errorCode: "model_http_422" }]);
   });
 
   test("trips the breaker while the endpoint is down, dead-letters nothing, and completes once it is back", async ({ stack, prisma, model }) => {

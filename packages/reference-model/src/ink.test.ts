@@ -108,6 +108,11 @@ describe("measureInk on filtered PNGs (as other encoders write them)", () => {
         raw[y * (stride + 1) + 1 + x] = (at(y, x) - pred) & 255;
       }
     }
+    return pngOf(raw, width, height, channels);
+  }
+
+  /** A PNG of `raw` (filter bytes and rows) as the image data of a width×height image, whatever raw's length. */
+  function pngOf(raw: Uint8Array, width: number, height: number, channels: 1 | 3): Uint8Array {
     const chunk = (type: string, data: Uint8Array) => {
       const head = Buffer.alloc(8);
       head.writeUInt32BE(data.length);
@@ -135,5 +140,29 @@ describe("measureInk on filtered PNGs (as other encoders write them)", () => {
     const r = await measureInk(filteredPng(px, width, height, channels));
     expect(r.inkPixels).toBe(levels.filter((v) => v < 128).length);
     expect(r.meanGray).toBeCloseTo(levels.reduce((s, v) => s + v, 0) / levels.length, 9);
+  });
+
+  it("refuses image data that inflates past what the image's size needs, saying so", async () => {
+    // 4×4 gray needs 4·(1+4) = 20 bytes; this data inflates to 16 MiB (a 16 KiB PNG).
+    const bomb = pngOf(new Uint8Array(16 << 20), 4, 4, 1);
+    expect(bomb.length).toBeLessThan(32 << 10);
+    await expect(measureInk(bomb)).rejects.toThrow(/inflates past the 20 bytes a 4×4 gray image needs/);
+    // One byte too many is refused too; exactly the size is read.
+    await expect(measureInk(pngOf(new Uint8Array(21), 4, 4, 1))).rejects.toThrow(ImageDecodeError);
+    expect(await measureInk(pngOf(new Uint8Array(20), 4, 4, 1))).toMatchObject({ width: 4, height: 4, inkPixels: 16 });
+  });
+
+  it("refuses an image with more pixels than maxPixels before decoding it", async () => {
+    await expect(measureInk(pngOf(new Uint8Array(10), 100_000, 100_000, 3))).rejects.toThrow(/100000×100000 pixels, more than the 50000000/);
+    await expect(measureInk(pngOf(new Uint8Array(3 * 101 * 100), 100, 100, 3), { maxPixels: 9_999 })).rejects.toThrow(ImageDecodeError);
+    // An image mupdf decodes (a JPEG) is held to the same cap.
+    const pix = new mupdf.Pixmap(mupdf.ColorSpace.DeviceRGB, [0, 0, 100, 100], false);
+    try {
+      pix.clear(255);
+      await expect(measureInk(pix.asJPEG(90, false), { maxPixels: 9_999 })).rejects.toThrow(/100×100 pixels, more than the 9999/);
+      expect(await measureInk(pix.asJPEG(90, false), { maxPixels: 10_000 })).toMatchObject({ width: 100, height: 100 });
+    } finally {
+      pix.destroy();
+    }
   });
 });

@@ -6,7 +6,14 @@ export interface InkOptions {
   inkThreshold?: number;
   /** A page whose ink coverage is below this share is blank. @defaultValue 0.001 */
   blankThreshold?: number;
+  /**
+   * Images with more pixels are refused before they are decoded: what one decode may allocate.
+   * @defaultValue 50_000_000, the page converter's own cap, so every page the pipeline writes fits
+   */
+  maxPixels?: number;
 }
+
+const MAX_PIXELS = 50_000_000;
 
 export interface InkResult {
   width: number;
@@ -20,7 +27,7 @@ export interface InkResult {
   blank: boolean;
 }
 
-/** Thrown when the bytes are not an image mupdf can decode. */
+/** Thrown when the bytes are not an image the model can decode, or one larger than it reads; the message says which. */
 export class ImageDecodeError extends Error {
   override readonly name = "ImageDecodeError";
 }
@@ -38,27 +45,36 @@ let mupdfModule: Promise<typeof Mupdf> | undefined;
 export async function measureInk(bytes: Uint8Array, opts: InkOptions = {}): Promise<InkResult> {
   const inkThreshold = opts.inkThreshold ?? 128;
   const blankThreshold = opts.blankThreshold ?? 0.001;
+  const maxPixels = opts.maxPixels ?? MAX_PIXELS;
   let counted: InkCount | undefined;
   try {
-    counted = pngInk(bytes, inkThreshold);
+    counted = pngInk(bytes, inkThreshold, maxPixels);
   } catch (cause) {
-    throw new ImageDecodeError("cannot decode image", { cause });
+    throw new ImageDecodeError(`the PNG cannot be read: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
-  const { width, height, inkPixels, graySum } = counted ?? withMupdf(await (mupdfModule ??= import("mupdf")), bytes, inkThreshold);
+  const { width, height, inkPixels, graySum } = counted ?? withMupdf(await (mupdfModule ??= import("mupdf")), bytes, inkThreshold, maxPixels);
   const total = width * height;
   const inkCoverage = total === 0 ? 0 : inkPixels / total;
   return { width, height, inkPixels, inkCoverage, meanGray: total === 0 ? 255 : graySum / total, blank: inkCoverage < blankThreshold };
 }
 
 /** Counts the ink of any image mupdf decodes, in gray. */
-function withMupdf(mupdf: typeof Mupdf, bytes: Uint8Array, inkThreshold: number): InkCount {
+function withMupdf(mupdf: typeof Mupdf, bytes: Uint8Array, inkThreshold: number, maxPixels: number): InkCount {
   let image: Mupdf.Image;
-  let pixmap: Mupdf.Pixmap;
   try {
     image = new mupdf.Image(bytes);
+  } catch (cause) {
+    throw new ImageDecodeError("the object is not a decodable image", { cause });
+  }
+  let pixmap: Mupdf.Pixmap;
+  try {
+    const [w, h] = [image.getWidth(), image.getHeight()];
+    if (w * h > maxPixels) throw new ImageDecodeError(`the image is ${w}×${h} pixels, more than the ${maxPixels} this model reads`);
     pixmap = image.toPixmap();
   } catch (cause) {
-    throw new ImageDecodeError("cannot decode image", { cause });
+    image.destroy();
+    if (cause instanceof ImageDecodeError) throw cause;
+    throw new ImageDecodeError("the object is not a decodable image", { cause });
   }
   let gray: Mupdf.Pixmap | undefined;
   try {

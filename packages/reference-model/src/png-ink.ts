@@ -15,10 +15,11 @@ const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
  * reference model scores every page, and decoding was most of its cost. Reads 8-bit gray and RGB,
  * non-interlaced PNGs (what the pipeline and mupdf write) in one pass, unfiltered rows straight
  * from the inflated data; returns undefined for anything else (palette, 16-bit, alpha,
- * interlaced), which the caller hands to mupdf, and throws when the image data is damaged. RGB
+ * interlaced), which the caller hands to mupdf, and throws when the image data is damaged, would
+ * inflate past the image's size, or the image has more than `maxPixels` pixels. RGB
  * becomes gray as mupdf's fast path does: ((r+1)·77 + (g+1)·150 + (b+1)·28) >> 8.
  */
-export function pngInk(bytes: Uint8Array, inkThreshold: number): InkCount | undefined {
+export function pngInk(bytes: Uint8Array, inkThreshold: number, maxPixels: number): InkCount | undefined {
   if (bytes.length < 33 || SIGNATURE.some((b, i) => bytes[i] !== b)) return undefined;
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.toString("latin1", 12, 16) !== "IHDR") return undefined;
@@ -34,13 +35,22 @@ export function pngInk(bytes: Uint8Array, inkThreshold: number): InkCount | unde
     if (type === "IEND") break;
     at += 12 + length;
   }
+  if (width * height > maxPixels) throw new RangeError(`the image is ${width}×${height} pixels, more than the ${maxPixels} this model reads`);
   const channels = colorType === 2 ? 3 : 1;
   const stride = width * channels;
   const size = (stride + 1) * height;
   // One output buffer of the image's size (plus a byte, so zlib stops inside it rather than
   // asking for another): left to its default 16 KiB chunks, inflate allocated and then
-  // concatenated hundreds of them per page.
-  const inflated = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat), { chunkSize: Math.max(64, size + 1) });
+  // concatenated hundreds of them per page. Nothing past that size is inflated: data that
+  // would inflate further (a few KB can inflate to gigabytes) is refused at the first extra byte.
+  let inflated: Buffer;
+  try {
+    inflated = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat), { chunkSize: Math.max(64, size + 1), maxOutputLength: size });
+  } catch (e) {
+    if ((e as { code?: string }).code !== "ERR_BUFFER_TOO_LARGE") throw e;
+    const kind = channels === 3 ? "RGB" : "gray";
+    throw new RangeError(`its image data inflates past the ${size} bytes a ${width}×${height} ${kind} image needs`, { cause: e });
+  }
   // A plain Uint8Array, like the rows unfiltered below: one kind of array keeps RowCounter's reads fast.
   const raw = new Uint8Array(inflated.buffer, inflated.byteOffset, inflated.byteLength);
   if (raw.length < size) throw new RangeError(`PNG data ends after ${raw.length} of ${size} bytes`);

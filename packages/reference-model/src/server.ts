@@ -110,7 +110,7 @@ export async function startReferenceModel(opts: ReferenceModelOptions): Promise<
   let faults: Faults = { ...defaultFaults, ...opts.faults };
   const stats: ModelStats = { inFlight: 0, maxInFlight: 0, requests: 0, byStatus: {} };
   const log = opts.logger?.child({ component: "reference-model" });
-  const ink = { inkThreshold: opts.inkThreshold, blankThreshold: opts.blankThreshold };
+  const ink = { inkThreshold: opts.inkThreshold, blankThreshold: opts.blankThreshold, maxPixels: opts.maxPixels };
   const measurer = createMeasurer(ink, opts.measureThreads);
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -134,7 +134,7 @@ export async function startReferenceModel(opts: ReferenceModelOptions): Promise<
       const output = await measurer.measure(bytes);
       return { model: { name, version }, output, features: [output.blank ? "blank" : "ink"] };
     } catch (e) {
-      if (e instanceof ImageDecodeError) throw new HttpError(422, "object is not a decodable image");
+      if (e instanceof ImageDecodeError) throw new HttpError(422, e.message);
       throw e;
     }
   }
