@@ -136,6 +136,10 @@ test("stage percentiles come from the kept timings, equal Postgres's over the au
   expect(stats.find((s) => s.stage === "convert")).toEqual({ stage: "convert", attempts: 10, failures: 1, p50Ms: expected!.p50, p90Ms: expected!.p90, p99Ms: expected!.p99 });
   expect(stats.find((s) => s.stage === "ingestion")).toEqual({ stage: "ingestion", attempts: 1, failures: 0, p50Ms: null, p90Ms: null, p99Ms: null });
 
+  // A `started` record alone is no finished attempt.
+  await prisma.auditEvent.create({ data: { batchId: batch.id, documentId: docs[0]!.id, stage: "convert", outcome: "started", workerId: "w" } });
+  expect(await readStageStats(prisma, batch.id)).toEqual(stats);
+
   await prisma.auditEvent.deleteMany({ where: { batchId: batch.id } });
   expect(await readStageStats(prisma, batch.id)).toEqual(stats);
 });
