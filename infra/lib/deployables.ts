@@ -87,7 +87,7 @@ export const deployables: readonly Deployable[] = [
     readsStaging: true,
     readsWork: ["pages"],
     writesWork: ["images"],
-    // One render thread per vCPU; the converter takes as many pages as it has threads.
+    // One render thread per vCPU; the converter takes four pages per thread (its pagesPerRenderThread).
     concurrencyEnv: "RENDER_THREADS",
   },
   {

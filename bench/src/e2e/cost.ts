@@ -3,6 +3,7 @@
 // for as long as it runs, so a stage needs at least the task-hours that its CPU per page fills, and
 // at least those that its pages' time in the stage fills at the task's concurrency.
 import { defaultSizes, type ServiceId } from "../../../infra/lib/config.ts";
+import { defaults as converterDefaults } from "../../../services/page-converter/src/defaults.ts";
 import { table } from "../common.ts";
 import type { ProcessRun } from "./processes.ts";
 
@@ -42,8 +43,8 @@ export function stageCosts(p: ProcessRun): StageCost[] {
     const cpuSecondsPerPage = x.cpuSeconds / p.pages;
     const stage = AUDIT_STAGES[service];
     const wallSecondsPerPage = stage === undefined ? undefined : p.stageWallSecondsPerPage[stage];
-    // The converter holds two pages per render thread (one per vCPU); the others their catalog concurrency.
-    const concurrency = service === "page-converter" ? 2 * Math.max(1, Math.round(vcpu)) : size.concurrency;
+    // The converter holds pagesPerRenderThread pages per render thread (one per vCPU); the others their catalog concurrency.
+    const concurrency = service === "page-converter" ? converterDefaults.pagesPerRenderThread * Math.max(1, Math.round(vcpu)) : size.concurrency;
     const cpuHours = (1e6 * cpuSecondsPerPage) / vcpu / 3600;
     const wallHours = wallSecondsPerPage === undefined ? 0 : (1e6 * wallSecondsPerPage) / concurrency / 3600;
     const taskHoursPerMillion = Math.max(cpuHours, wallHours);

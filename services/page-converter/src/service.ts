@@ -68,7 +68,7 @@ export interface PageConverterOptions extends WorkerObservers {
   inMemoryMaxBytes?: number;
   /** Single-page PDFs over inMemoryMaxBytes are downloaded here, one temporary directory per message. @defaultValue os.tmpdir() */
   tmpDir?: string;
-  /** Messages handled at once. @defaultValue twice the pool size, so every render thread has its next page ready */
+  /** Messages handled at once. @defaultValue four per render thread (see defaults.pagesPerRenderThread) */
   concurrency?: number;
   /** Seconds to wait for in-flight pages on stop before releasing them to the queue. @defaultValue 25 */
   stopTimeoutSeconds?: number;
@@ -185,9 +185,9 @@ export function createPageConverter(opts: PageConverterOptions): PageConverter {
     // A rendered page has its PNG, so only a page still waiting for one fails.
     onDeadLetter: (msg, error, ctx) => recordPageDeadLetter(stages, STAGE, msg, error, ctx, { failFrom: ["pending", "failed"] }),
     onPoison: (info) => recordPoison(stages.audit, STAGE, info),
-    // Twice the render threads: while one page renders, the next is downloaded and the last
-    // one's PNG uploaded and recorded, so a thread never waits on S3 or the database.
-    concurrency: opts.concurrency ?? 2 * pool.size,
+    // Several pages per render thread: while one renders, others are downloaded, uploaded and
+    // recorded, or wait in the pool's queue, so a thread never waits on S3 or the database.
+    concurrency: opts.concurrency ?? defaults.pagesPerRenderThread * pool.size,
     liveness: opts.liveness,
     metrics: opts.metrics,
     ...(opts.waitTimeSeconds !== undefined && { waitTimeSeconds: opts.waitTimeSeconds }),
