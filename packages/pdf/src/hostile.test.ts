@@ -129,6 +129,16 @@ describe("inspectPdf on hostile input", () => {
     expect((await failure(split)).code).toBe("file_too_large");
   });
 
+  it("tells the same warning every time, though mupdf drops a warning that repeats the one before it", async () => {
+    const overstated = fixture("count-overstated.pdf").path;
+    const clean = fixture("one-broken-page.pdf").path;
+    for (let n = 0; n < 3; n++) {
+      expect((await inspectPdf(overstated)).warnings).toEqual(["Document claims to have 7 pages, but only has 2."]);
+      // A file that opens without a word in between.
+      expect((await inspectPdf(clean)).warnings).toEqual([]);
+    }
+  });
+
   it("names the pages a truncated file lost", async () => {
     const e = await failure(inspectPdf(fixture("truncated-at-object.pdf").path));
     expect(e.message).toMatch(/pages are missing from the file \(pages [\d, ]+\)/);

@@ -1,5 +1,5 @@
-import type * as mupdf from "mupdf";
-import { DEFAULT_PNG_LEVEL, encodePngPixels, type RawPixels } from "./png.js";
+import * as mupdf from "mupdf";
+import { DEFAULT_PNG_LEVEL, encodePackedRowsInPlace, encodePngPixels, spareRowsForFilters } from "./png.js";
 
 /**
  * Pixel size of a page box of widthPt × heightPt points (already rotated) at dpi, scaled down
@@ -29,20 +29,27 @@ export function fitPixels(
   return size;
 }
 
+/**
+ * The RGB pixmap (no alpha) a page of width × height pixels is drawn into: with the spare row
+ * below the page that lets encodeDrawnPage add the PNG's filter bytes in place, when one is enough
+ * (see spareRowsForFilters). Drawing that spills past the page's bottom edge lands in that row and
+ * is not encoded; the rows of the page are drawn exactly as in a pixmap of the page's size.
+ */
+export function pagePixmap(width: number, height: number): mupdf.Pixmap {
+  const spare = spareRowsForFilters(width * 3, height);
+  return new mupdf.Pixmap(mupdf.ColorSpace.DeviceRGB, [0, 0, width, height + spare], false);
+}
 
-/** PNG of a mupdf pixmap at zlib `level`: the one place pages are encoded (both engines' images go through it). */
-export function encodePixmap(pixmap: mupdf.Pixmap, level = DEFAULT_PNG_LEVEL): Uint8Array {
-  // n counts the alpha channel too.
-  const channels = pixmap.getNumberOfComponents();
-  const cs = pixmap.getColorSpace();
-  const plain = (cs === null ? channels === 1 : cs.isGray() || cs.isRGB()) && channels >= 1 && channels <= 4;
-  cs?.destroy();
-  // Anything else (CMYK, a separation) is mupdf's to convert; pages are always drawn in RGB.
-  if (!plain) return pixmap.asPNG();
-  return encodePngPixels(
-    { data: pixmap.getPixels(), width: pixmap.getWidth(), height: pixmap.getHeight(), stride: pixmap.getStride(), channels: channels as RawPixels["channels"] },
-    level,
-  );
+/**
+ * PNG at zlib `level` of the page's `height` rows of a pixmap made by pagePixmap: the one place
+ * mupdf's pages are encoded. With a spare row the pixels are encoded where mupdf drew them, not
+ * copied out first (a page at 150 dpi is ~6 MB of rows); they are not usable afterwards.
+ */
+export function encodeDrawnPage(pixmap: mupdf.Pixmap, height: number, level = DEFAULT_PNG_LEVEL): Uint8Array {
+  const width = pixmap.getWidth();
+  const data = pixmap.getPixels();
+  if (pixmap.getHeight() > height && pixmap.getStride() === width * 3) return encodePackedRowsInPlace(data, width, height, 3, level);
+  return encodePngPixels({ data, width, height, stride: pixmap.getStride(), channels: 3 }, level);
 }
 
 /** PNG of RGB pixels (3 bytes a pixel, rows of width × 3 bytes) at zlib `level`. */

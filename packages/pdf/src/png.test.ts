@@ -1,6 +1,6 @@
 import * as mupdf from "mupdf";
 import { describe, expect, it } from "vitest";
-import { encodePixmap } from "./pixels.js";
+import { encodeDrawnPage, pagePixmap } from "./pixels.js";
 import { encodePngPixels } from "./png.js";
 
 /** Deterministic pixels with edges, gradients and noise, so every level has something to squeeze. */
@@ -68,15 +68,24 @@ describe("encodePngPixels", () => {
     expect(() => encodePngPixels({ data: new Uint8Array(3), width: 1, height: 1, stride: 3, channels: 3 }, 10)).toThrow(RangeError);
   });
 
-  it("encodes a drawn page's pixmap to the same pixels mupdf's own encoder does, larger but faster levels alike", () => {
-    const pixmap = new mupdf.Pixmap(mupdf.ColorSpace.DeviceRGB, [0, 0, 120, 90], false);
+  it.each([
+    ["in place, with a spare row below the page", 120, 90],
+    ["by copy, for a page over three times as tall as wide", 10, 40],
+  ])("encodes a drawn page's pixmap %s, to the same pixels mupdf's own encoder does", (_, width, height) => {
+    const page = pixels(width, height, 3, 3);
+    const drawn = pagePixmap(width, height);
+    const plain = new mupdf.Pixmap(mupdf.ColorSpace.DeviceRGB, [0, 0, width, height], false);
     try {
-      pixmap.getPixels().set(pixels(120, 90, 3, 3));
-      const ours = decode(encodePixmap(pixmap, 1));
-      const theirs = decode(pixmap.asPNG());
+      // What spills past the page's bottom edge is not part of the page.
+      drawn.getPixels().fill(7).set(page);
+      plain.getPixels().set(page);
+      const ours = decode(encodeDrawnPage(drawn, height, 1));
+      const theirs = decode(plain.asPNG());
+      expect({ width: ours.width, height: ours.height }).toEqual({ width, height });
       expect(Buffer.from(ours.samples).equals(Buffer.from(theirs.samples))).toBe(true);
     } finally {
-      pixmap.destroy();
+      drawn.destroy();
+      plain.destroy();
     }
   });
 });

@@ -50,7 +50,7 @@ function rowBuffer(bytes: number): Buffer {
  */
 export function encodePngPixels(px: RawPixels, level = DEFAULT_PNG_LEVEL): Uint8Array {
   const { width, height, stride, channels, data } = px;
-  if (!(level >= 0 && level <= 9 && Number.isInteger(level))) throw new RangeError(`PNG level must be 0-9, got ${level}`);
+  checkLevel(level);
   const row = width * channels;
   // One filter byte (0: none) before each row, as PNG wants them.
   const raw = rowBuffer((row + 1) * height);
@@ -58,6 +58,48 @@ export function encodePngPixels(px: RawPixels, level = DEFAULT_PNG_LEVEL): Uint8
     raw[o] = 0;
     raw.set(data.subarray(y * stride, y * stride + row), o + 1);
   }
+  return encodeFilteredRows(raw, width, height, channels, level);
+}
+
+/**
+ * Spare bytes that filterRowsInPlace needs after `height` rows of `row` bytes: one filter byte a
+ * row, so one spare row holds them all when a row has at least `height` bytes (any page not over
+ * three times as tall as wide, in RGB). 0: none is enough, use encodePngPixels.
+ */
+export function spareRowsForFilters(row: number, height: number): number {
+  return height <= row ? 1 : 0;
+}
+
+/**
+ * PNG of `height` packed rows of `width` × `channels` bytes at the start of `px`, which must hold
+ * spareRowsForFilters more rows after them: the rows are moved down in place to make room for
+ * their filter bytes, so no second copy of the pixels is made (the pixels are gone afterwards).
+ */
+export function encodePackedRowsInPlace(
+  px: Uint8Array | Uint8ClampedArray,
+  width: number,
+  height: number,
+  channels: RawPixels["channels"],
+  level = DEFAULT_PNG_LEVEL,
+): Uint8Array {
+  checkLevel(level);
+  const row = width * channels;
+  const bytes = (row + 1) * height;
+  if (spareRowsForFilters(row, height) === 0 || px.length < bytes) throw new RangeError(`no room for the filter bytes of ${height} rows`);
+  // From the last row up, each row lands past where the rows above it still are.
+  for (let y = height - 1; y >= 0; y--) {
+    px.copyWithin(y * (row + 1) + 1, y * row, y * row + row);
+    px[y * (row + 1)] = 0;
+  }
+  return encodeFilteredRows(new Uint8Array(px.buffer, px.byteOffset, bytes), width, height, channels, level);
+}
+
+function checkLevel(level: number): void {
+  if (!(level >= 0 && level <= 9 && Number.isInteger(level))) throw new RangeError(`PNG level must be 0-9, got ${level}`);
+}
+
+/** PNG of rows that already carry their filter byte (0) each. */
+function encodeFilteredRows(raw: Uint8Array, width: number, height: number, channels: RawPixels["channels"], level: number): Uint8Array {
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
   header.writeUInt32BE(height, 4);

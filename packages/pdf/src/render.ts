@@ -2,7 +2,7 @@ import * as mupdf from "mupdf";
 import { isWasmAbort, PdfError, type PdfErrorCode } from "./errors.js";
 import { captureMupdfLog, checkedPageCount, distinct, errorText, openPdf, type Engine, type PdfSource } from "./open.js";
 import { loadPdfium, PdfiumDocument } from "./pdfium.js";
-import { encodePixmap, encodePng, fitPixels, inkOf } from "./pixels.js";
+import { encodeDrawnPage, encodePng, fitPixels, inkOf, pagePixmap } from "./pixels.js";
 import { DEFAULT_PNG_LEVEL } from "./png.js";
 
 export interface RenderOptions {
@@ -104,7 +104,7 @@ function drawWithMupdf(doc: mupdf.PDFDocument, pageIndex: number, dpi: number, m
       mupdf.Matrix.translate(-x0, -y0),
       mupdf.Matrix.scale(size.width / w, size.height / h),
     );
-    pixmap = new mupdf.Pixmap(mupdf.ColorSpace.DeviceRGB, [0, 0, size.width, size.height], false);
+    pixmap = pagePixmap(size.width, size.height);
     pixmap.clear(255);
     device = new mupdf.DrawDevice(mupdf.Matrix.identity, pixmap);
     captureMupdfLog(() => {
@@ -112,7 +112,9 @@ function drawWithMupdf(doc: mupdf.PDFDocument, pageIndex: number, dpi: number, m
       device!.close();
     }, messages);
     const damaged = messages.some((m) => DAMAGE.test(m));
-    return { png: encodePixmap(pixmap, pngLevel), ...size, ink: damaged ? inkOf(pixmap.getPixels()) : 0 };
+    // Counted before encoding, which reuses the pixels' memory.
+    const ink = damaged ? inkOf(pixmap.getPixels().subarray(0, size.width * 3 * size.height)) : 0;
+    return { png: encodeDrawnPage(pixmap, size.height, pngLevel), ...size, ink };
   } catch (e) {
     // An abort (WebAssembly.RuntimeError) leaves this mupdf instance unusable: not the page's fault
     // alone, so it is not labelled corrupt. RenderPool replaces a worker that hits one.
