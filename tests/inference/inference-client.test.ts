@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { crc32 } from "node:zlib";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
@@ -154,6 +155,26 @@ describe("inference client against the reference model", () => {
     expect((await prisma.document.findUniqueOrThrow({ where: { id: doc.documentId } })).failureReason).toMatch(/^page 2: .*inflates past/);
     const refused = (await auditsOf(doc.documentId)).filter((a) => a.outcome === "dead_lettered");
     expect(refused).toMatchObject([{ pageNumber: 2, errorCode: "model_http_422" }]);
+  });
+
+  test("dead-letters the image of an unknown document, and retries a page whose row is not written yet until it is", async ({ stack, prisma, model }) => {
+    const { inferenceClient, running, documentState, resultsOf, auditsOf, dlqDepth } = harness({ stack, prisma, model });
+    const { ink } = await pagePngs();
+    const doc = await seedDocument(prisma, stack.workBucket, 2);
+    const { id: _, ...page2 } = await prisma.page.findFirstOrThrow({ where: { documentId: doc.documentId, pageNumber: 2 } });
+    await prisma.page.deleteMany({ where: { documentId: doc.documentId, pageNumber: 2 } });
+    await running(inferenceClient(), async () => {
+      await uploadPageImage(stack.s3, stack.workBucket, { batchId: doc.batchId, documentId: randomUUID() }, 1, ink);
+      await uploadPageImage(stack.s3, stack.workBucket, doc, 1, ink);
+      await uploadPageImage(stack.s3, stack.workBucket, doc, 2, ink);
+      await waitFor("page 2 tried before its row exists", async () =>
+        (await auditsOf(doc.documentId)).some((a) => a.outcome === "failed" && a.errorCode === "unknown_page" && a.pageNumber === 2),
+      );
+      await prisma.page.create({ data: page2 });
+      await waitFor("document done", async () => (await documentState(doc.documentId)) === "done", 20_000);
+      await waitFor("the stray image dead-lettered", async () => (await dlqDepth()) === 1);
+    });
+    expect((await resultsOf(doc.documentId)).map((r) => r.pageNumber)).toEqual([1, 2]);
   });
 
   test("trips the breaker while the endpoint is down, dead-letters nothing, and completes once it is back", async ({ stack, prisma, model }) => {

@@ -64,10 +64,11 @@ export async function completeDocumentIfFinished(
  * trigger moves, under the same lock, at the end of each statement) are read after every
  * earlier page's statement has committed.
  */
-export function pageDoneWrites(page: { id: string; documentId: string }): Prisma.Sql {
+export function pageDoneWrites(page: { documentId: string } & ({ id: string } | { pageNumber: number })): Prisma.Sql {
+  const which = "id" in page ? Prisma.sql`"id" = ${page.id}::uuid` : Prisma.sql`"documentId" = ${page.documentId}::uuid AND "pageNumber" = ${page.pageNumber}`;
   return Prisma.sql`
     page_locked AS (
-      SELECT "id", "state" FROM "Page" WHERE "id" = ${page.id}::uuid FOR NO KEY UPDATE
+      SELECT "id", "state" FROM "Page" WHERE ${which} FOR NO KEY UPDATE
     ),
     document_locked AS (
       SELECT d."id", d."state",

@@ -133,9 +133,18 @@ export function errorCode(e: Error): string {
  * error from a statement run by `queryRows`.
  */
 export function isForeignKeyViolation(e: unknown): boolean {
+  return isPostgresError(e, "23503", "ForeignKeyConstraintViolation") || (e as { code?: unknown } | null)?.code === "P2003";
+}
+
+/** A write refused because a NOT NULL column got no value (Postgres 23502), from pg or a raw statement's P2010. */
+export function isNotNullViolation(e: unknown): boolean {
+  return isPostgresError(e, "23502", "NullConstraintViolation");
+}
+
+function isPostgresError(e: unknown, sqlState: string, adapterKind: string): boolean {
   if (typeof e !== "object" || e === null) return false;
   const { code, meta } = e as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } } };
-  if (code === "P2003" || code === "23503") return true;
+  if (code === sqlState) return true;
   const cause = meta?.driverAdapterError?.cause;
-  return code === "P2010" && (cause?.kind === "ForeignKeyConstraintViolation" || cause?.originalCode === "23503");
+  return code === "P2010" && (cause?.kind === adapterKind || cause?.originalCode === sqlState);
 }

@@ -15,6 +15,7 @@ export {
   coerceError,
   errorCode,
   isForeignKeyViolation,
+  isNotNullViolation,
   isTransient,
   type ErrorIds,
   type DocpipeErrorOptions,

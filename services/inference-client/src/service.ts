@@ -1,18 +1,16 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { Prisma, queryRows, type PrismaClient } from "@docpipe/db";
+import type { PrismaClient } from "@docpipe/db";
 import {
   StageRunner,
-  alreadyDone,
-  type AlreadyDone,
   type Committed,
   type StageScope,
-  type DocumentRef,
   childLogger,
   consumedQueue,
   createWorker,
   DEFAULT_STOP_TIMEOUT_SECONDS,
   failureReason,
-  finishPage,
+  isForeignKeyViolation,
+  isNotNullViolation,
   parseImageKey,
   parseS3Event,
   PermanentError,
@@ -102,36 +100,34 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
       return;
     }
     const log = childLogger(ctx.logger, { batchId: ref.batchId, documentId: ref.documentId, pageNumber: ref.pageNumber });
-    await stages.run({
-      stage: STAGE,
-      unit: ref,
-      ctx: { ...ctx, logger: log },
-      // A permanent failure is recorded once, by onDeadLetter, with the page's reason.
-      recordPermanentFailure: false,
-      lookup: () => unscored(ref, record.key),
-      work: (a, page) => score(record, page, a, signal),
-    });
+    const page = { batchId: ref.batchId, documentId: ref.documentId, pageNumber: ref.pageNumber };
+    try {
+      await stages.run({
+        stage: STAGE,
+        unit: ref,
+        ctx: { ...ctx, logger: log },
+        // A permanent failure is recorded once, by onDeadLetter, with the page's reason.
+        recordPermanentFailure: false,
+        // The claim is the page's only look: a redelivery of a scored (done) page loses it, and is
+        // recorded as a lookup would have; the result statement finds the page row itself.
+        checkRecordedWhenDone: true,
+        work: (a) => score(record, page, a, signal),
+      });
+    } catch (e) {
+      // The `started` record names a batch and document that do not exist: a stray object.
+      if (e instanceof TransientError && e.code === "audit_write_failed" && isForeignKeyViolation(e.cause)) throw await missingPage(page, record.key, e);
+      throw e;
+    }
   }
 
-  async function unscored(ref: DocumentRef & { pageNumber: number }, key: string): Promise<PageRef | AlreadyDone> {
-    const [row] = await queryRows<{ id: string; scored: boolean }>(
-      prisma,
-      Prisma.sql`SELECT p.id, EXISTS (SELECT 1 FROM "InferenceResult" r WHERE r."pageId" = p.id) AS scored
-                 FROM "Page" p WHERE p."documentId" = ${ref.documentId}::uuid AND p."pageNumber" = ${ref.pageNumber}`,
-    );
-    if (!row) {
-      const doc = await prisma.document.findUnique({ where: { id: ref.documentId }, select: { id: true } });
-      const errIds = { documentId: ref.documentId, pageNumber: ref.pageNumber, key };
-      // No document: a stray object no retry will explain. A document without this page row
-      // is a producer that has not written it yet: retry.
-      if (!doc) throw new PermanentError("unknown_document", `no document ${ref.documentId} for ${key}`, errIds);
-      throw new TransientError("unknown_page", `document has no page ${ref.pageNumber} yet`, errIds);
-    }
-    const page = { id: row.id, batchId: ref.batchId, documentId: ref.documentId, pageNumber: ref.pageNumber };
-    if (!row.scored) return page;
-    // Duplicate delivery: the result exists; only make sure page and document caught up.
-    const documentDone = await finishPage(prisma, page);
-    return alreadyDone({ reason: "result_exists", documentDone }, { checkRecorded: true });
+  /** Why a page has no row (rare: only then is this looked up). */
+  async function missingPage(page: PageRef, key: string, cause: unknown): Promise<Error> {
+    const doc = await prisma.document.findUnique({ where: { id: page.documentId }, select: { id: true } });
+    const errIds = { cause, documentId: page.documentId, pageNumber: page.pageNumber, key };
+    // No document: a stray object no retry will explain. A document without this page row
+    // is a producer that has not written it yet: retry.
+    if (!doc) return new PermanentError("unknown_document", `no document ${page.documentId} for ${key}`, errIds);
+    return new TransientError("unknown_page", `document has no page ${page.pageNumber} yet`, errIds);
   }
 
   async function score(record: S3EventRecord, page: PageRef, a: StageScope, signal: AbortSignal): Promise<Committed> {
@@ -140,7 +136,14 @@ export function createInferenceClient(opts: InferenceClientOptions): InferenceCl
     const details = { model: outcome.response.model, features: outcome.response.features, latencyMs, calls };
     // The result, the page, its document and the succeeded record in one statement: a kill
     // cannot leave a scored page whose trail lacks the stage, or a last page whose document waits.
-    const { committed, row } = await a.commitStatement<PageDoneRow>(details, scoredWrites(page, outcome.response, latencyMs));
+    let committed: Committed;
+    let row: PageDoneRow;
+    try {
+      ({ committed, row } = await a.commitStatement<PageDoneRow>(details, scoredWrites(page, outcome.response, latencyMs)));
+    } catch (e) {
+      if (!isNotNullViolation(e)) throw e;
+      throw await missingPage(page, record.key, e);
+    }
     const documentEnded = await settleBatchIfEnded(prisma, page.batchId, row);
     a.log.info({ latencyMs, calls, features: outcome.response.features }, "page scored");
     if (documentEnded) a.log.info({ state: row.documentState }, "document ended");
