@@ -20,6 +20,8 @@ const Env = z.object({
   LOG_LEVEL: z.string().default("info"),
   // The measure is synchronous (one core per process), so one process per core: 0 = as many as CPUs.
   MODEL_WORKERS: z.coerce.number().int().min(0).max(256).default(0),
+  // At least the page converter's MAX_PIXELS, or its largest pages are refused (422).
+  MAX_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
 });
 type Env = z.infer<typeof Env>;
 
@@ -35,7 +37,7 @@ async function serve(env: Env, logger: Logger): Promise<void> {
     // each page's inflated pixels (~6 MB at 150 dpi) are external memory that V8 reclaims with a
     // full mark-compact every few pages, and on a thread of its own that marks the measure's few
     // MB of heap, not the S3 client's ~20.
-    const model = await startReferenceModel({ s3, port: env.PORT, host: env.HOST, logger, measureThreads: 1 });
+    const model = await startReferenceModel({ s3, port: env.PORT, host: env.HOST, logger, measureThreads: 1, maxPixels: env.MAX_PIXELS });
     await new Promise<void>((resolve) => {
       process.once("SIGTERM", resolve);
       process.once("SIGINT", resolve);

@@ -75,16 +75,18 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     for (const s of started.reverse()) await s.stop();
   };
   try {
+    // The limits a deployment sets per service (MAX_PAGES, MAX_PIXELS), given once here.
+    const maxPages = opts.maxPages !== undefined ? { maxPages: opts.maxPages } : {};
+    const maxPixels = opts.maxPixels !== undefined ? { maxPixels: opts.maxPixels } : {};
     const model = await startReferenceModel({
       s3,
       logger: logger.child({ service: "reference-model" }),
+      // It reads every page the converter may write.
+      ...maxPixels,
       ...(opts.modelFaults && { faults: opts.modelFaults }),
     });
     started.push(model);
     const common = { sqs, s3, prisma, queueUrls, ...(waitTimeSeconds !== undefined && { waitTimeSeconds }) };
-    // The limits a deployment sets per service (MAX_PAGES, MAX_PIXELS), given once here.
-    const maxPages = opts.maxPages !== undefined ? { maxPages: opts.maxPages } : {};
-    const maxPixels = opts.maxPixels !== undefined ? { maxPixels: opts.maxPixels } : {};
     const splitting = { workBucket, ...maxPages, ...(opts.nativeSplitMinBytes !== undefined && { nativeMinBytes: opts.nativeSplitMinBytes }) };
     const ingestion = createIngestionService({
       prisma,
