@@ -76,11 +76,11 @@ describe("splitter, large role", () => {
     await largeProducer(stack).send([{ version: 1, batchId: doc.batchId, documentId: doc.documentId, bucket: doc.bucket, key: doc.key, size: doc.size }]);
     // 249 three-page chunks take several 2-second visibility windows; a free second slot would
     // take the message again the moment it reappeared.
-    // Each chunk upload is held 25 ms, so the split outlasts two windows on any machine, however fast.
+    // Each chunk upload is held 100 ms (four go at once), so the split outlasts two windows on any machine, however fast.
     const s3 = new S3Client({ region: stack.region, endpoint: stack.s3Endpoint, forcePathStyle: true, credentials: stack.credentials });
     s3.middlewareStack.add(
       (next, context) => async (args) => {
-        if (context.commandName === "PutObjectCommand") await new Promise((r) => setTimeout(r, 25));
+        if (context.commandName === "PutObjectCommand") await new Promise((r) => setTimeout(r, 100));
         return next(args);
       },
       { step: "initialize", name: "slowUploads" },

@@ -40,6 +40,7 @@ import {
   type WorkerObservers,
 } from "@docpipe/queue";
 import { defaults } from "./defaults.js";
+import { PieceUploads } from "./uploads.js";
 
 export type SplitterRole = "large" | "small";
 
@@ -127,7 +128,7 @@ function batcher<K extends "small" | "singlePage">(
 /**
  * The splitter service. Both roles stream their input from S3 to a local file and open it with
  * random-access reads, so memory does not grow with the file; pieces come back from the worker
- * in memory, at most two at a time, and are uploaded from there. Keys, rows and messages are deterministic per page range,
+ * in memory and are uploaded from there, several at once (see PieceUploads). Keys, rows and messages are deterministic per page range,
  * so a redelivered message rewrites the same objects and upserts the same rows.
  */
 export function createSplitter(opts: SplitterOptions): Splitter {
@@ -151,6 +152,7 @@ export function createSplitter(opts: SplitterOptions): Splitter {
   const pdf = (): PdfPool => opts.pool ?? (ownPool ??= new PdfPool({ size: opts.pdfThreads ?? concurrency }));
   const smallProducer = new QueueProducer({ sqs, queueUrl: queueUrls.small.url, queue: "small", logger });
   const singlePageProducer = new QueueProducer({ sqs, queueUrl: queueUrls.singlePage.url, queue: "singlePage", logger });
+  const pieceUploads = () => new PieceUploads(defaults.uploadsPerSplit, defaults.uploadBytesPerSplit);
 
   /**
    * A document already done or failed has nothing left to split; a missing one is a message
@@ -208,15 +210,23 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     // The chunks' rows exist before their messages do: one statement per group.
     const send = batcher(smallProducer, (group) => recordChunks(prisma, msg, group));
     let chunks = 0;
-    // Chunks come back from the worker in memory, at most two at a time: no chunk file.
-    for await (const chunk of pdf().splitPieces(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, ...limits })) {
-      // A stop (SIGTERM) releases a long split between pieces instead of holding the task past its grace period.
-      a.throwIfStopping();
-      const key = chunkKey(msg, chunk.first, chunk.last);
-      await uploadFile(s3, workBucket, key, chunk.bytes, "application/pdf", { tags: intermediateTags("chunk") });
-      await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key,
-        firstPage: chunk.first, lastPage: chunk.last });
-      chunks++;
+    // Chunks come back from the worker in memory: no chunk file.
+    const uploads = pieceUploads();
+    try {
+      for await (const chunk of pdf().splitPieces(src, { dir: join(dir, "chunks"), pagesPerChunk: chunkPages, ...limits })) {
+        // A stop (SIGTERM) releases a long split between pieces instead of holding the task past its grace period.
+        a.throwIfStopping();
+        const key = chunkKey(msg, chunk.first, chunk.last);
+        await uploads.add(chunk.bytes.byteLength, async () => {
+          await uploadFile(s3, workBucket, key, chunk.bytes, "application/pdf", { tags: intermediateTags("chunk") });
+          await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key,
+            firstPage: chunk.first, lastPage: chunk.last });
+        });
+        chunks++;
+      }
+      await uploads.settle();
+    } finally {
+      await uploads.idle();
     }
     await send.flush();
     log.info({ pageCount, chunks, bytes }, "document split into chunks");
@@ -246,13 +256,21 @@ export function createSplitter(opts: SplitterOptions): Splitter {
     const send = batcher(singlePageProducer, (group) =>
       recordPagesSplit(prisma, msg, group.map((m) => ({ pageNumber: m.pageNumber, pdfKey: m.key })), { splitting: true }),
     );
-    for await (const piece of pdf().splitPieces(src, { dir: join(dir, "pages"), pagesPerChunk: 1, ...limits })) {
-      a.throwIfStopping();
-      // Page numbers are the original document's: a chunk of pages 731-740 yields pages 731..740.
-      const pageNumber = msg.firstPage + piece.first - 1;
-      const key = pageKey(msg, pageNumber);
-      await uploadFile(s3, workBucket, key, piece.bytes, "application/pdf", { tags: intermediateTags("page") });
-      await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key, pageNumber });
+    const uploads = pieceUploads();
+    try {
+      for await (const piece of pdf().splitPieces(src, { dir: join(dir, "pages"), pagesPerChunk: 1, ...limits })) {
+        a.throwIfStopping();
+        // Page numbers are the original document's: a chunk of pages 731-740 yields pages 731..740.
+        const pageNumber = msg.firstPage + piece.first - 1;
+        const key = pageKey(msg, pageNumber);
+        await uploads.add(piece.bytes.byteLength, async () => {
+          await uploadFile(s3, workBucket, key, piece.bytes, "application/pdf", { tags: intermediateTags("page") });
+          await send.add({ version: 1, batchId: msg.batchId, documentId: msg.documentId, bucket: workBucket, key, pageNumber });
+        });
+      }
+      await uploads.settle();
+    } finally {
+      await uploads.idle();
     }
     await send.flush();
     log.info({ pages: expected }, "split into pages");
