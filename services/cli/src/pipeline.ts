@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { createOrchestrator } from "@docpipe/chunking-orchestrator";
 import { createFailsafe, type FailsafeOptions } from "@docpipe/failsafe";
 import { createInferenceClient } from "@docpipe/inference-client";
@@ -83,6 +84,9 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       logger: logger.child({ service: "reference-model" }),
       // It reads every page the converter may write.
       ...maxPixels,
+      // A measure thread takes ~7 ms a page (~150 pages/s), far more than a core renders; each
+      // thread more is an isolate to start (~100 CPU-ms) and to collect, for pages it never gets.
+      measureThreads: Math.max(1, Math.floor(availableParallelism() / 4)),
       ...(opts.modelFaults && { faults: opts.modelFaults }),
     });
     started.push(model);
