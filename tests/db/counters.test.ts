@@ -111,8 +111,14 @@ test("a change to no counted column counts nothing; a change to any one of them 
     WHERE ("documentId" = ${a.id}::uuid AND "pageNumber" = 2) OR "documentId" = ${b.id}::uuid`;
   await prisma.document.updateMany({ where: { id: b.id }, data: { pageCount: 3 } });
   await prisma.document.updateMany({ where: { id: a.id }, data: { duplicateOfId: b.id, state: "done" } });
+  // A result's uncounted columns, then its features.
+  const page = await prisma.page.findFirstOrThrow({ where: { documentId: b.id } });
+  const result = await score(prisma, page, ["ink"]);
+  await prisma.inferenceResult.update({ where: { id: result.id }, data: { latencyMs: 9, output: { ink: 0.5 } } });
+  await prisma.inferenceResult.update({ where: { id: result.id }, data: { features: ["ink", "blank"] } });
   const counters = Object.fromEntries(await readBatchCounters(prisma, batch.id));
   expect(counters).toMatchObject({ "pages.imaged": 1, "pages.degraded": 1, "pages.degraded:jbig2": 1, "pages.done": 1, "pages.pending": 2, "pages.expected": 5, "documents.duplicates": 1 });
+  expect([counters.results, counters["features.pages:ink"], counters["features.pages:blank"]]).toEqual([1, 1, 1]);
   expect(await counterDrift(prisma, batch.id)).toEqual([]);
   const finished = await prisma.document.findMany({ where: { batchId: batch.id }, select: { id: true, pagesFinished: true }, orderBy: { pageCount: "asc" } });
   expect(finished.map((d) => [d.id, d.pagesFinished])).toEqual([[a.id, 0], [b.id, 1]]);
