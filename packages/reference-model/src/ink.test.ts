@@ -26,6 +26,24 @@ describe("measureInk", () => {
     expect((await measureInk(png(300, 300, 2, 2), { blankThreshold: 0.00001 })).blank).toBe(false);
   });
 
+  it("reads a PNG with alpha as if on white paper", async () => {
+    // 10×10 RGBA: transparent, but for an opaque black row and a half-transparent black one.
+    const pix = new mupdf.Pixmap(mupdf.ColorSpace.DeviceRGB, [0, 0, 10, 10], true);
+    try {
+      const px = pix.getPixels();
+      px.fill(0);
+      for (let x = 0; x < 10; x++) {
+        px[x * 4 + 3] = 255;
+        px[pix.getStride() + x * 4 + 3] = 100;
+      }
+      const r = await measureInk(pix.asPNG());
+      expect(r).toMatchObject({ width: 10, height: 10, inkPixels: 10 });
+      expect(r.meanGray).toBeCloseTo((10 * 0 + 10 * 155 + 80 * 255) / 100, 6);
+    } finally {
+      pix.destroy();
+    }
+  });
+
   it("rejects bytes that are not an image", async () => {
     await expect(measureInk(new TextEncoder().encode("not a png"))).rejects.toThrow(ImageDecodeError);
   });

@@ -39,8 +39,8 @@ let mupdfModule: Promise<typeof Mupdf> | undefined;
 /**
  * Decodes an image, converts it to gray and measures how much of the page is ink. The 8-bit gray
  * and RGB PNGs the pipeline writes are read with Node's zlib (see pngInk); anything else (JPEG,
- * palette or alpha PNGs, ...) with mupdf, whose transparent pixels are composited as mupdf does
- * when dropping alpha. Synchronous work: the only wait is mupdf's first load.
+ * palette or alpha PNGs, ...) with mupdf, whose transparent pixels are composited over white, as
+ * on paper. Synchronous work: the only wait is mupdf's first load.
  */
 export async function measureInk(bytes: Uint8Array, opts: InkOptions = {}): Promise<InkResult> {
   const inkThreshold = opts.inkThreshold ?? 128;
@@ -78,23 +78,27 @@ function withMupdf(mupdf: typeof Mupdf, bytes: Uint8Array, inkThreshold: number,
   }
   let gray: Mupdf.Pixmap | undefined;
   try {
-    const cs = pixmap.getColorSpace();
-    gray =
-      cs?.isGray() && pixmap.getAlpha() === 0 ? pixmap : pixmap.convertToColorSpace(mupdf.ColorSpace.DeviceGray, false);
+    // mupdf keeps alpha through a conversion (it refuses to drop it), premultiplied: over white
+    // paper a pixel reads gray + (255 - alpha).
+    const alpha = pixmap.getAlpha() === 1;
+    gray = pixmap.getColorSpace()?.isGray() ? pixmap : pixmap.convertToColorSpace(mupdf.ColorSpace.DeviceGray, alpha);
     const width = gray.getWidth();
     const height = gray.getHeight();
     const stride = gray.getStride();
+    const n = gray.getNumberOfComponents(); // 1, or 2 with alpha
     const pixels = gray.getPixels();
     let inkPixels = 0;
     let graySum = 0;
     for (let y = 0; y < height; y++) {
-      for (let x = y * stride, end = x + width; x < end; x++) {
-        const v = pixels[x]!;
+      for (let x = y * stride, end = x + width * n; x < end; x += n) {
+        const v = n === 2 ? pixels[x]! + 255 - pixels[x + 1]! : pixels[x]!;
         graySum += v;
         if (v < inkThreshold) inkPixels++;
       }
     }
     return { width, height, inkPixels, graySum };
+  } catch (cause) {
+    throw new ImageDecodeError("the object is not an image the model can read", { cause });
   } finally {
     if (gray && gray !== pixmap) gray.destroy();
     pixmap.destroy();
