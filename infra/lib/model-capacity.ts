@@ -15,7 +15,7 @@ import { ConfigError, int, num, str, type Lookup } from "./context.js";
  * prints the load average of the run; see bench/README.md for the recorded figures. Round
  * down: this is what the plan promises the endpoint can carry.
  */
-export const REFERENCE_REQUESTS_PER_SECOND_PER_VCPU = 120;
+export const REFERENCE_REQUESTS_PER_SECOND_PER_VCPU = 170;
 
 /** vCPUs of the real-time instance types worth running the reference model on (CPU only). */
 export const instanceVcpus: Readonly<Record<string, number>> = {
