@@ -244,6 +244,24 @@ describe("failsafe: ingest and single-page dead letters", () => {
     const started = await prisma.auditEvent.findFirstOrThrow({ where: { ...wholeMessage, outcome: "started" } });
     expect([started.errorCode, started.details]).toMatchObject(["receive_count_exceeded", { dlReason: "redriven", queue: "singlePage" }]);
   });
+  test("a done page without its image (scored, but its converter died before writing the row) is rendered for its facts", async ({ stack, prisma }) => {
+    const [doc] = (await classifiedSmall(stack, prisma, ["in/three.pdf"])) as [DocumentRef & { key: string }];
+    await prisma.document.update({ where: { id: doc.documentId }, data: { state: "converting" } });
+    const single = await generatePdf(join(dir, "page-3.pdf"), [{ widthPt: 288, heightPt: 432, content: "mixed" }]);
+    await putObject(stack.s3, stack.workBucket, pageKey(doc, 3), single.path);
+    await prisma.page.create({ data: { documentId: doc.documentId, pageNumber: 3, pdfKey: pageKey(doc, 3), state: "done" } });
+    const body = JSON.stringify({ version: 1, ...doc, bucket: stack.workBucket, key: pageKey(doc, 3), pageNumber: 3 });
+    await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.queueUrls.singlePage.dlqUrl, MessageBody: body }));
+
+    const wholeMessage = { stage: "failsafe", details: { path: ["queue"], equals: "singlePage" } } as const;
+    await running([failsafe(stack, prisma)], () =>
+      waitFor("the copy handled", async () => ((await prisma.auditEvent.count({ where: { ...wholeMessage, outcome: "succeeded" } })) === 1 ? true : undefined), 30_000),
+    );
+    const page = await prisma.page.findFirstOrThrow({ where: { documentId: doc.documentId, pageNumber: 3 } });
+    expect([page.imageKey, page.width, page.height, page.state]).toEqual([imageKey(doc, 3), 288, 432, "done"]);
+    const [outcome] = await prisma.auditEvent.findMany({ where: { ...wholeMessage, outcome: "succeeded" } });
+    expect(outcome!.details).toMatchObject({ rendered: 1, skipped: 0 });
+  });
 });
 
 describe("failsafe: converted-image replays", () => {

@@ -1,27 +1,13 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
-import { start } from "@docpipe/local-stack";
+import { isAlive as isRunning, start } from "@docpipe/local-stack";
 import { describe, expect, onTestFinished, test } from "vitest";
 import { waitFor } from "../fixtures/wait.js";
-
-/** Whether the process exists and is not a zombie (an orphan that exited is reaped by whoever adopted it, eventually). */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return true;
-  }
-}
 
 const HOLD_STACK = path.join(import.meta.dirname, "support/hold-stack.ts");
 

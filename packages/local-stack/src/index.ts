@@ -9,7 +9,7 @@ export {
   type StackState,
 } from "./stack.js";
 export { LocalStackError } from "./errors.js";
-export { freePort } from "./process.js";
+export { freePort, isAlive } from "./process.js";
 export { openStudio, type StudioOptions } from "./studio.js";
 export {
   startUsagePlanGateway,

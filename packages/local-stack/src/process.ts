@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from "node:fs";
 import net from "node:net";
 
 /** A TCP port that is free on 127.0.0.1 right now (the OS picks it). */
@@ -13,13 +14,22 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Whether a process with this id exists (signal 0 checks without signalling). */
+/**
+ * Whether a process with this id is running (signal 0 checks without signalling). A zombie is
+ * not: it has exited and only waits for its parent to reap it, which a parent that just killed
+ * it may not have done yet (Linux: state Z in /proc/<pid>/stat).
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     // EPERM: it exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    // No /proc (not Linux), or it went in between: trust the signal.
+    return existsSync("/proc") ? false : true;
   }
 }

@@ -115,8 +115,10 @@ export async function breakDown(deps: BreakdownDeps, job: BreakdownJob, a: Stage
     a.throwIfStopping();
     const where = { documentId_pageNumber: { documentId: doc.documentId, pageNumber } };
     const existing = await prisma.page.findUnique({ where, select: { state: true, imageKey: true } });
-    // The PNG is uploaded before the row says rendered, so a rendered row means the PNG is there.
-    if (existing && (existing.state === "done" || (existing.state === "rendered" && existing.imageKey))) {
+    // The PNG is uploaded before the row gets its imageKey, so a row with one means the PNG is there. A done
+    // row without one was scored from a PNG whose converter died before writing the row: render it again
+    // for its facts, as the converter's claim does (the page stays done).
+    if (existing?.imageKey && (existing.state === "done" || existing.state === "rendered")) {
       result.skipped++;
       return;
     }
