@@ -11,17 +11,26 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => performance.now(),
+  // At least `ms` on now()'s scale: a timer runs off the event loop's cached time and can fire a
+  // fraction of a millisecond early, and a Retry-After of 1 s must not be retried at 999.9 ms.
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(abortReason(signal));
+      const until = performance.now() + Math.max(0, ms);
+      let timer: NodeJS.Timeout;
       const onAbort = () => {
         clearTimeout(timer);
         reject(abortReason(signal!));
       };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, Math.max(0, ms));
+      const wait = (left: number) => {
+        timer = setTimeout(() => {
+          const rest = until - performance.now();
+          if (rest > 0) return wait(Math.ceil(rest));
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        }, left);
+      };
+      wait(Math.max(0, ms));
       signal?.addEventListener("abort", onAbort, { once: true });
     }),
 };
