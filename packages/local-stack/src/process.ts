@@ -29,7 +29,7 @@ export function isAlive(pid: number): boolean {
   try {
     return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
   } catch {
-    // No /proc (not Linux), or it went in between: trust the signal.
-    return existsSync("/proc") ? false : true;
+    // With /proc, an unreadable entry means it exited in between; without (not Linux), trust the signal.
+    return !existsSync("/proc");
   }
 }
